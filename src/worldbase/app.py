@@ -1,0 +1,95 @@
+"""create_app(settings) -> FastAPI: core middleware, core routes and the enabled apps' routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from worldbase import __version__
+from worldbase.apps.bestiary.router import router as bestiary_router
+from worldbase.apps.dnd.router import router as dnd_router
+from worldbase.apps.habitats.router import router as habitats_router
+from worldbase.apps.osm.router import router as osm_router
+from worldbase.apps.samsyn.router import router as samsyn_router
+from worldbase.core.api.auth import router as auth_router
+from worldbase.core.api.jobs import router as jobs_router
+from worldbase.core.api.meta import router as meta_router
+from worldbase.core.api.webhooks import router as webhooks_router
+from worldbase.core.errors import install_error_handlers
+from worldbase.core.http import RequestContextMiddleware, configure_logging
+from worldbase.core.services import Services
+from worldbase.settings import Settings, get_settings
+
+log = logging.getLogger("worldbase")
+
+# Every router, in one list: (router, prefix, tags). Core first, then one block per app;
+# app routes keep their seed's paths verbatim, so the prefixes are empty.
+CORE_ROUTERS: list[tuple[APIRouter, str, list[str]]] = [
+    (meta_router, "", ["meta"]),
+    (auth_router, "/api/auth", ["auth"]),
+    (webhooks_router, "/api/webhooks", ["auth"]),
+    (jobs_router, "/api/jobs", ["jobs"]),
+]
+APP_ROUTERS: dict[str, list[tuple[APIRouter, str, list[str]]]] = {
+    "habitats": [(habitats_router, "", ["habitats"])],
+    "samsyn": [(samsyn_router, "", ["samsyn"])],
+    "dnd": [(dnd_router, "", ["dnd"])],
+    "osm": [(osm_router, "", ["osm"])],
+    "bestiary": [(bestiary_router, "", ["bestiary"])],
+}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.check()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await Services.start(settings)
+        app.state.services = services
+        app.state.db = services.db
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(
+        title="Worldbase",
+        version=__version__,
+        description=(
+            "One backend for map, game and 3D-asset apps: habitats, SamSyn, D&D images, "
+            "OSM tracking and the bestiary, on a shared core. Errors always have the shape "
+            '`{"status": "error", "code": 404, "message": "...", "detail": ...}`.'
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials="*" not in settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "ETag", "Retry-After"],
+        )
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.worldbase_max_body_bytes)
+
+    for router, prefix, tags in CORE_ROUTERS:
+        app.include_router(router, prefix=prefix, tags=list(tags))
+    for name in settings.worldbase_apps:
+        for router, prefix, tags in APP_ROUTERS[name]:
+            app.include_router(router, prefix=prefix, tags=list(tags))
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Uvicorn factory used by `worldbase serve` (also with --workers)."""
+    settings = get_settings()
+    configure_logging(settings.log_level, json_logs=settings.log_json)
+    return create_app(settings)

@@ -1,0 +1,1 @@
+"""Seed apps, one package each; apps never import each other."""

@@ -1,0 +1,1 @@
+"""The bestiary app (seed app; see DESIGN.md section 3)."""

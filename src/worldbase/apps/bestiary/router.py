@@ -1,0 +1,5 @@
+"""HTTP routes of the bestiary app, at its seed's paths."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

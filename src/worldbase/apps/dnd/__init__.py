@@ -1,0 +1,1 @@
+"""The dnd app (seed app; see DESIGN.md section 3)."""

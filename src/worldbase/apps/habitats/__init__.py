@@ -1,0 +1,1 @@
+"""The habitats app (seed app; see DESIGN.md section 3)."""

@@ -1,0 +1,1 @@
+"""The osm app (seed app; see DESIGN.md section 3)."""

@@ -1,0 +1,1 @@
+"""The samsyn app (seed app; see DESIGN.md section 3)."""

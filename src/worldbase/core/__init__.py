@@ -1,0 +1,1 @@
+"""Infrastructure shared by every app; imports no app."""

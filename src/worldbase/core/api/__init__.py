@@ -1,0 +1,1 @@
+"""Core HTTP routes: meta (/, /health, /metrics), auth, webhooks, jobs."""

@@ -1,0 +1,5 @@
+"""Core routes: auth (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

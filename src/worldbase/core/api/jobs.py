@@ -1,0 +1,5 @@
+"""Core routes: jobs (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""Core routes: meta (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

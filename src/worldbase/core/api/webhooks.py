@@ -1,0 +1,5 @@
+"""Core routes: webhooks (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,154 @@
+"""HTTP plumbing: request ids, JSON logs, body size limit, request metrics."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+import time
+import uuid
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from worldbase.core.errors import PayloadTooLarge, error_body
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
+
+REQUEST_LATENCY = Histogram(
+    "worldbase_request_seconds",
+    "HTTP request latency by route template",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+REQUESTS_TOTAL = Counter(
+    "worldbase_requests_total", "HTTP requests by route template", ["method", "route"]
+)
+
+
+class JsonLogFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None) or request_id_var.get(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if json_logs:
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def _route_template(scope: Scope) -> str:
+    app = scope.get("app")
+    router = getattr(app, "router", None)
+    for route in getattr(router, "routes", []):
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", scope["path"]))
+    return "unmatched"
+
+
+class RequestContextMiddleware:
+    """Adds `X-Request-ID` to every response, records latency, caps request bodies.
+
+    A pure ASGI middleware (not BaseHTTPMiddleware) so streaming responses and WebSockets
+    pass through untouched.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if 0 < len(incoming) <= 128 else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                raw = list(message.get("headers", []))
+                raw.append((b"x-request-id", request_id.encode("latin-1")))
+                message["headers"] = raw
+            await send(message)
+
+        try:
+            limit = self._body_limit(scope, headers)
+            if limit is not None:
+                await self._reject_too_large(send_with_id, limit)
+                return
+            await self.app(scope, self._capped_receive(receive), send_with_id)
+        finally:
+            route = _route_template(scope)
+            elapsed = time.perf_counter() - started
+            REQUEST_LATENCY.labels(scope["method"], route, str(status_holder["status"])).observe(
+                elapsed
+            )
+            REQUESTS_TOTAL.labels(scope["method"], route).inc()
+            request_id_var.reset(token)
+
+    def _body_limit(self, scope: Scope, headers: dict[bytes, bytes]) -> int | None:
+        limit = scope.get("state", {}).get("max_body_bytes", self.max_body_bytes)
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            return int(limit)
+        return None
+
+    def _capped_receive(self, receive: Receive) -> Receive:
+        # Chunked bodies carry no Content-Length: count as they arrive.
+        received = 0
+        limit = self.max_body_bytes
+
+        async def capped() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(
+                        f"Request body is larger than {limit} bytes", detail={"limit": limit}
+                    )
+            return message
+
+        return capped
+
+    async def _reject_too_large(self, send: Send, limit: int) -> None:
+        body = json.dumps(
+            error_body(413, f"Request body is larger than {limit} bytes", {"limit": limit})
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

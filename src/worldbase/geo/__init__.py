@@ -1,0 +1,1 @@
+"""Spatial building blocks shared by the apps: geometry validation, spatial queries, tiles."""

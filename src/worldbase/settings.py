@@ -1,0 +1,179 @@
+"""Settings, read from the environment and `.env`, with the seeds' own variable names.
+
+Embedded defaults (SQLite, local files, in-process cache/jobs/hub) need no setting at all;
+production (`WORLDBASE_ENV=production`) must name its secret explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ALL_APPS = ("habitats", "samsyn", "dnd", "osm", "bestiary")
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot run a server; the message is one line saying why."""
+
+
+def _split_list(value: Any) -> Any:
+    # Accepts a JSON list (`["a","b"]`, the seeds' style) or a comma-separated string.
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- Worldbase itself -------------------------------------------------------------
+    worldbase_env: Literal["development", "production", "test"] = "development"
+    worldbase_apps: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(ALL_APPS))
+    worldbase_data_dir: Path = Path("./data")
+    worldbase_admin_email: str | None = None
+    worldbase_admin_password: str | None = None
+    # Largest accepted request body; uploads that need more say so in their own routes.
+    worldbase_max_body_bytes: int = 10 * 1024 * 1024
+    # Run the Huey consumer inside `serve` (embedded); off when dedicated workers run.
+    worldbase_inline_worker: bool | None = None
+    worldbase_worker_threads: int = 2
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # --- Database -----------------------------------------------------------------------
+    database_url: str | None = None
+    database_pool_size: int = 20
+    database_max_overflow: int = 40
+    database_pool_recycle: int = 1800
+
+    # --- Object storage -----------------------------------------------------------------
+    storage_backend: Literal["local", "s3", "gcs"] = "local"
+    storage_bucket: str | None = None
+    storage_prefix: str = ""
+    storage_path: Path | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = None
+
+    # --- Identity -----------------------------------------------------------------------
+    jwt_secret: str | None = None
+    jwt_algorithm: str = "HS256"
+    jwt_expire_minutes: int = 60
+    jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    clerk_webhook_secret: str | None = None
+
+    # --- Shared services ----------------------------------------------------------------
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    redis_url: str | None = None
+    cache_default_ttl_seconds: int = 3600
+    login_rate_limit: str = "10/minute"
+
+    # --- Seed settings (002 and friends) -----------------------------------------------------
+    gemini_api_key: str | None = None
+    max_requests_per_minute: int = 10
+    cache_expiry_days: int = 7
+    webp_quality: int = 85
+    backup_retention_days: int = 30
+    backup_dir: Path | None = None
+
+    @field_validator("worldbase_apps", "cors_origins", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("worldbase_apps")
+    @classmethod
+    def _known_apps(cls, value: list[str]) -> list[str]:
+        if value == ["all"]:
+            return list(ALL_APPS)
+        unknown = sorted(set(value) - set(ALL_APPS))
+        if unknown:
+            raise ValueError(f"unknown apps {unknown}; known: {', '.join(ALL_APPS)}")
+        return value
+
+    # --- Derived values ------------------------------------------------------------------
+    @property
+    def is_production(self) -> bool:
+        return self.worldbase_env == "production"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.worldbase_data_dir.resolve()
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The async driver URL; plain `postgresql://` and `sqlite:///` are upgraded."""
+        url = self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'worldbase.db'}"
+        for plain, driver in (
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if url.startswith(plain):
+                return driver + url[len(plain) :]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+    @property
+    def local_storage_path(self) -> Path:
+        return (self.storage_path or self.data_dir / "storage").resolve()
+
+    @property
+    def backups_path(self) -> Path:
+        return (self.backup_dir or self.data_dir / "backups").resolve()
+
+    @property
+    def inline_worker(self) -> bool:
+        """Consume jobs inside the web process unless dedicated workers do it (Redis)."""
+        if self.worldbase_inline_worker is not None:
+            return self.worldbase_inline_worker
+        return self.redis_url is None
+
+    @cached_property
+    def secret(self) -> str:
+        """The JWT signing secret; embedded mode keeps a generated one in the data dir."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        if self.is_production:
+            raise ConfigurationError(
+                "JWT_SECRET is not set: production refuses to start without a signing secret"
+            )
+        path = self.data_dir / "jwt_secret"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        path.write_text(value)
+        path.chmod(0o600)
+        return value
+
+    def check(self) -> None:
+        """Fail fast, with one line, on settings that cannot serve."""
+        _ = self.secret
+        if self.storage_backend == "s3" and not self.storage_bucket:
+            raise ConfigurationError("STORAGE_BACKEND=s3 needs STORAGE_BUCKET")
+        if self.storage_backend == "gcs":
+            raise ConfigurationError("STORAGE_BACKEND=gcs is not supported yet: use local or s3")
+        if self.is_production and self.database_url is None:
+            raise ConfigurationError("DATABASE_URL is not set: production needs PostgreSQL")
+
+
+def get_settings() -> Settings:
+    return Settings()
