@@ -77,8 +77,33 @@ async def _recreate_database(name: str) -> None:
         await conn.close()
 
 
+_created_databases: list[str] = []
+
+
+async def _drop_databases(names: list[str]) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(f"{PG_SERVER}/postgres")
+    try:
+        for name in names:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+            )
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_created_databases() -> Iterator[None]:
+    yield
+    if _created_databases:
+        asyncio.run(_drop_databases(_created_databases))
+
+
 def create_pg_database(name: str) -> str:
-    """A fresh, empty PostGIS database; returns its URL."""
+    """A fresh, empty PostGIS database, dropped at the end of the session; returns its URL."""
+    _created_databases.append(name)
     try:
         asyncio.run(_recreate_database(name))
     except OSError:
@@ -180,9 +205,7 @@ def served_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_settings(
-    tmp_path: Path, served_overrides: dict[str, Any]
-) -> Callable[..., Settings]:
+def make_settings(tmp_path: Path, served_overrides: dict[str, Any]) -> Callable[..., Settings]:
     """Settings for the current backend run; keyword overrides win."""
 
     def build(**overrides: Any) -> Settings:
@@ -194,7 +217,9 @@ def make_settings(
 
 
 @pytest.fixture(scope="session")
-def migrated_served(served_overrides: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> None:
+def migrated_served(
+    served_overrides: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
     if served_overrides:
         from worldbase.core.migrate import upgrade_head
 

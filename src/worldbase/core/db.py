@@ -8,13 +8,18 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends
-from starlette.requests import HTTPConnection
 from sqlalchemy import JSON, DateTime, MetaData, event, func
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeEngine
+from starlette.requests import HTTPConnection
 
 from worldbase.geo.spatial import register_sqlite_functions
 from worldbase.settings import Settings

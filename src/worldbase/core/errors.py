@@ -109,9 +109,3 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = "Not found"
         return error_response(exc.status_code, message, None, getattr(exc, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        request_id = getattr(request.state, "request_id", None)
-        log.exception("unhandled error", extra={"request_id": request_id})
-        return error_response(500, "Internal server error", {"request_id": request_id})

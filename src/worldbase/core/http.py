@@ -16,6 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from worldbase.core.errors import PayloadTooLarge, error_body
 
+log = logging.getLogger("worldbase.http")
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
@@ -92,6 +94,7 @@ class RequestContextMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
+                status_holder["started"] = 1
                 raw = list(message.get("headers", []))
                 raw.append((b"x-request-id", request_id.encode("latin-1")))
                 message["headers"] = raw
@@ -103,6 +106,18 @@ class RequestContextMiddleware:
                 await self._reject_too_large(send_with_id, limit)
                 return
             await self.app(scope, self._capped_receive(receive), send_with_id)
+        except Exception:
+            # Handled here rather than by Starlette's outermost error middleware so that the
+            # 500 still carries X-Request-ID; the log line carries it too.
+            log.exception("unhandled error")
+            if status_holder.get("started"):
+                raise
+            status_holder["status"] = 500
+            await self._send_json(
+                send_with_id,
+                500,
+                error_body(500, "Internal server error", {"request_id": request_id}),
+            )
         finally:
             route = _route_template(scope)
             elapsed = time.perf_counter() - started
@@ -138,13 +153,16 @@ class RequestContextMiddleware:
         return capped
 
     async def _reject_too_large(self, send: Send, limit: int) -> None:
-        body = json.dumps(
-            error_body(413, f"Request body is larger than {limit} bytes", {"limit": limit})
-        ).encode()
+        message = f"Request body is larger than {limit} bytes"
+        await self._send_json(send, 413, error_body(413, message, {"limit": limit}))
+
+    @staticmethod
+    async def _send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from alembic import context
 from sqlalchemy.engine import Connection
 
 from worldbase.core.db import Database
+from worldbase.migrations.env_filters import include_object
 from worldbase.models import metadata
 from worldbase.settings import Settings, get_settings
-
-
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    # SQLite's R*Tree index tables (and their shadow tables) are managed by geo.spatial.
-    return not (type_ == "table" and name is not None and name.startswith("rtree_"))
 
 
 def _configure(connection: Connection) -> None:

@@ -1,0 +1,152 @@
+"""`worldbase serve | worker | migrate | seed | backup | restore | users`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from worldbase.settings import ConfigurationError, Settings, get_settings
+
+app = typer.Typer(
+    help="Worldbase: one backend for map, game and 3D-asset apps.", no_args_is_help=True
+)
+users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    try:
+        settings.check()
+    except ConfigurationError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    return settings
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="HOST", help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="PORT", help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Web worker processes.")] = 1,
+) -> None:
+    """Serve the API (and, in embedded mode, run jobs in-process)."""
+    import uvicorn
+
+    settings = _settings()
+    if settings.is_sqlite:
+        from worldbase.core.migrate import upgrade_head
+
+        upgrade_head(settings)  # once here, so several workers don't race to migrate
+    uvicorn.run(
+        "worldbase.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=False,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Consume jobs (use with REDIS_URL; start as many as you like)."""
+    from worldbase.core.http import configure_logging
+    from worldbase.core.jobs import run_worker
+
+    settings = _settings()
+    configure_logging(settings.log_level, json_logs=settings.log_json)
+    run_worker(settings)
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    downgrade: Annotated[bool, typer.Option(help="Downgrade to REVISION instead.")] = False,
+) -> None:
+    """Apply database migrations (SQLite also migrates itself at start)."""
+    from alembic import command
+
+    from worldbase.core.migrate import alembic_config
+
+    settings = _settings()
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    config = alembic_config(settings)
+    if downgrade:
+        command.downgrade(config, revision)
+    else:
+        command.upgrade(config, revision)
+    console.print(f"database at {'downgraded' if downgrade else 'upgraded'} to {revision}")
+
+
+@app.command()
+def seed() -> None:
+    """Load demo data (idempotent)."""
+    from worldbase.seeding import seed_demo_data
+
+    settings = _settings()
+    for line in asyncio.run(seed_demo_data(settings)):
+        console.print(line)
+
+
+@app.command()
+def backup() -> None:
+    """Back up the database (and local storage) into the backup dir; prune old backups."""
+    from worldbase.core.backup import create_backup, prune_backups
+
+    settings = _settings()
+    path = asyncio.run(create_backup(settings))
+    console.print(f"backup written: {path}")
+    for old in prune_backups(settings):
+        console.print(f"pruned: {old}")
+
+
+@app.command()
+def restore(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Backup file.")],
+    force: Annotated[bool, typer.Option(help="Overwrite a database that has data.")] = False,
+) -> None:
+    """Restore a backup made by `worldbase backup` into an empty database."""
+    from worldbase.core.backup import restore_backup
+    from worldbase.core.errors import DomainError
+
+    settings = _settings()
+    try:
+        asyncio.run(restore_backup(settings, file, force=force))
+    except DomainError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from exc
+    console.print(f"restored from {file}")
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Argument(help="E-mail address (the login).")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, help="Password.")],
+    admin: Annotated[bool, typer.Option("--admin", help="Make the user an admin.")] = False,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+) -> None:
+    """Create a user (or update the password/admin flag of an existing one)."""
+    from worldbase.seeding import create_or_update_user
+
+    settings = _settings()
+    try:
+        created = asyncio.run(
+            create_or_update_user(settings, email=email, password=password, admin=admin, name=name)
+        )
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"{'created' if created else 'updated'} {'admin' if admin else 'user'} {email}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

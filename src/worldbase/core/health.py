@@ -1,0 +1,186 @@
+"""Health checks behind `GET /health` (seed 002's shape) and the job counts behind `/metrics`.
+
+Every check is bounded by a timeout so the endpoint never hangs, and reports a short
+string (exception class + first line), never a stack trace. Apps add their counts with
+`register_health_counter("dnd", count_fn)`; only enabled apps' counters run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worldbase import __version__
+from worldbase.core.db import Database
+from worldbase.core.models import Job, JobStatus
+from worldbase.core.services import Services
+from worldbase.settings import Settings
+
+CHECK_TIMEOUT_SECONDS = 2.0
+LOW_DISK_BYTES = 1024**3
+# A cheap round trip to the storage backend (HEAD on S3, stat locally) that writes nothing.
+STORAGE_PROBE_KEY = "health/probe"
+
+HealthCounter = Callable[[AsyncSession], Awaitable[dict[str, Any]]]
+_COUNTERS: dict[str, HealthCounter] = {}
+
+
+def register_health_counter(name: str, counter: HealthCounter) -> None:
+    """Let an app report counts (e.g. `{"images": 12}`) under `apps.<name>` in /health."""
+    _COUNTERS[name] = counter
+
+
+def short_error(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"error: timeout after {CHECK_TIMEOUT_SECONDS:g}s"
+    first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+    name = type(exc).__name__
+    return f"error: {name}: {first_line}" if first_line else f"error: {name}"
+
+
+async def _bounded(check: Awaitable[Any]) -> Any:
+    return await asyncio.wait_for(check, CHECK_TIMEOUT_SECONDS)
+
+
+async def check_database(db: Database) -> str:
+    async def ping() -> None:
+        # Bounded as a whole: the connect itself may hang on an unreachable host.
+        async with db.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    try:
+        await _bounded(ping())
+    except Exception as exc:
+        return short_error(exc)
+    return "ok"
+
+
+async def check_storage(services: Services) -> str:
+    try:
+        await _bounded(services.storage.exists(STORAGE_PROBE_KEY))
+    except Exception as exc:
+        return short_error(exc)
+    return "ok"
+
+
+def _existing_parent(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_disk_space(settings: Settings) -> dict[str, Any]:
+    try:
+        usage = shutil.disk_usage(_existing_parent(settings.data_dir))
+    except OSError as exc:
+        return {"status": short_error(exc), "free_gb": None}
+    status = "warning" if usage.free < LOW_DISK_BYTES else "ok"
+    return {"status": status, "free_gb": round(usage.free / 1024**3, 2)}
+
+
+async def check_redis(url: str) -> str:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(
+        url, socket_timeout=CHECK_TIMEOUT_SECONDS, socket_connect_timeout=CHECK_TIMEOUT_SECONDS
+    )
+    try:
+        await _bounded(client.ping())
+    except Exception as exc:
+        return short_error(exc)
+    finally:
+        await client.aclose()
+    return "ok"
+
+
+async def job_counts(db: Database) -> dict[str, int]:
+    """Jobs by status (every status present, zero when none)."""
+    async with db.sessionmaker() as session:
+        rows = await session.execute(select(Job.status, func.count()).group_by(Job.status))
+        counts = {status.value: 0 for status in JobStatus}
+        for status, count in rows.all():
+            counts[JobStatus(status).value] = int(count)
+        return counts
+
+
+async def _failed_since(db: Database, since: datetime) -> int:
+    async with db.sessionmaker() as session:
+        query = select(func.count()).where(Job.status == JobStatus.failed, Job.updated_at >= since)
+        return int((await session.execute(query)).scalar_one())
+
+
+async def check_jobs(db: Database) -> dict[str, Any]:
+    try:
+        counts = await _bounded(job_counts(db))
+        failed = await _bounded(_failed_since(db, datetime.now(UTC) - timedelta(hours=24)))
+    except Exception as exc:
+        return {
+            "status": short_error(exc),
+            "queued": None,
+            "running": None,
+            "failed_last_24h": None,
+        }
+    return {
+        "status": "ok",
+        "queued": counts[JobStatus.queued.value],
+        "running": counts[JobStatus.running.value],
+        "failed_last_24h": failed,
+    }
+
+
+async def _app_counts(db: Database, name: str, counter: HealthCounter) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        async with db.sessionmaker() as session:
+            return await counter(session)
+
+    try:
+        return await _bounded(run())
+    except Exception as exc:
+        return {"status": short_error(exc)}
+
+
+async def check_health(*, services: Services) -> dict[str, Any]:
+    """The health document; `status` is "error" when the database is unreachable."""
+    settings = services.settings
+    db = services.db
+    enabled = [name for name in settings.worldbase_apps if name in _COUNTERS]
+    database, storage, jobs, redis, *apps = await asyncio.gather(
+        check_database(db),
+        check_storage(services),
+        check_jobs(db),
+        check_redis(settings.redis_url) if settings.redis_url else _none(),
+        *(_app_counts(db, name, _COUNTERS[name]) for name in enabled),
+    )
+    checks: dict[str, Any] = {
+        "database": database,
+        "storage": storage,
+        "disk_space": await asyncio.to_thread(check_disk_space, settings),
+    }
+    if redis is not None:
+        checks["redis"] = redis
+    checks["jobs"] = jobs
+    return {
+        "status": overall_status(checks),
+        "timestamp": datetime.now(UTC).isoformat(),
+        "version": __version__,
+        "checks": checks,
+        "apps": dict(zip(enabled, apps, strict=True)),
+    }
+
+
+async def _none() -> None:
+    return None
+
+
+def overall_status(checks: dict[str, Any]) -> str:
+    if checks["database"] != "ok":
+        return "error"
+    states = [value["status"] if isinstance(value, dict) else value for value in checks.values()]
+    return "ok" if all(state == "ok" for state in states) else "degraded"

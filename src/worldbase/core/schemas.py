@@ -1,0 +1,111 @@
+"""Core API schemas: the shared base model and the identity schemas.
+
+Every schema in Worldbase derives from `Schema` and is named `XCreate / XUpdate / XRead /
+XPage`; `from_attributes` lets routes return ORM objects directly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class InputSchema(Schema):
+    """Request bodies: unknown fields are an error rather than silently dropped."""
+
+    model_config = ConfigDict(from_attributes=True, extra="forbid")
+
+
+_USER_EXAMPLE = {
+    "id": "3f2b6c1e-8a4d-4c3e-9b1a-2d5e6f7a8b9c",
+    "email": "ada@example.org",
+    "name": "Ada",
+    "avatar_url": None,
+    "is_admin": False,
+    "created_at": "2025-01-01T12:00:00Z",
+}
+
+
+class UserRead(Schema):
+    id: uuid.UUID
+    email: str | None
+    name: str | None
+    avatar_url: str | None
+    is_admin: bool
+    created_at: datetime
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={"examples": [_USER_EXAMPLE]},
+    )
+
+
+class UserCreate(InputSchema):
+    email: EmailStr
+    password: str = Field(min_length=8, max_length=128)
+    name: str | None = Field(default=None, max_length=255)
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"email": "ada@example.org", "password": "correct horse battery", "name": "Ada"}
+            ]
+        },
+    )
+
+
+class UserUpdate(InputSchema):
+    name: str | None = Field(default=None, max_length=255)
+    avatar_url: str | None = Field(default=None, max_length=2048)
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"name": "Ada Lovelace", "avatar_url": "https://example.org/ada.png"}]
+        },
+    )
+
+
+class LoginRequest(InputSchema):
+    # Not EmailStr: an operator's admin address (e.g. admin@localhost) must still log in.
+    email: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=128)
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"email": "ada@example.org", "password": "correct horse battery"}]
+        },
+    )
+
+
+class TokenRead(Schema):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires")
+    user: UserRead
+
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...",
+                    "token_type": "bearer",
+                    "expires_in": 3600,
+                    "user": _USER_EXAMPLE,
+                }
+            ]
+        },
+    )

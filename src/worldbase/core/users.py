@@ -1,0 +1,188 @@
+"""The users service: one `users` table for every app, whichever way a user came in.
+
+Password users have an email and a password hash; users of an external identity provider
+(Clerk, a game's own JWTs) are keyed by `clerk_id` (the token's `sub`) and provisioned on
+first sight. An external identity is never linked to an existing account by email alone:
+the provider's email may be unverified, and linking would hand that account over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worldbase.core.errors import Conflict, NotFound
+from worldbase.core.models import User
+
+_UNSET: Any = object()
+
+
+def normalize_email(email: str | None) -> str | None:
+    if email is None:
+        return None
+    email = email.strip().lower()
+    return email or None
+
+
+async def _hash(password: str | None) -> str | None:
+    from worldbase.core.auth import hash_password  # auth imports this module
+
+    # Argon2 takes tens of milliseconds of CPU: keep it off the event loop.
+    return None if password is None else await asyncio.to_thread(hash_password, password)
+
+
+async def get(session: AsyncSession, *, user_id: uuid.UUID) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def get_or_raise(session: AsyncSession, *, user_id: uuid.UUID) -> User:
+    user = await get(session, user_id=user_id)
+    if user is None:
+        raise NotFound("User not found")
+    return user
+
+
+async def get_by_email(session: AsyncSession, *, email: str) -> User | None:
+    normalized = normalize_email(email)
+    if normalized is None:
+        return None
+    result = await session.execute(select(User).where(User.email == normalized))
+    return result.scalar_one_or_none()
+
+
+async def get_by_subject(session: AsyncSession, *, subject: str) -> User | None:
+    result = await session.execute(select(User).where(User.clerk_id == subject))
+    return result.scalar_one_or_none()
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    email: str,
+    password: str | None,
+    is_admin: bool = False,
+    name: str | None = None,
+    avatar_url: str | None = None,
+) -> User:
+    """A password user (or, with `password=None`, one that can only log in externally)."""
+    normalized = normalize_email(email)
+    if normalized is None:
+        raise Conflict("An email address is required")
+    if await get_by_email(session, email=normalized) is not None:
+        raise Conflict("A user with this email already exists")
+    user = User(
+        email=normalized,
+        name=name,
+        avatar_url=avatar_url,
+        is_admin=is_admin,
+        password_hash=await _hash(password),
+    )
+    session.add(user)
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        # A concurrent registration won the race between our check and the insert.
+        await session.rollback()
+        raise Conflict("A user with this email already exists") from exc
+    return user
+
+
+async def update(
+    session: AsyncSession,
+    *,
+    user: User,
+    name: str | None = _UNSET,
+    avatar_url: str | None = _UNSET,
+    email: str | None = _UNSET,
+    password: str | None = _UNSET,
+    is_admin: bool | None = None,
+    is_active: bool | None = None,
+) -> User:
+    """Change only the fields given; `None` clears a nullable field."""
+    if name is not _UNSET:
+        user.name = name
+    if avatar_url is not _UNSET:
+        user.avatar_url = avatar_url
+    if email is not _UNSET:
+        normalized = normalize_email(email)
+        if normalized is not None and normalized != user.email:
+            other = await get_by_email(session, email=normalized)
+            if other is not None and other.id != user.id:
+                raise Conflict("A user with this email already exists")
+        user.email = normalized
+    if password is not _UNSET:
+        user.password_hash = await _hash(password)
+    if is_admin is not None:
+        user.is_admin = is_admin
+    if is_active is not None:
+        user.is_active = is_active
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise Conflict("A user with this email already exists") from exc
+    return user
+
+
+async def delete(session: AsyncSession, *, user: User) -> None:
+    await session.delete(user)
+    await session.commit()
+
+
+async def deactivate(session: AsyncSession, *, user: User) -> User:
+    """Disable the account and forget its personal data, keeping the row for references.
+
+    `clerk_id` stays so that a still-valid external token finds the disabled user (403)
+    instead of provisioning a fresh one.
+    """
+    user.is_active = False
+    user.email = None
+    user.name = None
+    user.avatar_url = None
+    user.password_hash = None
+    await session.commit()
+    return user
+
+
+async def upsert_from_claims(
+    session: AsyncSession,
+    *,
+    subject: str,
+    email: str | None = None,
+    name: str | None = None,
+    avatar_url: str | None = None,
+) -> User:
+    """Create or refresh the user of an external subject (a token's `sub`, a Clerk user id).
+
+    Idempotent. An email that already belongs to another account is not taken over: the
+    user is kept (or created) without it.
+    """
+    for attempt in range(2):
+        user = await get_by_subject(session, subject=subject)
+        normalized = normalize_email(email)
+        if normalized is not None:
+            owner = await get_by_email(session, email=normalized)
+            if owner is not None and (user is None or owner.id != user.id):
+                normalized = None if user is None else user.email
+        if user is None:
+            user = User(clerk_id=subject, email=normalized, name=name, avatar_url=avatar_url)
+            session.add(user)
+        elif user.is_active:
+            user.email = normalized
+            user.name = name
+            user.avatar_url = avatar_url
+        try:
+            await session.commit()
+        except IntegrityError:
+            # Two first requests of one subject raced; the second re-reads the winner's row.
+            await session.rollback()
+            if attempt:
+                raise
+            continue
+        return user
+    raise AssertionError("unreachable")

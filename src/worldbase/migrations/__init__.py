@@ -1,0 +1,1 @@
+"""The one Alembic history for the whole database."""
