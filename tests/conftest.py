@@ -255,7 +255,8 @@ def client(
 ) -> Iterator[TestClient]:
     """The app on the current backend with empty tables."""
     client = app_factory(settings)
-    client.portal.call(truncate_all, client.app.state.services)  # type: ignore[union-attr]
+    app: Any = client.app
+    client.portal.call(truncate_all, app.state.services)  # type: ignore[union-attr]
     yield client
 
 

@@ -139,7 +139,7 @@ def users_create(
 
     settings = _settings()
     try:
-        created = asyncio.run(
+        created, email = asyncio.run(
             create_or_update_user(settings, email=email, password=password, admin=admin, name=name)
         )
     except ValueError as exc:

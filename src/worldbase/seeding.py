@@ -23,8 +23,8 @@ DEMO_SEEDERS: dict[str, DemoSeeder] = {}
 
 async def create_or_update_user(
     settings: Settings, *, email: str, password: str, admin: bool, name: str | None = None
-) -> bool:
-    """Returns True when the user was created, False when an existing one was updated."""
+) -> tuple[bool, str]:
+    """(created?, normalized e-mail): created is False when an existing user was updated."""
     try:
         email = validate_email(email, check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
@@ -48,7 +48,7 @@ async def create_or_update_user(
                     existing.name = name
                 created = False
             await session.commit()
-        return created
+        return created, email
     finally:
         await database.dispose()
 
@@ -56,7 +56,7 @@ async def create_or_update_user(
 async def seed_demo_data(settings: Settings) -> list[str]:
     lines: list[str] = []
     if not settings.is_production:
-        created = await create_or_update_user(
+        created, _ = await create_or_update_user(
             settings, email=DEMO_EMAIL, password=DEMO_PASSWORD, admin=False, name="Demo user"
         )
         verb = "created" if created else "kept"

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     # Run the Huey consumer inside `serve` (embedded); off when dedicated workers run.
     worldbase_inline_worker: bool | None = None
     worldbase_worker_threads: int = 2
+    # Names this deployment's job queue and event channels in a Redis shared with others.
+    worldbase_namespace: str = Field(default="worldbase", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -81,6 +83,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     cache_default_ttl_seconds: int = 3600
     login_rate_limit: str = "10/minute"
+    # Reverse proxies in front of the app that append to X-Forwarded-For. Rate limits key
+    # on the address the outermost of them saw; 0 ignores the header (a client could
+    # otherwise pick its own key and dodge its limit).
+    trusted_proxy_count: int = 0
 
     # --- Seed settings (002 and friends) -----------------------------------------------------
     gemini_api_key: str | None = None

@@ -105,6 +105,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI turns any error raised while reading the body into a 400; the body-size cap
+        # raises PayloadTooLarge from there, and that status is the one to keep.
+        if isinstance(exc.__cause__, DomainError):
+            cause = exc.__cause__
+            return error_response(cause.status_code, cause.message, cause.detail, cause.headers)
         message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
         if exc.status_code == 404 and message == "Not Found":
             message = "Not found"

@@ -21,12 +21,14 @@ from worldbase import __version__
 from worldbase.core.db import Database
 from worldbase.core.models import Job, JobStatus
 from worldbase.core.services import Services
+from worldbase.core.storage import Storage
 from worldbase.settings import Settings
 
 CHECK_TIMEOUT_SECONDS = 2.0
 LOW_DISK_BYTES = 1024**3
-# A cheap round trip to the storage backend (HEAD on S3, stat locally) that writes nothing.
-STORAGE_PROBE_KEY = "health/probe"
+# A cheap round trip that writes nothing: listing a (normally empty) prefix fails on a
+# missing bucket or bad credentials, where a HEAD of a missing key would look fine.
+STORAGE_PROBE_PREFIX = "health/"
 
 HealthCounter = Callable[[AsyncSession], Awaitable[dict[str, Any]]]
 _COUNTERS: dict[str, HealthCounter] = {}
@@ -62,9 +64,19 @@ async def check_database(db: Database) -> str:
     return "ok"
 
 
+async def _list_probe(storage: Storage) -> None:
+    listing = storage.list(STORAGE_PROBE_PREFIX)
+    try:
+        await anext(listing, None)
+    finally:
+        aclose = getattr(listing, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 async def check_storage(services: Services) -> str:
     try:
-        await _bounded(services.storage.exists(STORAGE_PROBE_KEY))
+        await _bounded(_list_probe(services.storage))
     except Exception as exc:
         return short_error(exc)
     return "ok"
@@ -96,7 +108,7 @@ async def check_redis(url: str) -> str:
     except Exception as exc:
         return short_error(exc)
     finally:
-        await client.aclose()
+        await client.aclose()  # type: ignore[attr-defined]  # redis>=5; stubs lag
     return "ok"
 
 

@@ -1,18 +1,316 @@
-"""Jobs (stub, being built)."""
+"""Durable jobs: a `jobs` table for state, Huey for delivery, async handlers for the work.
+
+Apps register handlers with `@job_handler("kind")` (in `apps/<name>/jobs.py`) and call
+`JobRuntime.enqueue`. The row is written first, then one Huey task `run_job(job_id)` is
+queued: SqliteHuey in the data dir, or RedisHuey with `REDIS_URL`. Consumer threads run
+inside `serve` (embedded) or in `worldbase worker` processes; `job_worker.py` holds what
+they do. Jobs survive restarts, can be cancelled, and a crashed job is retried or failed.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import builtins
+import importlib
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable
 from typing import Any
 
+from huey import RedisHuey, SqliteHuey, crontab
+from huey.consumer import Consumer
+from sqlalchemy import func, select, update
+
+from worldbase.core.db import Database, utcnow
+from worldbase.core.errors import BadInput, Conflict, NotFound, ServiceUnavailable
+from worldbase.core.job_worker import (
+    _HANDLERS,
+    Handler,
+    JobCancelled,
+    JobContext,
+    JobExecution,
+    JobInterrupted,
+    job_channels,
+    job_event,
+    job_handler,
+    registered_kinds,
+)
+from worldbase.core.models import Job, JobStatus
+from worldbase.core.realtime import Hub, create_hub
+from worldbase.core.storage import Storage, create_storage
 from worldbase.settings import Settings
 
+__all__ = [
+    "Handler",
+    "JobCancelled",
+    "JobContext",
+    "JobInterrupted",
+    "JobRuntime",
+    "job_channels",
+    "job_event",
+    "job_handler",
+    "load_app_handlers",
+    "registered_kinds",
+    "run_worker",
+]
 
-class JobRuntime:
-    def __init__(self, settings: Settings, *, hub: Any, storage: Any):
+log = logging.getLogger("worldbase.jobs")
+
+
+class _Consumer(Consumer):
+    """Huey's consumer, optionally without signal handlers (it then runs in a thread)."""
+
+    def __init__(self, *args: Any, signals: bool, on_stop: Callable[[], None], **kw: Any):
+        self._signals = signals
+        self._on_stop = on_stop
+        super().__init__(*args, **kw)
+
+    def _set_signal_handlers(self) -> None:
+        if self._signals:
+            super()._set_signal_handlers()
+
+    def stop(self, graceful: bool = False) -> None:
+        self._on_stop()  # running handlers stop at their next await and are re-queued
+        super().stop(graceful=graceful)
+
+
+class JobRuntime(JobExecution):
+    """Enqueue, cancel and read jobs (web loop) and execute them (consumer threads)."""
+
+    shutdown_timeout = 10.0
+
+    def __init__(
+        self, settings: Settings, *, hub: Hub, storage: Storage, db: Database | None = None
+    ):
         self.settings = settings
+        self.hub = hub
+        self.storage = storage
+        self._db = db
+        self._own_db = db is None
+        self._stopping = threading.Event()
+        self._consumer: _Consumer | None = None
+        self._thread: threading.Thread | None = None
+        self.huey = self._build_huey()
+        self._run_task = self.huey.task(name="run_job")(self._run_job)
+        self.huey.periodic_task(crontab(minute="*"), name="reap_jobs")(self._reap)
+
+    def _build_huey(self) -> Any:
+        if self.settings.redis_url:
+            name = self.settings.worldbase_namespace
+            # BRPOP waits read_timeout seconds per poll: it bounds how long stop() takes.
+            return RedisHuey(
+                name, url=self.settings.redis_url, results=False, utc=True, read_timeout=0.5
+            )
+        path = self.settings.data_dir / "jobs.huey.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        name = self.settings.worldbase_namespace
+        return SqliteHuey(name, filename=str(path), results=False, utc=True)
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database(self.settings)
+        return self._db
+
+    # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        return None
+        self._stopping.clear()
+        # Embedded mode has one consumer, this one: whatever is `running` was interrupted.
+        only_consumer = self.settings.inline_worker and not self.settings.redis_url
+        await self._recover(self.db, every_running=only_consumer, in_worker=False)
+        if self.settings.inline_worker:
+            self._consumer = self._make_consumer(signals=False)
+            self._thread = threading.Thread(
+                target=self._consumer.run, name="worldbase-jobs", daemon=True
+            )
+            self._thread.start()
 
     async def stop(self) -> None:
-        return None
+        self._stopping.set()
+        if self._consumer is not None:
+            await asyncio.to_thread(self._stop_consumer)
+        storage = self.huey.storage
+        if hasattr(storage, "pool"):
+            storage.pool.disconnect()
+        else:
+            storage.close()
+        if self._own_db and self._db is not None:
+            await self._db.dispose()
+            self._db = None
+
+    def _stop_consumer(self) -> None:
+        assert self._consumer is not None
+        self._consumer.stop(graceful=True)
+        if self._thread is not None:
+            self._thread.join(timeout=self.shutdown_timeout)
+        self._consumer = self._thread = None
+
+    def _make_consumer(self, *, signals: bool) -> _Consumer:
+        return _Consumer(
+            self.huey,
+            signals=signals,
+            on_stop=self._stopping.set,
+            workers=self.settings.worldbase_worker_threads,
+            worker_type="thread",
+            # SqliteHuey is polled: keep an idle queue's pick-up delay under half a second.
+            initial_delay=0.05,
+            backoff=1.5,
+            max_delay=0.5,
+            shutdown_timeout=self.shutdown_timeout,
+        )
+
+    # --- web-side API ---------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        *,
+        kind: str,
+        params: dict[str, Any],
+        owner_id: uuid.UUID | None = None,
+        max_attempts: int = 2,
+    ) -> Job:
+        if kind not in _HANDLERS:
+            raise BadInput(f"Unknown job kind {kind!r}")
+        if not 1 <= max_attempts <= 20:
+            raise BadInput("max_attempts must be between 1 and 20")
+        try:
+            params = json.loads(json.dumps(params))
+        except (TypeError, ValueError) as exc:
+            raise BadInput(f"Job parameters must be JSON: {exc}") from None
+        job = Job(
+            kind=kind,
+            params=params,
+            owner_id=owner_id,
+            max_attempts=max_attempts,
+            status=JobStatus.queued,
+            progress=0.0,
+            attempts=0,
+            cancel_requested=False,
+        )
+        async with self.db.sessionmaker() as session:
+            session.add(job)
+            await session.commit()
+        try:
+            await asyncio.to_thread(self._run_task, str(job.id))
+        except Exception:
+            log.exception("could not queue job %s", job.id)
+            await self._set(
+                job.id, status=JobStatus.failed, error="could not be queued", finished_at=utcnow()
+            )
+            raise ServiceUnavailable("The job queue is unavailable") from None
+        await self._emit(job)
+        return job
+
+    async def get(self, job_id: uuid.UUID) -> Job:
+        async with self.db.sessionmaker() as session:
+            job = await session.get(Job, job_id)
+        if job is None:
+            raise NotFound("Job not found")
+        return job
+
+    async def list(
+        self,
+        *,
+        owner_id: uuid.UUID | None = None,
+        status: JobStatus | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[builtins.list[Job], int]:
+        """Jobs newest first; `owner_id=None` means every owner (admins)."""
+        query = select(Job)
+        if owner_id is not None:
+            query = query.where(Job.owner_id == owner_id)
+        if status is not None:
+            query = query.where(Job.status == status)
+        if kind is not None:
+            query = query.where(Job.kind == kind)
+        async with self.db.sessionmaker() as session:
+            total = await session.scalar(select(func.count()).select_from(query.subquery()))
+            rows = await session.scalars(
+                query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
+            )
+            return builtins.list(rows), int(total or 0)
+
+    async def cancel(self, job_id: uuid.UUID) -> Job:
+        """Queued: cancelled now. Running: the handler is stopped, then cancelled."""
+        done = await self._set(
+            job_id,
+            when=JobStatus.queued,
+            status=JobStatus.cancelled,
+            message="cancelled",
+            finished_at=utcnow(),
+        )
+        if not done and not await self._set(
+            job_id, when=JobStatus.running, cancel_requested=True, message="cancelling"
+        ):
+            job = await self.get(job_id)  # NotFound, or finished: a conflict
+            raise Conflict(f"Job is already {JobStatus(job.status).value}")
+        job = await self.get(job_id)
+        await self._emit(job)
+        return job
+
+    async def _set(
+        self, job_id: uuid.UUID, *, when: JobStatus | None = None, **values: Any
+    ) -> bool:
+        query = update(Job).where(Job.id == job_id)
+        if when is not None:
+            query = query.where(Job.status == when)
+        async with self.db.sessionmaker() as session:
+            result = await session.execute(query.values(**values))
+            await session.commit()
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def _emit(self, job: Job) -> None:
+        event = job_event(job)
+        for channel in job_channels(job):
+            try:
+                await self.hub.publish(channel, event)
+            except Exception:  # events are best effort; the table is the truth
+                log.warning("could not publish %s", channel, exc_info=True)
+
+    def _run_job(self, job_id: str) -> None:
+        """The Huey task: runs in a consumer thread."""
+        if self._stopping.is_set():
+            self._run_task(job_id)  # put it back for the next consumer; the row is untouched
+            return
+        asyncio.run(self._execute(uuid.UUID(job_id)))
+
+
+def load_app_handlers(settings: Settings) -> builtins.list[str]:
+    """Import each enabled app's `jobs` module (the house layout), registering its handlers.
+
+    The web process registers them by importing the routers; a bare worker has to ask.
+    """
+    loaded = []
+    for app in settings.worldbase_apps:
+        module = f"worldbase.apps.{app}.jobs"
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        loaded.append(module)
+    return loaded
+
+
+def run_worker(settings: Settings) -> None:
+    """`worldbase worker`: a blocking consumer (Ctrl-C / SIGTERM stop it gracefully)."""
+    loaded = load_app_handlers(settings)
+    log.info("job handlers from %s: %s", loaded or "no app", ", ".join(registered_kinds()))
+    hub = create_hub(settings)  # used only through publish_threadsafe: no start() needed
+    runtime = JobRuntime(settings, hub=hub, storage=create_storage(settings))
+
+    async def recover() -> None:
+        db = Database(settings, pooled=False)
+        try:
+            await runtime._recover(db, every_running=False, in_worker=True)
+        finally:
+            await db.dispose()
+
+    asyncio.run(recover())
+    runtime._make_consumer(signals=True).run()

@@ -1,24 +1,154 @@
-"""Rate limits (stub, being built)."""
+"""Rate limits: a moving-window limiter on the `limits` library, in memory or in Redis.
+
+With Redis every worker shares the counts, so "10/minute" means ten per minute for the
+whole deployment. Routes use `Depends(rate_limit("scope", "10/minute"))`, keyed by client IP.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import functools
+import ipaddress
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
+import redis.asyncio as aioredis
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from starlette.requests import Request
+
+from worldbase.core.errors import RateLimited
 from worldbase.settings import Settings
 
-
-class RateLimiter(Protocol):
-    async def reset(self) -> None: ...
-    async def close(self) -> None: ...
+KEY_PREFIX = "wb:limits"
 
 
-class _Stub:
+@dataclass(frozen=True)
+class RateLimitResult:
+    allowed: bool
+    retry_after_seconds: int  # 0 when allowed
+    remaining: int
+
+
+@functools.lru_cache(maxsize=256)
+def parse_limit(limit: str) -> RateLimitItem:
+    """'10/minute', '5 per second', ... ; a malformed limit is a configuration error."""
+    return parse(limit)
+
+
+def _async_uri(url: str) -> str:
+    # limits names its asyncio Redis storage by scheme: redis:// -> async+redis://.
+    if url.startswith("unix://"):
+        return "async+redis+unix://" + url.removeprefix("unix://")
+    return "async+" + url
+
+
+class RateLimiter:
+    """Moving-window limiter; the storage is built on first use, inside the running loop."""
+
+    def __init__(self, *, redis_url: str | None = None, key_prefix: str = KEY_PREFIX):
+        self.redis_url = redis_url
+        self.key_prefix = key_prefix
+        self._storage: MemoryStorage | RedisStorage | None = None
+        self._strategy: MovingWindowRateLimiter | None = None
+        self._pool: aioredis.ConnectionPool | None = None
+
+    def _limiter(self) -> MovingWindowRateLimiter:
+        # No await in here, so two first requests cannot both build a storage.
+        if self._strategy is None:
+            if self.redis_url:
+                self._pool = aioredis.ConnectionPool.from_url(self.redis_url)
+                self._storage = RedisStorage(
+                    _async_uri(self.redis_url),
+                    implementation="redispy",  # redis-py's asyncio client; no coredis
+                    key_prefix=self.key_prefix,
+                    connection_pool=self._pool,  # type: ignore[arg-type]
+                )
+            else:
+                self._storage = MemoryStorage()
+            self._strategy = MovingWindowRateLimiter(self._storage)
+        return self._strategy
+
+    async def hit(self, key: str, limit: str) -> RateLimitResult:
+        item = parse_limit(limit)
+        limiter = self._limiter()
+        allowed = await limiter.hit(item, key)
+        stats = await limiter.get_window_stats(item, key)
+        retry_after = 0 if allowed else max(1, math.ceil(stats.reset_time - time.time()))
+        return RateLimitResult(allowed, retry_after, max(0, stats.remaining))
+
     async def reset(self) -> None:
-        return None
+        """Forget every count of this limiter (in Redis: only keys under its prefix)."""
+        self._limiter()  # counts in Redis may predate this process's first hit
+        if self._pool is None:
+            await self._storage.reset()
+            return
+        client = aioredis.Redis(connection_pool=self._pool)
+        # SCAN + UNLINK rather than limits' own reset, which uses the blocking KEYS.
+        pattern = _glob_escape(self.key_prefix) + ":*"
+        keys = [key async for key in client.scan_iter(match=pattern, count=500)]
+        for start in range(0, len(keys), 500):
+            await client.unlink(*keys[start : start + 500])
 
     async def close(self) -> None:
-        return None
+        if self._pool is not None:
+            await self._pool.disconnect()
+        timer: Any = getattr(self._storage, "timer", None)  # memory storage's expiry task
+        if timer is not None and not timer.done():
+            timer.cancel()
+        self._storage = self._strategy = self._pool = None
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
 def create_rate_limiter(settings: Settings) -> RateLimiter:
-    return _Stub()
+    return RateLimiter(redis_url=settings.redis_url)
+
+
+def client_address(request: Request, *, trusted_proxies: int) -> str:
+    """The client's IP; behind N trusted proxies, the address the outermost one saw.
+
+    Each proxy appends the peer it saw to X-Forwarded-For, so only the last N entries
+    are trustworthy; entries to their left are whatever the client sent.
+    """
+    peer = request.client.host if request.client else "unknown"
+    if trusted_proxies <= 0:
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    if not hops:
+        return peer
+    candidate = hops[-trusted_proxies] if len(hops) >= trusted_proxies else hops[0]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return peer
+
+
+def rate_limit(
+    scope: str, limit: str | Callable[[Settings], str]
+) -> Callable[[Request], Awaitable[None]]:
+    """A dependency allowing `limit` requests per client IP for `scope`; else 429.
+
+    `limit` may be read from settings: `rate_limit("login", lambda s: s.login_rate_limit)`.
+    """
+
+    async def dependency(request: Request) -> None:
+        services = request.app.state.services
+        settings: Settings = services.settings
+        value = limit(settings) if callable(limit) else limit
+        client = client_address(request, trusted_proxies=settings.trusted_proxy_count)
+        result = await services.limiter.hit(f"{scope}:{client}", value)
+        if not result.allowed:
+            seconds = result.retry_after_seconds
+            raise RateLimited(
+                f"Rate limit exceeded: {value}",
+                headers={"Retry-After": str(seconds)},
+                detail={"limit": value, "retry_after": seconds},
+            )
+
+    return dependency

@@ -1,24 +1,359 @@
-"""Realtime hub (stub, being built)."""
+"""The realtime hub: publish(channel, event) / subscribe(*channels), in-process or over Redis.
+
+`MemoryHub` serves one process (embedded mode). `RedisHub` carries events through Redis
+pub/sub so a WebSocket held by worker A sees an event published on worker B. Each
+subscriber has a bounded queue; one that falls behind is dropped (its iterator raises
+`SubscriberTooSlow`) instead of slowing the publishers or the other subscribers.
+
+Events are JSON objects; both hubs round-trip them through JSON so embedded and served
+deployments deliver exactly the same values.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Protocol
+
+import redis
+import redis.asyncio as aioredis
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from worldbase.settings import Settings
+
+log = logging.getLogger("worldbase.realtime")
+
+Event = dict[str, Any]
+DEFAULT_MAX_QUEUE = 256
+WS_TRY_AGAIN_LATER = 1013  # the close code for a dropped, too-slow client
+
+
+class SubscriberTooSlow(Exception):
+    """The subscriber's queue overflowed; it was dropped and must reconnect."""
+
+
+_CLOSED = object()
+_DROPPED = object()
+
+
+class Subscription:
+    """An async iterator of the events published on some channels; `close()` ends it."""
+
+    def __init__(
+        self,
+        hub: _FanoutHub,
+        channels: tuple[str, ...],
+        max_queue: int,
+    ):
+        self.hub = hub
+        self.channels = channels
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=max_queue + 1)
+        self.max_queue = max_queue
+        self.closed = False
+        self.dropped = False
+
+    async def ready(self) -> None:
+        """Wait until events published from now on are certain to be delivered."""
+        await self.hub.wait_ready()
+
+    def _offer(self, event: Event) -> None:
+        if self.closed:
+            return
+        # One slot is kept free for the end marker, so a full queue can still be ended.
+        if self._queue.qsize() >= self.max_queue:
+            self.dropped = True
+            self._end(_DROPPED)
+            log.warning("dropped a subscriber that fell behind on %s", ",".join(self.channels))
+            return
+        self._queue.put_nowait(event)
+
+    def _end(self, marker: object) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.hub._remove(self)
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(marker)
+
+    def close(self) -> None:
+        self._end(_CLOSED)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        item = await self._queue.get()
+        if item is _DROPPED:
+            self._queue.put_nowait(_DROPPED)  # stays ended for any later call
+            raise SubscriberTooSlow(",".join(self.channels))
+        if item is _CLOSED:
+            self._queue.put_nowait(_CLOSED)
+            raise StopAsyncIteration
+        event: Event = item
+        return event
+
+    async def __aenter__(self) -> Subscription:
+        await self.ready()
+        return self
+
+    async def __aexit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 class Hub(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
+    async def publish(self, channel: str, event: Event) -> None: ...
+    def publish_threadsafe(self, channel: str, event: Event) -> None: ...
+    def subscribe(self, *channels: str, max_queue: int = DEFAULT_MAX_QUEUE) -> Subscription: ...
 
 
-class _Stub:
-    async def start(self) -> None:
+def _encode(event: Event) -> str:
+    return json.dumps(event, separators=(",", ":"), default=str)
+
+
+class _FanoutHub:
+    """Local fan-out from a channel to its subscribers' queues (both hubs share it)."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[Subscription]] = {}
+
+    def subscribe(self, *channels: str, max_queue: int = DEFAULT_MAX_QUEUE) -> Subscription:
+        if not channels:
+            raise ValueError("subscribe needs at least one channel")
+        subscription = Subscription(self, tuple(channels), max_queue)
+        for channel in channels:
+            self._subscribers.setdefault(channel, set()).add(subscription)
+        return subscription
+
+    def _remove(self, subscription: Subscription) -> None:
+        for channel in subscription.channels:
+            subscribers = self._subscribers.get(channel)
+            if subscribers is not None:
+                subscribers.discard(subscription)
+                if not subscribers:
+                    del self._subscribers[channel]
+
+    def _deliver(self, channel: str, event: Event) -> None:
+        for subscription in list(self._subscribers.get(channel, ())):
+            subscription._offer(event)
+
+    def _close_all(self) -> None:
+        for subscribers in list(self._subscribers.values()):
+            for subscription in list(subscribers):
+                subscription.close()
+
+    async def wait_ready(self) -> None:
         return None
+
+
+class MemoryHub(_FanoutHub):
+    """In-process hub: the embedded default (one process, one event loop)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        # Job worker threads publish onto this loop (see publish_threadsafe).
+        self._loop = asyncio.get_running_loop()
 
     async def stop(self) -> None:
-        return None
+        self._close_all()
+        self._loop = None
+
+    async def publish(self, channel: str, event: Event) -> None:
+        self._deliver(channel, json.loads(_encode(event)))
+
+    def publish_threadsafe(self, channel: str, event: Event) -> None:
+        loop = self._loop
+        if loop is None:
+            log.debug("hub not started; event on %s not delivered", channel)
+            return
+        payload = json.loads(_encode(event))
+        with contextlib.suppress(RuntimeError):  # the loop closed while we published
+            loop.call_soon_threadsafe(self._deliver, channel, payload)
+
+
+class RedisHub(_FanoutHub):
+    """Redis pub/sub hub: one publishing connection and one listener task per process.
+
+    The listener pattern-subscribes to every Worldbase channel and fans out locally, so
+    subscribing never waits on Redis and a reconnect restores everything at once; each
+    process receives every event (cheap at Worldbase's event rates) but decodes only the
+    ones it has subscribers for.
+    """
+
+    def __init__(self, url: str, *, namespace: str = "worldbase", max_backoff: float = 5.0):
+        super().__init__()
+        self.url = url
+        # Namespaced, so deployments (and caches, queues) can share one Redis.
+        self.prefix = f"{namespace}:events:"
+        self.max_backoff = max_backoff
+        # Typed loosely: the installed types-redis stubs predate redis-py 5's aclose().
+        self._client: Any = None
+        self._sync_client: redis.Redis | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        self._ready = asyncio.Event()
+        self._client = aioredis.Redis.from_url(self.url, socket_keepalive=True)
+        self._listener = asyncio.create_task(self._listen(), name="worldbase-redis-hub")
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        self._close_all()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        if self._sync_client is not None:
+            self._sync_client.close()
+            self._sync_client = None
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    async def publish(self, channel: str, event: Event) -> None:
+        if self._client is None:
+            raise RuntimeError("RedisHub.publish before start()")
+        await self._client.publish(self.prefix + channel, _encode(event))
+
+    def publish_threadsafe(self, channel: str, event: Event) -> None:
+        # Worker threads have their own event loops; a blocking client is simplest there.
+        if self._sync_client is None:
+            self._sync_client = redis.Redis.from_url(self.url, socket_keepalive=True)
+        self._sync_client.publish(self.prefix + channel, _encode(event))
+
+    async def _listen(self) -> None:
+        backoff = 0.1
+        while True:
+            pubsub = None
+            try:
+                assert self._client is not None
+                pubsub = self._client.pubsub()
+                await pubsub.psubscribe(self.prefix + "*")
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        continue
+                    if message["type"] == "psubscribe":
+                        self._ready.set()
+                        backoff = 0.1
+                    elif message["type"] == "pmessage":
+                        self._dispatch(message["channel"], message["data"])
+            except asyncio.CancelledError:
+                raise
+            except (redis.RedisError, OSError) as exc:
+                # Events published while disconnected are lost; subscribers stay attached.
+                self._ready.clear()
+                log.warning("redis hub lost its connection (%s); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+            finally:
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+
+    def _dispatch(self, raw_channel: bytes | str, data: bytes | str) -> None:
+        if isinstance(raw_channel, bytes):
+            raw_channel = raw_channel.decode()
+        channel = raw_channel[len(self.prefix) :]
+        if channel not in self._subscribers:
+            return
+        try:
+            event = json.loads(data)
+        except ValueError:
+            log.warning("ignored a non-JSON event on %s", channel)
+            return
+        self._deliver(channel, event)
 
 
 def create_hub(settings: Settings) -> Hub:
-    return _Stub()
+    if settings.redis_url:
+        return RedisHub(settings.redis_url, namespace=settings.worldbase_namespace)
+    return MemoryHub()
+
+
+async def serve_websocket(
+    websocket: WebSocket,
+    subscription: Subscription,
+    *,
+    heartbeat_seconds: float = 20.0,
+    initial: Event | list[Event] | None = None,
+    until: Callable[[Event], bool] | None = None,
+    on_message: Callable[[Any], Awaitable[None]] | None = None,
+) -> None:
+    """Stream a subscription's events to an accepted WebSocket as JSON text.
+
+    Sends `initial` first, then each event; sends `{"type": "ping"}` after
+    `heartbeat_seconds` of silence; closes with 1000 after an event for which
+    `until(event)` is true, with 1013 when the client was dropped as too slow, and stops
+    when the client disconnects. Client messages go to `on_message` (JSON-decoded) or
+    are ignored. The subscription is always closed.
+    """
+    receiver: asyncio.Task[Any] | None = None
+    waiter: asyncio.Task[Event] | None = None
+    close_code: int | None = None
+    try:
+        if initial is not None:
+            for event in initial if isinstance(initial, list) else [initial]:
+                await websocket.send_text(_encode(event))
+                if until is not None and until(event):
+                    close_code = 1000
+                    return
+        receiver = asyncio.create_task(websocket.receive())
+        waiter = asyncio.create_task(anext(subscription))
+        while True:
+            done, _ = await asyncio.wait(
+                {receiver, waiter}, timeout=heartbeat_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                await websocket.send_text('{"type":"ping"}')
+                continue
+            if receiver in done:
+                message = receiver.result()
+                if message["type"] == "websocket.disconnect":
+                    return
+                if on_message is not None and message.get("text") is not None:
+                    with contextlib.suppress(ValueError):
+                        await on_message(json.loads(message["text"]))
+                receiver = asyncio.create_task(websocket.receive())
+            if waiter in done:
+                try:
+                    event = waiter.result()
+                except StopAsyncIteration:
+                    close_code = 1000
+                    return
+                except SubscriberTooSlow:
+                    close_code = WS_TRY_AGAIN_LATER
+                    return
+                await websocket.send_text(_encode(event))
+                if until is not None and until(event):
+                    close_code = 1000
+                    return
+                waiter = asyncio.create_task(anext(subscription))
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        # RuntimeError/OSError: the client went away while we were sending.
+        return
+    finally:
+        subscription.close()
+        for task in (receiver, waiter):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        if close_code is not None and websocket.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await websocket.close(code=close_code)

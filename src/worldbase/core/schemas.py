@@ -7,10 +7,20 @@ XPage`; `from_attributes` lets routes return ORM objects directly.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic.config import JsonDict
+
+
+def _as_utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes for timezone-aware columns; they were stored as UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# A timestamp that always serializes with its offset (`...Z`), on SQLite as on PostgreSQL.
+UTCDateTime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class Schema(BaseModel):
@@ -23,7 +33,7 @@ class InputSchema(Schema):
     model_config = ConfigDict(from_attributes=True, extra="forbid")
 
 
-_USER_EXAMPLE = {
+_USER_EXAMPLE: JsonDict = {
     "id": "3f2b6c1e-8a4d-4c3e-9b1a-2d5e6f7a8b9c",
     "email": "ada@example.org",
     "name": "Ada",
@@ -39,7 +49,7 @@ class UserRead(Schema):
     name: str | None
     avatar_url: str | None
     is_admin: bool
-    created_at: datetime
+    created_at: UTCDateTime
 
     model_config = ConfigDict(
         from_attributes=True,
@@ -92,7 +102,7 @@ class LoginRequest(InputSchema):
 
 class TokenRead(Schema):
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int = Field(description="Seconds until the access token expires")
     user: UserRead
 

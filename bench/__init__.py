@@ -1,0 +1,1 @@
+"""Benchmarks: each starts Worldbase and an anchor side by side and prints ratios (ours/anchor)."""

@@ -1,0 +1,1 @@
+"""Anchor servers the benchmarks compare against (run side by side on this machine)."""
