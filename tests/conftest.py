@@ -199,6 +199,8 @@ def served_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
         "aws_endpoint_url": s3,
         "aws_access_key_id": "test",
         "aws_secret_access_key": "test",
+        # Sessions sharing one Redis must not take each other's jobs or events.
+        "worldbase_namespace": f"worldbase-test-{os.getpid()}",
         # The test client is the only process: it consumes its own jobs.
         "worldbase_inline_worker": True,
     }

@@ -15,7 +15,7 @@ from sqlalchemy import inspect
 from tests.conftest import base_settings, create_pg_database
 from worldbase.core.db import Database
 from worldbase.core.migrate import downgrade_base, upgrade_head
-from worldbase.migrations.env_filters import include_object
+from worldbase.migrations.env_filters import include_object_for
 from worldbase.models import metadata
 from worldbase.settings import Settings
 
@@ -28,7 +28,11 @@ def _diff_and_tables(settings: Settings) -> tuple[list[Any], set[str]]:
 
                 def inspect_sync(sync_conn: Any) -> tuple[list[Any], set[str]]:
                     context = MigrationContext.configure(
-                        sync_conn, opts={"include_object": include_object, "compare_type": True}
+                        sync_conn,
+                        opts={
+                            "include_object": include_object_for(sync_conn.dialect.name),
+                            "compare_type": True,
+                        },
                     )
                     diff = compare_metadata(context, metadata)
                     return diff, set(inspect(sync_conn).get_table_names())

@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, select, update
 
 from worldbase.core.db import Database, utcnow
 from worldbase.core.errors import DomainError
@@ -169,6 +169,11 @@ class JobExecution:
     hub: Hub
     _stopping: threading.Event
     _run_task: Callable[[str], Any]  # queues the Huey task run_job(job_id)
+    _recovered_at = float("-inf")  # time.monotonic() of the last recovery pass
+
+    @property
+    def _stale_seconds(self) -> float:
+        return self.stale_after.total_seconds()
 
     @property
     def stopping(self) -> bool:
@@ -194,6 +199,7 @@ class JobExecution:
             self._emit_threadsafe(job_event(job), job.owner_id)
             handler = _HANDLERS.get(job.kind)
             if handler is None:
+                log.error("no handler for job kind %s in this worker (job %s)", job.kind, job.id)
                 await self._finish(db, job, JobStatus.failed, error=f"Unknown job kind {job.kind}")
                 return
             ctx = JobContext(self, job, db)
@@ -342,8 +348,8 @@ class JobExecution:
 
     def _reap(self) -> None:
         """Periodic Huey task: recover jobs whose worker died (no heartbeat for a while)."""
-        if self._stopping.is_set():
-            return
+        if self._stopping.is_set() or time.monotonic() - self._recovered_at < self._stale_seconds:
+            return  # start-up has just recovered everything
 
         async def reap() -> None:
             db = Database(self.settings, pooled=False)
@@ -358,9 +364,12 @@ class JobExecution:
         query = select(Job).where(Job.status == JobStatus.running)
         if not every_running:
             cutoff = utcnow() - self.stale_after
-            query = query.where(or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff))
+            # No heartbeat yet (inserted as running by hand): judge it by its last change.
+            last_sign = func.coalesce(Job.heartbeat_at, Job.started_at, Job.updated_at)
+            query = query.where(last_sign < cutoff)
         async with db.sessionmaker() as session:
             jobs = builtins.list(await session.scalars(query.limit(1000)))
+        self._recovered_at = time.monotonic()
         for job in jobs:
             values: dict[str, Any]
             if job.cancel_requested:

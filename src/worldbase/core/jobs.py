@@ -65,7 +65,12 @@ class _Consumer(Consumer):
     def __init__(self, *args: Any, signals: bool, on_stop: Callable[[], None], **kw: Any):
         self._signals = signals
         self._on_stop = on_stop
+        self._workers_started = threading.Event()
         super().__init__(*args, **kw)
+
+    def start(self) -> None:
+        super().start()
+        self._workers_started.set()
 
     def _set_signal_handlers(self) -> None:
         if self._signals:
@@ -73,6 +78,10 @@ class _Consumer(Consumer):
 
     def stop(self, graceful: bool = False) -> None:
         self._on_stop()  # running handlers stop at their next await and are re-queued
+        # A stop right after start-up must not join worker threads that are not started yet.
+        if not self._workers_started.wait(timeout=10):
+            self.stop_flag.set()
+            return
         super().stop(graceful=graceful)
 
 
@@ -93,7 +102,9 @@ class JobRuntime(JobExecution):
         self._consumer: _Consumer | None = None
         self._thread: threading.Thread | None = None
         self.huey = self._build_huey()
-        self._run_task = self.huey.task(name="run_job")(self._run_job)
+        # Huey retries only what escapes _execute: infrastructure errors (database down).
+        run_job = self.huey.task(name="run_job", retries=5, retry_delay=10)
+        self._run_task = run_job(self._run_job)
         self.huey.periodic_task(crontab(minute="*"), name="reap_jobs")(self._reap)
 
     def _build_huey(self) -> Any:
@@ -120,7 +131,11 @@ class JobRuntime(JobExecution):
         self._stopping.clear()
         # Embedded mode has one consumer, this one: whatever is `running` was interrupted.
         only_consumer = self.settings.inline_worker and not self.settings.redis_url
-        await self._recover(self.db, every_running=only_consumer, in_worker=False)
+        try:
+            await self._recover(self.db, every_running=only_consumer, in_worker=False)
+        except Exception as exc:
+            # Serve anyway (health reports the database); the periodic reaper retries.
+            log.error("job recovery skipped: %s", str(exc).splitlines()[0][:200])
         if self.settings.inline_worker:
             self._consumer = self._make_consumer(signals=False)
             self._thread = threading.Thread(
@@ -193,6 +208,7 @@ class JobRuntime(JobExecution):
         async with self.db.sessionmaker() as session:
             session.add(job)
             await session.commit()
+        await self._emit(job)  # before queueing, so "queued" never follows "running"
         try:
             await asyncio.to_thread(self._run_task, str(job.id))
         except Exception:
@@ -200,8 +216,8 @@ class JobRuntime(JobExecution):
             await self._set(
                 job.id, status=JobStatus.failed, error="could not be queued", finished_at=utcnow()
             )
+            await self._emit(await self.get(job.id))
             raise ServiceUnavailable("The job queue is unavailable") from None
-        await self._emit(job)
         return job
 
     async def get(self, job_id: uuid.UUID) -> Job:
@@ -312,5 +328,8 @@ def run_worker(settings: Settings) -> None:
         finally:
             await db.dispose()
 
-    asyncio.run(recover())
+    try:
+        asyncio.run(recover())
+    except Exception as exc:  # the periodic reaper tries again
+        log.error("job recovery skipped: %s", str(exc).splitlines()[0][:200])
     runtime._make_consumer(signals=True).run()

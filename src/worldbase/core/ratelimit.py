@@ -84,6 +84,7 @@ class RateLimiter:
         """Forget every count of this limiter (in Redis: only keys under its prefix)."""
         self._limiter()  # counts in Redis may predate this process's first hit
         if self._pool is None:
+            assert self._storage is not None  # built by _limiter()
             await self._storage.reset()
             return
         client = aioredis.Redis(connection_pool=self._pool)
@@ -107,7 +108,10 @@ def _glob_escape(text: str) -> str:
 
 
 def create_rate_limiter(settings: Settings) -> RateLimiter:
-    return RateLimiter(redis_url=settings.redis_url)
+    # Deployments (and test sessions) sharing one Redis keep separate counts.
+    return RateLimiter(
+        redis_url=settings.redis_url, key_prefix=f"{settings.worldbase_namespace}:limits"
+    )
 
 
 def client_address(request: Request, *, trusted_proxies: int) -> str:

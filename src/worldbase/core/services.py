@@ -48,7 +48,7 @@ class Services:
         hub = create_hub(settings)
         await hub.start()
         limiter = create_rate_limiter(settings)
-        jobs = JobRuntime(settings, hub=hub, storage=storage)
+        jobs = JobRuntime(settings, hub=hub, storage=storage, db=db)
         await jobs.start()
         await ensure_admin(db, settings)
         return cls(settings, db, storage, cache, hub, limiter, jobs)
@@ -63,7 +63,8 @@ class Services:
 
 
 def get_services(request: HTTPConnection) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    services: Services = request.app.state.services
+    return services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from worldbase.core.db import Database
-from worldbase.migrations.env_filters import include_object
+from worldbase.migrations.env_filters import include_object_for
 from worldbase.models import metadata
 from worldbase.settings import Settings, get_settings
 
@@ -17,7 +17,7 @@ def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
-        include_object=include_object,
+        include_object=include_object_for(connection.dialect.name),
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -71,6 +71,9 @@ async def job_events(websocket: WebSocket, job_id: uuid.UUID, token: str | None 
     """Sends the job's current state, then each change, and closes once it has finished.
 
     Browsers cannot set headers on a WebSocket, so the bearer token comes as `?token=`.
+    Close codes: 4401 unauthenticated, 4403 disabled account, 4404 no such job (or not
+    yours), 1013 the client fell behind, 1000 the job finished. An event already in
+    flight when the state was read may arrive after it: treat events as state updates.
     """
     await websocket.accept()
     services = get_services(websocket)
