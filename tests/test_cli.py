@@ -69,3 +69,25 @@ def test_production_without_secret_exits_with_reason(
     result = runner.invoke(app, ["migrate"])
     assert result.exit_code == 2
     assert "JWT_SECRET is not set" in result.output
+
+
+def test_backup_then_restore_into_empty_data_dir(
+    cli_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner.invoke(app, ["migrate"])
+    runner.invoke(app, ["users", "create", "keep@example.com", "--password", "s3cret-pass"])
+    result = runner.invoke(app, ["backup"])
+    assert result.exit_code == 0, result.output
+    archive = next((cli_env / "backups").glob("worldbase-*.tar.gz"))
+
+    monkeypatch.setenv("WORLDBASE_DATA_DIR", str(tmp_path / "fresh"))
+    result = runner.invoke(app, ["restore", str(archive)])
+    assert result.exit_code == 0, result.output
+    assert "restored" in result.output
+    # The restored database has the user: creating it again only updates it.
+    result = runner.invoke(app, ["users", "create", "keep@example.com", "--password", "new-pass-1"])
+    assert "updated user keep@example.com" in result.output
+    # A restore onto data is refused with a one-line reason.
+    result = runner.invoke(app, ["restore", str(archive)])
+    assert result.exit_code == 1
+    assert "error:" in result.output

@@ -101,9 +101,14 @@ def seed() -> None:
 def backup() -> None:
     """Back up the database (and local storage) into the backup dir; prune old backups."""
     from worldbase.core.backup import create_backup, prune_backups
+    from worldbase.core.errors import DomainError
 
     settings = _settings()
-    path = asyncio.run(create_backup(settings))
+    try:
+        path = asyncio.run(create_backup(settings))
+    except DomainError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from exc
     console.print(f"backup written: {path}")
     for old in prune_backups(settings):
         console.print(f"pruned: {old}")
@@ -120,11 +125,14 @@ def restore(
 
     settings = _settings()
     try:
-        asyncio.run(restore_backup(settings, file, force=force))
+        report = asyncio.run(restore_backup(settings, file, force=force))
     except DomainError as exc:
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(1) from exc
-    console.print(f"restored from {file}")
+    rows = sum(report.row_counts.values())
+    console.print(f"restored {rows} rows and {report.restored_objects} files from {file}")
+    for key in report.missing_objects:
+        console.print(f"[yellow]missing from storage:[/yellow] {key}")
 
 
 @users_app.command("create")
