@@ -19,7 +19,8 @@ from worldbase.core.api.auth import router as auth_router
 from worldbase.core.api.jobs import router as jobs_router
 from worldbase.core.api.meta import router as meta_router
 from worldbase.core.api.webhooks import router as webhooks_router
-from worldbase.core.errors import install_error_handlers
+from worldbase.core.docs import install_offline_docs
+from worldbase.core.errors import ERROR_RESPONSES, install_error_handlers
 from worldbase.core.http import RequestContextMiddleware, configure_logging
 from worldbase.core.services import Services
 from worldbase.settings import Settings, get_settings
@@ -66,9 +67,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             '`{"status": "error", "code": 404, "message": "...", "detail": ...}`.'
         ),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_offline_docs(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -81,10 +85,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.worldbase_max_body_bytes)
 
     for router, prefix, tags in CORE_ROUTERS:
-        app.include_router(router, prefix=prefix, tags=list(tags))
+        app.include_router(router, prefix=prefix, tags=list(tags), responses=ERROR_RESPONSES)
     for name in settings.worldbase_apps:
         for router, prefix, tags in APP_ROUTERS[name]:
-            app.include_router(router, prefix=prefix, tags=list(tags))
+            app.include_router(router, prefix=prefix, tags=list(tags), responses=ERROR_RESPONSES)
     return app
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("worldbase.errors")
@@ -72,6 +73,43 @@ class UpstreamTimeout(DomainError):
 
 class ServiceUnavailable(DomainError):
     status_code = 503
+
+
+class ErrorRead(BaseModel):
+    """The one error shape (OpenAPI documents every 4xx/5xx with it)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"status": "error", "code": 404, "message": "Not found", "detail": None},
+                {
+                    "status": "error",
+                    "code": 422,
+                    "message": "Invalid request: body.email",
+                    "detail": [
+                        {
+                            "loc": ["body", "email"],
+                            "msg": "value is not a valid email address",
+                            "type": "value_error",
+                        }
+                    ],
+                },
+            ]
+        }
+    )
+
+    status: str = "error"
+    code: int
+    message: str
+    detail: Any = None
+
+
+# Added to every route: FastAPI's own 422 schema is replaced by ours.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorRead, "description": "Invalid input; `detail` lists the fields"},
+    "4XX": {"model": ErrorRead, "description": "Client error in the one error shape"},
+    "5XX": {"model": ErrorRead, "description": "Server or upstream error; no internals"},
+}
 
 
 def error_body(code: int, message: str, detail: Any = None) -> dict[str, Any]:

@@ -56,6 +56,8 @@ def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Huey logs every periodic task at INFO; its warnings and errors are what matter here.
+    logging.getLogger("huey").setLevel(max(logging.WARNING, root.level))
 
 
 def _route_template(scope: Scope) -> str:

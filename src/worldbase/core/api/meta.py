@@ -19,8 +19,38 @@ from worldbase.core.services import ServicesDep
 
 router = APIRouter()
 
+INFO_EXAMPLE = {
+    "message": "Worldbase API",
+    "name": "Worldbase",
+    "version": "0.1.0",
+    "docs": "/docs",
+    "redoc": "/redoc",
+    "health": "/health",
+    "metrics": "/metrics",
+    "apps": ["habitats", "samsyn", "dnd", "osm", "bestiary"],
+}
+HEALTH_EXAMPLE = {
+    "status": "ok",
+    "timestamp": "2026-11-23T05:44:17.351438+00:00",
+    "version": "0.1.0",
+    "checks": {
+        "database": "ok",
+        "storage": "ok",
+        "disk_space": {"status": "ok", "free_gb": 78.25},
+        "redis": "ok",
+        "jobs": {"status": "ok", "queued": 0, "running": 1, "failed_last_24h": 0},
+    },
+    "apps": {},
+}
 
-@router.get("/", summary="API info")
+
+def _json_example(example: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"example": example}}}
+
+
+@router.get(
+    "/", summary="API info", responses={200: _json_example(INFO_EXAMPLE, "Name, version, links")}
+)
 async def api_info(services: ServicesDep) -> dict[str, Any]:
     # Seed 002's keys (`message`, `version`, `docs`) first, then ours.
     return {
@@ -38,7 +68,15 @@ async def api_info(services: ServicesDep) -> dict[str, Any]:
 @router.get(
     "/health",
     summary="Health of the database, storage, disk, Redis and jobs",
-    responses={503: {"description": "The database is unreachable (same document shape)"}},
+    responses={
+        200: _json_example(
+            HEALTH_EXAMPLE, "Every check; `degraded` when one besides the database fails"
+        ),
+        503: _json_example(
+            {**HEALTH_EXAMPLE, "status": "error", "checks": {"database": "error: OSError: ..."}},
+            "The database is unreachable (same document shape)",
+        ),
+    },
 )
 async def get_health(services: ServicesDep) -> JSONResponse:
     document = await health.check_health(services=services)
@@ -46,7 +84,17 @@ async def get_health(services: ServicesDep) -> JSONResponse:
     return JSONResponse(document, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"example": 'worldbase_jobs{status="queued"} 0.0\n'}},
+        }
+    },
+)
 async def get_metrics(services: ServicesDep) -> Response:
     try:
         counts: dict[str, int] | None = await asyncio.wait_for(

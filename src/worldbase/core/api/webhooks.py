@@ -15,7 +15,7 @@ import logging
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from svix.webhooks import Webhook, WebhookVerificationError
 
 from worldbase.core import users
@@ -32,6 +32,12 @@ class InvalidSignature(DomainError):
 
 
 class WebhookResult(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "ok", "event": "user.created", "user_id": "user_2x"}]
+        }
+    )
+
     status: Literal["ok", "ignored"]
     event: str
     user_id: str | None = None
