@@ -11,7 +11,6 @@ import uuid
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from worldbase.core.errors import PayloadTooLarge, error_body
@@ -61,13 +60,10 @@ def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
 
 
 def _route_template(scope: Scope) -> str:
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    for route in getattr(router, "routes", []):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", scope["path"]))
-    return "unmatched"
+    # The router records the matched route in the scope; unmatched paths share one label
+    # so that scanners cannot blow up the metric's cardinality.
+    route = scope.get("route")
+    return str(getattr(route, "path", "unmatched"))
 
 
 class RequestContextMiddleware:

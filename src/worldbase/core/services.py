@@ -62,28 +62,35 @@ class Services:
         await self.db.dispose()
 
 
-def get_services(request: HTTPConnection) -> Services:
-    services: Services = request.app.state.services
+def services_of(connection: HTTPConnection) -> Services:
+    """The running services, for code that holds a request or WebSocket (not a dependency)."""
+    services: Services = connection.app.state.services
     return services
 
 
+async def get_services(request: HTTPConnection) -> Services:
+    return services_of(request)
+
+
+# Dependencies are `async def` on purpose: FastAPI runs plain `def` ones in a thread pool,
+# which costs a thread hop per request for what is an attribute read.
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_storage(request: HTTPConnection) -> Storage:
-    return get_services(request).storage
+async def get_storage(request: HTTPConnection) -> Storage:
+    return services_of(request).storage
 
 
-def get_cache(request: HTTPConnection) -> Cache:
-    return get_services(request).cache
+async def get_cache(request: HTTPConnection) -> Cache:
+    return services_of(request).cache
 
 
-def get_hub(request: HTTPConnection) -> Hub:
-    return get_services(request).hub
+async def get_hub(request: HTTPConnection) -> Hub:
+    return services_of(request).hub
 
 
-def get_jobs(request: HTTPConnection) -> JobRuntime:
-    return get_services(request).jobs
+async def get_jobs(request: HTTPConnection) -> JobRuntime:
+    return services_of(request).jobs
 
 
 StorageDep = Annotated[Storage, Depends(get_storage)]

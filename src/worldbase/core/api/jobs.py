@@ -15,7 +15,7 @@ from worldbase.core.job_schemas import JobPage, JobRead
 from worldbase.core.jobs import JobRuntime, job_channels, job_event
 from worldbase.core.models import Job, JobStatus, User
 from worldbase.core.realtime import serve_websocket
-from worldbase.core.services import JobsDep, get_services
+from worldbase.core.services import JobsDep, services_of
 
 router = APIRouter()
 
@@ -76,7 +76,7 @@ async def job_events(websocket: WebSocket, job_id: uuid.UUID, token: str | None 
     flight when the state was read may arrive after it: treat events as state updates.
     """
     await websocket.accept()
-    services = get_services(websocket)
+    services = services_of(websocket)
     jobs: JobRuntime = services.jobs
     try:
         if not token:
