@@ -91,3 +91,9 @@ def test_backup_then_restore_into_empty_data_dir(
     result = runner.invoke(app, ["restore", str(archive)])
     assert result.exit_code == 1
     assert "error:" in result.output
+
+
+def test_serve_refuses_several_workers_with_in_process_jobs(cli_env: Path) -> None:
+    result = runner.invoke(app, ["serve", "--workers", "2"])
+    assert result.exit_code == 2
+    assert "REDIS_URL" in result.output

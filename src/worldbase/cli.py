@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -40,6 +42,20 @@ def serve(
     import uvicorn
 
     settings = _settings()
+    if workers > 1 and settings.inline_worker:
+        # In-process jobs and hub are per process: N workers would each recover (and rerun)
+        # the others' running jobs, and events would not cross between them.
+        console.print(
+            "[red]error:[/red] --workers > 1 needs REDIS_URL, or WORLDBASE_INLINE_WORKER=false "
+            "with a separate `worldbase worker`"
+        )
+        raise typer.Exit(2)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # One /metrics for all workers: prometheus-client aggregates their files.
+        metrics_dir = settings.data_dir / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     if settings.is_sqlite:
         from worldbase.core.migrate import upgrade_head
 
@@ -84,7 +100,7 @@ def migrate(
         command.downgrade(config, revision)
     else:
         command.upgrade(config, revision)
-    console.print(f"database at {'downgraded' if downgrade else 'upgraded'} to {revision}")
+    console.print(f"database {'downgraded' if downgrade else 'upgraded'} to {revision}")
 
 
 @app.command()
