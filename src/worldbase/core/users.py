@@ -83,12 +83,7 @@ async def create(
         password_hash=await _hash(password),
     )
     session.add(user)
-    try:
-        await session.commit()
-    except IntegrityError as exc:
-        # A concurrent registration won the race between our check and the insert.
-        await session.rollback()
-        raise Conflict("A user with this email already exists") from exc
+    await _commit_unique_email(session)
     return user
 
 
@@ -121,12 +116,17 @@ async def update(
         user.is_admin = is_admin
     if is_active is not None:
         user.is_active = is_active
+    await _commit_unique_email(session)
+    return user
+
+
+async def _commit_unique_email(session: AsyncSession) -> None:
     try:
         await session.commit()
     except IntegrityError as exc:
+        # A concurrent request won the race between our e-mail check and the write.
         await session.rollback()
         raise Conflict("A user with this email already exists") from exc
-    return user
 
 
 async def delete(session: AsyncSession, *, user: User) -> None:
