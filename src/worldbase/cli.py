@@ -84,7 +84,7 @@ def worker() -> None:
 
 @app.command()
 def migrate(
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "heads",
     downgrade: Annotated[bool, typer.Option(help="Downgrade to REVISION instead.")] = False,
 ) -> None:
     """Apply database migrations (SQLite also migrates itself at start)."""

@@ -1,8 +1,10 @@
-"""Demo data and account set-up for the CLI. Like app.py, this is a composition root: it may
-import apps (each app's demo seeder is listed in DEMO_SEEDERS as the apps arrive)."""
+"""Demo data and account set-up for the CLI. Like app.py, this is a composition root: it
+imports each enabled app's `seed` module, whose `async seed_demo(session, settings) -> str`
+loads that app's demo data idempotently and says what it did in one line."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable
 
 from email_validator import EmailNotValidError, validate_email
@@ -16,9 +18,18 @@ from worldbase.settings import Settings
 DEMO_EMAIL = "demo@worldbase.example"
 DEMO_PASSWORD = "worldbase-demo"  # noqa: S105 - development-only demo account, refused in production
 
-# name -> async seeder(session, settings) -> one line describing what it did (idempotent).
 DemoSeeder = Callable[[AsyncSession, Settings], Awaitable[str]]
-DEMO_SEEDERS: dict[str, DemoSeeder] = {}
+
+
+def app_seeder(app: str) -> DemoSeeder | None:
+    module = f"worldbase.apps.{app}.seed"
+    try:
+        seeder: DemoSeeder = importlib.import_module(module).seed_demo
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return None
+    return seeder
 
 
 async def create_or_update_user(
@@ -64,7 +75,7 @@ async def seed_demo_data(settings: Settings) -> list[str]:
     database = Database(settings, pooled=False)
     try:
         for name in settings.worldbase_apps:
-            seeder = DEMO_SEEDERS.get(name)
+            seeder = app_seeder(name)
             if seeder is None:
                 continue
             async with database.sessionmaker() as session:

@@ -22,7 +22,8 @@ def alembic_config(settings: Settings) -> Config:
 def upgrade_head(settings: Settings) -> None:
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(settings), "head")
+    # "heads": each app's migrations branch from the core revision (no merge churn between apps).
+    command.upgrade(alembic_config(settings), "heads")
 
 
 def downgrade_base(settings: Settings) -> None:
