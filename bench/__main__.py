@@ -1,5 +1,8 @@
 """`python -m bench`: run every benchmark in turn."""
 
-from bench import core_overhead
+from bench import core_overhead, dnd, osm, samsyn
 
 core_overhead.run()
+samsyn.run()
+dnd.run()
+osm.run()

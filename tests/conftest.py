@@ -168,6 +168,8 @@ def base_settings(data_dir: Path, **overrides: Any) -> Settings:
         "log_json": False,
         "database_url": None,
         "redis_url": None,
+        # Schedules would enqueue jobs behind the tests' backs; tests run them explicitly.
+        "worldbase_periodic_jobs": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from worldbase.apps.osm.cli import app as osm_import_app
 from worldbase.settings import ConfigurationError, Settings, get_settings
 
 app = typer.Typer(
@@ -19,6 +20,8 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+# `worldbase import <kind> FILE`: each app that imports files adds its command here.
+app.add_typer(osm_import_app, name="import")
 console = Console(stderr=True)
 
 
@@ -109,6 +112,10 @@ def seed() -> None:
     from worldbase.seeding import seed_demo_data
 
     settings = _settings()
+    if settings.is_sqlite:
+        from worldbase.core.migrate import upgrade_head
+
+        upgrade_head(settings)  # embedded: seeding a fresh data dir just works
     for line in asyncio.run(seed_demo_data(settings)):
         console.print(line)
 

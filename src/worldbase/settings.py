@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     # Run the Huey consumer inside `serve` (embedded); off when dedicated workers run.
     worldbase_inline_worker: bool | None = None
     worldbase_worker_threads: int = 2
+    # The apps' periodic schedules (daily cleanups, source polling); tests run them by hand.
+    worldbase_periodic_jobs: bool = True
     # Names this deployment's job queue and event channels in a Redis shared with others.
     worldbase_namespace: str = Field(default="worldbase", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     log_level: str = "INFO"
@@ -90,6 +92,10 @@ class Settings(BaseSettings):
 
     # --- Seed settings (002 and friends) -----------------------------------------------------
     gemini_api_key: str | None = None
+    # Points Google's SDK at another endpoint (a proxy, or a local fake in tests).
+    gemini_base_url: str | None = None
+    # Seed 002's clients send no credentials; true requires a bearer token for D&D writes.
+    dnd_require_auth: bool = False
     max_requests_per_minute: int = 10
     cache_expiry_days: int = 7
     webp_quality: int = 85

@@ -32,6 +32,16 @@ REQUESTS_TOTAL = Counter(
 )
 
 
+# Exact paths whose bodies may be larger than WORLDBASE_MAX_BODY_BYTES (bulk imports);
+# apps register them at import time with `allow_large_body`.
+_PATH_BODY_LIMITS: dict[str, int] = {}
+
+
+def allow_large_body(path: str, limit: int) -> None:
+    """Let requests to exactly `path` carry up to `limit` bytes (never less than the default)."""
+    _PATH_BODY_LIMITS[path] = limit
+
+
 class JsonLogFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -99,11 +109,12 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            limit = self._body_limit(scope, headers)
+            cap = self._limit_for(scope)
+            limit = self._body_limit(cap, headers)
             if limit is not None:
                 await self._reject_too_large(send_with_id, limit)
                 return
-            await self.app(scope, self._capped_receive(receive), send_with_id)
+            await self.app(scope, self._capped_receive(receive, cap), send_with_id)
         except Exception:
             # Handled here rather than by Starlette's outermost error middleware so that the
             # 500 still carries X-Request-ID; the log line carries it too.
@@ -125,17 +136,20 @@ class RequestContextMiddleware:
             REQUESTS_TOTAL.labels(scope["method"], route).inc()
             request_id_var.reset(token)
 
-    def _body_limit(self, scope: Scope, headers: dict[bytes, bytes]) -> int | None:
-        limit = scope.get("state", {}).get("max_body_bytes", self.max_body_bytes)
+    def _limit_for(self, scope: Scope) -> int:
+        limit = int(scope.get("state", {}).get("max_body_bytes", self.max_body_bytes))
+        return max(limit, _PATH_BODY_LIMITS.get(scope.get("path", ""), 0))
+
+    @staticmethod
+    def _body_limit(limit: int, headers: dict[bytes, bytes]) -> int | None:
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            return int(limit)
+            return limit
         return None
 
-    def _capped_receive(self, receive: Receive) -> Receive:
+    def _capped_receive(self, receive: Receive, limit: int) -> Receive:
         # Chunked bodies carry no Content-Length: count as they arrive.
         received = 0
-        limit = self.max_body_bytes
 
         async def capped() -> Message:
             nonlocal received

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select, update
 
 from worldbase.core.db import Database, utcnow
-from worldbase.core.errors import DomainError
+from worldbase.core.errors import BadInput, DomainError
 from worldbase.core.models import Job, JobStatus
 from worldbase.core.realtime import Hub
 from worldbase.core.storage import Storage, create_storage
@@ -56,6 +56,54 @@ def job_handler(kind: str) -> Callable[[H], H]:
 
 def registered_kinds() -> builtins.list[str]:
     return sorted(_HANDLERS)
+
+
+Periodic = Callable[["JobScheduler"], Coroutine[Any, Any, None]]
+P = TypeVar("P", bound=Periodic)
+
+_PERIODIC: dict[str, Periodic] = {}
+
+
+def periodic_job(name: str) -> Callable[[P], P]:
+    """Register an async `(scheduler) -> None` that the job consumers run every minute.
+
+    Every consumer process runs its own schedule: the function must be safe to run
+    concurrently (claim work with a guarded UPDATE). It usually just enqueues jobs.
+    """
+
+    def register(fn: P) -> P:
+        _PERIODIC[name] = fn
+        return fn
+
+    return register
+
+
+def periodic_jobs() -> dict[str, Periodic]:
+    return dict(_PERIODIC)
+
+
+def new_job(
+    *, kind: str, params: dict[str, Any], owner_id: uuid.UUID | None, max_attempts: int
+) -> Job:
+    """A validated, not yet stored `queued` row (shared by every way of enqueueing)."""
+    if kind not in _HANDLERS:
+        raise BadInput(f"Unknown job kind {kind!r}")
+    if not 1 <= max_attempts <= 20:
+        raise BadInput("max_attempts must be between 1 and 20")
+    try:
+        params = json.loads(json.dumps(params))
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"Job parameters must be JSON: {exc}") from None
+    return Job(
+        kind=kind,
+        params=params,
+        owner_id=owner_id,
+        max_attempts=max_attempts,
+        status=JobStatus.queued,
+        progress=0.0,
+        attempts=0,
+        cancel_requested=False,
+    )
 
 
 class JobCancelled(Exception):
@@ -99,6 +147,10 @@ class JobContext:
         self._storage: Storage | None = None
         self._cancelled = False
         self.stop_reason: str | None = None  # set by the watcher before it cancels the handler
+
+    def publish(self, channel: str, event: dict[str, Any]) -> None:
+        """Publish a realtime event from the handler (safe from the worker thread)."""
+        self._runtime.hub.publish_threadsafe(channel, event)
 
     @property
     def storage(self) -> Storage:
@@ -156,6 +208,31 @@ class JobContext:
     async def _close(self) -> None:
         if self._storage is not None:
             await self._storage.close()
+
+
+class JobScheduler:
+    """What a periodic function sees: a database on the consumer thread's loop, `enqueue`."""
+
+    def __init__(self, runtime: JobExecution, db: Database):
+        self.settings = runtime.settings
+        self.db = db
+        self._runtime = runtime
+
+    async def enqueue(
+        self,
+        *,
+        kind: str,
+        params: dict[str, Any],
+        owner_id: uuid.UUID | None = None,
+        max_attempts: int = 2,
+    ) -> Job:
+        job = new_job(kind=kind, params=params, owner_id=owner_id, max_attempts=max_attempts)
+        async with self.db.sessionmaker() as session:
+            session.add(job)
+            await session.commit()
+        self._runtime._emit_threadsafe(job_event(job), job.owner_id)
+        await asyncio.to_thread(self._runtime._run_task, str(job.id))
+        return job
 
 
 class JobExecution:
@@ -343,6 +420,25 @@ class JobExecution:
         if fresh is not None:
             self._emit_threadsafe(job_event(fresh), fresh.owner_id)
         return True
+
+    def run_periodic(self, name: str) -> None:
+        """Run one registered periodic function now, on a loop of its own (Huey's periodic
+        task calls this in a consumer thread; tests call it directly)."""
+        fn = _PERIODIC[name]
+        if self._stopping.is_set():
+            return
+
+        async def run() -> None:
+            db = Database(self.settings, pooled=False)
+            try:
+                await fn(JobScheduler(self, db))
+            finally:
+                await db.dispose()
+
+        try:
+            asyncio.run(run())
+        except Exception:  # the next minute tries again
+            log.exception("periodic job %s failed", name)
 
     # --- recovery -------------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import importlib
-import json
 import logging
 import threading
 import uuid
@@ -24,17 +23,20 @@ from huey.consumer import Consumer
 from sqlalchemy import func, select, update
 
 from worldbase.core.db import Database, utcnow
-from worldbase.core.errors import BadInput, Conflict, NotFound, ServiceUnavailable
+from worldbase.core.errors import Conflict, NotFound, ServiceUnavailable
 from worldbase.core.job_worker import (
-    _HANDLERS,
     Handler,
     JobCancelled,
     JobContext,
     JobExecution,
     JobInterrupted,
+    JobScheduler,
     job_channels,
     job_event,
     job_handler,
+    new_job,
+    periodic_job,
+    periodic_jobs,
     registered_kinds,
 )
 from worldbase.core.models import Job, JobStatus
@@ -48,10 +50,12 @@ __all__ = [
     "JobContext",
     "JobInterrupted",
     "JobRuntime",
+    "JobScheduler",
     "job_channels",
     "job_event",
     "job_handler",
     "load_app_handlers",
+    "periodic_job",
     "registered_kinds",
     "run_worker",
 ]
@@ -106,6 +110,15 @@ class JobRuntime(JobExecution):
         run_job = self.huey.task(name="run_job", retries=5, retry_delay=10)
         self._run_task = run_job(self._run_job)
         self.huey.periodic_task(crontab(minute="*"), name="reap_jobs")(self._reap)
+        schedules = periodic_jobs() if settings.worldbase_periodic_jobs else {}
+        for name in schedules:  # the apps' schedules (`periodic_job`)
+            self.huey.periodic_task(crontab(minute="*"), name=name)(self._periodic_task(name))
+
+    def _periodic_task(self, name: str) -> Callable[[], None]:
+        def run() -> None:
+            self.run_periodic(name)
+
+        return run
 
     def _build_huey(self) -> Any:
         if self.settings.redis_url:
@@ -187,24 +200,7 @@ class JobRuntime(JobExecution):
         owner_id: uuid.UUID | None = None,
         max_attempts: int = 2,
     ) -> Job:
-        if kind not in _HANDLERS:
-            raise BadInput(f"Unknown job kind {kind!r}")
-        if not 1 <= max_attempts <= 20:
-            raise BadInput("max_attempts must be between 1 and 20")
-        try:
-            params = json.loads(json.dumps(params))
-        except (TypeError, ValueError) as exc:
-            raise BadInput(f"Job parameters must be JSON: {exc}") from None
-        job = Job(
-            kind=kind,
-            params=params,
-            owner_id=owner_id,
-            max_attempts=max_attempts,
-            status=JobStatus.queued,
-            progress=0.0,
-            attempts=0,
-            cancel_requested=False,
-        )
+        job = new_job(kind=kind, params=params, owner_id=owner_id, max_attempts=max_attempts)
         async with self.db.sessionmaker() as session:
             session.add(job)
             await session.commit()

@@ -232,6 +232,9 @@ class _SpatialPredicate(ColumnElement[bool]):
 
     inherit_cache = True
     type = Boolean()
+    # A predicate, not a boolean value: no `= 1` on SQLite, where that would hide the
+    # R*Tree's `rowid IN (...)` from the planner (a full scan with a Python call per row).
+    _is_implicitly_boolean = True
 
     def __init__(
         self,

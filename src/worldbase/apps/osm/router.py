@@ -1,5 +1,275 @@
-"""HTTP routes of the osm app, at its seed's paths."""
+"""HTTP routes of the osm app, at its seed's paths.
 
-from fastapi import APIRouter
+Reads of objects are public (as OSM itself is); data sources, stats and the validation log
+are for administrators; a push is authorized by the source's own token or an admin token.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, File, Path, Query, Response, UploadFile
+
+from worldbase.apps.osm import jobs as _jobs  # noqa: F401  (registers the job kinds)
+from worldbase.apps.osm import polling, service
+from worldbase.apps.osm.dependencies import (
+    Limit,
+    ObjectFiltersDep,
+    ObjectForRead,
+    Offset,
+    SourceForAdmin,
+    SourceForPush,
+)
+from worldbase.apps.osm.events import publish_changes
+from worldbase.apps.osm.files import file_suffix
+from worldbase.apps.osm.models import OSMObject
+from worldbase.apps.osm.schemas import (
+    INGEST_EXAMPLES,
+    DataSourceCreate,
+    DataSourceCreated,
+    DataSourcePage,
+    DataSourceRead,
+    DataSourceUpdate,
+    HistoryPage,
+    IngestResult,
+    OSMObjectPage,
+    OSMObjectRead,
+    OSMType,
+    StatsRead,
+    ValidationLogPage,
+)
+from worldbase.apps.osm.websockets import router as ws_router
+from worldbase.core.auth import AdminUser
+from worldbase.core.db import Session
+from worldbase.core.errors import BadInput
+from worldbase.core.job_schemas import JobRead
+from worldbase.core.services import HubDep, JobsDep, StorageDep
 
 router = APIRouter()
+
+
+def _page(items: Any, total: int, limit: int, offset: int) -> dict[str, Any]:
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+# --- objects -----------------------------------------------------------------------------------
+
+
+@router.get("/objects", response_model=OSMObjectPage, summary="List tracked objects (filtered)")
+async def get_objects(
+    session: Session, filters: ObjectFiltersDep, limit: Limit = 100, offset: Offset = 0
+) -> dict[str, Any]:
+    items, total = await service.list_objects(session, filters=filters, limit=limit, offset=offset)
+    return _page(items, total, limit, offset)
+
+
+@router.get(
+    "/objects/osm/{osm_type}/{osm_id}",
+    response_model=OSMObjectRead,
+    summary="A tracked object by its OSM type and id",
+)
+async def get_object_by_osm_id(
+    osm_type: OSMType,
+    osm_id: Annotated[str, Path(max_length=20, pattern="^-?[0-9]+$")],
+    session: Session,
+) -> OSMObject:
+    return await service.get_by_osm_id_or_raise(session, osm_type=osm_type, osm_id=osm_id)
+
+
+@router.get("/objects/{object_id}", response_model=OSMObjectRead, summary="A tracked object")
+async def get_object(obj: ObjectForRead) -> OSMObject:
+    return obj
+
+
+@router.get(
+    "/objects/{object_id}/history",
+    response_model=HistoryPage,
+    summary="Every stored version of an object, newest first",
+)
+async def get_object_history(
+    obj: ObjectForRead, session: Session, limit: Limit = 100, offset: Offset = 0
+) -> dict[str, Any]:
+    items, total = await service.list_history(session, object_id=obj.id, limit=limit, offset=offset)
+    return _page(items, total, limit, offset)
+
+
+# --- data sources (admin) ------------------------------------------------------------------------
+
+
+@router.get("/data-sources", response_model=DataSourcePage, summary="List data sources (admin)")
+async def get_data_sources(
+    _admin: AdminUser, session: Session, limit: Limit = 100, offset: Offset = 0
+) -> dict[str, Any]:
+    items, total = await service.list_sources(session, limit=limit, offset=offset)
+    return _page(items, total, limit, offset)
+
+
+@router.post(
+    "/data-sources",
+    response_model=DataSourceCreated,
+    status_code=201,
+    summary="Create a data source (admin); its push token is shown only in this response",
+)
+async def create_data_source(
+    body: DataSourceCreate, _admin: AdminUser, session: Session
+) -> dict[str, Any]:
+    source, token = await service.create_source(session, values=body.model_dump())
+    return {**DataSourceRead.model_validate(source).model_dump(), "token": token}
+
+
+@router.get("/data-sources/{source_id}", response_model=DataSourceRead, summary="A data source")
+async def get_data_source(source: SourceForAdmin) -> Any:
+    return source
+
+
+@router.patch(
+    "/data-sources/{source_id}", response_model=DataSourceRead, summary="Update a data source"
+)
+async def update_data_source(
+    body: DataSourceUpdate, source: SourceForAdmin, session: Session
+) -> Any:
+    values = body.model_dump(exclude_unset=True)
+    for required in ("name", "connection_info"):
+        if required in values and values[required] is None:
+            raise BadInput(f"{required} cannot be null")
+    return await service.update_source(session, source=source, values=values)
+
+
+@router.delete("/data-sources/{source_id}", status_code=204, summary="Delete a data source")
+async def delete_data_source(source: SourceForAdmin, session: Session) -> Response:
+    await service.delete_source(session, source=source)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/data-sources/{source_id}/activate", response_model=DataSourceRead, summary="Activate"
+)
+async def activate_data_source(source: SourceForAdmin, session: Session) -> Any:
+    return await service.update_source(session, source=source, values={"is_active": True})
+
+
+@router.post(
+    "/data-sources/{source_id}/deactivate",
+    response_model=DataSourceRead,
+    summary="Deactivate (pushes are refused with 409, polling stops)",
+)
+async def deactivate_data_source(source: SourceForAdmin, session: Session) -> Any:
+    return await service.update_source(session, source=source, values={"is_active": False})
+
+
+@router.post(
+    "/data-sources/{source_id}/token",
+    response_model=DataSourceCreated,
+    summary="Issue a new push token (the old one stops working)",
+)
+async def rotate_data_source_token(source: SourceForAdmin, session: Session) -> dict[str, Any]:
+    token = await service.rotate_token(session, source=source)
+    return {**DataSourceRead.model_validate(source).model_dump(), "token": token}
+
+
+@router.post(
+    "/data-sources/{source_id}/ingest",
+    response_model=IngestResult,
+    summary="Push OSM JSON or a GeoJSON FeatureCollection (source token or admin)",
+    description=(
+        "Each element is accepted or rejected on its own: rejected ones are listed in "
+        "`errors` and written to the validation log, the others are stored. 422 when the "
+        "body is in neither format or no element was accepted; 409 when the source is "
+        "inactive. Idempotent by (type, osm_id, version)."
+    ),
+)
+async def ingest_data(
+    source: SourceForPush,
+    session: Session,
+    hub: HubDep,
+    payload: Annotated[dict[str, Any], Body(examples=INGEST_EXAMPLES)],
+) -> dict[str, Any]:
+    report = await service.ingest_payload(session, source=source, payload=payload, channel="rest")
+    await publish_changes(hub, report)
+    summary = report.summary()
+    if report.rejected and not report.accepted:
+        raise BadInput("No element was accepted", detail=summary)
+    return summary
+
+
+@router.post(
+    "/data-sources/{source_id}/import",
+    response_model=JobRead,
+    status_code=202,
+    summary="Import an .osm, .osm.pbf or .osc file as a job (admin)",
+    description=(
+        "Returns the job (`GET /api/jobs/{id}` for progress). The file is checked whole "
+        "before anything is stored: a malformed file fails the job with nothing written. "
+        "Bad elements go to the validation log; `.osc` deletes mark objects deleted."
+    ),
+)
+async def import_data_file(
+    source: SourceForAdmin,
+    admin: AdminUser,
+    storage: StorageDep,
+    jobs: JobsDep,
+    file: Annotated[
+        UploadFile,
+        File(description=".osm, .osm.pbf or .osc (optionally .gz)", examples=["berlin.osm.pbf"]),
+    ],
+) -> Any:
+    filename = file.filename or "upload"
+    suffix = file_suffix(filename)
+    key = f"osm/imports/{uuid.uuid4()}{suffix}"
+    await storage.put(key, await file.read(), content_type="application/octet-stream")
+    return await jobs.enqueue(
+        kind="osm.import_file",
+        params={"storage_key": key, "filename": filename, "source_id": source.id},
+        owner_id=admin.id,
+        max_attempts=1,
+    )
+
+
+@router.post(
+    "/data-sources/{source_id}/poll",
+    response_model=JobRead,
+    status_code=202,
+    summary="Poll a replication or Overpass source now, as a job (admin)",
+    description=(
+        "Sources are also polled on their schedule (`connection_info.interval_seconds`). "
+        "422 for a source that is not polled or is misconfigured, 409 when it is inactive "
+        "or a poll of it is already queued or running. Upstream errors fail the job with "
+        "the reason and add a validation-log entry."
+    ),
+)
+async def poll_data_source(
+    source: SourceForAdmin, admin: AdminUser, session: Session, jobs: JobsDep
+) -> Any:
+    return await polling.request_poll(
+        session, source=source, enqueue=jobs.enqueue, owner_id=admin.id
+    )
+
+
+# --- admin ---------------------------------------------------------------------------------------
+
+
+@router.get("/admin/stats", response_model=StatsRead, summary="Tracker statistics (admin)")
+async def get_stats(_admin: AdminUser, session: Session) -> dict[str, Any]:
+    return await service.stats(session)
+
+
+@router.get(
+    "/admin/validation-log",
+    response_model=ValidationLogPage,
+    summary="Rejected input, newest first (admin)",
+)
+async def get_validation_log(
+    _admin: AdminUser,
+    session: Session,
+    source_id: Annotated[str | None, Query(max_length=36)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    items, total = await service.list_validation_log(
+        session, source_id=source_id, limit=limit, offset=offset
+    )
+    return _page(items, total, limit, offset)
+
+
+router.include_router(ws_router)

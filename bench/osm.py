@@ -1,0 +1,344 @@
+"""OSM tracker (issue 7, "Speed"): `.osm.pbf` import rates and the bbox + tag query.
+
+Data: a synthetic `.osm.pbf` written with pyosmium (N nodes, default 1,000,000, uniform
+over lon 13-14 / lat 52-53 with metadata; 2% `amenity=cafe` with a name, 8% other tags),
+and a second file of N/100 ways (5 nodes each) whose nodes are only in the database.
+
+- (a) import through our path (`apps.osm.files.import_file`: the validating count pass,
+  the bulk node path, history rows) into a scratch PostGIS database `worldbase_bench_osm`
+  (created and dropped here, migrated, every index in place) and into SQLite (N/5 nodes);
+- (b) the anchor: a bare pyosmium read (id, tags, location) plus asyncpg
+  `copy_records_to_table` of the same nodes into an unindexed 3-column table;
+- (c) `GET /objects?bbox=...&tag=amenity=cafe` p50 over N + N/100 objects (uvicorn, one
+  worker) against the same query as bare SQL through asyncpg; EXPLAIN shows the indexes.
+- (d) WebSocket fan-out: not measured yet (printed as such).
+
+One line per figure with the ratio to its target or anchor. The machine is shared (2
+cores): rates move by tens of per cent between runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import statistics
+import struct
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import free_port, python, server
+
+PG = os.environ.get("WORLDBASE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+DB = "worldbase_bench_osm"
+N_NODES = int(os.environ.get("WORLDBASE_BENCH_OSM_NODES", "1000000"))
+N_WAYS = N_NODES // 100
+N_SQLITE = N_NODES // 5
+BBOX = (13.40, 52.40, 13.50, 52.50)  # ~1% of the nodes, ~200 cafes
+QUERIES = 200
+JWT = "bench-" + "x" * 40
+BATCH = 20_000
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+# --- Data ------------------------------------------------------------------------------------
+
+
+def write_nodes(path: Path, n: int, seed: int = 7) -> None:
+    import osmium
+    from osmium.osm.mutable import Node
+
+    rng = random.Random(seed)
+    with osmium.SimpleWriter(str(path)) as writer:
+        for i in range(1, n + 1):
+            kind = i % 50
+            tags: dict[str, str] = {}
+            if kind == 0:
+                tags = {"amenity": "cafe", "name": f"Cafe {i}"}
+            elif kind < 5:
+                tags = {"shop": "bakery"} if kind % 2 else {"highway": "crossing"}
+            writer.add_node(
+                Node(
+                    id=i,
+                    version=1 + i % 3,
+                    changeset=1_000_000 + i // 200,
+                    uid=1000 + i % 97,
+                    user=f"mapper{i % 97}",
+                    timestamp="2024-05-01T12:00:00Z",
+                    location=(13 + rng.random(), 52 + rng.random()),
+                    tags=tags,
+                )
+            )
+
+
+def write_ways(path: Path, n: int, n_nodes: int) -> None:
+    import osmium
+    from osmium.osm.mutable import Way
+
+    step = n_nodes // n
+    with osmium.SimpleWriter(str(path)) as writer:
+        for j in range(1, n + 1):
+            first = (j - 1) * step + 1
+            refs = list(range(first, first + 5))
+            writer.add_way(Way(id=j, version=1, nodes=refs, tags={"highway": "residential"}))
+
+
+# --- Databases -------------------------------------------------------------------------------
+
+
+async def recreate_database(drop_only: bool = False) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(f"{PG}/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+        if not drop_only:
+            await conn.execute(f'CREATE DATABASE "{DB}"')
+            await conn.execute(f'ALTER DATABASE "{DB}" SET jit = off')
+    finally:
+        await conn.close()
+    if not drop_only:
+        conn = await asyncpg.connect(f"{PG}/{DB}")
+        try:
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        finally:
+            await conn.close()
+
+
+def settings_for(data_dir: Path, database_url: str | None) -> Any:
+    from worldbase.settings import Settings
+
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        worldbase_env="production",
+        worldbase_data_dir=data_dir,
+        jwt_secret=JWT,
+        log_json=False,
+        database_url=database_url,
+        redis_url=None,
+    )
+
+
+# --- (a) our import path ---------------------------------------------------------------------
+
+
+async def import_ours(settings: Any, path: Path) -> tuple[float, Any]:
+    from worldbase.apps.osm.files import import_file
+    from worldbase.core.db import Database
+
+    db = Database(settings, pooled=False)
+    try:
+        started = time.perf_counter()
+        report = await import_file(db, path, source_id=None)
+        return time.perf_counter() - started, report
+    finally:
+        await db.dispose()
+
+
+# --- (b) the anchor: bare pyosmium read + COPY ------------------------------------------------
+
+
+async def bare_copy(path: Path) -> float:
+    import asyncpg
+    import osmium
+
+    ewkb = struct.Struct("<BIIdd")
+    conn = await asyncpg.connect(f"{PG}/{DB}")
+    try:
+        await conn.execute(
+            "CREATE TABLE bare_nodes (osm_id bigint, tags jsonb, geom geometry(Point, 4326))"
+        )
+        await conn.set_type_codec(
+            "geometry", schema="public", encoder=bytes, decoder=bytes, format="binary"
+        )
+        started = time.perf_counter()
+        records: list[tuple[Any, ...]] = []
+        for obj in osmium.FileProcessor(str(path), osmium.osm.NODE):
+            tags = obj.tags
+            location = obj.location
+            records.append(
+                (
+                    obj.id,
+                    json.dumps(dict(tags)) if len(tags) else "{}",
+                    ewkb.pack(1, 0x20000001, 4326, location.lon, location.lat),
+                )
+            )
+            if len(records) >= BATCH:
+                await conn.copy_records_to_table("bare_nodes", records=records)
+                records = []
+        if records:
+            await conn.copy_records_to_table("bare_nodes", records=records)
+        elapsed = time.perf_counter() - started
+        await conn.execute("DROP TABLE bare_nodes")
+        return elapsed
+    finally:
+        await conn.close()
+
+
+# --- (c) the query ---------------------------------------------------------------------------
+
+
+async def explain_and_bare_p50(settings: Any) -> tuple[str, float, int]:
+    """The app's own SQL (built by the service), EXPLAINed, then timed bare via asyncpg."""
+    import asyncpg
+    from sqlalchemy import func, select
+    from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
+
+    from worldbase.apps.osm import service
+    from worldbase.apps.osm.models import OSMObject
+    from worldbase.core.db import Database
+
+    db = Database(settings, pooled=False)
+    try:
+        async with db.sessionmaker() as session:
+            filters = service.ObjectFilters(tags=[("amenity", "cafe")], bbox=BBOX)
+            page = (
+                service._filtered(session, select(OSMObject), filters)
+                .order_by(OSMObject.updated_at.desc(), OSMObject.id)
+                .limit(100)
+            )
+            count = service._filtered(session, select(func.count(OSMObject.id)), filters)
+            dialect = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
+            compiled = [q.compile(dialect=dialect) for q in (page, count)]
+            sql = [str(c) for c in compiled]
+            args = [[_arg(c.params[name]) for name in c.positiontup or []] for c in compiled]
+    finally:
+        await db.dispose()
+    conn = await asyncpg.connect(f"{PG}/{DB}", server_settings={"jit": "off"})
+    try:
+        explain = await conn.fetch(f"EXPLAIN ANALYZE {sql[0]}", *args[0])
+        plan = "\n".join(r[0] for r in explain)
+        total = await conn.fetchval(sql[1], *args[1])
+        latencies = []
+        for i in range(QUERIES + 20):
+            started = time.perf_counter()
+            await conn.fetch(sql[0], *args[0])
+            await conn.fetchval(sql[1], *args[1])
+            if i >= 20:
+                latencies.append((time.perf_counter() - started) * 1000)
+        return plan, statistics.median(latencies), int(total)
+    finally:
+        await conn.close()
+
+
+def _arg(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, dict) else value
+
+
+def api_p50(base: str) -> tuple[float, int]:
+    box = ",".join(str(v) for v in BBOX)
+    url = f"{base}/objects?bbox={box}&tag=amenity=cafe"
+    latencies = []
+    with httpx.Client(timeout=30) as client:
+        total = client.get(url).raise_for_status().json()["total"]
+        for i in range(QUERIES + 20):
+            started = time.perf_counter()
+            client.get(url).raise_for_status()
+            if i >= 20:
+                latencies.append((time.perf_counter() - started) * 1000)
+    return statistics.median(latencies), int(total)
+
+
+def used_indexes(plan: str) -> str:
+    names = ("ix_osm_objects_tags", "ix_osm_objects_geom", "ix_osm_objects_updated_at")
+    found = [n for n in names if n in plan]
+    return ", ".join(found) or "none (sequential scan)"
+
+
+# --- run -------------------------------------------------------------------------------------
+
+
+def run() -> None:
+    from worldbase.core.migrate import upgrade_head
+
+    started = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="wb-bench-osm-"))
+    nodes, ways, small = tmp / "nodes.osm.pbf", tmp / "ways.osm.pbf", tmp / "small.osm.pbf"
+    t = time.perf_counter()
+    write_nodes(nodes, N_NODES)
+    write_ways(ways, N_WAYS, N_NODES)
+    write_nodes(small, N_SQLITE)
+    log(
+        f"osm data: {N_NODES:,} nodes ({nodes.stat().st_size / 1e6:.1f} MB pbf), "
+        f"{N_WAYS:,} ways, written in {time.perf_counter() - t:.1f} s"
+    )
+    asyncio.run(recreate_database())
+    try:
+        database_url = f"{PG}/{DB}"
+        pg = settings_for(tmp / "pg", database_url)
+        upgrade_head(pg)
+        pg_s, report = asyncio.run(import_ours(pg, nodes))
+        assert report.created == N_NODES, report.summary()
+        bare_s = asyncio.run(bare_copy(nodes))
+        ours_rate, bare_rate = N_NODES / pg_s, N_NODES / bare_s
+        log(
+            f"osm import .osm.pbf -> PostGIS (our path, all indexes, history rows): "
+            f"{ours_rate:,.0f} nodes/s ({pg_s:.1f} s) | target 50,000/s | "
+            f"ratio {ours_rate / 50000:.2f}"
+        )
+        log(
+            f"osm import vs bare pyosmium read + asyncpg COPY (unindexed 3 columns): "
+            f"ours {ours_rate:,.0f}/s, anchor {bare_rate:,.0f}/s | target 0.5 | "
+            f"ratio {ours_rate / bare_rate:.2f}"
+        )
+        ways_s, report = asyncio.run(import_ours(pg, ways))
+        log(
+            f"osm import ways (geometry from stored nodes, per-element path) -> PostGIS: "
+            f"{N_WAYS / ways_s:,.0f} ways/s ({report.created:,} created)"
+        )
+        sqlite = settings_for(tmp / "sqlite", None)
+        upgrade_head(sqlite)
+        sqlite_s, report = asyncio.run(import_ours(sqlite, small))
+        assert report.created == N_SQLITE, report.summary()
+        log(
+            f"osm import .osm.pbf -> SQLite ({N_SQLITE:,} nodes): {N_SQLITE / sqlite_s:,.0f} "
+            f"nodes/s | target 10,000/s | ratio {N_SQLITE / sqlite_s / 10000:.2f}"
+        )
+        asyncio.run(analyze())
+        plan, bare_p50, bare_total = asyncio.run(explain_and_bare_p50(pg))
+        env = {
+            "DATABASE_URL": database_url,
+            "WORLDBASE_DATA_DIR": str(tmp / "pg"),
+            "JWT_SECRET": JWT,
+            "LOG_LEVEL": "WARNING",
+            "WORLDBASE_ENV": "production",
+        }
+        port = free_port()
+        uvicorn = [python(), "-m", "uvicorn", "--host", "127.0.0.1", "--log-level", "warning"]
+        factory = ["--factory", "worldbase.app:create_app_from_env"]
+        with server([*uvicorn, "--port", str(port), *factory], port, env) as base:
+            p50, total = api_p50(base)
+        assert total == bare_total, (total, bare_total)
+        objects = N_NODES + N_WAYS
+        log(
+            f"osm GET /objects?bbox=...&tag=amenity=cafe over {objects:,} objects (PostGIS, "
+            f"{total} matches, page of 100 + total): p50 {p50:.1f} ms | target < 50 ms | "
+            f"ratio {p50 / 50:.2f}; bare SQL p50 {bare_p50:.1f} ms (ours/bare "
+            f"{p50 / bare_p50:.1f}); indexes used: {used_indexes(plan)}"
+        )
+        log("osm WebSocket fan-out (1,000 subscribers, 100 events/s): not measured yet")
+    finally:
+        asyncio.run(recreate_database(drop_only=True))
+    log(f"osm bench took {time.perf_counter() - started:.0f} s")
+
+
+async def analyze() -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(f"{PG}/{DB}")
+    try:
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,242 @@
+"""One-click migration of the game's LocalStorage into the API (seed 002's migrate endpoint).
+
+Each entry is checked and stored on its own (files, then its row, one commit): a bad
+entry is reported as `{key, error}` while the good ones migrate. Running it twice creates
+nothing new: a scene whose cache key exists is skipped, and an item image is recognised
+by the SHA-256 of its original bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worldbase.apps.dnd import imaging, scenes, service
+from worldbase.apps.dnd.models import ImageAsset, SceneCache
+from worldbase.apps.dnd.schemas import NAME_PATTERN, refuse_markup
+from worldbase.core.db import utcnow
+from worldbase.core.errors import BadInput
+from worldbase.core.storage import Storage
+from worldbase.settings import Settings
+
+SCENE_PREFIX = "scene_cache_"
+ITEM_PREFIX = "item_image_"
+# Browsers cap LocalStorage at 5-10 MB per origin; the route accepts a generous multiple.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_IMAGE_BYTES = 16 * 1024 * 1024
+MAX_ENTRIES = 2000
+_DATA_URL = re.compile(r"^data:image/[\w.+-]+;base64,", re.IGNORECASE)
+_NAME = re.compile(NAME_PATTERN)
+
+
+@dataclass
+class Report:
+    scenes: int = 0
+    items: int = 0
+    skipped: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+    total_bytes: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scenes": self.scenes,
+            "items": self.items,
+            "skipped": self.skipped,
+            "errors": self.errors,
+            "total_size_mb": round(self.total_bytes / 1024**2, 3),
+        }
+
+
+def decode_base64_image(value: Any) -> bytes:
+    if not isinstance(value, str) or not value:
+        raise BadInput("image must be a non-empty base64 string")
+    text = _DATA_URL.sub("", value.strip(), count=1)
+    if len(text) > MAX_IMAGE_BYTES * 4 // 3 + 4:
+        raise BadInput(f"image is larger than {MAX_IMAGE_BYTES // 1024**2} MiB")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadInput("image is not valid base64") from None
+
+
+def parse_scene_key(key: str) -> tuple[str, str, str]:
+    """`scene_cache_<Location>_<TimeOfDay>_<Weather>`; the weather keeps any underscores."""
+    if not key.startswith(SCENE_PREFIX):
+        raise BadInput(f"scene keys start with {SCENE_PREFIX!r}")
+    parts = key[len(SCENE_PREFIX) :].split("_", 2)
+    if len(parts) != 3 or not all(p.strip() for p in parts):
+        raise BadInput("scene key must be scene_cache_<Location>_<TimeOfDay>_<Weather>")
+    location, time_of_day, weather = (p.strip() for p in parts)
+    if len(location) > 100 or len(time_of_day) > 50 or len(weather) > 100:
+        raise BadInput("location, time of day or weather is too long")
+    return location, time_of_day, weather
+
+
+def parse_item_key(key: str) -> str:
+    if not key.startswith(ITEM_PREFIX):
+        raise BadInput(f"item keys start with {ITEM_PREFIX!r}")
+    name = key[len(ITEM_PREFIX) :].strip()
+    if not name or len(name) > 200 or not _NAME.match(name):
+        raise BadInput("item name is empty, too long or has characters names cannot have")
+    return name
+
+
+async def _prepare(value: Any, quality: int) -> tuple[imaging.Encoded, str, int]:
+    raw = decode_base64_image(value)
+    picture = await asyncio.to_thread(imaging.decode, raw)
+    encoded = await asyncio.to_thread(imaging.encode, picture, quality=quality)
+    return encoded, hashlib.sha256(raw).hexdigest(), len(raw)
+
+
+async def migrate(
+    session: AsyncSession,
+    *,
+    storage: Storage,
+    settings: Settings,
+    scene_cache: dict[str, Any],
+    item_images: dict[str, Any],
+    created_by: uuid.UUID | None,
+) -> dict[str, Any]:
+    if len(scene_cache) + len(item_images) > MAX_ENTRIES:
+        raise BadInput(f"At most {MAX_ENTRIES} LocalStorage entries per migration")
+    report = Report()
+    for key, value in scene_cache.items():
+        try:
+            await _scene(session, storage, settings, key, value, created_by, report)
+        except BadInput as exc:
+            await session.rollback()
+            report.errors.append({"key": key, "error": exc.message})
+    for key, value in item_images.items():
+        try:
+            name = parse_item_key(key)
+            images = value.get("images") if isinstance(value, dict) else None
+            if not isinstance(images, list):
+                raise BadInput("item entry must be {images: [...]}")
+        except BadInput as exc:
+            report.errors.append({"key": key, "error": exc.message})
+            continue
+        for index, entry in enumerate(images):
+            try:
+                await _item(session, storage, settings, name, entry, created_by, report)
+            except BadInput as exc:
+                await session.rollback()
+                report.errors.append({"key": key, "error": f"images[{index}]: {exc.message}"})
+    return report.as_dict()
+
+
+async def _scene(
+    session: AsyncSession,
+    storage: Storage,
+    settings: Settings,
+    key: str,
+    value: Any,
+    created_by: uuid.UUID | None,
+    report: Report,
+) -> None:
+    location, time_of_day, weather = parse_scene_key(key)
+    if not isinstance(value, dict):
+        raise BadInput("scene entry must be {image, timestamp}")
+    ckey = scenes.cache_key(location, time_of_day, weather)
+    if await session.scalar(select(SceneCache.id).where(SceneCache.cache_key == ckey)):
+        report.skipped += 1
+        return
+    encoded, digest, size = await _prepare(value.get("image"), settings.webp_quality)
+    now = utcnow()
+    async with service.stored_files(storage, encoded) as files:
+        image = service.new_row(
+            files,
+            subject_type="scene",
+            subject_name=location,
+            component="scene",
+            prompt=f"{location} at {time_of_day}, {weather} weather (migrated from LocalStorage)",
+            custom_prompt=None,
+            aspect_ratio=imaging.aspect_ratio_of(encoded.width, encoded.height),
+            provider="localstorage",
+            generation_time_ms=0,
+            created_by=created_by,
+            source_hash=digest,
+        )
+        session.add(image)
+        await session.flush()
+        # A migrated scene gets a full expiry from now: the player asked to keep it.
+        session.add(
+            SceneCache(
+                cache_key=ckey,
+                location=location,
+                time_of_day=time_of_day,
+                weather=weather,
+                image_id=image.id,
+                hit_count=0,
+                miss_count=0,
+                created_at=now,
+                expires_at=now + timedelta(days=settings.cache_expiry_days),
+            )
+        )
+        await session.commit()
+    report.scenes += 1
+    report.total_bytes += size
+
+
+async def _item(
+    session: AsyncSession,
+    storage: Storage,
+    settings: Settings,
+    name: str,
+    entry: Any,
+    created_by: uuid.UUID | None,
+    report: Report,
+) -> None:
+    if not isinstance(entry, dict):
+        raise BadInput("image entry must be {image, custom_prompt, is_featured}")
+    custom = entry.get("custom_prompt")
+    if custom is not None and (not isinstance(custom, str) or len(custom) > 1000):
+        raise BadInput("custom_prompt must be a string of at most 1000 characters")
+    try:
+        refuse_markup(custom)
+    except ValueError as exc:
+        raise BadInput(f"custom_prompt {exc}") from None
+    featured = entry.get("is_featured", False)
+    if not isinstance(featured, bool):
+        raise BadInput("is_featured must be true or false")
+    raw_hash = hashlib.sha256(decode_base64_image(entry.get("image"))).hexdigest()
+    existing = await session.scalar(
+        select(ImageAsset.id).where(
+            ImageAsset.source_hash == raw_hash,
+            ImageAsset.subject_name == name,
+            ImageAsset.subject_type == "item",
+        )
+    )
+    if existing is not None:
+        report.skipped += 1
+        return
+    encoded, digest, size = await _prepare(entry.get("image"), settings.webp_quality)
+    async with service.stored_files(storage, encoded) as files:
+        session.add(
+            service.new_row(
+                files,
+                subject_type="item",
+                subject_name=name,
+                component="item",
+                prompt=custom or f"{name} (migrated from LocalStorage)",
+                custom_prompt=custom,
+                aspect_ratio=imaging.aspect_ratio_of(encoded.width, encoded.height),
+                provider="localstorage",
+                generation_time_ms=0,
+                created_by=created_by,
+                source_hash=digest,
+                is_featured=featured,
+            )
+        )
+        await session.commit()
+    report.items += 1
+    report.total_bytes += size

@@ -1,0 +1,251 @@
+"""Images: generate, store (files first, then the row), search, feature, soft delete, restore.
+
+A stored image is two WebP objects (full and 200x200 thumbnail) plus one `image_assets`
+row. Files are written first and removed again if the row cannot be committed, so a
+failed generation leaves neither a row nor a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import builtins
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worldbase.apps.dnd import imaging
+from worldbase.apps.dnd.exceptions import ImageNotFound
+from worldbase.apps.dnd.models import ImageAsset
+from worldbase.apps.dnd.providers import GenerationSpec, ImageProvider
+from worldbase.apps.dnd.schemas import ImageGenerate
+from worldbase.core.db import utcnow
+from worldbase.core.storage import Storage
+
+FULL_PREFIX = "dnd/images/full/"
+THUMB_PREFIX = "dnd/images/thumbnails/"
+WEBP = "image/webp"
+
+
+@dataclass(frozen=True)
+class StoredFiles:
+    full: str
+    thumbnail: str
+    encoded: imaging.Encoded
+
+
+@asynccontextmanager
+async def stored_files(storage: Storage, encoded: imaging.Encoded) -> AsyncIterator[StoredFiles]:
+    """Write both files; if the block fails (the row was not committed), delete them again."""
+    name = uuid.uuid4().hex
+    files = StoredFiles(f"{FULL_PREFIX}{name}.webp", f"{THUMB_PREFIX}{name}.webp", encoded)
+    try:
+        await storage.put(files.full, encoded.full, content_type=WEBP)
+        await storage.put(files.thumbnail, encoded.thumbnail, content_type=WEBP)
+        yield files
+    except BaseException:
+        # Shielded: a cancelled request must still not leave files behind.
+        await asyncio.shield(_delete_quietly(storage, files.full, files.thumbnail))
+        raise
+
+
+async def _delete_quietly(storage: Storage, *keys: str) -> None:
+    for key in keys:
+        try:
+            await storage.delete(key)
+        except Exception:  # noqa: S112 - best effort; orphan cleanup catches the rest
+            continue
+
+
+def new_row(
+    files: StoredFiles,
+    *,
+    subject_type: str,
+    subject_name: str,
+    component: str,
+    prompt: str,
+    custom_prompt: str | None,
+    aspect_ratio: str,
+    provider: str,
+    generation_time_ms: int,
+    created_by: uuid.UUID | None,
+    source_hash: str | None = None,
+    is_featured: bool = False,
+) -> ImageAsset:
+    now = utcnow()
+    return ImageAsset(
+        subject_type=subject_type,
+        subject_name=subject_name,
+        component=component,
+        prompt=prompt,
+        custom_prompt=custom_prompt,
+        aspect_ratio=aspect_ratio,
+        provider=provider,
+        width=files.encoded.width,
+        height=files.encoded.height,
+        storage_path_full=files.full,
+        storage_path_thumbnail=files.thumbnail,
+        file_size_bytes=len(files.encoded.full),
+        generation_time_ms=generation_time_ms,
+        source_hash=source_hash,
+        is_featured=is_featured,
+        is_deleted=False,
+        use_count=0,
+        created_by=created_by,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def render(
+    *, provider: ImageProvider, spec: GenerationSpec, quality: int
+) -> tuple[imaging.Encoded, int]:
+    """Generate and encode; returns the WebP pair and the generation time in ms."""
+    started = time.perf_counter()
+    picture: Image.Image = await provider.generate(spec)
+    elapsed_ms = int((time.perf_counter() - started) * 1000)
+    encoded = await asyncio.to_thread(imaging.encode, picture, quality=quality)
+    return encoded, elapsed_ms
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    storage: Storage,
+    provider: ImageProvider,
+    data: ImageGenerate,
+    quality: int,
+    created_by: uuid.UUID | None,
+) -> ImageAsset:
+    spec = GenerationSpec(
+        subject_type=data.subject_type,
+        subject_name=data.subject_name,
+        prompt=data.prompt,
+        custom_prompt=data.custom_prompt,
+        aspect_ratio=data.aspect_ratio,
+        seed=data.seed,
+    )
+    encoded, elapsed_ms = await render(provider=provider, spec=spec, quality=quality)
+    async with stored_files(storage, encoded) as files:
+        row = new_row(
+            files,
+            subject_type=data.subject_type,
+            subject_name=data.subject_name,
+            component=data.component,
+            prompt=data.prompt,
+            custom_prompt=data.custom_prompt,
+            aspect_ratio=data.aspect_ratio,
+            provider=provider.name,
+            generation_time_ms=elapsed_ms,
+            created_by=created_by,
+        )
+        session.add(row)
+        await session.commit()
+    return row
+
+
+async def get(
+    session: AsyncSession, *, image_id: int, include_deleted: bool = False
+) -> ImageAsset | None:
+    row = await session.get(ImageAsset, image_id)
+    if row is None or (row.is_deleted and not include_deleted):
+        return None
+    return row
+
+
+async def get_or_raise(
+    session: AsyncSession, *, image_id: int, include_deleted: bool = False
+) -> ImageAsset:
+    row = await get(session, image_id=image_id, include_deleted=include_deleted)
+    if row is None:
+        raise ImageNotFound(image_id)
+    return row
+
+
+async def list(
+    session: AsyncSession,
+    *,
+    subject_name: str | None = None,
+    subject_type: str | None = None,
+    is_featured: bool | None = None,
+    page: int = 1,
+    page_size: int = 20,
+) -> dict[str, Any]:
+    """Featured first, then newest; deleted images are not listed."""
+    query = select(ImageAsset).where(ImageAsset.is_deleted.is_(False))
+    if subject_name is not None:
+        query = query.where(ImageAsset.subject_name == subject_name)
+    if subject_type is not None:
+        query = query.where(ImageAsset.subject_type == subject_type)
+    if is_featured is not None:
+        query = query.where(ImageAsset.is_featured.is_(is_featured))
+    total = int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    rows = await session.scalars(
+        query.order_by(
+            ImageAsset.is_featured.desc(), ImageAsset.created_at.desc(), ImageAsset.id.desc()
+        )
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    return {
+        "items": builtins.list(rows),
+        "total": total,
+        "page": page,
+        "page_size": page_size,
+        "total_pages": math.ceil(total / page_size) if total else 0,
+    }
+
+
+async def read_base64(storage: Storage, row: ImageAsset) -> str:
+    return base64.b64encode(await storage.get(row.storage_path_full)).decode("ascii")
+
+
+async def mark_used(session: AsyncSession, *, image_id: int) -> None:
+    """One more use, counted in the database (no read-modify-write race)."""
+    await session.execute(
+        update(ImageAsset)
+        .where(ImageAsset.id == image_id)
+        .values(use_count=ImageAsset.use_count + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def update_featured(
+    session: AsyncSession, *, image: ImageAsset, is_featured: bool | None
+) -> ImageAsset:
+    """Set the flag, or toggle it when no value is given (the seed's "toggle")."""
+    image.is_featured = (not image.is_featured) if is_featured is None else is_featured
+    image.updated_at = utcnow()
+    await session.commit()
+    return image
+
+
+async def delete(session: AsyncSession, *, image: ImageAsset) -> None:
+    """Soft delete: hidden from search and reads, files kept so it can be restored."""
+    image.is_deleted = True
+    image.deleted_at = image.updated_at = utcnow()
+    await session.commit()
+
+
+async def restore(session: AsyncSession, *, image: ImageAsset) -> ImageAsset:
+    image.is_deleted = False
+    image.deleted_at = None
+    image.updated_at = utcnow()
+    await session.commit()
+    return image
+
+
+async def count_total(session: AsyncSession) -> dict[str, Any]:
+    """The /health counter: `apps.dnd.images.total` (deleted images not counted)."""
+    total = await session.scalar(
+        select(func.count()).select_from(ImageAsset).where(ImageAsset.is_deleted.is_(False))
+    )
+    return {"images": {"total": int(total or 0)}}

@@ -1,0 +1,96 @@
+"""Existence and permission checks that return the object, and grouped query parameters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Path, Query
+from fastapi.security import HTTPAuthorizationCredentials
+from starlette.requests import HTTPConnection
+
+from worldbase.apps.osm import service
+from worldbase.apps.osm.exceptions import InvalidSourceToken
+from worldbase.apps.osm.models import DataSource, OSMObject
+from worldbase.core.auth import AdminUser, authenticate_token, bearer_scheme
+from worldbase.core.db import Session
+from worldbase.core.errors import Forbidden, NotAuthenticated
+from worldbase.geo.geometry import parse_bbox
+
+ObjectId = Annotated[str, Path(max_length=36, description="The object's id (a UUID string)")]
+SourceId = Annotated[str, Path(max_length=36, description="The data source's id")]
+
+
+async def object_for_read(object_id: ObjectId, session: Session) -> OSMObject:
+    """Objects are public, as in OSM itself."""
+    return await service.get_object_or_raise(session, object_id=object_id)
+
+
+async def source_for_admin(source_id: SourceId, _admin: AdminUser, session: Session) -> DataSource:
+    return await service.get_source_or_raise(session, source_id=source_id)
+
+
+async def authorize_push(
+    source: DataSource, token: str | None, session: Session, connection: HTTPConnection
+) -> None:
+    """A source's own token, or an administrator's bearer token."""
+    if not token:
+        raise NotAuthenticated("A data source token or an admin token is required")
+    if token.startswith(service.TOKEN_PREFIX):
+        if not service.token_matches(source, token):
+            raise InvalidSourceToken("Invalid data source token")
+        return
+    user = await authenticate_token(session, token=token, settings=connection.app.state.settings)
+    if not user.is_admin:
+        raise Forbidden("Only the source's token or an administrator may push data")
+
+
+async def source_for_push(
+    source_id: SourceId,
+    session: Session,
+    connection: HTTPConnection,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> DataSource:
+    source = await service.get_source_or_raise(session, source_id=source_id)
+    await authorize_push(
+        source, credentials.credentials if credentials else None, session, connection
+    )
+    return source
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+async def object_filters(
+    session: Session,
+    type: Annotated[str | None, Query(pattern="^(node|way|relation)$")] = None,
+    tag: Annotated[
+        list[str] | None,
+        Query(description="`key` or `key=value`; repeat for several (all must match)"),
+    ] = None,
+    bbox: Annotated[
+        str | None, Query(description="minx,miny,maxx,maxy in degrees", examples=["13,52,14,53"])
+    ] = None,
+    source_id: Annotated[str | None, Query(max_length=36)] = None,
+    changed_since: Annotated[datetime | None, Query(description="ISO 8601")] = None,
+    include_deleted: bool = False,
+) -> service.ObjectFilters:
+    return service.ObjectFilters(
+        type=type,
+        tags=[service.parse_tag_filter(t) for t in tag or []],
+        bbox=parse_bbox(bbox) if bbox is not None else None,
+        source_id=source_id,
+        changed_since=_utc(changed_since),
+        include_deleted=include_deleted,
+    )
+
+
+ObjectForRead = Annotated[OSMObject, Depends(object_for_read)]
+SourceForAdmin = Annotated[DataSource, Depends(source_for_admin)]
+SourceForPush = Annotated[DataSource, Depends(source_for_push)]
+ObjectFiltersDep = Annotated[service.ObjectFilters, Depends(object_filters)]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]

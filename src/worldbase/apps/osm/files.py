@@ -1,0 +1,257 @@
+""".osm, .osm.pbf and .osc (osmChange) files through pyosmium, into the ingestion service.
+
+Way geometry comes from the node locations in the file (pyosmium's location index), or,
+for a diff whose ways refer to nodes it does not carry, from the stored nodes (a way whose
+nodes are nowhere is rejected into the validation log). Multipolygon relations get their
+geometry from pyosmium's area assembler (full files only). The whole file is read once
+before anything is written, so a malformed file is rejected with nothing stored; then it
+is stored in batches, each committed on its own. Full imports publish no live events (a
+planet extract would flood subscribers); diffs do.
+
+Speed: in full files, nodes are read as plain tuples and new ones written in bulk
+(`bulk.store_nodes`: COPY / executemany, same idempotency); the file is read one batch
+ahead in a thread while the database stores the previous batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import osmium
+import shapely
+from shapely.geometry import Point
+from sqlalchemy.exc import IntegrityError
+
+from worldbase.apps.osm.bulk import NodeRow, any_node_stored, as_elements, store_nodes
+from worldbase.apps.osm.ingest import IngestReport, ingest
+from worldbase.apps.osm.models import DataSource
+from worldbase.apps.osm.parsing import Element, Invalid, Rejected, coordinate, way_geometry
+from worldbase.core.db import Database, utcnow
+from worldbase.core.errors import BadInput
+
+log = logging.getLogger("worldbase.osm")
+
+BATCH = 5000  # elements per `ingest` call
+NODE_BATCH = 20_000  # node rows per bulk write
+SUFFIXES = (".osm", ".osm.pbf", ".pbf", ".osc", ".osc.gz", ".osm.gz", ".osm.bz2", ".osc.bz2")
+MEMBER_TYPES = {"n": "node", "w": "way", "r": "relation"}
+
+Progress = Callable[[float, str], Awaitable[None]]
+Publish = Callable[[IngestReport], None]
+
+
+def file_suffix(name: str) -> str:
+    lowered = name.lower()
+    for suffix in sorted(SUFFIXES, key=len, reverse=True):
+        if lowered.endswith(suffix):
+            return suffix
+    raise BadInput(f"Unsupported OSM file {name!r}: use one of {', '.join(SUFFIXES)}")
+
+
+def is_change_file(name: str) -> bool:
+    return ".osc" in file_suffix(name)
+
+
+def _metadata(obj: Any, element: Element) -> None:
+    element.version = obj.version or None  # 0: the file carries no versions
+    element.tags = {tag.k: tag.v for tag in obj.tags}
+    if obj.timestamp is not None and obj.timestamp.year > 1970:
+        element.timestamp = obj.timestamp
+    element.changeset = obj.changeset or None
+    element.user = obj.user or None
+    element.uid = obj.uid or None
+    element.deleted = bool(obj.deleted) or not obj.visible
+
+
+def _element(obj: Any) -> Element:
+    if obj.is_node():
+        element = Element(type="node", osm_id=str(obj.id))
+        _metadata(obj, element)
+        if not element.deleted:
+            if not obj.location.valid():
+                raise Invalid(f"node {obj.id} has no valid location")
+            element.geom = Point(coordinate(obj.location.lon, obj.location.lat))
+        return element
+    if obj.is_way():
+        element = Element(type="way", osm_id=str(obj.id))
+        _metadata(obj, element)
+        element.refs = [n.ref for n in obj.nodes]
+        if not element.deleted and all(n.location.valid() for n in obj.nodes):
+            coords = [(n.location.lon, n.location.lat) for n in obj.nodes]
+            try:
+                element.geom = way_geometry(coords, element.tags)
+            except ValueError as exc:
+                raise Invalid(f"way {obj.id}: {exc}") from None
+        return element
+    element = Element(type="relation", osm_id=str(obj.id))
+    _metadata(obj, element)
+    element.refs = [
+        {"type": MEMBER_TYPES[m.type], "ref": m.ref, "role": m.role} for m in obj.members
+    ]
+    return element
+
+
+def _processor(path: Path, *, locations: bool, areas: bool) -> osmium.FileProcessor:
+    processor = osmium.FileProcessor(str(path))
+    if locations:
+        processor = processor.with_locations()
+    if areas:
+        processor = processor.with_areas()
+    return processor
+
+
+def count_elements(path: Path) -> int:
+    """Reads the whole file once: a malformed one fails here, before anything is written."""
+    try:
+        return sum(1 for _ in osmium.FileProcessor(str(path)))
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise BadInput(f"Malformed OSM file: {str(exc)[:300]}") from None
+
+
+Batch = tuple[list[tuple[int, Element]], list[Rejected], list[tuple[int, NodeRow]]]
+
+
+def _node_row(obj: Any) -> NodeRow | None:
+    """A visible node with a valid location, as the bulk path takes it (cheap: no Element,
+    no shapely); None sends it down the per-element path."""
+    location = obj.location
+    if not obj.visible or not location.valid():
+        return None
+    tags = obj.tags
+    timestamp = obj.timestamp
+    return (
+        obj.id,
+        obj.version or None,
+        dict(tags) if len(tags) else {},
+        location.lon,
+        location.lat,
+        timestamp if timestamp is not None and timestamp.year > 1970 else None,
+        obj.changeset or None,
+        obj.user or None,
+        obj.uid or None,
+    )
+
+
+def iter_batches(path: Path, *, change: bool) -> Iterator[Batch]:
+    """(elements, rejected, node rows) in file order; node rows only from full files (a
+    diff's nodes are few and may modify or delete: they take the per-element path)."""
+    good: list[tuple[int, Element]] = []
+    bad: list[Rejected] = []
+    nodes: list[tuple[int, NodeRow]] = []
+    relations: list[tuple[int, Element]] = []
+    relation_geoms: dict[str, Any] = {}
+    wkb = osmium.geom.WKBFactory()
+    index = 0
+    for entity in _processor(path, locations=True, areas=not change):
+        obj: Any = entity
+        if not change and obj.is_node():
+            row = _node_row(obj)
+            if row is not None:
+                nodes.append((index, row))
+                index += 1
+                if len(nodes) >= NODE_BATCH:
+                    yield good, bad, nodes
+                    good, bad, nodes = [], [], []
+                continue
+        if obj.is_area():
+            if not obj.from_way():
+                try:
+                    geom = shapely.from_wkb(bytes.fromhex(wkb.create_multipolygon(obj)))
+                    relation_geoms[str(obj.orig_id())] = geom
+                except RuntimeError:
+                    pass  # a broken multipolygon keeps no geometry
+            continue
+        try:
+            element = _element(obj)
+        except Invalid as exc:
+            bad.append(
+                Rejected(str(exc), {"type": obj.type_str(), "id": obj.id}, None, str(obj.id), index)
+            )
+        else:
+            # Relations wait for their areas, which the assembler emits at the end.
+            (relations if element.type == "relation" and not change else good).append(
+                (index, element)
+            )
+        index += 1
+        if len(good) + len(bad) >= BATCH:
+            yield good, bad, nodes
+            good, bad, nodes = [], [], []
+    for i, relation in relations:
+        relation.geom = relation_geoms.get(relation.osm_id)
+        good.append((i, relation))
+        if len(good) + len(bad) >= BATCH:
+            yield good, bad, nodes
+            good, bad, nodes = [], [], []
+    if good or bad or nodes:
+        yield good, bad, nodes
+
+
+async def _store_batch(
+    db: Database, batch: Batch, *, source_id: str | None, channel: str, lookup: bool
+) -> IngestReport:
+    good, bad, nodes = batch
+    async with db.sessionmaker() as session:
+        source = None
+        if source_id is not None:
+            source = await session.get(DataSource, source_id)
+        fast = IngestReport()
+        if nodes:
+            try:
+                fast, rest = await store_nodes(
+                    session, nodes, source=source, now=utcnow(), lookup=lookup
+                )
+                await session.commit()
+            except IntegrityError:  # a concurrent writer stored one of them first
+                await session.rollback()
+                fast, rest = IngestReport(), as_elements(nodes)
+                if source is not None:
+                    source = await session.get(DataSource, source_id)
+            # Nodes come before the ways in a file: keep that order for `ingest`.
+            good = rest + good
+        report = await ingest(session, elements=good, rejected=bad, source=source, channel=channel)
+    report.add(fast)
+    return report
+
+
+async def import_file(
+    db: Database,
+    path: Path,
+    *,
+    source_id: str | None,
+    name: str | None = None,
+    progress: Progress | None = None,
+    publish: Publish | None = None,
+    channel: str = "file",
+) -> IngestReport:
+    name = name or path.name
+    change = is_change_file(name)
+    total = max(count_elements(path), 1)
+    report = IngestReport()
+    done = 0
+    async with db.sessionmaker() as session:
+        lookup = change or await any_node_stored(session)
+    batches = iter_batches(path, change=change)
+    # The file is read one batch ahead, in a thread, while the database stores the last.
+    ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+    try:
+        while (batch := await ahead) is not None:
+            ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+            stored = await _store_batch(
+                db, batch, source_id=source_id, channel=channel, lookup=lookup
+            )
+            report.add(stored)
+            if publish is not None and change:
+                publish(stored)
+            done += len(batch[0]) + len(batch[1]) + len(batch[2])
+            if progress is not None:
+                await progress(min(done / total, 1.0), f"{done} of {total} elements")
+    finally:
+        if not ahead.done():
+            with contextlib.suppress(Exception):
+                await ahead  # never leave the reader thread running on a closed file
+    return report

@@ -1,0 +1,309 @@
+"""Input formats -> `Element`s: Overpass-style OSM JSON and GeoJSON FeatureCollections.
+
+Parsing is per element: a bad element becomes a `Rejected` (with the reason and the raw
+input, for the validation log) and the others go on. Only a payload that is not one of
+the two formats at all raises `BadInput`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from shapely.geometry import LineString, Point, Polygon
+from shapely.geometry.base import BaseGeometry
+
+from worldbase.core.errors import BadInput
+from worldbase.geo.geometry import parse_geojson_geometry
+
+OSM_TYPES = ("node", "way", "relation")
+MAX_TAG_LENGTH = 255  # OSM's own limit for keys and values
+MAX_PAYLOAD_CHARS = 4000  # raw input kept in the validation log
+# Closed ways with these keys are areas (a simplified version of OSM's area rules).
+AREA_KEYS = frozenset(
+    {"building", "landuse", "amenity", "leisure", "natural", "area", "shop", "place", "water"}
+)
+
+
+class Invalid(Exception):
+    """One element is invalid; the message is the reason logged."""
+
+
+@dataclass
+class Element:
+    type: str
+    osm_id: str
+    version: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    geom: BaseGeometry | None = None
+    refs: list[Any] | None = None  # way node ids / relation members
+    timestamp: datetime | None = None
+    changeset: int | None = None
+    user: str | None = None
+    uid: int | None = None
+    deleted: bool = False
+
+
+@dataclass
+class Rejected:
+    reason: str
+    payload: Any
+    osm_type: str | None = None
+    osm_id: str | None = None
+    index: int | None = None
+
+
+def truncate_payload(raw: Any) -> Any:
+    try:
+        text = json.dumps(raw, default=str)
+    except (TypeError, ValueError):
+        return {"repr": repr(raw)[:MAX_PAYLOAD_CHARS]}
+    if len(text) <= MAX_PAYLOAD_CHARS:
+        return raw
+    return {"truncated": text[:MAX_PAYLOAD_CHARS]}
+
+
+# --- field validators --------------------------------------------------------------------------
+
+
+def _int(value: Any, name: str, *, positive: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise Invalid(f"'{name}' must be an integer")
+    try:
+        number = int(value)
+    except ValueError:
+        raise Invalid(f"'{name}' must be an integer") from None
+    if positive and number < 1:
+        raise Invalid(f"'{name}' must be positive")
+    if abs(number) >= 2**63:
+        raise Invalid(f"'{name}' is out of range")
+    return number
+
+
+def osm_type(value: Any) -> str:
+    if value not in OSM_TYPES:
+        raise Invalid("'type' must be node, way or relation")
+    return str(value)
+
+
+def tags_of(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Invalid("'tags' must be an object")
+    for key, tag in value.items():
+        if not isinstance(tag, str):
+            raise Invalid(f"tag {key!r} is not a string")
+        if not key or len(key) > MAX_TAG_LENGTH or len(tag) > MAX_TAG_LENGTH:
+            raise Invalid(f"tag {key!r}: keys and values are 1..{MAX_TAG_LENGTH} characters")
+    return dict(value)
+
+
+def coordinate(lon: Any, lat: Any) -> tuple[float, float]:
+    for value in (lon, lat):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise Invalid("coordinates must be numbers")
+        if not math.isfinite(value):
+            raise Invalid("coordinates must be finite")
+    if not -180.0 <= lon <= 180.0:
+        raise Invalid(f"longitude {lon} out of range [-180, 180]")
+    if not -90.0 <= lat <= 90.0:
+        raise Invalid(f"latitude {lat} out of range [-90, 90]")
+    return float(lon), float(lat)
+
+
+def timestamp_of(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise Invalid("'timestamp' must be an ISO 8601 string")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Invalid("'timestamp' must be an ISO 8601 string") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def is_area(coords: list[tuple[float, float]], tags: dict[str, str]) -> bool:
+    closed = len(coords) >= 4 and coords[0] == coords[-1]
+    if not closed or tags.get("area") == "no":
+        return False
+    return bool(AREA_KEYS & tags.keys())
+
+
+def way_geometry(coords: list[tuple[float, float]], tags: dict[str, str]) -> BaseGeometry:
+    if len(coords) < 2:
+        raise Invalid("a way needs at least 2 nodes")
+    if is_area(coords, tags):
+        polygon = Polygon(coords)
+        if polygon.is_valid:
+            return polygon
+    return LineString(coords)
+
+
+def _metadata(raw: dict[str, Any], element: Element) -> Element:
+    if raw.get("version") is not None:
+        element.version = _int(raw["version"], "version", positive=True)
+    element.timestamp = timestamp_of(raw.get("timestamp"))
+    if raw.get("changeset") is not None:
+        element.changeset = _int(raw["changeset"], "changeset")
+    if raw.get("user") is not None:
+        if not isinstance(raw["user"], str):
+            raise Invalid("'user' must be a string")
+        element.user = raw["user"][:255]
+    if raw.get("uid") is not None:
+        element.uid = _int(raw["uid"], "uid")
+    visible = raw.get("visible", True)
+    element.deleted = visible is False or raw.get("action") == "delete"
+    return element
+
+
+# --- Overpass JSON -------------------------------------------------------------------------------
+
+
+def parse_overpass_element(raw: Any) -> Element:
+    if not isinstance(raw, dict):
+        raise Invalid("an element must be an object")
+    element = Element(type=osm_type(raw.get("type")), osm_id=str(_int(raw.get("id"), "id")))
+    element.tags = tags_of(raw.get("tags"))
+    _metadata(raw, element)
+    if element.type == "node":
+        if element.deleted and raw.get("lat") is None:
+            return element
+        element.geom = Point(coordinate(raw.get("lon"), raw.get("lat")))
+    elif element.type == "way":
+        nodes = raw.get("nodes")
+        if nodes is not None:
+            if not isinstance(nodes, list):
+                raise Invalid("'nodes' must be an array of node ids")
+            element.refs = [_int(n, "nodes[]") for n in nodes]
+        geometry = raw.get("geometry")
+        if geometry is not None:
+            if not isinstance(geometry, list) or not all(isinstance(p, dict) for p in geometry):
+                raise Invalid("'geometry' must be an array of {lat, lon}")
+            coords = [coordinate(p.get("lon"), p.get("lat")) for p in geometry]
+            element.geom = way_geometry(coords, element.tags)
+        elif nodes is None and not element.deleted:
+            raise Invalid("a way needs 'nodes' or 'geometry'")
+    else:
+        members = raw.get("members", [])
+        if not isinstance(members, list):
+            raise Invalid("'members' must be an array")
+        refs = []
+        for member in members:
+            if not isinstance(member, dict):
+                raise Invalid("a relation member must be an object")
+            refs.append(
+                {
+                    "type": osm_type(member.get("type")),
+                    "ref": _int(member.get("ref"), "members[].ref"),
+                    "role": str(member.get("role", ""))[:255],
+                }
+            )
+        element.refs = refs
+    return element
+
+
+def parse_overpass(payload: dict[str, Any]) -> tuple[list[tuple[int, Element]], list[Rejected]]:
+    elements = payload.get("elements")
+    if not isinstance(elements, list):
+        raise BadInput("OSM JSON needs an 'elements' array", detail={"path": "elements"})
+    good: list[tuple[int, Element]] = []
+    bad: list[Rejected] = []
+    for index, raw in enumerate(elements):
+        try:
+            good.append((index, parse_overpass_element(raw)))
+        except (Invalid, BadInput) as exc:
+            bad.append(_rejected(exc, raw, index))
+    return good, bad
+
+
+def _rejected(exc: Exception, raw: Any, index: int) -> Rejected:
+    reason = exc.message if isinstance(exc, BadInput) else str(exc)
+    if isinstance(exc, BadInput) and isinstance(exc.detail, dict) and exc.detail.get("reason"):
+        reason = f"{exc.detail['reason']} at {exc.detail.get('path') or 'geometry'}"
+    typ = raw.get("type") if isinstance(raw, dict) else None
+    ident = raw.get("id") if isinstance(raw, dict) else None
+    if isinstance(raw, dict) and raw.get("type") == "Feature":
+        props = raw.get("properties")
+        props = props if isinstance(props, dict) else {}
+        typ, ident = props.get("osm_type"), props.get("osm_id")
+    return Rejected(
+        reason=reason,
+        payload=truncate_payload(raw),
+        osm_type=typ if typ in OSM_TYPES else None,
+        osm_id=None if ident is None else str(ident)[:20],
+        index=index,
+    )
+
+
+# --- GeoJSON -------------------------------------------------------------------------------------
+
+
+def _feature_identity(feature: dict[str, Any], props: dict[str, Any]) -> tuple[str, str]:
+    typ, ident = props.get("osm_type"), props.get("osm_id")
+    if typ is None or ident is None:
+        # overpass-turbo / osmtogeojson exports: "id": "node/123" or "@id".
+        ref = feature.get("id") or props.get("@id") or props.get("id")
+        if isinstance(ref, str) and "/" in ref:
+            typ, ident = ref.split("/", 1)
+    if typ is None or ident is None:
+        raise Invalid("a feature needs properties 'osm_type' and 'osm_id'")
+    return osm_type(typ), str(_int(ident, "osm_id"))
+
+
+def parse_geojson_feature(raw: Any) -> Element:
+    if not isinstance(raw, dict) or raw.get("type") != "Feature":
+        raise Invalid("expected a GeoJSON Feature")
+    props = raw.get("properties") or {}
+    if not isinstance(props, dict):
+        raise Invalid("'properties' must be an object")
+    typ, ident = _feature_identity(raw, props)
+    element = Element(type=typ, osm_id=ident)
+    if "tags" in props:
+        element.tags = tags_of(props["tags"])
+    else:  # flat exports carry tags as the other properties
+        reserved = {"osm_type", "osm_id", "version", "timestamp", "changeset", "user", "uid", "id"}
+        element.tags = tags_of(
+            {k: v for k, v in props.items() if k not in reserved and not k.startswith("@")}
+        )
+    _metadata(props, element)
+    if raw.get("geometry") is None:
+        if not element.deleted:
+            raise Invalid("feature has no geometry")
+        return element
+    geom = parse_geojson_geometry(raw["geometry"])
+    if element.type == "node" and geom.geom_type != "Point":
+        raise Invalid("a node's geometry must be a Point")
+    if element.type == "way" and geom.geom_type not in ("LineString", "Polygon"):
+        raise Invalid("a way's geometry must be a LineString or a Polygon")
+    element.geom = geom
+    return element
+
+
+def parse_geojson(payload: dict[str, Any]) -> tuple[list[tuple[int, Element]], list[Rejected]]:
+    features = payload.get("features")
+    if not isinstance(features, list):
+        raise BadInput("A FeatureCollection needs a 'features' array", detail={"path": "features"})
+    good: list[tuple[int, Element]] = []
+    bad: list[Rejected] = []
+    for index, raw in enumerate(features):
+        try:
+            good.append((index, parse_geojson_feature(raw)))
+        except (Invalid, BadInput) as exc:
+            bad.append(_rejected(exc, raw, index))
+    return good, bad
+
+
+def parse_payload(payload: Any) -> tuple[list[tuple[int, Element]], list[Rejected]]:
+    """Either format, recognised by its shape."""
+    if not isinstance(payload, dict):
+        raise BadInput("Expected OSM JSON ({'elements': [...]}) or a GeoJSON FeatureCollection")
+    if payload.get("type") == "FeatureCollection":
+        return parse_geojson(payload)
+    if "elements" in payload:
+        return parse_overpass(payload)
+    raise BadInput("Expected OSM JSON ({'elements': [...]}) or a GeoJSON FeatureCollection")

@@ -1,0 +1,283 @@
+"""Objects, history, data sources, stats and the validation log: queries and changes."""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, select, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worldbase.apps.osm.exceptions import ObjectNotFound, SourceInactive, SourceNotFound
+from worldbase.apps.osm.ingest import IngestReport, ingest
+from worldbase.apps.osm.models import (
+    DataSource,
+    OSMObject,
+    OSMObjectHistory,
+    ValidationLogEntry,
+)
+from worldbase.apps.osm.parsing import parse_payload, truncate_payload
+from worldbase.apps.osm.polling import POLLING_TYPES, poll_config
+from worldbase.core.db import utcnow
+from worldbase.core.errors import BadInput
+from worldbase.geo.spatial import bbox_filter
+
+TOKEN_PREFIX = "wbsrc_"  # noqa: S105  (marks source tokens, not a secret)
+
+
+# --- tag filters ---------------------------------------------------------------------------------
+
+
+def parse_tag_filter(text: str) -> tuple[str, str | None]:
+    key, sep, value = text.partition("=")
+    if not key or len(key) > 255 or '"' in key or "\\" in key:
+        raise BadInput(f"Invalid tag filter {text!r}: use key or key=value", detail={"tag": text})
+    return key, (value if sep else None)
+
+
+def tag_condition(session: AsyncSession, key: str, value: str | None) -> ColumnElement[bool]:
+    if session.get_bind().dialect.name == "postgresql":
+        # JSONB containment / key existence: both served by the GIN index on tags.
+        tags = type_coerce(OSMObject.tags, JSONB)
+        if value is None:
+            return tags.has_key(key)
+        return tags.contains({key: value})
+    path = f'$."{key}"'
+    if value is None:
+        return func.json_type(OSMObject.tags, path).is_not(None)
+    return func.json_extract(OSMObject.tags, path) == value
+
+
+# --- objects -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ObjectFilters:
+    type: str | None = None
+    tags: builtins.list[tuple[str, str | None]] | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    source_id: str | None = None
+    changed_since: datetime | None = None
+    include_deleted: bool = False
+
+
+def _filtered(session: AsyncSession, query: Select[Any], filters: ObjectFilters) -> Select[Any]:
+    if filters.type is not None:
+        query = query.where(OSMObject.type == filters.type)
+    for key, value in filters.tags or []:
+        query = query.where(tag_condition(session, key, value))
+    if filters.bbox is not None:
+        query = query.where(bbox_filter(OSMObject.geom, *filters.bbox))
+    if filters.source_id is not None:
+        query = query.where(OSMObject.source_id == filters.source_id)
+    if filters.changed_since is not None:
+        query = query.where(OSMObject.updated_at >= filters.changed_since)
+    if not filters.include_deleted:
+        query = query.where(OSMObject.deleted.is_(False))
+    return query
+
+
+async def list_objects(
+    session: AsyncSession, *, filters: ObjectFilters, limit: int, offset: int
+) -> tuple[builtins.list[OSMObject], int]:
+    """Newest change first; `total` counts every match."""
+    rows = await session.scalars(
+        _filtered(session, select(OSMObject), filters)
+        .order_by(OSMObject.updated_at.desc(), OSMObject.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    total = await session.scalar(_filtered(session, select(func.count(OSMObject.id)), filters))
+    return builtins.list(rows), int(total or 0)
+
+
+async def get_object_or_raise(session: AsyncSession, *, object_id: str) -> OSMObject:
+    obj = await session.get(OSMObject, object_id)
+    if obj is None:
+        raise ObjectNotFound("Object not found")
+    return obj
+
+
+async def get_by_osm_id_or_raise(session: AsyncSession, *, osm_type: str, osm_id: str) -> OSMObject:
+    obj = await session.scalar(
+        select(OSMObject).where(OSMObject.type == osm_type, OSMObject.osm_id == osm_id)
+    )
+    if obj is None:
+        raise ObjectNotFound(f"{osm_type} {osm_id} is not tracked")
+    return obj
+
+
+async def list_history(
+    session: AsyncSession, *, object_id: str, limit: int, offset: int
+) -> tuple[builtins.list[OSMObjectHistory], int]:
+    where = OSMObjectHistory.object_id == object_id
+    rows = await session.scalars(
+        select(OSMObjectHistory)
+        .where(where)
+        .order_by(OSMObjectHistory.version.desc(), OSMObjectHistory.recorded_at.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    total = await session.scalar(select(func.count(OSMObjectHistory.id)).where(where))
+    return builtins.list(rows), int(total or 0)
+
+
+# --- data sources --------------------------------------------------------------------------------
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+async def list_sources(
+    session: AsyncSession, *, limit: int, offset: int
+) -> tuple[builtins.list[DataSource], int]:
+    rows = await session.scalars(
+        select(DataSource)
+        .order_by(DataSource.created_at, DataSource.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    total = await session.scalar(select(func.count(DataSource.id)))
+    return builtins.list(rows), int(total or 0)
+
+
+async def get_source_or_raise(session: AsyncSession, *, source_id: str) -> DataSource:
+    source = await session.get(DataSource, source_id)
+    if source is None:
+        raise SourceNotFound("Data source not found")
+    return source
+
+
+async def create_source(session: AsyncSession, *, values: dict[str, Any]) -> tuple[DataSource, str]:
+    """The new source and its push token (only the token's hash is stored)."""
+    if values.get("type") in POLLING_TYPES:
+        poll_config(values["type"], values.get("connection_info") or {})
+    token = new_token()
+    source = DataSource(**values, token_hash=hash_token(token))
+    session.add(source)
+    await session.commit()
+    return source, token
+
+
+async def update_source(
+    session: AsyncSession, *, source: DataSource, values: dict[str, Any]
+) -> DataSource:
+    if source.type in POLLING_TYPES and values.get("connection_info") is not None:
+        poll_config(source.type, values["connection_info"])
+    for name, value in values.items():
+        setattr(source, name, value)
+    source.updated_at = utcnow()
+    await session.commit()
+    return source
+
+
+async def rotate_token(session: AsyncSession, *, source: DataSource) -> str:
+    token = new_token()
+    source.token_hash = hash_token(token)
+    source.updated_at = utcnow()
+    await session.commit()
+    return token
+
+
+async def delete_source(session: AsyncSession, *, source: DataSource) -> None:
+    """Objects and history stay (their source_id becomes null)."""
+    await session.delete(source)
+    await session.commit()
+
+
+def token_matches(source: DataSource, token: str) -> bool:
+    return hmac.compare_digest(source.token_hash, hash_token(token))
+
+
+# --- ingestion ---------------------------------------------------------------------------------
+
+
+async def log_rejection(
+    session: AsyncSession, *, source: DataSource | None, channel: str, reason: str, payload: Any
+) -> None:
+    session.add(
+        ValidationLogEntry(
+            source_id=source.id if source else None,
+            channel=channel,
+            reason=reason[:2000],
+            payload=truncate_payload(payload),
+            created_at=utcnow(),
+        )
+    )
+    await session.commit()
+
+
+async def ingest_payload(
+    session: AsyncSession, *, source: DataSource, payload: Any, channel: str
+) -> IngestReport:
+    """Parse OSM JSON or GeoJSON and store it. A payload in neither format is logged and
+    rejected whole (BadInput); otherwise each element is accepted or rejected on its own."""
+    if not source.is_active:
+        raise SourceInactive("Data source is inactive")
+    try:
+        elements, rejected = parse_payload(payload)
+    except BadInput as exc:
+        await log_rejection(
+            session, source=source, channel=channel, reason=exc.message, payload=payload
+        )
+        raise
+    return await ingest(
+        session, elements=elements, rejected=rejected, source=source, channel=channel
+    )
+
+
+# --- admin ---------------------------------------------------------------------------------------
+
+
+async def stats(session: AsyncSession) -> dict[str, Any]:
+    by_type = dict(
+        (
+            await session.execute(
+                select(OSMObject.type, func.count(OSMObject.id))
+                .where(OSMObject.deleted.is_(False))
+                .group_by(OSMObject.type)
+            )
+        ).all()
+    )
+    return {
+        "objects": {t: int(by_type.get(t, 0)) for t in ("node", "way", "relation")},
+        "deleted_objects": int(
+            await session.scalar(select(func.count(OSMObject.id)).where(OSMObject.deleted)) or 0
+        ),
+        "history_entries": int(await session.scalar(select(func.count(OSMObjectHistory.id))) or 0),
+        "data_sources": int(await session.scalar(select(func.count(DataSource.id))) or 0),
+        "active_data_sources": int(
+            await session.scalar(select(func.count(DataSource.id)).where(DataSource.is_active)) or 0
+        ),
+        "validation_log_entries": int(
+            await session.scalar(select(func.count(ValidationLogEntry.id))) or 0
+        ),
+        "last_ingest_at": await session.scalar(select(func.max(DataSource.last_ingest_at))),
+    }
+
+
+async def list_validation_log(
+    session: AsyncSession, *, source_id: str | None, limit: int, offset: int
+) -> tuple[builtins.list[ValidationLogEntry], int]:
+    query = select(ValidationLogEntry)
+    count = select(func.count(ValidationLogEntry.id))
+    if source_id is not None:
+        query = query.where(ValidationLogEntry.source_id == source_id)
+        count = count.where(ValidationLogEntry.source_id == source_id)
+    rows = await session.scalars(
+        query.order_by(ValidationLogEntry.created_at.desc(), ValidationLogEntry.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return builtins.list(rows), int(await session.scalar(count) or 0)

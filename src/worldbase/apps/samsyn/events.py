@@ -1,0 +1,46 @@
+"""Live map events: one hub channel per map, published after the change is committed.
+
+Every event is `{"type": "<object>.<verb>", "map_id", "actor_id", "at", "data"}`; a change to
+a layer (or its features, or a comment on it) is published on every map containing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from worldbase.core.db import utcnow
+from worldbase.core.models import User
+from worldbase.core.realtime import Hub
+
+log = logging.getLogger("worldbase.samsyn.events")
+
+
+def map_channel(map_id: uuid.UUID) -> str:
+    return f"samsyn:map:{map_id}"
+
+
+async def publish(
+    hub: Hub,
+    *,
+    map_ids: Iterable[uuid.UUID],
+    type_: str,
+    actor: User | None,
+    data: dict[str, Any],
+) -> None:
+    """Best effort: the change is committed already, a hub outage must not turn it into a 500."""
+    at = utcnow().isoformat()
+    for map_id in dict.fromkeys(map_ids):
+        event = {
+            "type": type_,
+            "map_id": str(map_id),
+            "actor_id": str(actor.id) if actor is not None else None,
+            "at": at,
+            "data": data,
+        }
+        try:
+            await hub.publish(map_channel(map_id), event)
+        except Exception:
+            log.warning("could not publish %s on map %s", type_, map_id, exc_info=True)

@@ -1,0 +1,11 @@
+"""Domain exceptions of the samsyn app beyond core's (`core.errors` maps them by status)."""
+
+from __future__ import annotations
+
+from worldbase.core.errors import DomainError
+
+
+class NotImplementedYet(DomainError):
+    """Raster and WMS tiles of a layer are served by a later issue."""
+
+    status_code = 501

@@ -1,0 +1,93 @@
+"""Route: import a vector file into a new layer (inline when small, as a job when large)."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, UploadFile, status
+from fastapi.responses import JSONResponse
+
+from worldbase.apps.samsyn import jobs as samsyn_jobs  # registers the job kinds
+from worldbase.apps.samsyn.models import Editable
+from worldbase.apps.samsyn.routes_layers import layer_read
+from worldbase.apps.samsyn.schemas import LayerRead
+from worldbase.apps.samsyn.schemas_features import ImportQueued
+from worldbase.apps.samsyn.service_import import INLINE_IMPORT_BYTES, import_file
+from worldbase.core.auth import CurrentUser
+from worldbase.core.db import Session
+from worldbase.core.errors import BadInput, PayloadTooLarge
+from worldbase.core.services import JobsDep, StorageDep
+from worldbase.geo.vector_io import MAX_IMPORT_BYTES
+
+router = APIRouter()
+CHUNK = 1024 * 1024
+
+
+async def _save(upload: UploadFile, path: Path) -> int:
+    size = 0
+    with path.open("wb") as out:
+        while chunk := await upload.read(CHUNK):
+            size += len(chunk)
+            if size > MAX_IMPORT_BYTES:
+                raise PayloadTooLarge(f"Imports take at most {MAX_IMPORT_BYTES} bytes")
+            out.write(chunk)
+    if size == 0:
+        raise BadInput("The uploaded file is empty")
+    return size
+
+
+@router.post(
+    "/api/layers/import",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LayerRead,
+    responses={202: {"model": ImportQueued, "description": "Large file: imported by a job"}},
+    summary="Import GeoJSON, GeoPackage, zipped Shapefile or CSV into a new vector layer",
+    description=(
+        "The format is recognised from the content, not the name. All or nothing: the first "
+        "bad row fails the import (422 naming its row/index) and no layer is created. Files up "
+        f"to {INLINE_IMPORT_BYTES // (1024 * 1024)} MiB are imported during the request (201 "
+        "with the layer); larger ones are imported by a job (202; follow `/api/jobs/{id}`, "
+        "whose result names the new `layer_id`)."
+    ),
+)
+async def import_layer(
+    session: Session,
+    user: CurrentUser,
+    storage: StorageDep,
+    jobs: JobsDep,
+    file: Annotated[UploadFile, File(description="The vector file")],
+    name: Annotated[str, Form(min_length=1, max_length=255, examples=["Marine Protected Areas"])],
+    category: Annotated[str | None, Form(max_length=100)] = None,
+    description: Annotated[str | None, Form(max_length=10_000)] = None,
+    is_global: Annotated[bool, Form()] = False,
+    editable: Annotated[Editable, Form()] = Editable.creator_only,
+) -> Any:
+    filename = (file.filename or "upload")[:255]
+    values = {
+        "name": name,
+        "category": category,
+        "description": description,
+        "is_global": is_global,
+        "editable": editable.value,
+    }
+    with tempfile.TemporaryDirectory(prefix="samsyn-upload-") as tmp:
+        path = Path(tmp) / "upload"
+        size = await _save(file, path)
+        if size <= INLINE_IMPORT_BYTES:
+            layer = await import_file(
+                session, user=user, path=path, filename=filename, values=values
+            )
+            return layer_read(layer)
+        key = f"samsyn/imports/{uuid.uuid4()}"
+        await storage.put(key, path.read_bytes(), content_type="application/octet-stream")
+    job = await jobs.enqueue(
+        kind=samsyn_jobs.IMPORT_KIND,
+        params={"key": key, "filename": filename, "values": values, "user_id": str(user.id)},
+        owner_id=user.id,
+        max_attempts=1,
+    )
+    body = {"job_id": str(job.id), "status": "queued", "status_url": f"/api/jobs/{job.id}"}
+    return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,250 @@
+"""Routes: the layer library, layer configuration and vector features."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from worldbase.apps.samsyn import service_features, service_layers
+from worldbase.apps.samsyn.access import maps_containing
+from worldbase.apps.samsyn.dependencies import LayerForFeatureEdit, LayerForOwner, LayerForRead
+from worldbase.apps.samsyn.events import publish
+from worldbase.apps.samsyn.models import SourceType
+from worldbase.apps.samsyn.schemas import LayerCreate, LayerPage, LayerRead, LayerUpdate
+from worldbase.apps.samsyn.schemas_features import (
+    FEATURE_COLLECTION_EXAMPLE,
+    FEATURE_EXAMPLE,
+    FeatureCollectionRead,
+    FeatureRead,
+)
+from worldbase.core.auth import CurrentUser, OptionalUser
+from worldbase.core.db import Session
+from worldbase.core.services import HubDep
+from worldbase.geo.geometry import parse_bbox
+
+router = APIRouter()
+
+
+def layer_read(layer: Any) -> dict[str, Any]:
+    return LayerRead.model_validate(layer).model_dump(mode="json")
+
+
+@router.get("/api/layers", response_model=LayerPage, summary="The layer library")
+async def list_layers(
+    session: Session,
+    user: OptionalUser,
+    source_type: SourceType | None = None,
+    category: Annotated[str | None, Query(max_length=100)] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Text search in name, description, category")
+    ] = None,
+    is_global: Annotated[bool | None, Query(description="Only library (true) or not")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> dict[str, Any]:
+    items, total = await service_layers.list(
+        session,
+        user=user,
+        source_type=source_type,
+        category=category,
+        q=q,
+        is_global=is_global,
+        limit=limit,
+        offset=offset,
+    )
+    return {
+        "items": [layer_read(i) for i in items],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@router.post(
+    "/api/layers",
+    response_model=LayerRead,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a layer (WMS, GeoTIFF or vector)",
+)
+async def create_layer(body: LayerCreate, session: Session, user: CurrentUser) -> dict[str, Any]:
+    layer = await service_layers.create(session, user=user, values=body.model_dump())
+    return layer_read(layer)
+
+
+@router.get("/api/layers/{id}", response_model=LayerRead, summary="A layer's configuration")
+async def get_layer(layer: LayerForRead) -> dict[str, Any]:
+    return layer_read(layer)
+
+
+@router.put("/api/layers/{id}", response_model=LayerRead, summary="Update a layer (creator)")
+async def update_layer(
+    body: LayerUpdate, layer: LayerForOwner, session: Session, user: CurrentUser, hub: HubDep
+) -> dict[str, Any]:
+    layer = await service_layers.update(
+        session, layer=layer, values=body.model_dump(exclude_unset=True)
+    )
+    data = layer_read(layer)
+    maps = await maps_containing(session, layer_id=layer.id)
+    await publish(hub, map_ids=maps, type_="layer.updated", actor=user, data=data)
+    return data
+
+
+@router.delete(
+    "/api/layers/{id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a layer (creator); it leaves every map",
+)
+async def delete_layer(
+    layer: LayerForOwner, session: Session, user: CurrentUser, hub: HubDep
+) -> Response:
+    layer_id = layer.id
+    maps = await maps_containing(session, layer_id=layer_id)
+    await service_layers.delete(session, layer=layer)
+    await publish(hub, map_ids=maps, type_="layer.deleted", actor=user, data={"id": str(layer_id)})
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- Features --------------------------------------------------------------------------------
+
+
+def _page_url(request: Request, offset: int) -> str:
+    return str(request.url.include_query_params(offset=offset))
+
+
+@router.get(
+    "/api/layers/{id}/features",
+    response_model=FeatureCollectionRead,
+    summary="A vector layer's features as a GeoJSON FeatureCollection (paginated)",
+    responses={200: {"content": {"application/geo+json": {}}}},
+)
+async def list_features(
+    request: Request,
+    layer: LayerForRead,
+    session: Session,
+    bbox: Annotated[
+        str | None, Query(description="minx,miny,maxx,maxy in degrees", max_length=200)
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Response:
+    service_features.require_vector(layer)
+    box = parse_bbox(bbox) if bbox is not None else None
+    page = await service_features.list(session, layer=layer, bbox=box, limit=limit, offset=offset)
+    links = [{"rel": "self", "href": str(request.url), "type": "application/geo+json"}]
+    if offset + page.returned < page.total:
+        links.append(
+            {
+                "rel": "next",
+                "href": _page_url(request, offset + limit),
+                "type": "application/geo+json",
+            }
+        )
+    if offset > 0:
+        links.append(
+            {
+                "rel": "prev",
+                "href": _page_url(request, max(offset - limit, 0)),
+                "type": "application/geo+json",
+            }
+        )
+    body = (
+        '{"type":"FeatureCollection","features":['
+        + page.body
+        + f'],"numberMatched":{page.total},"numberReturned":{page.returned},'
+        + f'"links":{service_features.dumps(links)}}}'
+    )
+    return Response(body, media_type="application/geo+json")
+
+
+@router.post(
+    "/api/layers/{id}/features",
+    response_model=FeatureCollectionRead,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a Feature or a FeatureCollection to a vector layer (all or nothing)",
+    description=(
+        "Every feature is validated first; the first invalid one fails the request with a 422 "
+        "naming its index (`features[3].geometry`) and nothing is written. A top-level "
+        "`display_order` on a feature sets its order (else it goes last). 409 on a layer "
+        "that is not a vector layer."
+    ),
+)
+async def create_features(
+    layer: LayerForFeatureEdit,
+    session: Session,
+    user: CurrentUser,
+    hub: HubDep,
+    body: Annotated[
+        dict[str, Any],
+        Body(examples=[FEATURE_COLLECTION_EXAMPLE, FEATURE_EXAMPLE]),
+    ],
+) -> JSONResponse:
+    service_features.require_vector(layer)
+    items = service_features.parse_input(body)
+    layer, features = await service_features.create_many(session, layer_id=layer.id, items=items)
+    data = [service_features.feature_json(f) for f in features]
+    maps = await maps_containing(session, layer_id=layer.id)
+    event = {"layer_id": str(layer.id), "ids": [f["id"] for f in data][:1000], "count": len(data)}
+    await publish(hub, map_ids=maps, type_="feature.created", actor=user, data=event)
+    return JSONResponse(
+        {"type": "FeatureCollection", "features": data, "numberReturned": len(data)},
+        status_code=status.HTTP_201_CREATED,
+        media_type="application/geo+json",
+    )
+
+
+@router.put(
+    "/api/layers/{id}/features/{feature_id}",
+    response_model=FeatureRead,
+    summary="Update a feature's geometry, properties or display_order",
+)
+async def update_feature(
+    feature_id: uuid.UUID,
+    layer: LayerForFeatureEdit,
+    session: Session,
+    user: CurrentUser,
+    hub: HubDep,
+    body: Annotated[dict[str, Any], Body(examples=[FEATURE_EXAMPLE])],
+) -> dict[str, Any]:
+    service_features.require_vector(layer)
+    values = service_features.parse_update(body)
+    layer, feature = await service_features.update(
+        session, layer_id=layer.id, feature_id=feature_id, values=values
+    )
+    data = service_features.feature_json(feature)
+    maps = await maps_containing(session, layer_id=layer.id)
+    await publish(
+        hub,
+        map_ids=maps,
+        type_="feature.updated",
+        actor=user,
+        data={"layer_id": str(layer.id), "feature": data},
+    )
+    return data
+
+
+@router.delete(
+    "/api/layers/{id}/features/{feature_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a feature",
+)
+async def delete_feature(
+    feature_id: uuid.UUID,
+    layer: LayerForFeatureEdit,
+    session: Session,
+    user: CurrentUser,
+    hub: HubDep,
+) -> Response:
+    service_features.require_vector(layer)
+    await service_features.delete(session, layer_id=layer.id, feature_id=feature_id)
+    maps = await maps_containing(session, layer_id=layer.id)
+    await publish(
+        hub,
+        map_ids=maps,
+        type_="feature.deleted",
+        actor=user,
+        data={"layer_id": str(layer.id), "id": str(feature_id)},
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

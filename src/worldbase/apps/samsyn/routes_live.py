@@ -1,0 +1,159 @@
+"""Routes: live map events, the MapLibre style, vector tiles and TileJSON."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, WebSocket
+from starlette.status import HTTP_200_OK
+
+from worldbase.apps.samsyn import service_maps, service_tiles
+from worldbase.apps.samsyn.access import map_role
+from worldbase.apps.samsyn.dependencies import LayerForRead, MapForRead
+from worldbase.apps.samsyn.events import map_channel
+from worldbase.apps.samsyn.exceptions import NotImplementedYet
+from worldbase.apps.samsyn.models import SourceType
+from worldbase.apps.samsyn.service_features import require_vector
+from worldbase.apps.samsyn.style import build_style
+from worldbase.core.auth import OptionalUser, authenticate_token
+from worldbase.core.db import Session
+from worldbase.core.errors import DomainError, NotFound
+from worldbase.core.realtime import serve_websocket
+from worldbase.core.services import CacheDep, services_of
+from worldbase.geo.tiles import etag_for, not_modified, tile_response, validate_tile
+from worldbase.geo.vector_tiles import MVT_MEDIA_TYPE, tilejson
+
+router = APIRouter()
+
+MAX_ZOOM = 22
+TILE_MAX_AGE = 60  # seconds; clients revalidate with the ETag after that
+TILE_CACHE_TTL = 24 * 3600
+WS_NOT_FOUND = 4404
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+@router.get(
+    "/api/maps/{id}/style.json",
+    summary="A MapLibre style (v8) of the map's visible layers, in order, over its basemap",
+    responses={HTTP_200_OK: {"content": {"application/json": {"example": {"version": 8}}}}},
+)
+async def map_style(request: Request, access: MapForRead, session: Session) -> dict[str, Any]:
+    layers = await service_maps.list_layers(session, map_id=access.map.id)
+    return build_style(access.map, layers, base_url=_base_url(request))
+
+
+@router.websocket("/api/maps/{id}/events")
+async def map_events(websocket: WebSocket, id: uuid.UUID, token: str | None = None) -> None:
+    """JSON events for every change to the map, its layers, features, collaborators and
+    comments, by anyone (through the hub, so across workers). `?token=` authenticates
+    (browsers cannot set headers on a WebSocket); public maps need none. Close codes: 4401
+    bad token, 4403 disabled account, 4404 no such map or not readable, 1013 too slow."""
+    await websocket.accept()
+    services = services_of(websocket)
+    try:
+        async with services.db.sessionmaker() as session:
+            user = None
+            if token:
+                user = await authenticate_token(session, token=token, settings=services.settings)
+            try:
+                map_ = await service_maps.get_or_raise(session, map_id=id)
+            except NotFound:
+                map_ = None
+            role = await map_role(session, map_=map_, user=user) if map_ is not None else None
+    except DomainError as exc:
+        await websocket.close(code=4000 + exc.status_code, reason=exc.message[:120])
+        return
+    if role is None:
+        await websocket.close(code=WS_NOT_FOUND, reason="Map not found")
+        return
+    subscription = services.hub.subscribe(map_channel(id))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(subscription.ready(), timeout=5)
+    hello = {"type": "subscribed", "map_id": str(id), "role": role.name}
+    await serve_websocket(websocket, subscription, initial=hello)
+
+
+@router.get(
+    "/api/layers/{id}/tiles/{z}/{x}/{y}",
+    summary="A vector layer's Mapbox Vector Tile (raster layers: issue 4, 501 for now)",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                MVT_MEDIA_TYPE: {
+                    "schema": {"type": "string", "format": "binary"},
+                    "example": "(binary Mapbox Vector Tile, layer 'features')",
+                }
+            },
+            "description": "The tile",
+        },
+        204: {"description": "Empty tile"},
+        304: {"description": "Not modified (If-None-Match)"},
+    },
+)
+async def layer_tile(
+    request: Request,
+    id: uuid.UUID,
+    z: int,
+    x: int,
+    y: int,
+    user: OptionalUser,
+    cache: CacheDep,
+    session: Session,
+) -> Response:
+    # The hot path: one statement for the layer and the permission, the ETag (304) and the
+    # cache before any rendering; no ORM objects (see service_tiles).
+    layer = await service_tiles.tile_layer(session, layer_id=id, user=user)
+    validate_tile(z, x, y, max_zoom=MAX_ZOOM)
+    if layer.source_type != SourceType.vector:
+        raise NotImplementedYet(
+            f"Tiles of {layer.source_type.value} layers are not served yet; "
+            "use the layer's source_config URLs"
+        )
+    etag = etag_for("samsyn-mvt", str(layer.id), layer.revision, f"{z}/{x}/{y}")
+    if not_modified(request, etag):
+        return tile_response(
+            request, b"", media_type=MVT_MEDIA_TYPE, etag=etag, max_age=TILE_MAX_AGE
+        )
+    # Keyed by the layer's revision, bumped by every feature change: stale tiles are never
+    # served, and old revisions age out of the cache.
+    key = f"samsyn:mvt:{layer.id}:{layer.revision}:{z}/{x}/{y}"
+    content = await cache.get(key)
+    if content is None:
+        content = await service_tiles.render(session, layer_id=layer.id, z=z, x=x, y=y)
+        await cache.set(key, content, ttl=TILE_CACHE_TTL)
+    return tile_response(
+        request, content, media_type=MVT_MEDIA_TYPE, etag=etag, max_age=TILE_MAX_AGE
+    )
+
+
+@router.get(
+    "/api/layers/{id}/tilejson.json",
+    summary="TileJSON of a vector layer's tiles",
+    responses={HTTP_200_OK: {"content": {"application/json": {"example": {"tilejson": "3.0.0"}}}}},
+)
+async def layer_tilejson(request: Request, layer: LayerForRead) -> dict[str, Any]:
+    require_vector(layer)
+    config = layer.source_config or {}
+    bounds = config.get("bounds")
+    flat = None
+    if bounds:
+        (minx, miny), (maxx, maxy) = bounds
+        flat = [minx, max(miny, -85.0511), maxx, min(maxy, 85.0511)]
+    fields = {"id": "String"}
+    return tilejson(
+        name=layer.name,
+        tiles_url_template=f"{_base_url(request)}/api/layers/{layer.id}/tiles/{{z}}/{{x}}/{{y}}",
+        bounds=flat,
+        minzoom=0,
+        maxzoom=MAX_ZOOM,
+        vector_layers=[
+            {"id": "features", "fields": fields, "description": layer.description or ""}
+        ],
+    )

@@ -1,0 +1,126 @@
+"""Demo data: the seed's example layers (WMS-T, TiTiler GeoTIFF, MPA polygons) on one map."""
+
+from __future__ import annotations
+
+import uuid
+
+from shapely.geometry import box
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worldbase.apps.samsyn import service_layers
+from worldbase.apps.samsyn.models import (
+    Layer,
+    LayerFeature,
+    Map,
+    MapLayer,
+    PermissionLevel,
+    SourceType,
+)
+from worldbase.apps.samsyn.service_features import insert_rows, summarize
+from worldbase.core import users
+from worldbase.core.db import utcnow
+from worldbase.seeding import DEMO_EMAIL
+from worldbase.settings import Settings
+
+MAP_NAME = "North Sea marine plan (demo)"
+LAYERS = [
+    {
+        "name": "Sea Surface Temperature - North Sea",
+        "source_type": "wms",
+        "category": "oceanography",
+        "is_global": True,
+        "source_config": {
+            "url": "https://nrt.cmems-du.eu/thredds/wms/global-analysis-forecast-phy-001-024",
+            "layers": "thetao",
+            "version": "1.3.0",
+            "format": "image/png",
+            "transparent": True,
+            "temporal": {
+                "enabled": True,
+                "parameter": "TIME",
+                "start": "2020-01-01T00:00:00Z",
+                "end": "2024-12-31T23:59:59Z",
+                "resolution": "daily",
+            },
+            "dimensions": {"ELEVATION": "0"},
+        },
+        "metadata": {"author": "Copernicus Marine Service", "doi": "10.48670/moi-00016"},
+    },
+    {
+        "name": "North Sea Bathymetry",
+        "source_type": "geotiff",
+        "category": "bathymetry",
+        "is_global": True,
+        "source_config": {
+            "delivery": "tiles",
+            "tileServer": "https://titiler.samsyn.io",
+            "cogUrl": "https://storage.samsyn.io/bathymetry/north_sea_gebco_2023.tif",
+            "bounds": [[2.0, 51.0], [8.0, 56.0]],
+            "tileParams": {"rescale": "-200,0", "colormap_name": "blues", "return_mask": True},
+        },
+        "metadata": {"author": "GEBCO", "year": 2023},
+    },
+    {
+        "name": "Marine Protected Areas",
+        "source_type": "vector",
+        "category": "conservation",
+        "is_global": True,
+        "style_config": {"stroke": "#14b8a6", "strokeWidth": 2, "fill": "#14b8a620"},
+    },
+]
+MPAS = [
+    (box(2.5, 54.5, 3.5, 55.5), {"name": "Dogger Bank", "protection_level": "no-take"}),
+    (box(4.0, 53.0, 5.0, 54.0), {"name": "Frisian Front", "protection_level": "restricted"}),
+]
+
+
+async def seed_demo(session: AsyncSession, settings: Settings) -> str:
+    user = await users.get_by_email(session, email=DEMO_EMAIL)
+    if user is None:
+        return "skipped (no demo user)"
+    if await session.scalar(select(Map.id).where(Map.name == MAP_NAME, Map.created_by == user.id)):
+        return "demo map already there"
+    map_ = Map(
+        name=MAP_NAME,
+        center_lat=54.0,
+        center_lng=4.0,
+        zoom=6,
+        basemap="osm",
+        permission_level=PermissionLevel.public,
+        created_by=user.id,
+    )
+    session.add(map_)
+    await session.flush()
+    for order, values in enumerate(LAYERS):
+        layer: Layer = await service_layers.create(session, user=user, values=values, commit=False)
+        if layer.source_type == SourceType.vector:
+            now = utcnow()
+            features = [
+                LayerFeature(
+                    id=uuid.uuid4(),
+                    layer_id=layer.id,
+                    geometry=g,
+                    properties=p,
+                    display_order=i,
+                    created_at=now,
+                    updated_at=now,
+                )
+                for i, (g, p) in enumerate(MPAS)
+            ]
+            await insert_rows(session, features)
+            await service_layers.refresh_stats(
+                session, layer=layer, added=summarize([g for g, _ in MPAS])
+            )
+        session.add(
+            MapLayer(
+                map_id=map_.id,
+                layer_id=layer.id,
+                display_order=order,
+                is_visible=True,
+                opacity=1.0,
+                added_at=utcnow(),
+            )
+        )
+    await session.commit()
+    return f"created the public demo map {MAP_NAME!r} with {len(LAYERS)} layers"

@@ -1,0 +1,331 @@
+"""Features of vector layers: GeoJSON out (built as text, no per-row parsing), validated in."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import LargeBinary, Text, cast, func, insert, select, type_coerce
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worldbase.apps.samsyn.models import Layer, LayerFeature, SourceType
+from worldbase.apps.samsyn.pgraw import driver
+from worldbase.apps.samsyn.service_layers import refresh_stats
+from worldbase.core.db import utcnow
+from worldbase.core.errors import BadInput, Conflict, NotFound
+from worldbase.geo.geometry import (
+    parse_feature,
+    parse_feature_collection,
+    parse_geojson_geometry,
+    to_geojson,
+)
+from worldbase.geo.spatial import bbox_filter
+
+MAX_FEATURES_PER_REQUEST = 10_000
+Box = tuple[float, float, float, float]
+
+
+def require_vector(layer: Layer) -> None:
+    if layer.source_type != SourceType.vector:
+        raise Conflict(
+            f"Layer is a {layer.source_type.value} layer: only vector layers have features"
+        )
+
+
+async def lock_layer(session: AsyncSession, *, layer_id: uuid.UUID) -> Layer:
+    """The layer row, locked until commit (PostgreSQL), so concurrent feature writes to one
+    layer serialise and its statistics and revision stay exact. SQLite serialises writers."""
+    layer = await session.scalar(
+        select(Layer)
+        .where(Layer.id == layer_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if layer is None:
+        raise NotFound("Layer not found")
+    return layer
+
+
+# --- Reading ---------------------------------------------------------------------------------
+
+
+@dataclass
+class FeaturePage:
+    body: str  # the page's GeoJSON Features, comma-separated JSON text
+    total: int  # matched in all
+    returned: int
+
+
+# One statement on PostgreSQL: the page's Features as one JSON text built by the server (no
+# per-row work in Python) and the number matched, counted by a window over the rows the sort
+# reads anyway (a bbox page sorts every match; no second scan for `count(*)`).
+_FEATURE_TEXT = (
+    """'{"type":"Feature","id":"' || id::text || '","geometry":' || ST_AsGeoJSON(geometry, 9)"""
+    """ || ',"properties":' || coalesce(properties::text, '{}')"""
+    """ || ',"display_order":' || display_order::text || '}'"""
+)
+_PAGE_SQL = """
+SELECT coalesce(string_agg({feature}, ',' ORDER BY display_order, id), ''), max(total),
+       count(*)
+FROM (SELECT id, geometry, properties, display_order, count(*) OVER () AS total
+      FROM layer_features WHERE layer_id = $1{where}
+      ORDER BY display_order, id LIMIT $2 OFFSET $3) t
+"""
+# The same exact test as geo.spatial.bbox_filter: `&&` (index, float4 boxes) then doubles.
+_BBOX_SQL = (
+    " AND geometry && ST_MakeEnvelope($4, $5, $6, $7, 4326)"
+    " AND ST_XMax(geometry) >= $4 AND ST_XMin(geometry) <= $6"
+    " AND ST_YMax(geometry) >= $5 AND ST_YMin(geometry) <= $7"
+)
+_PAGE_BBOX = _PAGE_SQL.format(feature=_FEATURE_TEXT, where=_BBOX_SQL)
+# Without a bbox the page walks the (layer_id, display_order) index and stops at the limit;
+# the count is a separate index-only scan.
+_PAGE_ALL = _PAGE_SQL.replace("count(*) OVER ()", "NULL::bigint").format(
+    feature=_FEATURE_TEXT, where=""
+)
+
+
+async def list(
+    session: AsyncSession, *, layer: Layer, bbox: Box | None, limit: int, offset: int
+) -> FeaturePage:
+    """One page of features, ordered by (display_order, id), and how many match in all."""
+    table = LayerFeature.__table__
+    filters = [table.c.layer_id == layer.id]
+    if bbox is not None:
+        filters.append(bbox_filter(table.c.geometry, *bbox))
+    count = select(func.count()).select_from(table).where(*filters)
+    conn = await driver(session)
+    if conn is not None:
+        if bbox is None:
+            body, total, returned = await conn.fetchrow(_PAGE_ALL, layer.id, limit, offset)
+        else:
+            row = await conn.fetchrow(_PAGE_BBOX, layer.id, limit, offset, *bbox)
+            body, total, returned = row
+        if total is None:  # no bbox, or a page past the end: count apart
+            total = await session.scalar(count)
+        return FeaturePage(body, int(total or 0), int(returned))
+    return await _list_sqlite(session, table, filters, count, limit, offset)
+
+
+async def _list_sqlite(
+    session: AsyncSession,
+    table: Any,
+    filters: builtins.list[Any],
+    count: Any,
+    limit: int,
+    offset: int,
+) -> FeaturePage:
+    total = await session.scalar(count)
+    # The raw WKB, parsed and written as GeoJSON by shapely for the whole page at once.
+    rows = (
+        await session.execute(
+            select(
+                table.c.id,
+                type_coerce(table.c.geometry, LargeBinary()),
+                cast(table.c.properties, Text),
+                table.c.display_order,
+            )
+            .where(*filters)
+            .order_by(table.c.display_order, table.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+    ).all()
+    if not rows:
+        return FeaturePage("", int(total or 0), 0)
+    wkbs = np.array([bytes(row[1]) for row in rows], dtype=object)
+    geojson = shapely.to_geojson(shapely.from_wkb(wkbs)).tolist()
+    body = ",".join(
+        f'{{"type":"Feature","id":"{row[0]}","geometry":{geometry},'
+        f'"properties":{row[2] or "{}"},"display_order":{int(row[3])}}}'
+        for row, geometry in zip(rows, geojson, strict=True)
+    )
+    return FeaturePage(body, int(total or 0), len(rows))
+
+
+def feature_json(feature: LayerFeature) -> dict[str, Any]:
+    return {
+        "type": "Feature",
+        "id": str(feature.id),
+        "geometry": to_geojson(feature.geometry),
+        "properties": feature.properties or {},
+        "display_order": feature.display_order,
+    }
+
+
+async def get_or_raise(
+    session: AsyncSession, *, layer: Layer, feature_id: uuid.UUID
+) -> LayerFeature:
+    feature = await session.get(LayerFeature, feature_id)
+    if feature is None or feature.layer_id != layer.id:
+        raise NotFound("Feature not found")
+    return feature
+
+
+# --- Writing ---------------------------------------------------------------------------------
+
+
+def _display_order(obj: Mapping[str, Any], path: str) -> int | None:
+    value = obj.get("display_order")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**31 - 1:
+        where = f"{path}.display_order" if path else "display_order"
+        raise BadInput(
+            f"Invalid GeoJSON feature at {where}: display_order must be a non-negative integer",
+            detail={"reason": "display_order must be a non-negative integer", "path": where},
+        )
+    return value
+
+
+def parse_input(body: Any) -> builtins.list[tuple[BaseGeometry, dict[str, Any], int | None]]:
+    """(geometry, properties, display_order) of one Feature or each of a FeatureCollection;
+    the first invalid feature fails the whole request, its index named in the error."""
+    if isinstance(body, Mapping) and body.get("type") == "Feature":
+        parsed = parse_feature(body)
+        assert parsed.geometry is not None
+        return [(parsed.geometry, parsed.properties, _display_order(body, ""))]
+    if isinstance(body, Mapping) and body.get("type") == "FeatureCollection":
+        items = parse_feature_collection(body, max_features=MAX_FEATURES_PER_REQUEST)
+        raw = body["features"]
+        result = []
+        for i, item in enumerate(items):
+            assert item.geometry is not None
+            result.append(
+                (item.geometry, item.properties, _display_order(raw[i], f"features[{i}]"))
+            )
+        if not result:
+            raise BadInput("The FeatureCollection has no features")
+        return result
+    raise BadInput("Send a GeoJSON Feature or FeatureCollection", detail={"path": "type"})
+
+
+def summarize(geoms: builtins.list[BaseGeometry]) -> tuple[int, Box | None, set[str]]:
+    if not geoms:
+        return 0, None, set()
+    bounds = shapely.bounds(geoms)
+    box = (
+        float(bounds[:, 0].min()),
+        float(bounds[:, 1].min()),
+        float(bounds[:, 2].max()),
+        float(bounds[:, 3].max()),
+    )
+    return len(geoms), box, {g.geom_type for g in geoms}
+
+
+async def create_many(
+    session: AsyncSession,
+    *,
+    layer_id: uuid.UUID,
+    items: builtins.list[tuple[BaseGeometry, dict[str, Any], int | None]],
+) -> tuple[Layer, builtins.list[LayerFeature]]:
+    """Inserts every feature or none (one transaction); returns the layer and the rows."""
+    layer = await lock_layer(session, layer_id=layer_id)
+    require_vector(layer)
+    next_order = await session.scalar(
+        select(func.coalesce(func.max(LayerFeature.display_order) + 1, 0)).where(
+            LayerFeature.layer_id == layer.id
+        )
+    )
+    order = int(next_order or 0)
+    now = utcnow()
+    features = []
+    for geometry, properties, display_order in items:
+        if display_order is None:
+            display_order, order = order, order + 1
+        features.append(
+            LayerFeature(
+                id=uuid.uuid4(),
+                layer_id=layer.id,
+                geometry=geometry,
+                properties=properties,
+                display_order=display_order,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    await insert_rows(session, features)
+    await refresh_stats(session, layer=layer, added=summarize([f.geometry for f in features]))
+    await session.commit()
+    return layer, features
+
+
+async def insert_rows(session: AsyncSession, features: builtins.list[LayerFeature]) -> None:
+    """One multi-row INSERT per batch (much faster than the ORM's unit of work)."""
+    rows = [
+        {
+            "id": f.id,
+            "layer_id": f.layer_id,
+            "geometry": f.geometry,
+            "properties": f.properties,
+            "display_order": f.display_order,
+            "created_at": f.created_at,
+            "updated_at": f.updated_at,
+        }
+        for f in features
+    ]
+    for start in range(0, len(rows), 5000):
+        await session.execute(insert(LayerFeature), rows[start : start + 5000])
+
+
+def parse_update(body: Any) -> dict[str, Any]:
+    if not isinstance(body, Mapping):
+        raise BadInput("Send a GeoJSON Feature or an object with geometry/properties")
+    unknown = set(body) - {"type", "id", "geometry", "properties", "display_order"}
+    if unknown:
+        raise BadInput(f"Unknown fields: {', '.join(sorted(unknown))}")
+    if body.get("type") not in (None, "Feature"):
+        raise BadInput("'type' must be 'Feature'")
+    values: dict[str, Any] = {}
+    if "geometry" in body:
+        values["geometry"] = parse_geojson_geometry(body["geometry"], path="geometry")
+    if "properties" in body:
+        properties = body["properties"]
+        if properties is not None and not isinstance(properties, Mapping):
+            raise BadInput("'properties' must be an object", detail={"path": "properties"})
+        values["properties"] = dict(properties or {})
+    order = _display_order(body, "")
+    if order is not None:
+        values["display_order"] = order
+    if not values:
+        raise BadInput("Nothing to update: send geometry, properties or display_order")
+    return values
+
+
+async def update(
+    session: AsyncSession, *, layer_id: uuid.UUID, feature_id: uuid.UUID, values: dict[str, Any]
+) -> tuple[Layer, LayerFeature]:
+    layer = await lock_layer(session, layer_id=layer_id)
+    require_vector(layer)
+    feature = await get_or_raise(session, layer=layer, feature_id=feature_id)
+    for key, value in values.items():
+        setattr(feature, key, value)
+    feature.updated_at = utcnow()
+    await session.flush()
+    # Geometry changes move bounds and types: recompute; otherwise only the revision moves.
+    added = None if "geometry" in values else (0, None, set[str]())
+    await refresh_stats(session, layer=layer, added=added)
+    await session.commit()
+    return layer, feature
+
+
+async def delete(session: AsyncSession, *, layer_id: uuid.UUID, feature_id: uuid.UUID) -> Layer:
+    layer = await lock_layer(session, layer_id=layer_id)
+    require_vector(layer)
+    feature = await get_or_raise(session, layer=layer, feature_id=feature_id)
+    await session.delete(feature)
+    await session.flush()
+    await refresh_stats(session, layer=layer)
+    await session.commit()
+    return layer
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

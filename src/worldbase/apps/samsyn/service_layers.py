@@ -1,0 +1,230 @@
+"""Layers: the library, configuration per source type, derived statistics of vector layers."""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from typing import Any
+
+from sqlalchemy import func, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worldbase.apps.samsyn.access import readable_layers
+from worldbase.apps.samsyn.models import Layer, LayerFeature, SourceType
+from worldbase.apps.samsyn.source_config import (
+    DERIVED_VECTOR_KEYS,
+    empty_vector_stats,
+    validate_source_config,
+)
+from worldbase.core.db import utcnow
+from worldbase.core.errors import BadInput, NotFound
+from worldbase.core.models import User
+from worldbase.geo.rtree import quote, rtree_name
+
+# WKB geometry type codes (first byte of the little-endian uint32 after the byte-order mark).
+WKB_TYPES = {
+    1: "Point",
+    2: "LineString",
+    3: "Polygon",
+    4: "MultiPoint",
+    5: "MultiLineString",
+    6: "MultiPolygon",
+    7: "GeometryCollection",
+}
+
+
+def _like(text_: str) -> str:
+    escaped = text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped.lower()}%"
+
+
+async def list(
+    session: AsyncSession,
+    *,
+    user: User | None,
+    source_type: SourceType | None,
+    category: str | None,
+    q: str | None,
+    is_global: bool | None,
+    limit: int,
+    offset: int,
+) -> tuple[builtins.list[Layer], int]:
+    """The library: global layers, the caller's own and those on maps the caller can read."""
+    filters = [readable_layers(user)]
+    if source_type is not None:
+        filters.append(Layer.source_type == source_type)
+    if category is not None:
+        filters.append(func.lower(Layer.category) == category.lower())
+    if is_global is not None:
+        filters.append(Layer.is_global.is_(is_global))
+    if q:
+        pattern = _like(q)
+        filters.append(
+            or_(
+                func.lower(Layer.name).like(pattern, escape="\\"),
+                func.lower(func.coalesce(Layer.description, "")).like(pattern, escape="\\"),
+                func.lower(func.coalesce(Layer.category, "")).like(pattern, escape="\\"),
+            )
+        )
+    total = await session.scalar(select(func.count()).select_from(Layer).where(*filters))
+    rows = await session.scalars(
+        select(Layer).where(*filters).order_by(Layer.name, Layer.id).limit(limit).offset(offset)
+    )
+    return [*rows], int(total or 0)
+
+
+async def get_or_raise(session: AsyncSession, *, layer_id: uuid.UUID) -> Layer:
+    layer = await session.get(Layer, layer_id)
+    if layer is None:
+        raise NotFound("Layer not found")
+    return layer
+
+
+async def create(
+    session: AsyncSession, *, user: User, values: dict[str, Any], commit: bool = True
+) -> Layer:
+    values = dict(values)
+    source_type = values["source_type"] = SourceType(values["source_type"])
+    values["source_config"] = validate_source_config(source_type, values.get("source_config", {}))
+    values["meta"] = values.pop("metadata", None) or {}
+    layer = Layer(created_by=user.id, **values)
+    session.add(layer)
+    if commit:
+        await session.commit()
+    else:
+        await session.flush()
+    return layer
+
+
+async def update(session: AsyncSession, *, layer: Layer, values: dict[str, Any]) -> Layer:
+    values = dict(values)
+    source_type = values.pop("source_type", None)
+    if source_type is not None and source_type != layer.source_type:
+        raise BadInput("A layer's source_type cannot change; create a new layer instead")
+    if "metadata" in values:
+        values["meta"] = values.pop("metadata") or {}
+    if values.get("source_config") is not None:
+        config = validate_source_config(layer.source_type, values["source_config"])
+        if layer.source_type == SourceType.vector:
+            # The derived statistics are the server's, whatever the client sent.
+            config |= {k: layer.source_config.get(k) for k in DERIVED_VECTOR_KEYS}
+        values["source_config"] = config
+    for key, value in values.items():
+        if value is None and key in ("source_config", "style_config", "legend_config", "meta"):
+            value = {}
+        if value is None and key in ("name", "editable", "is_global"):
+            continue  # not nullable: an explicit null leaves the value as it was
+        setattr(layer, key, value)
+    layer.updated_at = utcnow()
+    await session.commit()
+    return layer
+
+
+async def delete(session: AsyncSession, *, layer: Layer) -> None:
+    await session.delete(layer)
+    await session.commit()
+
+
+# --- Derived statistics of vector layers ---------------------------------------------------
+
+
+def _bounds(box: tuple[Any, ...] | None) -> builtins.list[builtins.list[float]] | None:
+    if box is None or box[0] is None:
+        return None
+    minx, miny, maxx, maxy = (float(v) for v in box)
+    return [[minx, miny], [maxx, maxy]]
+
+
+async def _stats_sql(session: AsyncSession, layer_id: uuid.UUID) -> tuple[int, Any, set[str]]:
+    count = int(
+        await session.scalar(
+            select(func.count()).select_from(LayerFeature).where(LayerFeature.layer_id == layer_id)
+        )
+        or 0
+    )
+    if count == 0:
+        return 0, None, set()
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        row = (
+            await session.execute(
+                text(
+                    "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM ("
+                    "SELECT ST_Extent(geometry) AS e FROM layer_features WHERE layer_id = :id) s"
+                ),
+                {"id": layer_id},
+            )
+        ).first()
+        types = await session.scalars(
+            text(
+                "SELECT DISTINCT replace(ST_GeometryType(geometry), 'ST_', '') "
+                "FROM layer_features WHERE layer_id = :id"
+            ),
+            {"id": layer_id},
+        )
+        return count, tuple(row) if row else None, set(types)
+    rtree = quote(rtree_name("layer_features", "geometry"))
+    # The R*Tree holds each feature's box (float32, rounded outward): no geometry is parsed.
+    row = (
+        await session.execute(
+            text(
+                f"SELECT min(r.minx), min(r.miny), max(r.maxx), max(r.maxy) FROM {rtree} r "  # noqa: S608
+                "JOIN layer_features f ON f.rowid = r.id WHERE f.layer_id = :id"
+            ),
+            {"id": layer_id.hex},
+        )
+    ).first()
+    codes = await session.scalars(
+        text(
+            "SELECT DISTINCT unicode(substr(geometry, 2, 1)) FROM layer_features "
+            "WHERE layer_id = :id"
+        ),
+        {"id": layer_id.hex},
+    )
+    return count, tuple(row) if row else None, {WKB_TYPES.get(int(c), "Geometry") for c in codes}
+
+
+def _summary(types: set[str]) -> str | None:
+    if not types:
+        return None
+    return next(iter(types)) if len(types) == 1 else "Mixed"
+
+
+async def refresh_stats(
+    session: AsyncSession,
+    *,
+    layer: Layer,
+    added: tuple[int, tuple[float, float, float, float] | None, set[str]] | None = None,
+) -> None:
+    """Recompute featureCount, bounds and geometry types, and bump `revision` (tile caches
+    key on it). `added` (count, bounds, types of new features only) updates incrementally."""
+    config = dict(layer.source_config or {})
+    if added is not None and config.get("featureCount") is not None:
+        count, box, types = added
+        old = config.get("bounds")
+        if old and box:
+            box = (
+                min(old[0][0], box[0]),
+                min(old[0][1], box[1]),
+                max(old[1][0], box[2]),
+                max(old[1][1], box[3]),
+            )
+        elif old:
+            box = (old[0][0], old[0][1], old[1][0], old[1][1])
+        total = int(config.get("featureCount") or 0) + count
+        all_types = set(config.get("geometryTypes") or []) | types
+    else:
+        total, box, all_types = await _stats_sql(session, layer.id)
+    config |= {
+        "featureCount": total,
+        "bounds": _bounds(box),
+        "geometryTypes": sorted(all_types),
+        "geometryType": _summary(all_types),
+        "revision": int(config.get("revision") or 0) + 1,
+    }
+    layer.source_config = config
+    layer.updated_at = utcnow()
+
+
+def initial_vector_config() -> dict[str, Any]:
+    return empty_vector_stats()

@@ -1,0 +1,221 @@
+"""Maps and their ordered layers."""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy import update as sql_update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worldbase.apps.samsyn.access import Role
+from worldbase.apps.samsyn.models import (
+    CollaboratorPermission,
+    Layer,
+    Map,
+    MapCollaborator,
+    MapLayer,
+    PermissionLevel,
+)
+from worldbase.core.db import utcnow
+from worldbase.core.errors import BadInput, Conflict, NotFound
+from worldbase.core.models import User
+
+
+def _role(map_: Map, user: User | None, permission: CollaboratorPermission | None) -> Role | None:
+    if user is not None and (user.is_admin or map_.created_by == user.id):
+        return Role.owner
+    if permission is not None and map_.permission_level != PermissionLevel.private:
+        return Role.editor if permission == CollaboratorPermission.edit else Role.viewer
+    return Role.public if map_.permission_level == PermissionLevel.public else None
+
+
+async def list(
+    session: AsyncSession,
+    *,
+    user: User | None,
+    include_public: bool,
+    include_all: bool = False,
+    limit: int,
+    offset: int,
+) -> tuple[builtins.list[tuple[Map, Role | None]], int]:
+    """Owned and shared maps, plus public ones (`include_public`) or all (`include_all`)."""
+    if user is None:
+        where = Map.permission_level == PermissionLevel.public
+    else:
+        shared = and_(
+            Map.permission_level != PermissionLevel.private, MapCollaborator.id.is_not(None)
+        )
+        mine = or_(Map.created_by == user.id, shared)
+        where = (
+            or_(mine, Map.permission_level == PermissionLevel.public) if include_public else mine
+        )
+    if include_all:
+        where = Map.id.is_not(None)
+    user_id = user.id if user is not None else uuid.UUID(int=0)
+    joined = select(Map, MapCollaborator.permission).outerjoin(
+        MapCollaborator, and_(MapCollaborator.map_id == Map.id, MapCollaborator.user_id == user_id)
+    )
+    total = await session.scalar(select(func.count()).select_from(joined.where(where).subquery()))
+    rows = await session.execute(
+        joined.where(where).order_by(Map.updated_at.desc(), Map.id).limit(limit).offset(offset)
+    )
+    return [(m, _role(m, user, p)) for m, p in rows.all()], int(total or 0)
+
+
+async def get_or_raise(session: AsyncSession, *, map_id: uuid.UUID) -> Map:
+    map_ = await session.get(Map, map_id)
+    if map_ is None:
+        raise NotFound("Map not found")
+    return map_
+
+
+async def create(session: AsyncSession, *, user: User, values: dict[str, Any]) -> Map:
+    map_ = Map(created_by=user.id, **values)
+    session.add(map_)
+    await session.commit()
+    return map_
+
+
+async def update(session: AsyncSession, *, map_: Map, values: dict[str, Any]) -> Map:
+    for key, value in values.items():
+        setattr(map_, key, value)
+    map_.updated_at = utcnow()
+    await session.commit()
+    return map_
+
+
+async def delete(session: AsyncSession, *, map_: Map) -> None:
+    await session.delete(map_)
+    await session.commit()
+
+
+async def touch(session: AsyncSession, *, map_id: uuid.UUID) -> None:
+    """A change to the map's layers counts as a change to the map (list order, caches)."""
+    await session.execute(sql_update(Map).where(Map.id == map_id).values(updated_at=utcnow()))
+
+
+async def mark_opened(session: AsyncSession, *, map_: Map, user: User | None) -> None:
+    """A collaborator opening the map for the first time accepts the invitation."""
+    if user is None:
+        return
+    result = await session.execute(
+        sql_update(MapCollaborator)
+        .where(
+            MapCollaborator.map_id == map_.id,
+            MapCollaborator.user_id == user.id,
+            MapCollaborator.accepted_at.is_(None),
+        )
+        .values(accepted_at=utcnow())
+    )
+    if getattr(result, "rowcount", 0):
+        await session.commit()
+
+
+# --- Layers of a map -------------------------------------------------------------------------
+
+
+async def list_layers(
+    session: AsyncSession, *, map_id: uuid.UUID
+) -> builtins.list[tuple[MapLayer, Layer]]:
+    rows = await session.execute(
+        select(MapLayer, Layer)
+        .join(Layer, Layer.id == MapLayer.layer_id)
+        .where(MapLayer.map_id == map_id)
+        .order_by(MapLayer.display_order, MapLayer.added_at, MapLayer.id)
+    )
+    return [(ml, layer) for ml, layer in rows.all()]
+
+
+async def _ordered(session: AsyncSession, map_id: uuid.UUID) -> builtins.list[MapLayer]:
+    rows = await session.scalars(
+        select(MapLayer)
+        .where(MapLayer.map_id == map_id)
+        .order_by(MapLayer.display_order, MapLayer.added_at, MapLayer.id)
+    )
+    return [*rows]
+
+
+def _renumber(items: builtins.list[MapLayer]) -> None:
+    for index, item in enumerate(items):
+        item.display_order = index
+
+
+async def add_layer(
+    session: AsyncSession,
+    *,
+    map_: Map,
+    layer: Layer,
+    display_order: int | None,
+    is_visible: bool,
+    opacity: float,
+) -> MapLayer:
+    existing = await _ordered(session, map_.id)
+    if any(item.layer_id == layer.id for item in existing):
+        raise Conflict("This layer is already on the map")
+    position = len(existing) if display_order is None else min(display_order, len(existing))
+    added = MapLayer(
+        map_id=map_.id, layer_id=layer.id, is_visible=is_visible, opacity=opacity, added_at=utcnow()
+    )
+    session.add(added)
+    _renumber([*existing[:position], added, *existing[position:]])
+    await touch(session, map_id=map_.id)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict("This layer is already on the map") from None
+    return added
+
+
+async def get_map_layer_or_raise(
+    session: AsyncSession, *, map_id: uuid.UUID, layer_id: uuid.UUID
+) -> MapLayer:
+    item = await session.scalar(
+        select(MapLayer).where(MapLayer.map_id == map_id, MapLayer.layer_id == layer_id)
+    )
+    if item is None:
+        raise NotFound("This layer is not on the map")
+    return item
+
+
+async def remove_layer(session: AsyncSession, *, map_: Map, layer_id: uuid.UUID) -> None:
+    item = await get_map_layer_or_raise(session, map_id=map_.id, layer_id=layer_id)
+    await session.delete(item)
+    await session.flush()
+    _renumber(await _ordered(session, map_.id))
+    await touch(session, map_id=map_.id)
+    await session.commit()
+
+
+async def update_map_layer(
+    session: AsyncSession, *, map_: Map, layer_id: uuid.UUID, values: dict[str, Any]
+) -> MapLayer:
+    item = await get_map_layer_or_raise(session, map_id=map_.id, layer_id=layer_id)
+    for key, value in values.items():
+        setattr(item, key, value)
+    await touch(session, map_id=map_.id)
+    await session.commit()
+    return item
+
+
+async def reorder(session: AsyncSession, *, map_: Map, layer_ids: builtins.list[uuid.UUID]) -> None:
+    """All of the map's layers, in the new order, in one transaction."""
+    existing = await _ordered(session, map_.id)
+    by_layer = {item.layer_id: item for item in existing}
+    foreign = [str(i) for i in layer_ids if i not in by_layer]
+    if foreign:
+        raise BadInput("Some layers are not on this map", detail={"unknown_layer_ids": foreign})
+    if len(set(layer_ids)) != len(layer_ids):
+        raise BadInput("A layer is listed more than once")
+    missing = [str(i) for i in by_layer if i not in set(layer_ids)]
+    if missing:
+        raise BadInput(
+            "List every layer of the map in its new order", detail={"missing_layer_ids": missing}
+        )
+    _renumber([by_layer[i] for i in layer_ids])
+    await touch(session, map_id=map_.id)
+    await session.commit()

@@ -1,0 +1,95 @@
+"""Vector tiles of a layer: the permission check and the rendering, on the hot path.
+
+A tile request costs one statement for "the layer and whether the caller may read it"
+(`tile_layer`; a second only for layers neither global nor the caller's, to look through
+maps) and, on a cache miss, one for the tile. No ORM objects are loaded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worldbase.apps.samsyn.access import can_read_layer_fields
+from worldbase.apps.samsyn.models import Layer, LayerFeature, SourceType
+from worldbase.apps.samsyn.pgraw import driver
+from worldbase.core.errors import NotFound
+from worldbase.core.models import User
+from worldbase.geo.vector_tiles import BUFFER, EXTENT, render_mvt
+
+MAX_FEATURES = 10_000  # per tile, as tipg; see geo.vector_tiles on low zooms
+LAYER_NAME = "features"
+
+_LAYER_SQL = (
+    "SELECT source_type, source_config ->> 'revision', is_global, created_by "
+    "FROM layers WHERE id = $1"
+)
+# geo.vector_tiles.postgis_tile_statement for this table, as text (prepared by asyncpg).
+_MVT_SQL = f"""
+SELECT ST_AsMVT(t, '{LAYER_NAME}', {EXTENT}, 'geom') FROM (
+  SELECT ST_AsMVTGeom(ST_Transform(geometry, 3857), ST_TileEnvelope($1, $2, $3),
+                      {EXTENT}, {BUFFER}, true) AS geom, id, properties
+  FROM layer_features
+  WHERE layer_id = $4
+    AND geometry && ST_Transform(ST_TileEnvelope($1, $2, $3, margin => {BUFFER / EXTENT!r}), 4326)
+  LIMIT $5) t
+"""  # noqa: S608 - constants only
+
+
+@dataclass(frozen=True)
+class TileLayer:
+    id: uuid.UUID
+    source_type: SourceType
+    revision: str
+
+
+async def tile_layer(session: AsyncSession, *, layer_id: uuid.UUID, user: User | None) -> TileLayer:
+    """The layer's type and data revision; `NotFound` when missing or not readable."""
+    conn = await driver(session)
+    if conn is not None:
+        row = await conn.fetchrow(_LAYER_SQL, layer_id)
+    else:
+        config = Layer.source_config
+        row = (
+            await session.execute(
+                select(Layer.source_type, config, Layer.is_global, Layer.created_by).where(
+                    Layer.id == layer_id
+                )
+            )
+        ).first()
+        if row is not None:
+            revision = (row[1] or {}).get("revision")
+            row = (row[0], None if revision is None else str(revision), row[2], row[3])
+    if row is None:
+        raise NotFound("Layer not found")
+    source_type, revision, is_global, created_by = row
+    readable = await can_read_layer_fields(
+        session, layer_id=layer_id, is_global=is_global, created_by=created_by, user=user
+    )
+    if not readable:
+        raise NotFound("Layer not found")
+    return TileLayer(layer_id, SourceType(source_type), revision or "0")
+
+
+async def render(session: AsyncSession, *, layer_id: uuid.UUID, z: int, x: int, y: int) -> bytes:
+    """The layer's tile z/x/y (`b""` when empty); the caller validated z/x/y."""
+    conn = await driver(session)
+    if conn is not None:
+        data = await conn.fetchval(_MVT_SQL, z, x, y, layer_id, MAX_FEATURES)
+        return bytes(data) if data else b""
+    table = LayerFeature.__table__
+    return await render_mvt(
+        session,
+        table=table,  # type: ignore[arg-type]
+        geometry_column="geometry",
+        property_columns=["id", "properties"],
+        where=table.c.layer_id == layer_id,
+        z=z,
+        x=x,
+        y=y,
+        layer_name=LAYER_NAME,
+        max_features=MAX_FEATURES,
+    )

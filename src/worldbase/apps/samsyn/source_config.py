@@ -1,0 +1,142 @@
+"""`source_config` per source type: validated on input, normalised, unknown keys kept.
+
+WMS: `url`, `layers`, `version`, `format`, `transparent`, `temporal`, `dimensions`.
+GeoTIFF: `delivery` direct|tiles, a file (`url`, `cogUrl`) or a temporal template
+(`cogUrlTemplate`/`urlTemplate`), `bounds`, `tileServer`, `tileParams`, `processing`.
+Vector: `geometryType`, `geometryTypes`, `featureCount`, `bounds` and `revision` are
+derived by the server from the layer's features; whatever a client sends for them is ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from worldbase.apps.samsyn.models import SourceType
+from worldbase.core.errors import BadInput
+
+DERIVED_VECTOR_KEYS = ("geometryType", "geometryTypes", "featureCount", "bounds", "revision")
+URL_PATTERN = r"^https?://[^\s]+$"
+TEMPLATE_FIELDS = re.compile(r"\{(year|month|day|YYYY|YYYYMM|YYYYMMDD|MM|DD|time)\}")
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Temporal(_Config):
+    enabled: bool = False
+    parameter: str = Field(default="TIME", min_length=1, max_length=50)
+    start: date | datetime | None = None
+    end: date | datetime | None = None
+    resolution: Literal["hourly", "daily", "weekly", "monthly", "yearly"] | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> Temporal:
+        if self.enabled and (self.start is None or self.end is None):
+            raise ValueError("an enabled temporal setting needs 'start' and 'end'")
+        if self.start is not None and self.end is not None:
+            start, end = _as_datetime(self.start), _as_datetime(self.end)
+            if start > end:
+                raise ValueError("temporal 'start' is after 'end'")
+        return self
+
+
+def _as_datetime(value: date | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    return datetime(value.year, value.month, value.day)
+
+
+class WmsConfig(_Config):
+    url: str = Field(pattern=URL_PATTERN, max_length=2048)
+    layers: str = Field(min_length=1, max_length=1000)
+    version: Literal["1.1.1", "1.3.0"] = "1.3.0"
+    format: Literal["image/png", "image/jpeg", "image/webp", "image/gif"] = "image/png"
+    transparent: bool = True
+    styles: str = ""
+    temporal: Temporal | None = None
+    dimensions: dict[str, str | int | float] | None = None
+
+
+Bounds = tuple[tuple[float, float], tuple[float, float]]
+
+
+def check_bounds(bounds: Bounds | None) -> None:
+    if bounds is None:
+        return
+    (minx, miny), (maxx, maxy) = bounds
+    if not (
+        -180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90
+    ):
+        raise ValueError("bounds must be [[minLon, minLat], [maxLon, maxLat]] in degrees")
+    if minx > maxx or miny > maxy:
+        raise ValueError("bounds minimum exceeds maximum")
+
+
+class GeoTiffConfig(_Config):
+    delivery: Literal["direct", "tiles"]
+    url: str | None = Field(default=None, pattern=URL_PATTERN, max_length=2048)
+    cog_url: str | None = Field(default=None, alias="cogUrl", pattern=URL_PATTERN, max_length=2048)
+    cog_url_template: str | None = Field(default=None, alias="cogUrlTemplate", max_length=2048)
+    url_template: str | None = Field(default=None, alias="urlTemplate", max_length=2048)
+    tile_server: str | None = Field(
+        default=None, alias="tileServer", pattern=URL_PATTERN, max_length=2048
+    )
+    bounds: Bounds | None = None
+    temporal: Temporal | None = None
+    tile_params: dict[str, Any] | None = Field(default=None, alias="tileParams")
+    processing: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _source(self) -> GeoTiffConfig:
+        check_bounds(self.bounds)
+        template = self.cog_url_template or self.url_template
+        if not (self.url or self.cog_url or template):
+            raise ValueError("a GeoTIFF layer needs 'url', 'cogUrl' or 'cogUrlTemplate'")
+        if template is not None:
+            if not re.match(URL_PATTERN, template):
+                raise ValueError("the URL template must be an http(s) URL")
+            if not TEMPLATE_FIELDS.search(template):
+                raise ValueError("the URL template has no date placeholder such as {YYYYMM}")
+            if self.temporal is None or not self.temporal.enabled:
+                raise ValueError("a URL template needs an enabled 'temporal' setting")
+        return self
+
+
+def _error_detail(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": ["source_config", *err["loc"]], "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors()
+    ]
+
+
+def validate_source_config(source_type: SourceType, config: dict[str, Any]) -> dict[str, Any]:
+    """The normalised configuration, or `BadInput` naming the invalid keys."""
+    if source_type == SourceType.vector:
+        kept = {k: v for k, v in config.items() if k not in DERIVED_VECTOR_KEYS}
+        return kept | empty_vector_stats()
+    model = WmsConfig if source_type == SourceType.wms else GeoTiffConfig
+    try:
+        parsed = model.model_validate(config)
+    except ValidationError as exc:
+        detail = _error_detail(exc)
+        fields = ", ".join(".".join(str(p) for p in d["loc"]) for d in detail)
+        raise BadInput(
+            f"Invalid {source_type.value} source_config: {fields}", detail=detail
+        ) from None
+    result: dict[str, Any] = parsed.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return result
+
+
+def empty_vector_stats() -> dict[str, Any]:
+    return {
+        "geometryType": None,
+        "geometryTypes": [],
+        "featureCount": 0,
+        "bounds": None,
+        "revision": 0,
+    }

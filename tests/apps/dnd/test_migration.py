@@ -1,0 +1,115 @@
+"""POST /api/v1/migrate/from-localstorage: good entries migrate, bad ones are reported,
+a second run creates nothing, and the route accepts more than the default body limit."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Callable
+
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tests.apps.dnd.conftest import reset_app, stored_keys
+from tests.builders import assert_error
+from worldbase.settings import Settings
+
+URL = "/api/v1/migrate/from-localstorage"
+
+
+def _png(color: tuple[int, int, int], size: tuple[int, int] = (64, 36)) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _noise_png() -> str:
+    import numpy as np
+
+    pixels = np.random.default_rng(7).integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _dump() -> dict:  # type: ignore[type-arg]
+    return {
+        "scene_cache": {
+            "scene_cache_Tavern_Evening_Light_Rain": {
+                "image": "data:image/png;base64," + _png((120, 60, 20)),
+                "timestamp": "2025-10-20T18:00:00Z",
+            },
+            "scene_cache_Forest_Night_Clear": {"image": _png((10, 40, 10))},
+            "scene_cache_Broken": {"image": _png((1, 2, 3))},
+            "scene_cache_Cave_Night_Fog": {"image": "!!!not base64!!!"},
+        },
+        "item_images": {
+            "item_image_Healing Potion": {
+                "images": [
+                    {
+                        "image": _png((200, 0, 0), (32, 32)),
+                        "custom_prompt": None,
+                        "is_featured": True,
+                    },
+                    {"image": base64.b64encode(b"plain text, no image").decode()},
+                    {"image": _png((0, 0, 200), (32, 32)), "custom_prompt": "<script>x</script>"},
+                ]
+            },
+            "item_image_Rope": {"images": [{"image": _noise_png()}]},
+            "item_image_<b>": {"images": []},
+            "item_image_Shield": "not an object",
+        },
+    }
+
+
+def test_migrates_good_entries_and_reports_bad_ones_then_is_idempotent(client: TestClient) -> None:
+    response = client.post(URL, json=_dump())
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["scenes"], report["items"], report["skipped"]) == (2, 2, 0)
+    errors = {(e["key"], e["error"].split(":")[0]) for e in report["errors"]}
+    assert {key for key, _ in errors} == {
+        "scene_cache_Broken",
+        "scene_cache_Cave_Night_Fog",
+        "item_image_Healing Potion",
+        "item_image_<b>",
+        "item_image_Shield",
+    }
+    assert len(report["errors"]) == 6
+    assert 0.18 < report["total_size_mb"] < 0.2  # the decoded originals (noise PNG: 197 kB)
+
+    scene = client.post(
+        "/api/v1/scenes/generate",
+        params={"location": "Tavern", "time_of_day": "Evening", "weather": "Light_Rain"},
+    ).json()
+    assert scene["cached"] is True and scene["image"]["provider"] == "localstorage"
+    potions = client.get("/api/v1/images/search", params={"subject_name": "Healing Potion"})
+    assert [i["is_featured"] for i in potions.json()["items"]] == [True]
+    files = stored_keys(client)
+    assert len(files) == 8  # 4 images x (full + thumbnail)
+
+    again = client.post(URL, json=_dump()).json()
+    assert (again["scenes"], again["items"], again["skipped"]) == (0, 0, 4)
+    assert stored_keys(client) == files
+    assert client.get("/api/v1/images/search").json()["total"] == 4
+
+
+def test_bad_shapes_are_422(client: TestClient) -> None:
+    assert_error(client.post(URL, json={"scene_cache": []}), 422)
+    assert_error(
+        client.post(URL, content=b"{not json", headers={"content-type": "application/json"}), 422
+    )
+    assert client.post(URL, json={}).json() == {
+        "scenes": 0, "items": 0, "skipped": 0, "errors": [], "total_size_mb": 0.0
+    }  # fmt: skip
+
+
+def test_migration_accepts_bodies_above_the_default_limit(
+    app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    client = app_factory(make_settings(worldbase_max_body_bytes=100_000))
+    reset_app(client)
+    big = {"scene_cache": {}, "item_images": {}, "padding": "x" * 200_000}
+    assert client.post(URL, json=big).status_code == 200
+    # ...while every other route keeps the default.
+    assert_error(client.post("/api/v1/images/generate", json=big), 413)

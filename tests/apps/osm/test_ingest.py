@@ -1,0 +1,182 @@
+"""REST push: formats, idempotency, per-element rejection, way geometry, authorization."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.apps.osm.conftest import OSM, node
+from tests.builders import assert_error, auth_headers, register_user
+
+
+def test_overpass_json_is_stored_with_history_and_is_idempotent(osm: OSM) -> None:
+    source, token = osm.source()
+    payload = {
+        "elements": [
+            node(1, 13.4, 52.5, amenity="cafe", name="A"),
+            node(2, 13.5, 52.5),
+            {"type": "way", "id": 10, "version": 1, "nodes": [1, 2], "tags": {"highway": "path"}},
+        ]
+    }
+    first = osm.push(source["id"], token, payload)
+    assert (first["created"], first["rejected"], first["accepted"]) == (3, 0, 3)
+    again = osm.push(source["id"], token, payload)
+    assert (again["created"], again["modified"], again["unchanged"]) == (0, 0, 3)
+
+    way = osm.client.get("/objects/osm/way/10").json()
+    assert way["geom"] == {"type": "LineString", "coordinates": [[13.4, 52.5], [13.5, 52.5]]}
+    assert way["refs"] == [1, 2] and way["source_id"] == source["id"]
+
+    osm.push(source["id"], token, {"elements": [node(1, 13.41, 52.5, 2, amenity="bar")]})
+    cafe = osm.client.get("/objects/osm/node/1").json()
+    assert cafe["version"] == 2 and cafe["tags"] == {"amenity": "bar"}
+    history = osm.client.get(f"/objects/{cafe['id']}/history").json()
+    assert history["total"] == 2
+    assert [(h["version"], h["action"]) for h in history["items"]] == [(2, "modify"), (1, "create")]
+    assert history["items"][1]["tags"] == {"amenity": "cafe", "name": "A"}
+    assert history["items"][1]["geom"]["coordinates"] == [13.4, 52.5]
+    # An older version arriving late changes nothing.
+    late = osm.push(source["id"], token, {"elements": [node(1, 0, 0, 1)]})
+    assert late["unchanged"] == 1
+    assert osm.client.get("/objects/osm/node/1").json()["version"] == 2
+
+
+def test_bad_elements_are_rejected_and_logged_while_the_rest_is_stored(osm: OSM) -> None:
+    source, token = osm.source()
+    payload = {
+        "elements": [
+            node(1, 13.4, 52.5, name="ok"),
+            {"type": "node", "id": 2, "lat": 95, "lon": 0, "version": 1},
+            {"type": "node", "id": 3, "lat": 1, "lon": 1, "tags": {"name": 5}},
+            {"type": "way", "id": 4, "nodes": [1, 999]},
+            {"type": "blob", "id": 5},
+        ]
+    }
+    result = osm.push(source["id"], token, payload)
+    assert (result["created"], result["rejected"]) == (1, 4)
+    reasons = {e["index"]: e["reason"] for e in result["errors"]}
+    assert "latitude 95" in reasons[1]
+    assert "not a string" in reasons[2]
+    assert "unknown nodes [999]" in reasons[3]
+    assert "node, way or relation" in reasons[4]
+    log = osm.client.get("/admin/validation-log", headers=osm.admin).json()
+    assert log["total"] == 4
+    assert {e["source_id"] for e in log["items"]} == {source["id"]}
+    assert {e["channel"] for e in log["items"]} == {"rest"}
+    assert osm.client.get("/objects").json()["total"] == 1
+
+
+def test_a_batch_with_nothing_accepted_or_in_no_format_is_422(osm: OSM) -> None:
+    source, token = osm.source()
+    body = osm.push(source["id"], token, {"elements": [{"type": "node", "id": 1}]}, status=422)
+    assert body["detail"]["rejected"] == 1
+    body = osm.push(source["id"], token, {"whatever": 1}, status=422)
+    assert "FeatureCollection" in body["message"]
+    bad = osm.client.post(
+        f"/data-sources/{source['id']}/ingest", json=[1, 2], headers=auth_headers(token)
+    )
+    assert_error(bad, 422)
+    assert osm.client.get("/objects").json()["total"] == 0
+    assert osm.client.get("/admin/validation-log", headers=osm.admin).json()["total"] == 2
+
+
+def test_geojson_feature_collection(osm: OSM) -> None:
+    source, token = osm.source()
+    payload = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [[[0, 0], [0, 1], [1, 1], [1, 0], [0, 0]]],
+                },
+                "properties": {
+                    "osm_type": "way",
+                    "osm_id": 7,
+                    "version": 3,
+                    "tags": {"building": "yes"},
+                },
+            },
+            {
+                "type": "Feature",
+                "id": "node/8",
+                "geometry": {"type": "Point", "coordinates": [2, 2]},
+                "properties": {"amenity": "cafe"},
+            },
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [200, 2]},
+                "properties": {"osm_type": "node", "osm_id": 9},
+            },
+        ],
+    }
+    result = osm.push(source["id"], token, payload)
+    assert (result["created"], result["rejected"]) == (2, 1)
+    assert result["errors"][0]["id"] == "9"
+    way = osm.client.get("/objects/osm/way/7").json()
+    assert way["geom"]["type"] == "Polygon" and way["version"] == 3
+    cafe = osm.client.get("/objects/osm/node/8").json()
+    assert cafe["tags"] == {"amenity": "cafe"} and cafe["version"] == 1
+    # Without a version, the same content is unchanged and new content is the next version.
+    payload["features"] = payload["features"][1:2]
+    assert osm.push(source["id"], token, payload)["unchanged"] == 1
+    payload["features"][0]["properties"] = {"amenity": "bar"}
+    assert osm.push(source["id"], token, payload)["modified"] == 1
+    assert osm.client.get("/objects/osm/node/8").json()["version"] == 2
+
+
+def test_deletes_mark_objects_deleted_and_keep_history(osm: OSM) -> None:
+    source, token = osm.source()
+    osm.push(source["id"], token, {"elements": [node(1, 1, 1, amenity="cafe")]})
+    deleted = {"type": "node", "id": 1, "version": 2, "visible": False}
+    assert osm.push(source["id"], token, {"elements": [deleted]})["deleted"] == 1
+    obj = osm.client.get("/objects/osm/node/1").json()
+    assert obj["deleted"] is True and obj["tags"] == {"amenity": "cafe"}
+    assert osm.client.get("/objects").json()["total"] == 0
+    assert osm.client.get("/objects?include_deleted=true").json()["total"] == 1
+    actions = [h["action"] for h in osm.client.get(f"/objects/{obj['id']}/history").json()["items"]]
+    assert actions == ["delete", "create"]
+
+
+def test_source_area_and_tag_filter(osm: OSM) -> None:
+    area = {"type": "Polygon", "coordinates": [[[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]]]}
+    source, token = osm.source(area=area, tag_filter=["amenity=cafe"])
+    result = osm.push(
+        source["id"],
+        token,
+        {
+            "elements": [
+                node(1, 5, 5, amenity="cafe"),
+                node(2, 50, 5, amenity="cafe"),
+                node(3, 5, 5, amenity="bar"),
+            ]
+        },
+    )
+    assert (result["created"], result["filtered"]) == (1, 2)
+
+
+def test_push_authorization(osm: OSM, client: TestClient) -> None:
+    source, token = osm.source()
+    _, other_token = osm.source(name="other")
+    url = f"/data-sources/{source['id']}/ingest"
+    payload = {"elements": [node(1, 1, 1)]}
+    assert_error(client.post(url, json=payload), 401)
+    assert_error(client.post(url, json=payload, headers=auth_headers("wbsrc_wrong")), 401)
+    assert_error(client.post(url, json=payload, headers=auth_headers(other_token)), 401)
+    _, user_token = register_user(client)
+    assert_error(client.post(url, json=payload, headers=auth_headers(user_token)), 403)
+    assert client.post(url, json=payload, headers=osm.admin).json()["created"] == 1
+    missing = "/data-sources/00000000-0000-0000-0000-000000000000/ingest"
+    assert_error(client.post(missing, json=payload, headers=osm.admin), 404)
+    # Inactive: 409 and nothing written.
+    client.post(f"/data-sources/{source['id']}/deactivate", headers=osm.admin)
+    body = assert_error(
+        client.post(url, json={"elements": [node(2, 1, 1)]}, headers=auth_headers(token)), 409
+    )
+    assert "inactive" in body["message"]
+    assert client.get("/objects/osm/node/2").status_code == 404
+    # A rotated token replaces the old one.
+    client.post(f"/data-sources/{source['id']}/activate", headers=osm.admin)
+    new = client.post(f"/data-sources/{source['id']}/token", headers=osm.admin).json()["token"]
+    assert_error(client.post(url, json=payload, headers=auth_headers(token)), 401)
+    assert client.post(url, json=payload, headers=auth_headers(new)).status_code == 200

@@ -1,0 +1,174 @@
+"""Live updates (/ws/{client_id}) and pushes from a source (/ws/data-source/{id})."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from tests.apps.osm.conftest import OSM, node
+from tests.builders import register_user
+from worldbase.apps.osm.events import ClientFilter
+from worldbase.apps.osm.websockets import FilteredSubscription
+from worldbase.core.realtime import MemoryHub, SubscriberTooSlow
+
+
+def _next_event(ws: object) -> dict[str, object]:
+    while True:
+        message = ws.receive_json()  # type: ignore[attr-defined]
+        if message["type"] != "ping":
+            return message  # type: ignore[no-any-return]
+
+
+def test_subscribe_snapshot_and_filtered_events(osm: OSM, client: TestClient) -> None:
+    source, token = osm.source()
+    osm.push(
+        source["id"],
+        token,
+        {"elements": [node(1, 1, 1, amenity="cafe"), node(2, 50, 50, amenity="cafe")]},
+    )
+    with client.websocket_connect("/ws/client-1") as ws:
+        assert ws.receive_json() == {"type": "welcome", "client_id": "client-1"}
+        ws.send_json(
+            {
+                "type": "subscribe",
+                "types": ["node"],
+                "tags": ["amenity=cafe"],
+                "bbox": [0, 0, 10, 10],
+                "snapshot": True,
+            }
+        )
+        assert _next_event(ws)["type"] == "subscribed"
+        snap = _next_event(ws)
+        assert snap["type"] == "snapshot" and snap["total"] == 1
+        assert [o["osm_id"] for o in snap["objects"]] == ["1"]  # type: ignore[union-attr]
+        osm.push(
+            source["id"],
+            token,
+            {
+                "elements": [
+                    node(3, 60, 60, amenity="cafe"),  # outside the bbox
+                    node(4, 2, 2, amenity="bar"),  # other tag
+                    node(5, 3, 3, amenity="cafe"),  # matches
+                ]
+            },
+        )
+        created = _next_event(ws)
+        assert created["type"] == "object.created"
+        assert created["object"]["osm_id"] == "5"  # type: ignore[index]
+        osm.push(source["id"], token, {"elements": [node(5, 3.5, 3, 2, amenity="cafe")]})
+        modified = _next_event(ws)
+        assert modified["type"] == "object.modified" and modified["object"]["version"] == 2  # type: ignore[index]
+        osm.push(
+            source["id"],
+            token,
+            {"elements": [{"type": "node", "id": 5, "version": 3, "visible": False}]},
+        )
+        assert _next_event(ws)["type"] == "object.deleted"
+
+
+def test_bad_subscribe_messages_get_an_error_and_keep_the_connection(client: TestClient) -> None:
+    with client.websocket_connect("/ws/c") as ws:
+        ws.receive_json()
+        for message in (
+            {"type": "hello"},
+            {"type": "subscribe", "types": ["area"]},
+            {"type": "subscribe", "bbox": [1, 2, 3]},
+            {"type": "subscribe", "tags": [5]},
+        ):
+            ws.send_json(message)
+            assert _next_event(ws)["type"] == "error"
+        ws.send_text("not json")
+        ws.send_json({"type": "subscribe"})
+        assert _next_event(ws)["type"] == "subscribed"
+
+
+def test_token_is_optional_but_a_bad_one_is_refused(client: TestClient) -> None:
+    _, token = register_user(client)
+    with client.websocket_connect(f"/ws/c?token={token}") as ws:
+        assert ws.receive_json()["type"] == "welcome"
+    with (
+        client.websocket_connect("/ws/c?token=garbage") as ws,
+        pytest.raises(WebSocketDisconnect) as exc,
+    ):
+        ws.receive_json()
+    assert exc.value.code == 4401
+
+
+def test_a_slow_subscriber_is_dropped() -> None:
+    async def scenario() -> None:
+        hub = MemoryHub()
+        await hub.start()
+        state = ClientFilter(active=True)
+        slow = FilteredSubscription(hub.subscribe("osm:objects", max_queue=3), state)
+        fast = hub.subscribe("osm:objects", max_queue=100)
+        for i in range(5):
+            await hub.publish("osm:objects", {"type": "object.created", "object": {"id": i}})
+        with pytest.raises(SubscriberTooSlow):
+            await anext(slow)
+        assert [(await anext(fast))["object"]["id"] for _ in range(5)] == [0, 1, 2, 3, 4]
+        await hub.stop()
+
+    asyncio.run(scenario())
+
+
+def test_data_source_push_with_acks(osm: OSM, client: TestClient) -> None:
+    source, token = osm.source()
+    with client.websocket_connect(f"/ws/data-source/{source['id']}?token={token}") as ws:
+        ws.send_json({"batch_id": "b1", "elements": [node(1, 1, 1), {"type": "node", "id": 2}]})
+        ack = ws.receive_json()
+        assert (ack["type"], ack["batch_id"], ack["created"], ack["rejected"]) == (
+            "ack",
+            "b1",
+            1,
+            1,
+        )
+        ws.send_json({"batch_id": "b2", "data": {"elements": [node(1, 1, 1)]}})
+        assert ws.receive_json()["unchanged"] == 1
+        ws.send_text("{nope")
+        assert ws.receive_json()["type"] == "nack"
+        ws.send_json({"batch_id": "b3", "foo": 1})
+        nack = ws.receive_json()
+        assert (nack["type"], nack["batch_id"], nack["code"]) == ("nack", "b3", 422)
+        ws.send_text(json.dumps({"elements": [], "pad": "x" * (2 * 1024 * 1024)}))
+        assert ws.receive_json()["code"] == 413
+        with pytest.raises(WebSocketDisconnect) as exc:
+            ws.receive_json()
+        assert exc.value.code == 1009
+    assert client.get("/objects/osm/node/1").status_code == 200
+    log = client.get("/admin/validation-log", headers=osm.admin).json()
+    assert {e["channel"] for e in log["items"]} == {"websocket"} and log["total"] == 2
+
+
+def test_data_source_push_refusals(osm: OSM, client: TestClient) -> None:
+    source, token = osm.source()
+    _, user_token = register_user(client)
+    _, admin_token = osm.admin["Authorization"].split(" ")
+    cases = [
+        (f"/ws/data-source/{source['id']}", 4401),
+        (f"/ws/data-source/{source['id']}?token=wbsrc_bad", 4401),
+        (f"/ws/data-source/{source['id']}?token={user_token}", 4403),
+        (f"/ws/data-source/00000000-0000-0000-0000-000000000000?token={token}", 4404),
+    ]
+    for url, code in cases:
+        with client.websocket_connect(url) as ws, pytest.raises(WebSocketDisconnect) as exc:
+            ws.receive_json()
+        assert exc.value.code == code, url
+    with client.websocket_connect(f"/ws/data-source/{source['id']}?token={admin_token}") as ws:
+        ws.send_json({"elements": [node(1, 1, 1)]})
+        assert ws.receive_json()["type"] == "ack"
+        client.post(f"/data-sources/{source['id']}/deactivate", headers=osm.admin)
+        ws.send_json({"elements": [node(2, 1, 1)]})
+        assert ws.receive_json()["code"] == 409
+        with pytest.raises(WebSocketDisconnect) as exc:
+            ws.receive_json()
+        assert exc.value.code == 4409
+    with (
+        client.websocket_connect(f"/ws/data-source/{source['id']}?token={token}") as ws,
+        pytest.raises(WebSocketDisconnect) as exc,
+    ):
+        ws.receive_json()
+    assert exc.value.code == 4409

@@ -1,0 +1,175 @@
+"""Vector features: GeoJSON in and out, bbox and paging, all-or-nothing writes, permissions."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.apps.samsyn.conftest import CALLERS, WMS_CONFIG, Team, feature, point
+from tests.builders import assert_error
+
+
+def _features(team: Team, layer_id: str, query: str = "", who: str = "owner") -> dict:
+    response = team.client.get(f"/api/layers/{layer_id}/features{query}", headers=team.as_(who))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/geo+json")
+    return dict(response.json())
+
+
+def test_add_list_bbox_and_paging(team: Team) -> None:
+    layer = team.create_layer()
+    created = team.add_features(layer["id"], *[point(i, i / 2, n=i) for i in range(5)])
+    assert [f["display_order"] for f in created] == [0, 1, 2, 3, 4]
+    body = _features(team, layer["id"])
+    assert body["type"] == "FeatureCollection" and body["numberMatched"] == 5
+    assert body["features"][2]["geometry"] == {"type": "Point", "coordinates": [2.0, 1.0]}
+    assert body["features"][2]["properties"] == {"n": 2}
+    page = _features(team, layer["id"], "?limit=2&offset=0")
+    assert [f["properties"]["n"] for f in page["features"]] == [0, 1]
+    next_link = next(link["href"] for link in page["links"] if link["rel"] == "next")
+    page2 = team.client.get(next_link, headers=team.as_("owner")).json()
+    assert [f["properties"]["n"] for f in page2["features"]] == [2, 3]
+    last = _features(team, layer["id"], "?limit=2&offset=4")
+    assert [link["rel"] for link in last["links"]] == ["self", "prev"]
+    boxed = _features(team, layer["id"], "?bbox=0.5,0,3.5,1.5")
+    assert sorted(f["properties"]["n"] for f in boxed["features"]) == [1, 2, 3]
+    assert boxed["numberMatched"] == 3
+    stats = team.client.get(f"/api/layers/{layer['id']}", headers=team.as_("owner")).json()
+    config = stats["source_config"]
+    assert config["featureCount"] == 5 and config["geometryType"] == "Point"
+    assert config["bounds"][0][0] == pytest.approx(0, abs=1e-4)
+    assert config["bounds"][1] == [pytest.approx(4, abs=1e-4), pytest.approx(2, abs=1e-4)]
+
+
+@pytest.mark.parametrize(
+    "bbox", ["1,2,3", "a,b,c,d", "3,0,1,1", "0,3,1,1", "-200,0,1,1", "0,0,1,95", "nan,0,1,1"]
+)
+def test_bad_bbox_is_422(team: Team, bbox: str) -> None:
+    layer = team.create_layer()
+    response = team.client.get(
+        f"/api/layers/{layer['id']}/features?bbox={bbox}", headers=team.as_("owner")
+    )
+    assert_error(response, 422)
+
+
+def test_a_bad_feature_fails_the_whole_request(team: Team) -> None:
+    layer = team.create_layer()
+    team.add_features(layer["id"], feature(name="kept"))
+    bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
+    cases = [
+        ([feature(name="ok"), feature(bowtie)], "features[1].geometry"),
+        ([feature(name="ok"), point(200, 0)], "features[1].geometry.coordinates[0]"),
+        (
+            [feature(name="ok"), {"type": "Feature", "geometry": None, "properties": {}}],
+            "features[1].geometry",
+        ),
+        (
+            [
+                feature(name="ok"),
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [0, 0]},
+                    "properties": [1],
+                },
+            ],
+            "features[1].properties",
+        ),
+        ([feature(name="ok") | {"display_order": -1}], "features[0].display_order"),
+    ]
+    url = f"/api/layers/{layer['id']}/features"
+    for features, path in cases:
+        response = team.client.post(
+            url, json={"type": "FeatureCollection", "features": features}, headers=team.as_("owner")
+        )
+        body = assert_error(response, 422)
+        assert path in body["message"], body
+    for bad in (
+        {"type": "FeatureCollection", "features": []},
+        {"type": "Point", "coordinates": [0, 0]},
+        [1],
+    ):
+        assert_error(team.client.post(url, json=bad, headers=team.as_("owner")), 422)
+    body = _features(team, layer["id"])
+    assert [f["properties"] for f in body["features"]] == [{"name": "kept"}]
+    config = team.client.get(f"/api/layers/{layer['id']}", headers=team.as_("owner")).json()[
+        "source_config"
+    ]
+    assert config["featureCount"] == 1 and config["revision"] == 1
+
+
+def test_features_only_on_vector_layers(team: Team) -> None:
+    wms = team.create_layer(source_type="wms", source_config=WMS_CONFIG)
+    url = f"/api/layers/{wms['id']}/features"
+    assert_error(team.client.post(url, json=feature(), headers=team.as_("owner")), 409)
+    assert_error(team.client.get(url, headers=team.as_("owner")), 409)
+
+
+def test_update_and_delete_one_feature(team: Team) -> None:
+    layer = team.create_layer()
+    a, b = team.add_features(layer["id"], point(0, 0, n="a"), point(10, 10, n="b"))
+    url = f"/api/layers/{layer['id']}/features/{b['id']}"
+    response = team.client.put(
+        url,
+        json={
+            "geometry": {"type": "LineString", "coordinates": [[1, 1], [2, 3]]},
+            "properties": {"n": "B"},
+            "display_order": 7,
+        },
+        headers=team.as_("owner"),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["properties"] == {"n": "B"} and response.json()["display_order"] == 7
+    config = team.client.get(f"/api/layers/{layer['id']}", headers=team.as_("owner")).json()[
+        "source_config"
+    ]
+    assert config["geometryType"] == "Mixed" and config["geometryTypes"] == ["LineString", "Point"]
+    assert config["bounds"][1] == [pytest.approx(2, abs=1e-4), pytest.approx(3, abs=1e-4)]
+    for bad in (
+        {"geometry": {"type": "Point", "coordinates": [0, 95]}},
+        {"properties": 3},
+        {},
+        {"colour": 1},
+    ):
+        assert_error(team.client.put(url, json=bad, headers=team.as_("owner")), 422)
+    assert team.client.delete(url, headers=team.as_("owner")).status_code == 204
+    assert_error(team.client.delete(url, headers=team.as_("owner")), 404)
+    other = team.create_layer()
+    assert_error(
+        team.client.delete(
+            f"/api/layers/{other['id']}/features/{a['id']}", headers=team.as_("owner")
+        ),
+        404,
+    )
+    config = team.client.get(f"/api/layers/{layer['id']}", headers=team.as_("owner")).json()[
+        "source_config"
+    ]
+    assert config["featureCount"] == 1 and config["geometryType"] == "Point"
+
+
+def test_feature_permissions(team: Team) -> None:
+    for editable in ("creator-only", "everyone"):
+        for who in CALLERS:
+            _feature_permissions(team, who, editable)
+
+
+def _feature_permissions(team: Team, who: str, editable: str) -> None:
+    map_ = team.shared_map()
+    layer = team.create_layer(editable=editable)
+    team.add_layer(map_["id"], layer["id"])
+    (existing,) = team.add_features(layer["id"], point(1, 1))
+    read = {"stranger": 404, "anonymous": 404}.get(who, 200)
+    assert (
+        team.client.get(f"/api/layers/{layer['id']}/features", headers=team.as_(who)).status_code
+        == read
+    )
+    if who in ("owner", "admin") or (editable == "everyone" and who in ("editor", "viewer")):
+        write = 201
+    else:
+        write = {"anonymous": 401, "stranger": 404}.get(who, 403)
+    url = f"/api/layers/{layer['id']}/features"
+    response = team.client.post(url, json=point(2, 2), headers=team.as_(who))
+    assert response.status_code == write, response.text
+    item = f"{url}/{existing['id']}"
+    response = team.client.put(item, json={"properties": {"x": 1}}, headers=team.as_(who))
+    assert response.status_code == (200 if write == 201 else write)
+    response = team.client.delete(item, headers=team.as_(who))
+    assert response.status_code == (204 if write == 201 else write)
