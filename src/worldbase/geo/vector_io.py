@@ -582,12 +582,7 @@ async def _insert_batch(
         )
         await connection.exec_driver_sql(statement, records)
         return len(rows)
-    await connection.execute(text("SELECT 1"))  # the adapter opens its transaction lazily
-    raw = await connection.get_raw_connection()
-    driver: Any = raw.driver_connection
-    if not raw.info.get("wb_geometry_codec"):
-        await _register_geometry_codec(driver)
-        raw.info["wb_geometry_codec"] = True
+    driver = await copy_connection(session)
     await driver.copy_records_to_table(
         table.name, records=records, columns=[c.name for c in columns], schema_name=table.schema
     )
@@ -609,6 +604,19 @@ def _random_uuid_hex(n: int) -> list[str]:
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
     data = raw.tobytes()
     return [data[i : i + 16].hex() for i in range(0, len(data), 16)]
+
+
+async def copy_connection(session: AsyncSession) -> Any:
+    """The session's asyncpg connection, in its transaction, ready for binary COPY of
+    geometry columns (EWKB bytes or hex). PostgreSQL only."""
+    connection = await session.connection()
+    await connection.execute(text("SELECT 1"))  # the adapter opens its transaction lazily
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    if not raw.info.get("wb_geometry_codec"):
+        await _register_geometry_codec(driver)
+        raw.info["wb_geometry_codec"] = True
+    return driver
 
 
 async def _register_geometry_codec(driver: Any) -> None:

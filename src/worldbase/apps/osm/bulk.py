@@ -34,6 +34,7 @@ from worldbase.apps.osm.ingest import IngestReport
 from worldbase.apps.osm.models import DataSource, OSMObject, OSMObjectHistory
 from worldbase.apps.osm.parsing import Element
 from worldbase.geo.spatial import rtree_name
+from worldbase.geo.vector_io import copy_connection
 
 # (osm_id, version, tags, lon, lat, timestamp, changeset, user, uid), as read from the file.
 NodeRow = tuple[int, int | None, dict[str, str], float, float, datetime | None, Any, Any, Any]
@@ -259,30 +260,8 @@ async def _executemany(
 async def _copy(
     session: AsyncSession, table: str, columns: tuple[str, ...], records: list[tuple[Any, ...]]
 ) -> None:
-    connection = await session.connection()
-    await connection.execute(text("SELECT 1"))  # the adapter opens its transaction lazily
-    raw = await connection.get_raw_connection()
-    driver: Any = raw.driver_connection
-    if not raw.info.get("wb_osm_geometry_codec"):
-        await _register_geometry_codec(driver)
-        raw.info["wb_osm_geometry_codec"] = True
+    driver = await copy_connection(session)
     try:
         await driver.copy_records_to_table(table, records=records, columns=list(columns))
     except asyncpg.UniqueViolationError as exc:  # the driver's own: say it as SQLAlchemy does
         raise IntegrityError(f"COPY {table}", None, exc) from exc
-
-
-async def _register_geometry_codec(driver: Any) -> None:
-    # asyncpg's COPY is binary: geometry takes EWKB; decoding gives the hex text that
-    # geometry's text output (what other queries on this connection expect) is.
-    schema = await driver.fetchval(
-        "SELECT n.nspname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
-        "WHERE t.typname = 'geometry' LIMIT 1"
-    )
-    await driver.set_type_codec(
-        "geometry",
-        schema=schema or "public",
-        encoder=lambda value: bytes.fromhex(value) if isinstance(value, str) else bytes(value),
-        decoder=lambda data: bytes(data).hex().upper(),
-        format="binary",
-    )
