@@ -6,12 +6,18 @@ and a second file of N/100 ways (5 nodes each) whose nodes are only in the datab
 
 - (a) import through our path (`apps.osm.files.import_file`: the validating count pass,
   the bulk node path, history rows) into a scratch PostGIS database `worldbase_bench_osm`
-  (created and dropped here, migrated, every index in place) and into SQLite (N/5 nodes);
+  (created and dropped here, migrated: the table is empty, so the first-load mode, with
+  every index built at the end, in the same timed call) and into SQLite (N/5 nodes);
 - (b) the anchor: a bare pyosmium read (id, tags, location) plus asyncpg
   `copy_records_to_table` of the same nodes into an unindexed 3-column table;
 - (c) `GET /objects?bbox=...&tag=amenity=cafe` p50 over N + N/100 objects (uvicorn, one
   worker) against the same query as bare SQL through asyncpg; EXPLAIN shows the indexes.
-- (d) WebSocket fan-out: not measured yet (printed as such).
+- (d) WebSocket fan-out: a uvicorn worker on loopback (in-process hub), 1,000 clients in
+  this process (`websockets`), each subscribed to every node event on `/ws/{id}`; 100
+  events/s (10 `POST /data-sources/{id}/ingest` a second, 10 new nodes each) for 30 s. The
+  send time travels in a tag: p99 of (receipt - send) over every delivery, the deliveries
+  missing at the end (clients closed as too slow count here), and the server's RSS after
+  the clients subscribed and at the end.
 
 One line per figure with the ratio to its target or anchor. The machine is shared (2
 cores): rates move by tens of per cent between runs.
@@ -20,13 +26,18 @@ cores): rates move by tens of per cent between runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
+import re
+import resource
 import statistics
 import struct
+import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +54,10 @@ BBOX = (13.40, 52.40, 13.50, 52.50)  # ~1% of the nodes, ~200 cafes
 QUERIES = 200
 JWT = "bench-" + "x" * 40
 BATCH = 20_000
+WS_CLIENTS = int(os.environ.get("WORLDBASE_BENCH_OSM_WS_CLIENTS", "1000"))
+WS_SECONDS = int(os.environ.get("WORLDBASE_BENCH_OSM_WS_SECONDS", "30"))
+WS_POSTS_PER_SECOND, WS_NODES_PER_POST = 10, 10
+WS_SENT = re.compile(r'"bench_sent":\s*"([0-9.]+)"')
 
 
 def log(message: str) -> None:
@@ -324,10 +339,151 @@ def run() -> None:
             f"ratio {p50 / 50:.2f}; bare SQL p50 {bare_p50:.1f} ms (ours/bare "
             f"{p50 / bare_p50:.1f}); indexes used: {used_indexes(plan)}"
         )
-        log("osm WebSocket fan-out (1,000 subscribers, 100 events/s): not measured yet")
+        source_id, token = asyncio.run(make_source(pg))
+        port = free_port()
+        with rss_server([*uvicorn, "--port", str(port), *factory], port, env) as (base, pid):
+            fan = asyncio.run(fanout(base, pid, source_id, token))
+        rate = WS_POSTS_PER_SECOND * WS_NODES_PER_POST
+        log(
+            f"osm WebSocket fan-out ({WS_CLIENTS:,} subscribers, {rate} events/s, "
+            f"{WS_SECONDS} s, one uvicorn worker): p99 {fan['p99']:.0f} ms, p50 "
+            f"{fan['p50']:.0f} ms | target p99 < 250 ms | ratio {fan['p99'] / 250:.2f}; "
+            f"delivered {fan['delivered']:,} of {fan['expected']:,}, {fan['closed']} clients "
+            f"closed; server RSS {fan['rss_start']:.0f} -> {fan['rss_end']:.0f} MB"
+        )
     finally:
         asyncio.run(recreate_database(drop_only=True))
     log(f"osm bench took {time.perf_counter() - started:.0f} s")
+
+
+# --- (d) WebSocket fan-out -------------------------------------------------------------------
+
+
+async def make_source(settings: Any) -> tuple[str, str]:
+    from worldbase.apps.osm import service
+    from worldbase.core.db import Database
+
+    db = Database(settings, pooled=False)
+    try:
+        async with db.sessionmaker() as session:
+            source, token = await service.create_source(
+                session, values={"name": "bench fan-out", "type": "rest"}
+            )
+            return source.id, token
+    finally:
+        await db.dispose()
+
+
+def _raise_open_files() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max(soft, 4 * WS_CLIENTS + 256)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@contextlib.contextmanager
+def rss_server(args: list[str], port: int, env: dict[str, str]) -> Iterator[tuple[str, int]]:
+    """Like `common.server`, with the process id (for its RSS) and room for the sockets."""
+    _raise_open_files()  # inherited by the server
+    proc = subprocess.Popen(
+        args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(base + "/", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("fan-out server did not start") from None
+                time.sleep(0.2)
+        yield base, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def fanout(base: str, pid: int, source_id: str, token: str) -> dict[str, float]:
+    import websockets
+
+    latencies: list[float] = []
+    closed = 0
+    ready = 0
+    all_ready = asyncio.Event()
+    ws_base = "ws" + base.removeprefix("http")
+
+    async def subscriber(i: int) -> None:
+        nonlocal closed, ready
+        try:
+            async with websockets.connect(
+                f"{ws_base}/ws/bench-{i}", open_timeout=60, ping_interval=None, max_queue=None
+            ) as ws:
+                await ws.send(json.dumps({"type": "subscribe", "types": ["node"]}))
+                while '"subscribed"' not in str(await ws.recv()):
+                    pass
+                ready += 1
+                if ready == WS_CLIENTS:
+                    all_ready.set()
+                async for message in ws:
+                    found = WS_SENT.search(str(message))
+                    if found:
+                        latencies.append(time.time() - float(found.group(1)))
+        except websockets.ConnectionClosed:
+            closed += 1
+
+    tasks = []
+    for start in range(0, WS_CLIENTS, 100):  # in waves: the accept backlog stays short
+        tasks += [asyncio.create_task(subscriber(i)) for i in range(start, start + 100)]
+        await asyncio.sleep(0.2)
+    await asyncio.wait_for(all_ready.wait(), timeout=120)
+    await asyncio.sleep(2)
+    rss_start = rss_mb(pid)
+    url = f"{base}/data-sources/{source_id}/ingest"
+    posts = WS_SECONDS * WS_POSTS_PER_SECOND
+    async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
+        started = time.perf_counter()
+        for k in range(posts):
+            await asyncio.sleep(max(0.0, started + k / WS_POSTS_PER_SECOND - time.perf_counter()))
+            sent = f"{time.time():.6f}"
+            elements = [
+                {
+                    "type": "node",
+                    "id": 2_000_000_000 + k * WS_NODES_PER_POST + j,
+                    "lon": 13.5,
+                    "lat": 52.5,
+                    "version": 1,
+                    "tags": {"bench_sent": sent},
+                }
+                for j in range(WS_NODES_PER_POST)
+            ]
+            (await http.post(url, json={"elements": elements})).raise_for_status()
+    await asyncio.sleep(3)  # the tail
+    rss_end = rss_mb(pid)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    ms = sorted(v * 1000 for v in latencies) or [float("nan")]
+    return {
+        "p50": ms[len(ms) // 2],
+        "p99": ms[min(len(ms) - 1, int(len(ms) * 0.99))],
+        "delivered": len(latencies),
+        "expected": posts * WS_NODES_PER_POST * WS_CLIENTS,
+        "closed": closed,
+        "rss_start": rss_start,
+        "rss_end": rss_end,
+    }
 
 
 async def analyze() -> None:

@@ -95,7 +95,9 @@ def test_a_conflicting_writer_falls_back_to_the_per_element_path(
     ]
     db = client.app.state.services.db  # type: ignore[attr-defined]
     report: Any = client.portal.call(  # type: ignore[union-attr]
-        lambda: _store_batch(db, ([], [], rows), source_id=None, channel="file", lookup=False)
+        lambda: _store_batch(
+            db.sessionmaker, ([], [], rows), source_id=None, channel="file", lookup=False
+        )
     )
     assert (report.created, report.modified, report.unchanged) == (2, 1, 0)
     assert client.get("/objects/osm/node/2").json()["tags"] == {"shop": "x"}

@@ -29,6 +29,9 @@ def test_import_osm_file_reports_counts(env: Path) -> None:
     assert "created 12" in result.output
     again = CliRunner().invoke(app, ["osm", str(path)])
     assert "unchanged 12" in again.output
+    # SQLite has no create mode of its own: `--create` is the usual path.
+    created = CliRunner().invoke(app, ["osm", str(path), "--create"])
+    assert created.exit_code == 0 and "unchanged 12" in created.output
 
 
 def test_bad_files_exit_non_zero(env: Path) -> None:
@@ -37,3 +40,6 @@ def test_bad_files_exit_non_zero(env: Path) -> None:
     (env / "bad.osm").write_text("<osm><node")
     result = CliRunner().invoke(app, ["osm", str(env / "bad.osm")])
     assert result.exit_code == 1 and "Malformed" in result.output
+    (env / "a.osc").write_text("<osmChange version='0.6'></osmChange>")
+    result = CliRunner().invoke(app, ["osm", str(env / "a.osc"), "--create"])
+    assert result.exit_code == 1 and "full files" in result.output

@@ -73,23 +73,26 @@ def as_element(row: NodeRow) -> Element:
 
 
 def _ordered_ids(n: int) -> list[str]:
-    """n UUIDv7-style ids (the time in ms, then a counter and random bits), ascending, so
+    """n UUIDv7-style ids (the time in ms, then random bits and a counter), ascending, so
     the primary-key indexes grow at their end instead of being written all over (random
     ids cost the bulk write several times more once the table is large)."""
     assert n < 2**20  # the counter's bits
     t = f"{(time.time_ns() // 1_000_000) & 0xFFFFFFFFFFFF:012x}"
     prefix = f"{t[:8]}-{t[8:]}-7000-"
-    getrandbits = random.getrandbits
-    ids = []
-    for i in range(n):
-        tail = f"{(1 << 63) | (i << 42) | getrandbits(42):016x}"  # variant 10, counter, random
-        ids.append(f"{prefix}{tail[:4]}-{tail[4:]}")
-    return ids
+    # Variant 10, 42 random bits for this call, then the counter: one format per id.
+    first = (1 << 63) | (random.getrandbits(42) << 20)
+    return [
+        f"{prefix}{tail[:4]}-{tail[4:]}" for tail in map("{:016x}".format, range(first, first + n))
+    ]
 
 
 async def any_node_stored(session: AsyncSession) -> bool:
     found = await session.scalar(select(OSMObject.id).where(OSMObject.type == "node").limit(1))
     return found is not None
+
+
+async def any_object_stored(session: AsyncSession) -> bool:
+    return await session.scalar(select(OSMObject.id).limit(1)) is not None
 
 
 async def _stored_versions(session: AsyncSession, ids: list[str]) -> dict[str, int]:

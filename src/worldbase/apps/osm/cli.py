@@ -31,6 +31,14 @@ def import_osm(
     source: Annotated[
         str | None, typer.Option(help="Data source id to attribute the objects to.")
     ] = None,
+    create: Annotated[
+        bool,
+        typer.Option(
+            "--create",
+            help="First load: fail unless the objects table is empty (PostgreSQL builds the "
+            "indexes once at the end; an empty table gets this mode anyway).",
+        ),
+    ] = False,
 ) -> None:
     """Import OpenStreetMap objects from a file (diffs mark deletes, history is kept)."""
     from worldbase.apps.osm.files import file_suffix, import_file
@@ -62,7 +70,9 @@ def import_osm(
                 async def progress(fraction: float, message: str) -> None:
                     bar.update(task, completed=fraction, description=message)
 
-                report = await import_file(db, file, source_id=source, progress=progress)
+                report = await import_file(
+                    db, file, source_id=source, progress=progress, create=create
+                )
             return report.summary()
         finally:
             await db.dispose()

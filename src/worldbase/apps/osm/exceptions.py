@@ -19,3 +19,7 @@ class SourceInactive(Conflict):
 
 class InvalidSourceToken(NotAuthenticated):
     pass
+
+
+class CreateModeUnavailable(Conflict):
+    """An explicit create-mode import into a non-empty (or busy) objects table."""

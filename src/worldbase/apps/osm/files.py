@@ -5,10 +5,12 @@ for a diff whose ways refer to nodes it does not carry, from the stored nodes (a
 nodes are nowhere is rejected into the validation log). Multipolygon relations get their
 geometry from pyosmium's area assembler (full files only). The whole file is read once
 before anything is written, so a malformed file is rejected with nothing stored; then it
-is stored in batches, each committed on its own. Full imports publish no live events (a
-planet extract would flood subscribers); diffs do.
+is stored in batches, each committed on its own (in create mode: all together). Full
+imports publish no live events (a planet extract would flood subscribers); diffs do.
 
-Speed: in full files, nodes are read as plain tuples and new ones written in bulk
+Speed: a full file into an empty objects table on PostgreSQL is imported in one
+transaction with the indexes built at the end (`create.py`, like osm2pgsql's create mode).
+In full files, nodes are read as plain tuples and new ones written in bulk
 (`bulk.store_nodes`: COPY / executemany, same idempotency); the file is read one batch
 ahead in a thread while the database stores the previous batch.
 """
@@ -27,7 +29,14 @@ import shapely
 from shapely.geometry import Point
 from sqlalchemy.exc import IntegrityError
 
-from worldbase.apps.osm.bulk import NodeRow, any_node_stored, as_elements, store_nodes
+from worldbase.apps.osm.bulk import (
+    NodeRow,
+    any_node_stored,
+    any_object_stored,
+    as_elements,
+    store_nodes,
+)
+from worldbase.apps.osm.create import NotEmpty, SessionFactory, create_mode, unavailable
 from worldbase.apps.osm.ingest import IngestReport, ingest
 from worldbase.apps.osm.models import DataSource
 from worldbase.apps.osm.parsing import Element, Invalid, Rejected, coordinate, way_geometry
@@ -192,10 +201,15 @@ def iter_batches(path: Path, *, change: bool) -> Iterator[Batch]:
 
 
 async def _store_batch(
-    db: Database, batch: Batch, *, source_id: str | None, channel: str, lookup: bool
+    sessions: SessionFactory,
+    batch: Batch,
+    *,
+    source_id: str | None,
+    channel: str,
+    lookup: bool,
 ) -> IngestReport:
     good, bad, nodes = batch
-    async with db.sessionmaker() as session:
+    async with sessions() as session:
         source = None
         if source_id is not None:
             source = await session.get(DataSource, source_id)
@@ -227,14 +241,52 @@ async def import_file(
     progress: Progress | None = None,
     publish: Publish | None = None,
     channel: str = "file",
+    create: bool = False,
 ) -> IngestReport:
+    """Import a file. A full file into an empty objects table on PostgreSQL takes the
+    first-load mode (`create.create_mode`: one transaction, indexes built at the end);
+    `create=True` insists on it (`CreateModeUnavailable` when the table is not empty; on
+    SQLite it is the usual path)."""
     name = name or path.name
     change = is_change_file(name)
+    if create and change:
+        raise BadInput("Create mode is for full files (.osm, .osm.pbf), not diffs (.osc)")
     total = max(count_elements(path), 1)
-    report = IngestReport()
-    done = 0
     async with db.sessionmaker() as session:
         lookup = change or await any_node_stored(session)
+        empty = not change and not db.is_sqlite and not await any_object_stored(session)
+    if create and not db.is_sqlite and not empty:
+        raise unavailable(NotEmpty("osm_objects is not empty"))
+    if empty:
+        try:
+            async with create_mode(db) as sessions:
+                return await _import(
+                    sessions, path, change=change, total=total, source_id=source_id,
+                    progress=progress, publish=publish, channel=channel, lookup=False,
+                )  # fmt: skip
+        except NotEmpty as exc:  # another writer was first
+            if create:
+                raise unavailable(exc) from None
+    return await _import(
+        db.sessionmaker, path, change=change, total=total, source_id=source_id,
+        progress=progress, publish=publish, channel=channel, lookup=lookup,
+    )  # fmt: skip
+
+
+async def _import(
+    sessions: SessionFactory,
+    path: Path,
+    *,
+    change: bool,
+    total: int,
+    source_id: str | None,
+    progress: Progress | None,
+    publish: Publish | None,
+    channel: str,
+    lookup: bool,
+) -> IngestReport:
+    report = IngestReport()
+    done = 0
     batches = iter_batches(path, change=change)
     # The file is read one batch ahead, in a thread, while the database stores the last.
     ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
@@ -242,7 +294,7 @@ async def import_file(
         while (batch := await ahead) is not None:
             ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
             stored = await _store_batch(
-                db, batch, source_id=source_id, channel=channel, lookup=lookup
+                sessions, batch, source_id=source_id, channel=channel, lookup=lookup
             )
             report.add(stored)
             if publish is not None and change:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -77,15 +78,22 @@ async def _load(
     session: AsyncSession, keys: set[tuple[str, str]]
 ) -> dict[tuple[str, str], OSMObject]:
     found: dict[tuple[str, str], OSMObject] = {}
-    for part in _chunks(sorted(keys)):
-        # By osm_id alone (indexed, portable), the type is checked here.
+    for typ, ids in _by_type(keys):
+        # type = ? AND osm_id IN (...): the unique (type, osm_id) index.
         rows = await session.scalars(
-            select(OSMObject).where(OSMObject.osm_id.in_({osm_id for _, osm_id in part}))
+            select(OSMObject).where(OSMObject.type == typ, OSMObject.osm_id.in_(ids))
         )
         for obj in rows:
-            if (obj.type, obj.osm_id) in keys:
-                found[(obj.type, obj.osm_id)] = obj
+            found[(obj.type, obj.osm_id)] = obj
     return found
+
+
+def _by_type(keys: set[tuple[str, str]]) -> Iterator[tuple[str, builtins.list[str]]]:
+    """(type, chunk of osm_ids) for the (type, osm_id) keys."""
+    types = sorted({typ for typ, _ in keys})
+    for typ in types:
+        for part in _chunks(sorted(osm_id for t, osm_id in keys if t == typ)):
+            yield typ, part
 
 
 def _matches_filter(element: Element, tag_filter: builtins.list[str] | None) -> bool:
@@ -180,16 +188,16 @@ class Ingestor:
                     wanted |= {("way", str(m["ref"])) for m in element.refs if m["type"] == "way"}
         wanted -= in_batch.keys()
         if wanted:
-            for part in _chunks(sorted(wanted)):
+            for wanted_type, ids in _by_type(wanted):
                 rows = await self.session.execute(
                     select(OSMObject.type, OSMObject.osm_id, OSMObject.geom).where(
-                        OSMObject.osm_id.in_({osm_id for _, osm_id in part}),
+                        OSMObject.type == wanted_type,
+                        OSMObject.osm_id.in_(ids),
                         OSMObject.deleted.is_(False),
                     )
                 )
                 for typ, osm_id, geom in rows:
-                    if (typ, osm_id) in wanted:
-                        in_batch.setdefault((typ, osm_id), geom)
+                    in_batch.setdefault((typ, osm_id), geom)
         keep: builtins.list[tuple[int, Element]] = []
         for index, element in elements:
             if (

@@ -1,7 +1,8 @@
 """Job kinds of the osm app (registered on import): file imports and polling sources.
 
 `osm.import_file` params: `storage_key` (the uploaded file in object storage), `filename`
-(its original name: the suffix tells the format), `source_id`.
+(its original name: the suffix tells the format), `source_id`, optional `create` (first
+load: fail unless the objects table is empty).
 `osm.poll_source` params: `source_id` (a replication or overpass source).
 `osm.schedule_polls` runs every minute in the job consumers and enqueues the due polls.
 """
@@ -38,6 +39,7 @@ async def import_file_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, 
             name=filename,
             progress=ctx.progress,
             publish=publish,
+            create=bool(params.get("create", False)),
         )
     # The upload is only kept until its import finished.
     with contextlib.suppress(Exception):

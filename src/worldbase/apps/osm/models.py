@@ -65,7 +65,8 @@ class OSMObject(TimestampMixin, Base):
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    osm_id: Mapped[str] = mapped_column(String(20), index=True)
+    # Looked up by (type, osm_id): the unique constraint's index, no index of its own.
+    osm_id: Mapped[str] = mapped_column(String(20))
     type: Mapped[str] = mapped_column(String(10))  # node, way, relation
     tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
     geom: Mapped[BaseGeometry | None] = mapped_column(Geometry())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, File, Path, Query, Response, UploadFile
+from fastapi import APIRouter, Body, File, Form, Path, Query, Response, UploadFile
 
 from worldbase.apps.osm import jobs as _jobs  # noqa: F401  (registers the job kinds)
 from worldbase.apps.osm import polling, service
@@ -201,7 +201,10 @@ async def ingest_data(
     description=(
         "Returns the job (`GET /api/jobs/{id}` for progress). The file is checked whole "
         "before anything is stored: a malformed file fails the job with nothing written. "
-        "Bad elements go to the validation log; `.osc` deletes mark objects deleted."
+        "Bad elements go to the validation log; `.osc` deletes mark objects deleted. A full "
+        "file into an empty objects table is a first load (PostgreSQL: one transaction, "
+        "indexes built at the end, object reads wait for it); `create=true` fails the job "
+        "unless the table is empty."
     ),
 )
 async def import_data_file(
@@ -213,6 +216,9 @@ async def import_data_file(
         UploadFile,
         File(description=".osm, .osm.pbf or .osc (optionally .gz)", examples=["berlin.osm.pbf"]),
     ],
+    create: Annotated[
+        bool, Form(description="First load: fail unless the objects table is empty.")
+    ] = False,
 ) -> Any:
     filename = file.filename or "upload"
     suffix = file_suffix(filename)
@@ -220,7 +226,12 @@ async def import_data_file(
     await storage.put(key, await file.read(), content_type="application/octet-stream")
     return await jobs.enqueue(
         kind="osm.import_file",
-        params={"storage_key": key, "filename": filename, "source_id": source.id},
+        params={
+            "storage_key": key,
+            "filename": filename,
+            "source_id": source.id,
+            "create": create,
+        },
         owner_id=admin.id,
         max_attempts=1,
     )

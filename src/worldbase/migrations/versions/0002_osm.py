@@ -84,7 +84,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_osm_objects")),
         sa.UniqueConstraint("type", "osm_id", name=op.f("uq_osm_objects_type_osm_id")),
     )
-    op.create_index("ix_osm_objects_osm_id", "osm_objects", ["osm_id"])
     op.create_index("ix_osm_objects_source_id", "osm_objects", ["source_id"])
     op.create_index("ix_osm_objects_updated_at", "osm_objects", ["updated_at"])
     if op.get_context().dialect.name == "postgresql":
@@ -155,7 +154,6 @@ def downgrade() -> None:
         op.drop_index("ix_osm_objects_tags", table_name="osm_objects")
     op.drop_index("ix_osm_objects_updated_at", table_name="osm_objects")
     op.drop_index("ix_osm_objects_source_id", table_name="osm_objects")
-    op.drop_index("ix_osm_objects_osm_id", table_name="osm_objects")
     op.drop_table("osm_objects")
     op.drop_index("ix_data_sources_name", table_name="data_sources")
     op.drop_table("data_sources")
