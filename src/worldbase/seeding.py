@@ -4,7 +4,6 @@ loads that app's demo data idempotently and says what it did in one line."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable, Callable
 
 from email_validator import EmailNotValidError, validate_email
@@ -13,23 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worldbase.core import users
 from worldbase.core.auth import hash_password
 from worldbase.core.db import Database
+from worldbase.plugins import app_modules
 from worldbase.settings import Settings
 
 DEMO_EMAIL = "demo@worldbase.example"
 DEMO_PASSWORD = "worldbase-demo"  # noqa: S105 - development-only demo account, refused in production
 
 DemoSeeder = Callable[[AsyncSession, Settings], Awaitable[str]]
-
-
-def app_seeder(app: str) -> DemoSeeder | None:
-    module = f"worldbase.apps.{app}.seed"
-    try:
-        seeder: DemoSeeder = importlib.import_module(module).seed_demo
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return None
-    return seeder
 
 
 async def create_or_update_user(
@@ -74,12 +63,11 @@ async def seed_demo_data(settings: Settings) -> list[str]:
         lines.append(f"{verb} demo user {DEMO_EMAIL} / {DEMO_PASSWORD}")
     database = Database(settings, pooled=False)
     try:
-        for name in settings.worldbase_apps:
-            seeder = app_seeder(name)
-            if seeder is None:
-                continue
+        for module in app_modules(settings.worldbase_apps, "seed"):
+            seeder: DemoSeeder = module.seed_demo
+            app = module.__name__.split(".")[2]
             async with database.sessionmaker() as session:
-                lines.append(f"{name}: {await seeder(session, settings)}")
+                lines.append(f"{app}: {await seeder(session, settings)}")
                 await session.commit()
     finally:
         await database.dispose()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import importlib
 import logging
 import threading
 import uuid
@@ -54,7 +53,6 @@ __all__ = [
     "job_channels",
     "job_event",
     "job_handler",
-    "load_app_handlers",
     "periodic_job",
     "registered_kinds",
     "run_worker",
@@ -292,28 +290,12 @@ class JobRuntime(JobExecution):
         asyncio.run(self._execute(uuid.UUID(job_id)))
 
 
-def load_app_handlers(settings: Settings) -> builtins.list[str]:
-    """Import each enabled app's `jobs` module (the house layout), registering its handlers.
-
-    The web process registers them by importing the routers; a bare worker has to ask.
-    """
-    loaded = []
-    for app in settings.worldbase_apps:
-        module = f"worldbase.apps.{app}.jobs"
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        loaded.append(module)
-    return loaded
-
-
 def run_worker(settings: Settings) -> None:
-    """`worldbase worker`: a blocking consumer (Ctrl-C / SIGTERM stop it gracefully)."""
-    loaded = load_app_handlers(settings)
-    log.info("job handlers from %s: %s", loaded or "no app", ", ".join(registered_kinds()))
+    """`worldbase worker`: a blocking consumer (Ctrl-C / SIGTERM stop it gracefully).
+
+    The apps' handlers must be registered first (the CLI imports their `jobs` modules).
+    """
+    log.info("job handlers: %s", ", ".join(registered_kinds()) or "none")
     hub = create_hub(settings)  # used only through publish_threadsafe: no start() needed
     runtime = JobRuntime(settings, hub=hub, storage=create_storage(settings))
 
