@@ -77,6 +77,32 @@ async def test_publish_reaches_subscribers_of_that_channel_only(hub: Hub) -> Non
         await next_event(b, timeout=0.3)  # the event for "a" never reaches "b"
 
 
+async def test_pop_ready_takes_queued_events_and_keeps_the_end(hub: Hub) -> None:
+    sub = hub.subscribe("p")
+    await sub.ready()
+    assert sub.pop_ready() == []
+    for n in range(3):
+        await hub.publish("p", {"n": n})
+    assert await next_event(sub) == {"n": 0}
+    await asyncio.sleep(0.2)  # the Redis hub delivers through its listener task
+    assert sub.pop_ready() == [{"n": 1}, {"n": 2}]
+    sub.close()
+    assert sub.pop_ready() == []
+    with pytest.raises(StopAsyncIteration):
+        await next_event(sub)  # the end marker survived pop_ready
+
+
+def test_a_shared_event_is_encoded_once() -> None:
+    from worldbase.core import realtime
+
+    event = {"type": "object.created", "object": {"id": "x"}}
+    first = realtime._encode_shared(event)
+    assert first == '{"type":"object.created","object":{"id":"x"}}'
+    assert realtime._encode_shared(event) is first  # the same text, not a new encoding
+    other = {"type": "object.created", "object": {"id": "x"}}
+    assert realtime._encode_shared(other) == first  # equal content, separately encoded
+
+
 async def test_close_ends_iteration_and_unsubscribes(hub: Hub) -> None:
     sub = hub.subscribe("c")
     await sub.ready()

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Protocol
@@ -83,6 +84,17 @@ class Subscription:
     def close(self) -> None:
         self._end(_CLOSED)
 
+    def pop_ready(self) -> list[Event]:
+        """The events already queued, without waiting (an end marker stays for `__anext__`)."""
+        events: list[Event] = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is _DROPPED or item is _CLOSED:
+                self._queue.put_nowait(item)  # markers are last: nothing queues after them
+                break
+            events.append(item)
+        return events
+
     def __aiter__(self) -> Subscription:
         return self
 
@@ -117,6 +129,24 @@ class Hub(Protocol):
 
 def _encode(event: Event) -> str:
     return json.dumps(event, separators=(",", ":"), default=str)
+
+
+# A published event reaches every local subscriber as one shared (read-only) object: its
+# text is kept for a while so that N WebSockets cost one encoding, not N. The entry holds the
+# object, so its id cannot be reused while cached.
+_SENT_TEXTS: OrderedDict[int, tuple[Event, str]] = OrderedDict()
+_SENT_TEXTS_MAX = 1024
+
+
+def _encode_shared(event: Event) -> str:
+    cached = _SENT_TEXTS.get(id(event))
+    if cached is not None and cached[0] is event:
+        return cached[1]
+    text = _encode(event)
+    _SENT_TEXTS[id(event)] = (event, text)
+    if len(_SENT_TEXTS) > _SENT_TEXTS_MAX:
+        _SENT_TEXTS.popitem(last=False)
+    return text
 
 
 class _FanoutHub:
@@ -339,10 +369,12 @@ async def serve_websocket(
                 except SubscriberTooSlow:
                     close_code = WS_TRY_AGAIN_LATER
                     return
-                await websocket.send_text(_encode(event))
-                if until is not None and until(event):
-                    close_code = 1000
-                    return
+                # Everything already queued goes out now: one wake-up per burst, not per event.
+                for ready in (event, *subscription.pop_ready()):
+                    await websocket.send_text(_encode_shared(ready))
+                    if until is not None and until(ready):
+                        close_code = 1000
+                        return
                 waiter = asyncio.create_task(anext(subscription))
     except (WebSocketDisconnect, RuntimeError, OSError):
         # RuntimeError/OSError: the client went away while we were sending.

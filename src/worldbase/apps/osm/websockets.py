@@ -60,6 +60,9 @@ class FilteredSubscription:
             if self.state.matches(event):
                 return event
 
+    def pop_ready(self) -> list[Event]:
+        return [event for event in self.inner.pop_ready() if self.state.matches(event)]
+
     def close(self) -> None:
         self.inner.close()
 
