@@ -4,6 +4,9 @@ VENV ?= .venv
 HOST ?= 127.0.0.1
 PORT ?= 8000
 BIN := $(VENV)/bin
+# MapLibre GL JS for /viewer, from the npm registry (pinned; not committed).
+MAPLIBRE_VERSION ?= 5.24.1
+VENDOR := src/worldbase/static/vendor
 PIP_FLAGS := --quiet --disable-pip-version-check
 
 .PHONY: run test install install-dev lint format typecheck bench clean
@@ -20,8 +23,17 @@ $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install $(PIP_FLAGS) -e '.[dev]'
 	touch $@ $(VENV)/.stamp-install
 
-install: $(VENV)/.stamp-install
-install-dev: $(VENV)/.stamp-dev
+$(VENDOR)/.maplibre-$(MAPLIBRE_VERSION):
+	@mkdir -p $(VENDOR)
+	@if command -v npm >/dev/null; then \
+	  cd $(VENDOR) && npm pack --silent maplibre-gl@$(MAPLIBRE_VERSION) >/dev/null 2>&1 \
+	  && tar -xzf maplibre-gl-$(MAPLIBRE_VERSION).tgz --strip-components=2 \
+	     package/dist/maplibre-gl.js package/dist/maplibre-gl.css \
+	  && rm maplibre-gl-$(MAPLIBRE_VERSION).tgz && touch .maplibre-$(MAPLIBRE_VERSION); \
+	else echo "npm not found: /viewer will say MapLibre is missing"; fi
+
+install: $(VENV)/.stamp-install $(VENDOR)/.maplibre-$(MAPLIBRE_VERSION)
+install-dev: $(VENV)/.stamp-dev $(VENDOR)/.maplibre-$(MAPLIBRE_VERSION)
 
 ## Serve every app on embedded defaults (SQLite, local files, in-process jobs) with demo data.
 run: install

@@ -23,6 +23,7 @@ from worldbase.core.docs import install_offline_docs
 from worldbase.core.errors import ERROR_RESPONSES, install_error_handlers
 from worldbase.core.http import RequestContextMiddleware, configure_logging
 from worldbase.core.services import Services
+from worldbase.core.viewer import install_viewer
 from worldbase.settings import Settings, get_settings
 
 log = logging.getLogger("worldbase")
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     install_offline_docs(app)
+    install_viewer(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
