@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     worldbase_periodic_jobs: bool = True
     # Names this deployment's job queue and event channels in a Redis shared with others.
     worldbase_namespace: str = Field(default="worldbase", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # Seconds a WMS gets to answer (GetMap, GetCapabilities) before the request is a 504.
+    worldbase_wms_timeout: float = Field(default=15.0, gt=0, le=300)
+    # Largest GeoTIFF `POST /api/layers/upload` takes (at most 4 GiB, the route's body cap).
+    worldbase_upload_max_bytes: int = Field(default=1024 * 1024 * 1024, gt=0, le=4 * 1024**3)
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -90,6 +94,12 @@ class Settings(BaseSettings):
     # otherwise pick its own key and dodge its limit).
     trusted_proxy_count: int = 0
 
+    # --- Bestiary (seed 004): photogrammetry uploads and models ---------------------------
+    bestiary_upload_max_bytes: int = 200 * 1024 * 1024  # one reconstruction upload request
+    bestiary_max_images: int = 300  # photos (or video frames) per upload
+    bestiary_zip_max_bytes: int = 1024 * 1024 * 1024  # uncompressed total of a zip upload
+    bestiary_video_frames: int = 36  # frames sampled from an uploaded video
+
     # --- Seed settings (002 and friends) -----------------------------------------------------
     gemini_api_key: str | None = None
     # Points Google's SDK at another endpoint (a proxy, or a local fake in tests).
@@ -102,7 +112,14 @@ class Settings(BaseSettings):
     backup_retention_days: int = 30
     backup_dir: Path | None = None
 
-    @field_validator("worldbase_apps", "cors_origins", mode="before")
+    # --- Raster sources (geo.raster) ------------------------------------------------------
+    # URL prefixes that COG/WMS sources may name (SSRF guard); Worldbase's own storage
+    # (`storage://`) and HABITAT_RASTER_URL are always allowed.
+    worldbase_source_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The habitat classification COG the habitats app paints tiles from.
+    habitat_raster_url: str | None = None
+
+    @field_validator("worldbase_apps", "cors_origins", "worldbase_source_allowlist", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)

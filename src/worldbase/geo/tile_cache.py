@@ -1,0 +1,178 @@
+"""A two-tier tile cache: the core cache (memory or Redis) in front of object storage.
+
+Tier 1 is `worldbase.core.cache` (fast, bounded, per-key TTL). Tier 2 is object storage
+under `tiles/` (survives restarts, shared by every worker); a tier-2 hit is copied back
+into tier 1. Writes to tier 2 happen in the background, after the response is on its way.
+
+A tile's key is built from everything the tile depends on — the namespace (app), the
+layer (or source) id, the layer's config version, every render parameter, the tile matrix
+set, z/x/y, scale and format — so a changed layer config simply uses new keys. The ETag is
+derived from the same parts, so `If-None-Match` can be answered before any lookup.
+Empty tiles (outside a raster) are cached too, as empty bytes (routes answer 204).
+
+    cache = TileCache(cache=services.cache, storage=services.storage)
+    key = cache.key(namespace="samsyn", layer_id=str(layer.id), version=version,
+                    params=params.cache_key(), z=z, x=x, y=y, fmt="png")
+    tile = await cache.get_or_render(key, media_type="image/png", render=render)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from worldbase.core.cache import Cache
+from worldbase.core.errors import NotFound
+from worldbase.core.services import services_of
+from worldbase.core.storage import Storage
+from worldbase.geo.tiles import etag_for
+
+log = logging.getLogger("worldbase.tiles")
+
+PREFIX = "tiles"
+MEMORY_TTL = 24 * 3600
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+# Background writes to tier 2: strong references so tasks are not collected mid-flight.
+_PENDING: set[asyncio.Task[None]] = set()
+
+
+def _segment(text: str) -> str:
+    """A storage-key-safe form of an id or name (other characters become '_')."""
+    cleaned = _SAFE.sub("_", text).strip("._") or "_"
+    return cleaned[:100]
+
+
+@dataclass(frozen=True)
+class TileKey:
+    namespace: str
+    layer_id: str
+    version: str
+    path: str  # "<tms>/<z>/<x>/<y>@<scale>x-<params digest>.<fmt>"
+    etag: str
+
+    @property
+    def layer_prefix(self) -> str:
+        return f"{PREFIX}/{_segment(self.namespace)}/{_segment(self.layer_id)}/"
+
+    @property
+    def storage_key(self) -> str:
+        return f"{self.layer_prefix}{_segment(self.version)}/{self.path}"
+
+    @property
+    def memory_key(self) -> str:
+        return self.storage_key
+
+
+@dataclass(frozen=True)
+class CachedTile:
+    content: bytes  # b"" for an empty tile
+    media_type: str
+    etag: str
+    hit: str | None  # "memory", "storage" or None (rendered now)
+
+
+def tile_key(
+    *,
+    namespace: str,
+    layer_id: str,
+    version: str,
+    params: str,
+    z: int,
+    x: int,
+    y: int,
+    fmt: str,
+    tms: str = "WebMercatorQuad",
+    scale: int = 1,
+) -> TileKey:
+    """The key and ETag of one tile; `params` is the canonical render-parameter string."""
+    digest = hashlib.blake2b(params.encode(), digest_size=10).hexdigest()
+    path = f"{_segment(tms)}/{z}/{x}/{y}@{scale}x-{digest}.{_segment(fmt)}"
+    etag = etag_for(namespace, layer_id, version, params, tms, f"{z}/{x}/{y}@{scale}", fmt)
+    return TileKey(namespace, layer_id, version, path, etag)
+
+
+class TileCache:
+    """Tier 1 (`cache`) over tier 2 (`storage`, optional: `None` keeps tiles in tier 1 only)."""
+
+    def __init__(
+        self, *, cache: Cache, storage: Storage | None, memory_ttl: int = MEMORY_TTL
+    ) -> None:
+        self.cache = cache
+        self.storage = storage
+        self.memory_ttl = memory_ttl
+
+    key = staticmethod(tile_key)
+
+    async def get(self, key: TileKey) -> tuple[bytes, str] | None:
+        """(content, tier) or None."""
+        content = await self.cache.get(key.memory_key)
+        if content is not None:
+            return content, "memory"
+        if self.storage is None:
+            return None
+        try:
+            content = await self.storage.get(key.storage_key)
+        except NotFound:
+            return None
+        except Exception:  # a broken tier 2 must not break tiles
+            log.warning("tile storage read failed", extra={"key": key.storage_key}, exc_info=True)
+            return None
+        await self.cache.set(key.memory_key, content, ttl=self.memory_ttl)
+        return content, "storage"
+
+    async def set(self, key: TileKey, content: bytes, *, media_type: str) -> None:
+        await self.cache.set(key.memory_key, content, ttl=self.memory_ttl)
+        if self.storage is not None:
+            task = asyncio.create_task(self._persist(key, content, media_type))
+            _PENDING.add(task)
+            task.add_done_callback(_PENDING.discard)
+
+    async def _persist(self, key: TileKey, content: bytes, media_type: str) -> None:
+        assert self.storage is not None
+        try:
+            await self.storage.put(key.storage_key, content, content_type=media_type)
+        except Exception:
+            log.warning("tile storage write failed", extra={"key": key.storage_key}, exc_info=True)
+
+    async def get_or_render(
+        self, key: TileKey, *, media_type: str, render: Callable[[], Awaitable[bytes]]
+    ) -> CachedTile:
+        found = await self.get(key)
+        if found is not None:
+            return CachedTile(found[0], media_type, key.etag, found[1])
+        content = await render()
+        await self.set(key, content, media_type=media_type)
+        return CachedTile(content, media_type, key.etag, None)
+
+    async def invalidate(self, *, namespace: str, layer_id: str) -> int:
+        """Drop every cached tile of a layer, all versions (both tiers); returns tier-2 count."""
+        prefix = f"{PREFIX}/{_segment(namespace)}/{_segment(layer_id)}/"
+        await self.cache.delete_prefix(prefix)
+        if self.storage is None:
+            return 0
+        keys = [obj.key async for obj in self.storage.list(prefix)]
+        for item in keys:
+            await self.storage.delete(item)
+        return len(keys)
+
+
+async def flush_pending() -> None:
+    """Wait for background tier-2 writes (tests, shutdown)."""
+    while _PENDING:
+        await asyncio.gather(*list(_PENDING), return_exceptions=True)
+
+
+async def get_tile_cache(request: HTTPConnection) -> TileCache:
+    services = services_of(request)
+    return TileCache(cache=services.cache, storage=services.storage)
+
+
+TileCacheDep = Annotated[TileCache, Depends(get_tile_cache)]
