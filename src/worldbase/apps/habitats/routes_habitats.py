@@ -1,0 +1,80 @@
+"""Routes: habitats (public reads, admin writes)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from worldbase.apps.habitats import service
+from worldbase.apps.habitats.dependencies import HabitatDep
+from worldbase.apps.habitats.schemas import HabitatCreate, HabitatPage, HabitatRead, HabitatUpdate
+from worldbase.core.auth import AdminUser
+from worldbase.core.db import Session
+
+router = APIRouter()
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+@router.get("/habitats", response_model=HabitatPage, summary="List habitats (by IUCN code)")
+async def list_habitats(
+    request: Request,
+    session: Session,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Text search in name, code, description")
+    ] = None,
+    ecosystem_type: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> dict[str, Any]:
+    items, total = await service.list(
+        session, q=q, ecosystem_type=ecosystem_type, limit=limit, offset=offset
+    )
+    base = base_url(request)
+    return {
+        "items": [service.as_dict(h, base_url=base) for h in items],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@router.post(
+    "/habitats",
+    response_model=HabitatRead,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a habitat (admin)",
+    description="409 when another habitat has the `iucn_code`; 422 for a bad code, colour "
+    "or geometry.",
+)
+async def create_habitat(
+    request: Request, body: HabitatCreate, session: Session, _: AdminUser
+) -> dict[str, Any]:
+    habitat = await service.create(session, values=body.model_dump())
+    return service.as_dict(habitat, base_url=base_url(request))
+
+
+@router.get("/habitats/{id}", response_model=HabitatRead, summary="A habitat")
+async def get_habitat(request: Request, habitat: HabitatDep) -> dict[str, Any]:
+    return service.as_dict(habitat, base_url=base_url(request))
+
+
+@router.put("/habitats/{id}", response_model=HabitatRead, summary="Update a habitat (admin)")
+async def update_habitat(
+    request: Request, body: HabitatUpdate, habitat: HabitatDep, session: Session, _: AdminUser
+) -> dict[str, Any]:
+    habitat = await service.update(
+        session, habitat=habitat, values=body.model_dump(exclude_unset=True)
+    )
+    return service.as_dict(habitat, base_url=base_url(request))
+
+
+@router.delete(
+    "/habitats/{id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a habitat (admin)"
+)
+async def delete_habitat(habitat: HabitatDep, session: Session, _: AdminUser) -> Response:
+    await service.delete(session, habitat=habitat)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
