@@ -180,3 +180,57 @@ def test_push_authorization(osm: OSM, client: TestClient) -> None:
     new = client.post(f"/data-sources/{source['id']}/token", headers=osm.admin).json()["token"]
     assert_error(client.post(url, json=payload, headers=auth_headers(token)), 401)
     assert client.post(url, json=payload, headers=auth_headers(new)).status_code == 200
+
+
+def test_a_moved_node_reshapes_the_stored_ways_that_use_it(osm: OSM) -> None:
+    source, token = osm.source()
+    square = [1, 2, 3, 4, 1]
+    osm.push(
+        source["id"],
+        token,
+        {
+            "elements": [
+                node(1, 0, 0),
+                node(2, 1, 0),
+                node(3, 1, 1),
+                node(4, 0, 1),
+                node(5, 5, 5),
+                {"type": "way", "id": 10, "version": 1, "nodes": [1, 2], "tags": {}},
+                {"type": "way", "id": 11, "version": 1, "nodes": square, "tags": {"area": "yes"}},
+                {"type": "way", "id": 12, "version": 1, "nodes": [4, 5], "tags": {}},
+                {"type": "way", "id": 13, "version": 1, "nodes": [5, 1], "tags": {}},
+            ]
+        },
+    )
+    osm.push(source["id"], token, {"elements": [{"type": "way", "id": 13, "action": "delete",
+                                                 "version": 2, "nodes": [5, 1]}]})  # fmt: skip
+    # Node 2 moves; way 12 changes in the same batch (its own new version rules).
+    moved = osm.push(
+        source["id"],
+        token,
+        {
+            "elements": [
+                node(2, 2, 0, 2),
+                {"type": "way", "id": 12, "version": 2, "nodes": [4, 5, 2], "tags": {}},
+            ]
+        },
+    )
+    assert (moved["modified"], moved["reshaped"]) == (2, 2)
+
+    line = osm.client.get("/objects/osm/way/10").json()
+    assert line["geom"]["coordinates"] == [[0, 0], [2, 0]]
+    assert line["version"] == 1  # OSM keeps a way's version when only its nodes move
+    polygon = osm.client.get("/objects/osm/way/11").json()
+    assert polygon["geom"]["type"] == "Polygon"
+    assert polygon["geom"]["coordinates"][0][1] == [2, 0]
+    assert osm.client.get("/objects/osm/way/12").json()["geom"]["coordinates"][-1] == [2, 0]
+    deleted = osm.client.get("/objects/osm/way/13").json()
+    assert deleted["deleted"] and deleted["geom"]["coordinates"] == [[5, 5], [0, 0]]
+
+    history = osm.client.get(f"/objects/{line['id']}/history").json()["items"]
+    assert [(h["version"], h["action"]) for h in history] == [(1, "modify"), (1, "create")]
+    assert history[0]["geom"]["coordinates"] == [[0, 0], [2, 0]]
+
+    # Re-sending the same node version changes nothing, ways included.
+    again = osm.push(source["id"], token, {"elements": [node(2, 2, 0, 2)]})
+    assert (again["unchanged"], again["reshaped"]) == (1, 0)

@@ -31,6 +31,7 @@ from worldbase.apps.osm.models import (
     new_id,
 )
 from worldbase.apps.osm.parsing import Element, Rejected, way_geometry
+from worldbase.apps.osm.ways import reshape_ways
 from worldbase.core.db import utcnow
 
 log = logging.getLogger("worldbase.osm")
@@ -47,6 +48,7 @@ class IngestReport:
     unchanged: int = 0
     filtered: int = 0
     rejected: int = 0
+    reshaped: int = 0  # stored ways rebuilt because one of their nodes moved
     errors: builtins.list[dict[str, Any]] = field(default_factory=list)
     # (event type, object) of each change, for live updates after the commit.
     changes: builtins.list[tuple[str, OSMObject]] = field(default_factory=list, repr=False)
@@ -63,7 +65,8 @@ class IngestReport:
         return data
 
     def add(self, other: IngestReport) -> None:
-        for name in ("received", "created", "modified", "deleted", "unchanged", "filtered"):
+        names = ("received", "created", "modified", "deleted", "unchanged", "filtered", "reshaped")
+        for name in names:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.rejected += other.rejected
         self.errors.extend(other.errors[: max(0, 100 - len(self.errors))])
@@ -148,6 +151,7 @@ class Ingestor:
         self.source = source
         self.channel = channel
         self.report = IngestReport()
+        self.moved: dict[str, Element] = {}  # nodes of this batch stored at a new position
 
     def reject(self, item: Rejected) -> None:
         self.report.rejected += 1
@@ -249,6 +253,17 @@ class Ingestor:
                 self.report.filtered += 1
                 continue
             self._apply(element, current, now)
+        batch_ways = {e.osm_id for _, e in elements if e.type == "way"}
+        reshaped = await reshape_ways(
+            self.session,
+            moved=self.moved,
+            skip=batch_ways,
+            source_id=self.source.id if self.source else None,
+            now=now,
+        )
+        for way in reshaped:
+            self.report.reshaped += 1
+            self.report.changes.append(("object.modified", way))
         if self.source is not None:
             self.source.last_ingest_at = now
         await self.session.flush()
@@ -274,6 +289,14 @@ class Ingestor:
             action = "create"
         else:
             action = "delete" if element.deleted else "modify"
+        if (
+            action == "modify"
+            and element.type == "node"
+            and not element.deleted
+            and element.geom is not None
+            and (obj.geom is None or not shapely.equals_exact(obj.geom, element.geom, 0))
+        ):
+            self.moved[element.osm_id] = element
         obj.version = version
         obj.deleted = element.deleted
         if not element.deleted:  # a delete keeps the last tags and geometry to look at

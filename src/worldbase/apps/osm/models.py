@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -61,6 +62,14 @@ class OSMObject(TimestampMixin, Base):
         UniqueConstraint("type", "osm_id"),
         Index("ix_osm_objects_updated_at", "updated_at"),
         Index("ix_osm_objects_tags", "tags", postgresql_using="gin").ddl_if(dialect="postgresql"),
+        # Which ways use a node (a moved node reshapes them): `refs @> '[id]'`.
+        Index(
+            "ix_osm_objects_way_refs",
+            "refs",
+            postgresql_using="gin",
+            postgresql_ops={"refs": "jsonb_path_ops"},
+            postgresql_where=text("type = 'way'"),
+        ).ddl_if(dialect="postgresql"),
         spatial_index("osm_objects", "geom"),
     )
 

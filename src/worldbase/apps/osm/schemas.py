@@ -315,6 +315,7 @@ class IngestResult(Schema):
                     "unchanged": 0,
                     "filtered": 0,
                     "rejected": 1,
+                    "reshaped": 0,
                     "errors": [
                         {
                             "index": 2,
@@ -336,6 +337,9 @@ class IngestResult(Schema):
     unchanged: int
     filtered: int = Field(description="Outside the source's area or tag filter")
     rejected: int
+    reshaped: int = Field(
+        default=0, description="Stored ways whose geometry followed a moved node of this batch"
+    )
     errors: list[IngestError] = Field(description="The first 100 rejected elements")
 
 
