@@ -1,0 +1,59 @@
+"""Existence and permission checks that return the object.
+
+Characters are public to read and admin-only to write (the seed: "authentication for admin
+endpoints"); favorites belong to the signed-in user; reconstruction uploads, jobs and
+results belong to whoever started them (others get 404, admins see everything). Exports
+are of public characters: anyone may read an export's status and file, signing in is
+needed to ask for one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Path
+
+from worldbase.apps.bestiary import exports, reconstruction, service
+from worldbase.apps.bestiary.models import Character, ExportJob, ReconstructionJob
+from worldbase.core.auth import AdminUser, CurrentUser
+from worldbase.core.db import Session
+from worldbase.core.models import Job, User
+
+CharacterId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Character id")]
+ExportId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Export id")]
+
+
+async def character_for_read(id: CharacterId, session: Session) -> Character:
+    return await service.get_or_raise(session, character_id=id)
+
+
+async def character_for_edit(id: CharacterId, session: Session, _: AdminUser) -> Character:
+    return await service.get_or_raise(session, character_id=id)
+
+
+CharacterForRead = Annotated[Character, Depends(character_for_read)]
+CharacterForEdit = Annotated[Character, Depends(character_for_edit)]
+
+
+async def export_for_read(export_id: ExportId, session: Session) -> ExportJob:
+    return await exports.get_or_raise(session, export_id=export_id)
+
+
+ExportForRead = Annotated[ExportJob, Depends(export_for_read)]
+
+
+@dataclass
+class OwnedJob:
+    row: ReconstructionJob
+    job: Job
+    user: User
+
+
+async def job_for_owner(job_id: uuid.UUID, session: Session, user: CurrentUser) -> OwnedJob:
+    row, job = await reconstruction.get_or_raise(session, job_id=job_id, user=user)
+    return OwnedJob(row, job, user)
+
+
+JobForOwner = Annotated[OwnedJob, Depends(job_for_owner)]

@@ -1,0 +1,196 @@
+"""Routes: characters (public reads, cached; admin writes), their portrait and 3D model."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Query, Response, UploadFile, status
+
+from worldbase.apps.bestiary import meshes, service
+from worldbase.apps.bestiary.dependencies import CharacterForEdit, CharacterForRead, CharacterId
+from worldbase.apps.bestiary.files import read_capped, serve
+from worldbase.apps.bestiary.schemas import (
+    CharacterCreate,
+    CharacterPage,
+    CharacterRead,
+    CharacterSort,
+    CharacterUpdate,
+)
+from worldbase.apps.bestiary.service import CharacterFilter
+from worldbase.core.auth import AdminUser
+from worldbase.core.db import Session
+from worldbase.core.errors import NotFound
+from worldbase.core.services import CacheDep, ServicesDep, StorageDep
+
+router = APIRouter()
+
+JSON = "application/json"
+_GLB = {"content": {meshes.GLB_TYPE: {"example": "(binary glTF)"}}}
+_WEBP = {"content": {"image/webp": {"example": "(binary WebP)"}}}
+
+
+def _json(body: bytes, status_code: int = 200) -> Response:
+    return Response(body, media_type=JSON, status_code=status_code)
+
+
+def _read(character: Any) -> bytes:
+    return CharacterRead.model_validate(character).model_dump_json().encode()
+
+
+@router.get(
+    "/api/characters",
+    response_model=CharacterPage,
+    summary="List characters (filters, text search, sorting, pagination; cached 1 h)",
+)
+async def list_characters(
+    session: Session,
+    cache: CacheDep,
+    race: Annotated[str | None, Query(max_length=100)] = None,
+    faction: Annotated[str | None, Query(max_length=100)] = None,
+    location: Annotated[str | None, Query(max_length=255)] = None,
+    difficulty: Annotated[str | None, Query(max_length=50)] = None,
+    level_min: Annotated[int | None, Query(ge=0, le=10_000)] = None,
+    level_max: Annotated[int | None, Query(ge=0, le=10_000)] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Words in the name or description")
+    ] = None,
+    sort: CharacterSort = CharacterSort.name,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Response:
+    filters = CharacterFilter(
+        race=race,
+        faction=faction,
+        location=location,
+        difficulty=difficulty,
+        level_min=level_min,
+        level_max=level_max,
+        q=q.strip() if q else None,
+        sort=sort,
+        limit=limit,
+        offset=offset,
+    )
+    return _json(await service.list_json(session, cache, filters=filters))
+
+
+@router.get(
+    "/api/characters/{id}",
+    response_model=CharacterRead,
+    summary="One character (cached 24 h)",
+)
+async def get_character(id: CharacterId, session: Session, cache: CacheDep) -> Response:
+    return _json(await service.get_json(session, cache, character_id=id))
+
+
+@router.post(
+    "/api/characters",
+    response_model=CharacterRead,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a character (admins)",
+)
+async def create_character(
+    body: CharacterCreate, session: Session, cache: CacheDep, _: AdminUser
+) -> Response:
+    character = await service.create(session, values=body.model_dump())
+    await service.invalidate(cache, character_id=character.id)
+    return _json(_read(character), status.HTTP_201_CREATED)
+
+
+@router.put(
+    "/api/characters/{id}",
+    response_model=CharacterRead,
+    summary="Update a character (admins; only the fields sent change)",
+)
+async def update_character(
+    body: CharacterUpdate, character: CharacterForEdit, session: Session, cache: CacheDep
+) -> Response:
+    values = body.model_dump(exclude_unset=True)
+    character = await service.update(session, character=character, values=values)
+    await service.invalidate(cache, character_id=character.id)
+    return _json(_read(character))
+
+
+@router.delete(
+    "/api/characters/{id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a character with its files, favorites and exports (admins)",
+)
+async def delete_character(
+    character: CharacterForEdit, session: Session, storage: StorageDep, cache: CacheDep
+) -> Response:
+    character_id = character.id
+    await service.delete(session, storage, character=character)
+    await service.invalidate(cache, character_id=character_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put(
+    "/api/characters/{id}/image",
+    response_model=CharacterRead,
+    summary="Attach a portrait (admins; any image format, stored as WebP + 200x200 thumbnail)",
+)
+async def put_image(
+    character: CharacterForEdit,
+    session: Session,
+    services: ServicesDep,
+    file: Annotated[
+        UploadFile, File(description="The picture (type sniffed)", examples=["troll.png"])
+    ],
+) -> Response:
+    settings = services.settings
+    data = await read_capped(file, settings.worldbase_max_body_bytes)
+    character = await service.set_image(
+        session, services.storage, character=character, data=data, quality=settings.webp_quality
+    )
+    await service.invalidate(services.cache, character_id=character.id)
+    return _json(_read(character))
+
+
+@router.get(
+    "/api/characters/{id}/image",
+    response_class=Response,
+    responses={200: _WEBP},
+    summary="A character's portrait (WebP), or its thumbnail with ?size=thumbnail",
+)
+async def get_image(
+    character: CharacterForRead,
+    storage: StorageDep,
+    size: Literal["full", "thumbnail"] = "full",
+) -> Response:
+    key = character.thumbnail_path if size == "thumbnail" else character.image_path
+    if not key:
+        raise NotFound("This character has no image")
+    return await serve(storage, key, media_type="image/webp")
+
+
+@router.put(
+    "/api/characters/{id}/model",
+    response_model=CharacterRead,
+    summary="Attach a 3D model (admins; glTF/GLB, OBJ, PLY, STL, OFF; stored as GLB)",
+)
+async def put_model(
+    character: CharacterForEdit,
+    session: Session,
+    services: ServicesDep,
+    file: Annotated[
+        UploadFile, File(description="The model (format sniffed)", examples=["troll.glb"])
+    ],
+) -> Response:
+    data = await read_capped(file, services.settings.worldbase_max_body_bytes)
+    character, _ = await service.set_model(
+        session, services.storage, character=character, data=data
+    )
+    await service.invalidate(services.cache, character_id=character.id)
+    return _json(_read(character))
+
+
+@router.get(
+    "/api/characters/{id}/model",
+    response_class=Response,
+    responses={200: _GLB},
+    summary="A character's 3D model (GLB)",
+)
+async def get_model(character: CharacterForRead, storage: StorageDep) -> Response:
+    if not character.model_path:
+        raise NotFound("This character has no 3D model")
+    return await serve(storage, character.model_path, media_type=meshes.GLB_TYPE)

@@ -1,0 +1,238 @@
+"""Routes: photogrammetry (NodeODM-like): upload photos, start, follow, fetch, cancel, delete.
+
+Uploads, jobs and results belong to the user who made them; anyone else gets 404 (admins see
+everything). The status follows the core job (`queued`, `running`, `completed`, `failed`,
+`cancelled`) with the pipeline's stage and log tail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Query, Response, UploadFile, WebSocket, status
+
+from worldbase.apps.bestiary import jobs as bestiary_jobs  # registers the job kinds
+from worldbase.apps.bestiary import reconstruction, service, uploads
+from worldbase.apps.bestiary.dependencies import JobForOwner
+from worldbase.apps.bestiary.events import is_final, reconstruct_channel
+from worldbase.apps.bestiary.files import CHUNK
+from worldbase.apps.bestiary.schemas import (
+    AttachResult,
+    CharacterRead,
+    MeshFormat,
+    ReconstructCreate,
+    ReconstructQueued,
+    ReconstructStatus,
+    UploadRead,
+)
+from worldbase.core.auth import AdminUser, CurrentUser, authenticate_token
+from worldbase.core.db import Session
+from worldbase.core.errors import BadInput, DomainError, NotAuthenticated, NotFound, PayloadTooLarge
+from worldbase.core.http import allow_large_body
+from worldbase.core.jobs import job_channels, job_event
+from worldbase.core.realtime import serve_websocket
+from worldbase.core.services import CacheDep, JobsDep, ServicesDep, StorageDep, services_of
+
+router = APIRouter()
+
+# The body cap of the upload route; BESTIARY_UPLOAD_MAX_BYTES (below it) is checked while reading.
+UPLOAD_BODY_CAP = 2 * 1024 * 1024 * 1024
+allow_large_body("/api/reconstruct/upload", UPLOAD_BODY_CAP)
+MAX_FILES = 1000
+
+assert bestiary_jobs.RECONSTRUCT_KIND == reconstruction.RECONSTRUCT_KIND
+
+
+async def _save(files: list[UploadFile], directory: Path, limit: int) -> list[tuple[str, Path]]:
+    saved, total = [], 0
+    for index, upload in enumerate(files):
+        path = directory / f"upload_{index:04d}"
+        with path.open("wb") as out:
+            while chunk := await upload.read(CHUNK):
+                total += len(chunk)
+                if total > limit:
+                    raise PayloadTooLarge(
+                        f"The upload is larger than {limit} bytes", detail={"limit": limit}
+                    )
+                out.write(chunk)
+        saved.append(((upload.filename or f"file {index + 1}")[:200], path))
+    return saved
+
+
+@router.post(
+    "/api/reconstruct/upload",
+    response_model=UploadRead,
+    status_code=status.HTTP_201_CREATED,
+    summary="Upload photos, a zip of photos, or a video for a reconstruction",
+    description=(
+        "Multipart field `files`, repeatable. Types are sniffed from the content: images "
+        "(anything Pillow reads), zip archives of images (limits: total uncompressed size, "
+        "entry count, compression ratio; names leaving the archive are refused), videos "
+        "(MP4/MOV/MKV/WebM/AVI; `BESTIARY_VIDEO_FRAMES` evenly spaced frames). At least 3 "
+        "photos; `BESTIARY_MAX_IMAGES` at most. Nothing is stored unless everything is valid."
+    ),
+)
+async def upload_photos(
+    session: Session,
+    user: CurrentUser,
+    services: ServicesDep,
+    files: Annotated[
+        list[UploadFile],
+        File(description="Photos, zips or a video", examples=[["IMG_0001.jpg", "IMG_0002.jpg"]]),
+    ],
+) -> UploadRead:
+    settings = services.settings
+    if len(files) > MAX_FILES:
+        raise BadInput(f"At most {MAX_FILES} files per upload")
+    limits = uploads.Limits(
+        max_images=settings.bestiary_max_images,
+        zip_max_bytes=settings.bestiary_zip_max_bytes,
+        video_frames=settings.bestiary_video_frames,
+    )
+    with tempfile.TemporaryDirectory(prefix="bestiary-upload-") as tmp:
+        saved = await _save(files, Path(tmp), settings.bestiary_upload_max_bytes)
+        intake = await asyncio.to_thread(uploads.collect, saved, limits)
+    upload = await reconstruction.create_upload(session, services.storage, user=user, intake=intake)
+    return UploadRead(
+        upload_id=upload.id,
+        image_count=upload.image_count,
+        source=upload.source,
+        total_bytes=upload.total_bytes,
+    )
+
+
+@router.post(
+    "/api/reconstruct/process",
+    response_model=ReconstructQueued,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Start a reconstruction of an upload (a job)",
+)
+async def process(
+    body: ReconstructCreate, session: Session, user: CurrentUser, jobs: JobsDep
+) -> ReconstructQueued:
+    upload = await reconstruction.get_upload_or_raise(session, upload_id=body.upload_id, user=user)
+    row = await reconstruction.create(
+        session, jobs, user=user, upload=upload, options=body.options.model_dump(mode="json")
+    )
+    return ReconstructQueued(job_id=row.id, status="queued")
+
+
+@router.get(
+    "/api/reconstruct/status/{job_id}",
+    response_model=ReconstructStatus,
+    summary="A reconstruction's status, progress (0-100), stage and log tail",
+)
+async def job_status(owned: JobForOwner) -> dict[str, Any]:
+    return reconstruction.status_document(owned.row, owned.job)
+
+
+@router.get(
+    "/api/reconstruct/result/{job_id}",
+    response_class=Response,
+    responses={200: {"content": {"model/gltf-binary": {"example": "(binary glTF)"}}}},
+    summary="The reconstructed mesh (GLB by default; ?format=obj|ply|stl|gltf)",
+)
+async def job_result(
+    owned: JobForOwner, storage: StorageDep, format: MeshFormat = MeshFormat.glb
+) -> Response:
+    made = await reconstruction.convert_result(
+        storage, row=owned.row, job=owned.job, fmt=format.value
+    )
+    filename = f"reconstruction-{owned.row.id}.{made.extension}"
+    return Response(
+        made.data,
+        media_type=made.content_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.post(
+    "/api/reconstruct/result/{job_id}/attach",
+    response_model=CharacterRead,
+    summary="Use a finished reconstruction as a character's 3D model (admins)",
+)
+async def attach_result(
+    body: AttachResult,
+    owned: JobForOwner,
+    _: AdminUser,
+    session: Session,
+    storage: StorageDep,
+    cache: CacheDep,
+) -> CharacterRead:
+    character = await service.get_or_raise(session, character_id=body.character_id)
+    glb = await reconstruction.result_glb(storage, row=owned.row, job=owned.job)
+    character = await service.set_model_glb(session, storage, character=character, glb=glb)
+    await service.invalidate(cache, character_id=character.id)
+    return CharacterRead.model_validate(character)
+
+
+@router.post(
+    "/api/reconstruct/{job_id}/cancel",
+    response_model=ReconstructStatus,
+    summary="Cancel a queued or running reconstruction (409 when it has finished)",
+)
+async def cancel(owned: JobForOwner, jobs: JobsDep, session: Session) -> dict[str, Any]:
+    job = await jobs.cancel(owned.job.id)
+    await session.refresh(owned.row)
+    return reconstruction.status_document(owned.row, job)
+
+
+@router.delete(
+    "/api/reconstruct/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a reconstruction and its result (a running one is cancelled first)",
+)
+async def delete_job(
+    owned: JobForOwner, session: Session, storage: StorageDep, jobs: JobsDep
+) -> Response:
+    await reconstruction.delete(session, storage, jobs, row=owned.row, job=owned.job)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.websocket("/api/reconstruct/{job_id}/events")
+async def job_events(
+    websocket: WebSocket,
+    job_id: uuid.UUID,
+    token: Annotated[str | None, Query(max_length=4096)] = None,
+) -> None:
+    """The job's status document, then every state change (`type: job`) and pipeline step
+    (`type: reconstruct.progress`); closes after the final state. `?token=` carries the
+    bearer token. Close codes: 4401 unauthenticated, 4404 no such job (or not yours)."""
+    await websocket.accept()
+    services = services_of(websocket)
+    try:
+        if not token:
+            raise NotAuthenticated("Not authenticated")
+        async with services.db.sessionmaker() as session:
+            user = await authenticate_token(session, token=token, settings=services.settings)
+            row, job = await reconstruction.get_or_raise(session, job_id=job_id, user=user)
+    except NotFound as exc:
+        await websocket.close(code=4404, reason=exc.message[:120])
+        return
+    except DomainError as exc:
+        await websocket.close(code=4000 + exc.status_code, reason=exc.message[:120])
+        return
+    subscription = services.hub.subscribe(job_channels(job)[0], reconstruct_channel(job_id))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(subscription.ready(), timeout=5)
+    async with services.db.sessionmaker() as session:
+        row, job = await reconstruction.get_or_raise(session, job_id=job_id, user=user)
+    document = {"type": "status", **reconstruction.status_document(row, job)}
+    initial: list[dict[str, Any]] = [_jsonable(document)]
+    if job_event(job)["status"] in ("succeeded", "failed", "cancelled"):
+        initial.append(job_event(job))
+    await serve_websocket(websocket, subscription, initial=initial, until=is_final)
+
+
+def _jsonable(document: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: (value.isoformat() if hasattr(value, "isoformat") else value)
+        if not isinstance(value, uuid.UUID)
+        else str(value)
+        for key, value in document.items()
+    }

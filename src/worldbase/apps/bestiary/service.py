@@ -1,0 +1,287 @@
+"""Characters and favorites: queries, writes, stored files and the response cache.
+
+The list and detail responses are cached as JSON bytes (list 1 h, detail 24 h, as the seed
+says) and every write drops them, so a reader never sees a character older than its last
+committed change from this deployment's cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worldbase.apps.bestiary import images, meshes
+from worldbase.apps.bestiary.models import Character, ExportJob, Favorite
+from worldbase.apps.bestiary.schemas import CharacterPage, CharacterRead, CharacterSort
+from worldbase.core.cache import Cache
+from worldbase.core.errors import NotFound
+from worldbase.core.models import User
+from worldbase.core.storage import Storage
+
+LIST_TTL = 3600
+DETAIL_TTL = 24 * 3600
+CACHE_PREFIX = "bestiary:characters:"
+LIST_PREFIX = CACHE_PREFIX + "list:"
+
+
+@dataclass(frozen=True)
+class CharacterFilter:
+    race: str | None = None
+    faction: str | None = None
+    location: str | None = None
+    difficulty: str | None = None
+    level_min: int | None = None
+    level_max: int | None = None
+    q: str | None = None
+    sort: CharacterSort = CharacterSort.name
+    limit: int = 20
+    offset: int = 0
+
+    def cache_key(self) -> str:
+        raw = json.dumps(self.__dict__, sort_keys=True, default=str)
+        return LIST_PREFIX + hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()
+
+
+_SORTS: dict[CharacterSort, tuple[Any, ...]] = {
+    CharacterSort.name: (Character.name.asc(),),
+    CharacterSort.name_desc: (Character.name.desc(),),
+    CharacterSort.level: (Character.level.asc(),),
+    CharacterSort.level_desc: (Character.level.desc(),),
+    CharacterSort.created_at: (Character.created_at.asc(),),
+    CharacterSort.created_at_desc: (Character.created_at.desc(),),
+    CharacterSort.id: (),
+}
+
+
+def _filtered(query: Select[Any], f: CharacterFilter) -> Select[Any]:
+    for column, value in (
+        (Character.race, f.race),
+        (Character.faction, f.faction),
+        (Character.location, f.location),
+        (Character.difficulty, f.difficulty),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if f.level_min is not None:
+        query = query.where(Character.level >= f.level_min)
+    if f.level_max is not None:
+        query = query.where(Character.level <= f.level_max)
+    if f.q:
+        needle = f.q.lower()
+        query = query.where(
+            func.lower(Character.name).contains(needle, autoescape=True)
+            | func.lower(func.coalesce(Character.description, "")).contains(needle, autoescape=True)
+        )
+    return query
+
+
+async def list(
+    session: AsyncSession, *, filters: CharacterFilter
+) -> tuple[builtins.list[Character], int]:
+    query = _filtered(select(Character), filters)
+    total = await session.scalar(_filtered(select(func.count(Character.id)), filters))
+    order = (*_SORTS[filters.sort], Character.id.asc())
+    rows = await session.scalars(query.order_by(*order).limit(filters.limit).offset(filters.offset))
+    return builtins.list(rows), int(total or 0)
+
+
+async def get(session: AsyncSession, *, character_id: int) -> Character | None:
+    return await session.get(Character, character_id)
+
+
+async def get_or_raise(session: AsyncSession, *, character_id: int) -> Character:
+    character = await get(session, character_id=character_id)
+    if character is None:
+        raise NotFound("Character not found")
+    return character
+
+
+async def create(session: AsyncSession, *, values: dict[str, Any]) -> Character:
+    character = Character(**values)
+    session.add(character)
+    await session.commit()
+    await session.refresh(character)
+    return character
+
+
+async def update(
+    session: AsyncSession, *, character: Character, values: dict[str, Any]
+) -> Character:
+    for key, value in values.items():
+        setattr(character, key, value)
+    await session.commit()
+    await session.refresh(character)
+    return character
+
+
+def _files(character: Character) -> builtins.list[str]:
+    paths = (character.image_path, character.thumbnail_path, character.model_path)
+    return [p for p in paths if p]
+
+
+async def _delete_quietly(storage: Storage, keys: builtins.list[str]) -> None:
+    for key in keys:
+        with contextlib.suppress(NotFound):
+            await storage.delete(key)
+
+
+async def delete(session: AsyncSession, storage: Storage, *, character: Character) -> None:
+    """The row (favorites and exports cascade) first, then its files."""
+    exported = await session.scalars(
+        select(ExportJob.file_path).where(
+            ExportJob.character_id == character.id, ExportJob.file_path.is_not(None)
+        )
+    )
+    keys = _files(character) + [k for k in exported if k]
+    await session.delete(character)
+    await session.commit()
+    await _delete_quietly(storage, keys)
+
+
+def _key(character: Character, kind: str, data: bytes, ext: str) -> str:
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    return f"bestiary/characters/{character.id}/{kind}-{digest}.{ext}"
+
+
+async def set_image(
+    session: AsyncSession, storage: Storage, *, character: Character, data: bytes, quality: int
+) -> Character:
+    """Sniff and re-encode an uploaded picture: WebP plus a 200x200 thumbnail."""
+    portrait = await asyncio.to_thread(images.portrait, data, quality=quality)
+    full_key = _key(character, "image", portrait.full, "webp")
+    thumb_key = _key(character, "thumb", portrait.thumbnail, "webp")
+    await storage.put(full_key, portrait.full, content_type="image/webp")
+    await storage.put(thumb_key, portrait.thumbnail, content_type="image/webp")
+    old = [p for p in (character.image_path, character.thumbnail_path) if p]
+    character.image_path, character.thumbnail_path = full_key, thumb_key
+    await session.commit()
+    await session.refresh(character)
+    await _delete_quietly(storage, [k for k in old if k not in (full_key, thumb_key)])
+    return character
+
+
+async def set_model(
+    session: AsyncSession, storage: Storage, *, character: Character, data: bytes
+) -> tuple[Character, meshes.MeshInfo]:
+    """Validate a model in any format trimesh reads and store it normalized as GLB."""
+    glb, summary = await asyncio.to_thread(meshes.normalize, data)
+    return await set_model_glb(session, storage, character=character, glb=glb), summary
+
+
+async def set_model_glb(
+    session: AsyncSession, storage: Storage, *, character: Character, glb: bytes
+) -> Character:
+    key = _key(character, "model", glb, "glb")
+    await storage.put(key, glb, content_type=meshes.GLB_TYPE)
+    old = character.model_path
+    character.model_path = key
+    await session.commit()
+    await session.refresh(character)
+    if old and old != key:
+        await _delete_quietly(storage, [old])
+    return character
+
+
+# --- Cached responses --------------------------------------------------------------------------
+
+
+def _detail_key(character_id: int) -> str:
+    return f"{CACHE_PREFIX}{character_id}"
+
+
+async def list_json(session: AsyncSession, cache: Cache, *, filters: CharacterFilter) -> bytes:
+    key = filters.cache_key()
+    cached = await cache.get(key)
+    if cached is not None:
+        return cached
+    items, total = await list(session, filters=filters)
+    page = CharacterPage(
+        items=[CharacterRead.model_validate(c) for c in items],
+        total=total,
+        limit=filters.limit,
+        offset=filters.offset,
+    )
+    body = page.model_dump_json().encode()
+    await cache.set(key, body, ttl=LIST_TTL)
+    return body
+
+
+async def get_json(session: AsyncSession, cache: Cache, *, character_id: int) -> bytes:
+    key = _detail_key(character_id)
+    cached = await cache.get(key)
+    if cached is not None:
+        return cached
+    character = await get_or_raise(session, character_id=character_id)
+    body = CharacterRead.model_validate(character).model_dump_json().encode()
+    await cache.set(key, body, ttl=DETAIL_TTL)
+    return body
+
+
+async def invalidate(cache: Cache, *, character_id: int | None = None) -> None:
+    """After a write: every cached list, and the character's detail."""
+    await cache.delete_prefix(LIST_PREFIX)
+    if character_id is not None:
+        await cache.delete(_detail_key(character_id))
+
+
+# --- Favorites ---------------------------------------------------------------------------------
+
+
+async def list_favorites(
+    session: AsyncSession, *, user: User, limit: int, offset: int
+) -> tuple[builtins.list[tuple[Favorite, Character]], int]:
+    query = select(Favorite, Character).join(Character, Character.id == Favorite.character_id)
+    query = query.where(Favorite.user_id == user.id)
+    total = await session.scalar(select(func.count(Favorite.id)).where(Favorite.user_id == user.id))
+    rows = await session.execute(
+        query.order_by(Favorite.created_at.desc(), Favorite.id.desc()).limit(limit).offset(offset)
+    )
+    return [(f, c) for f, c in rows.tuples()], int(total or 0)
+
+
+async def add_favorite(
+    session: AsyncSession, *, user: User, character: Character
+) -> tuple[Favorite, bool]:
+    """(favorite, created): adding twice is not an error, it returns the first one."""
+    existing = await _favorite(session, user_id=user.id, character_id=character.id)
+    if existing is not None:
+        return existing, False
+    favorite = Favorite(user_id=user.id, character_id=character.id)
+    session.add(favorite)
+    try:
+        await session.commit()
+    except IntegrityError:  # a concurrent add won the race
+        await session.rollback()
+        existing = await _favorite(session, user_id=user.id, character_id=character.id)
+        if existing is None:
+            raise NotFound("Character not found") from None  # deleted meanwhile
+        return existing, False
+    return favorite, True
+
+
+async def remove_favorite(session: AsyncSession, *, user: User, character_id: int) -> bool:
+    favorite = await _favorite(session, user_id=user.id, character_id=character_id)
+    if favorite is None:
+        return False
+    await session.delete(favorite)
+    await session.commit()
+    return True
+
+
+async def _favorite(
+    session: AsyncSession, *, user_id: uuid.UUID, character_id: int
+) -> Favorite | None:
+    result: Favorite | None = await session.scalar(
+        select(Favorite).where(Favorite.user_id == user_id, Favorite.character_id == character_id)
+    )
+    return result
