@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -128,13 +128,19 @@ def _mapserv() -> str | None:
 @dataclass
 class WmsServer:
     base: str  # http://127.0.0.1:PORT
+    requests: list[str] = field(default_factory=list)  # every request's path and query
+
+    def getmaps(self) -> int:
+        return sum("REQUEST=GetMap" in r for r in self.requests)
 
     @property
     def url(self) -> str:
         return f"{self.base}/wms"
 
 
-def _handler(mapserv: str, config: Path, stop: threading.Event) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    mapserv: str, config: Path, stop: threading.Event, seen: list[str]
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -151,6 +157,7 @@ def _handler(mapserv: str, config: Path, stop: threading.Event) -> type[BaseHTTP
                 self.wfile.write(body)
 
         def do_GET(self) -> None:
+            seen.append(self.path)
             parts = urlsplit(self.path)
             if parts.path == "/wms":
                 self._mapserver(parts.query)
@@ -219,7 +226,8 @@ def start_wms(tmp: Path) -> Iterator[WmsServer]:
     index = tmp / "index.geojson"
     index.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     stop = threading.Event()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(mapserv, tmp / "ms.conf", stop))
+    seen: list[str] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(mapserv, tmp / "ms.conf", stop, seen))
     server.daemon_threads = True
     server.block_on_close = False
     base = f"http://127.0.0.1:{server.server_address[1]}"
@@ -229,7 +237,7 @@ def start_wms(tmp: Path) -> Iterator[WmsServer]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield WmsServer(base)
+        yield WmsServer(base, seen)
     finally:
         stop.set()
         server.shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,17 +10,36 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.builders import auth_headers, register_user
+from tests.mapserver import WmsServer, start_wms
+from worldbase.settings import Settings
 
 SQUARE = {
     "type": "Polygon",
     "coordinates": [[[2.5, 54.5], [3.5, 54.5], [3.5, 55.5], [2.5, 55.5], [2.5, 54.5]]],
 }
+# A WMS layer's capabilities are read when it is saved: `url` is set to the session's
+# MapServer on loopback (tests.mapserver) before the first test runs.
 WMS_CONFIG = {
-    "url": "https://example.org/wms",
-    "layers": "thetao",
+    "url": "http://127.0.0.1:9/wms",
+    "layers": "quads",
     "version": "1.3.0",
     "format": "image/png",
 }
+
+
+@pytest.fixture(scope="session")
+def wms_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WmsServer]:
+    for server in start_wms(tmp_path_factory.mktemp("mapserver")):
+        WMS_CONFIG["url"] = server.url
+        yield server
+
+
+@pytest.fixture
+def settings(
+    make_settings: Callable[..., Settings], migrated_served: None, wms_server: WmsServer
+) -> Settings:
+    """The samsyn tests' app may read the loopback WMS (the source allow-list)."""
+    return make_settings(worldbase_source_allowlist=[f"{wms_server.base}/"])
 
 
 def feature(geometry: dict[str, Any] | None = None, **properties: Any) -> dict[str, Any]:

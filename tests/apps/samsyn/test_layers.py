@@ -154,7 +154,7 @@ def test_source_config_is_validated_per_type(team: Team) -> None:
     )
     assert (
         team.client.get(url, headers=team.as_("owner")).json()["source_config"]["layers"]
-        == "thetao"
+        == WMS_CONFIG["layers"]
     )
     total = team.client.get("/api/layers", headers=team.as_("owner")).json()["total"]
     assert total == 3

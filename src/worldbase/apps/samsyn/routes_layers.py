@@ -22,7 +22,7 @@ from worldbase.apps.samsyn.schemas_features import (
 )
 from worldbase.core.auth import CurrentUser, OptionalUser
 from worldbase.core.db import Session
-from worldbase.core.services import HubDep
+from worldbase.core.services import HubDep, ServicesDep
 from worldbase.geo.geometry import parse_bbox
 
 router = APIRouter()
@@ -68,9 +68,19 @@ async def list_layers(
     response_model=LayerRead,
     status_code=status.HTTP_201_CREATED,
     summary="Create a layer (WMS, GeoTIFF or vector)",
+    description=(
+        "A WMS layer's URL must be allowed (`WORLDBASE_SOURCE_ALLOWLIST`, else 403); its "
+        "capabilities are read to check every name in `layers` (422 naming the missing ones) "
+        "and to fill `bounds` and the `temporal` range where left out. A WMS that fails to "
+        "answer is 502 (504 on a timeout), with its reason. Updates check the same way."
+    ),
 )
-async def create_layer(body: LayerCreate, session: Session, user: CurrentUser) -> dict[str, Any]:
-    layer = await service_layers.create(session, user=user, values=body.model_dump())
+async def create_layer(
+    body: LayerCreate, session: Session, user: CurrentUser, services: ServicesDep
+) -> dict[str, Any]:
+    layer = await service_layers.create(
+        session, user=user, values=body.model_dump(), settings=services.settings
+    )
     return layer_read(layer)
 
 
@@ -81,10 +91,18 @@ async def get_layer(layer: LayerForRead) -> dict[str, Any]:
 
 @router.put("/api/layers/{id}", response_model=LayerRead, summary="Update a layer (creator)")
 async def update_layer(
-    body: LayerUpdate, layer: LayerForOwner, session: Session, user: CurrentUser, hub: HubDep
+    body: LayerUpdate,
+    layer: LayerForOwner,
+    session: Session,
+    user: CurrentUser,
+    hub: HubDep,
+    services: ServicesDep,
 ) -> dict[str, Any]:
     layer = await service_layers.update(
-        session, layer=layer, values=body.model_dump(exclude_unset=True)
+        session,
+        layer=layer,
+        values=body.model_dump(exclude_unset=True),
+        settings=services.settings,
     )
     data = layer_read(layer)
     maps = await maps_containing(session, layer_id=layer.id)

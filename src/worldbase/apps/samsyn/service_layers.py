@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worldbase.apps.samsyn import service_wms
 from worldbase.apps.samsyn.access import readable_layers
 from worldbase.apps.samsyn.models import Layer, LayerFeature, SourceType
 from worldbase.apps.samsyn.source_config import (
@@ -20,6 +21,7 @@ from worldbase.core.db import utcnow
 from worldbase.core.errors import BadInput, NotFound
 from worldbase.core.models import User
 from worldbase.geo.rtree import quote, rtree_name
+from worldbase.settings import Settings
 
 # WKB geometry type codes (first byte of the little-endian uint32 after the byte-order mark).
 WKB_TYPES = {
@@ -81,11 +83,20 @@ async def get_or_raise(session: AsyncSession, *, layer_id: uuid.UUID) -> Layer:
 
 
 async def create(
-    session: AsyncSession, *, user: User, values: dict[str, Any], commit: bool = True
+    session: AsyncSession,
+    *,
+    user: User,
+    values: dict[str, Any],
+    commit: bool = True,
+    settings: Settings | None = None,
 ) -> Layer:
+    """`settings` given: a WMS layer is checked against the WMS's capabilities first."""
     values = dict(values)
     source_type = values["source_type"] = SourceType(values["source_type"])
-    values["source_config"] = validate_source_config(source_type, values.get("source_config", {}))
+    config = values.get("source_config", {})
+    if source_type == SourceType.wms and settings is not None:
+        config = await service_wms.complete_config(config, settings=settings)
+    values["source_config"] = validate_source_config(source_type, config)
     values["meta"] = values.pop("metadata", None) or {}
     layer = Layer(created_by=user.id, **values)
     session.add(layer)
@@ -96,7 +107,9 @@ async def create(
     return layer
 
 
-async def update(session: AsyncSession, *, layer: Layer, values: dict[str, Any]) -> Layer:
+async def update(
+    session: AsyncSession, *, layer: Layer, values: dict[str, Any], settings: Settings | None = None
+) -> Layer:
     values = dict(values)
     source_type = values.pop("source_type", None)
     if source_type is not None and source_type != layer.source_type:
@@ -104,7 +117,10 @@ async def update(session: AsyncSession, *, layer: Layer, values: dict[str, Any])
     if "metadata" in values:
         values["meta"] = values.pop("metadata") or {}
     if values.get("source_config") is not None:
-        config = validate_source_config(layer.source_type, values["source_config"])
+        config = values["source_config"]
+        if layer.source_type == SourceType.wms and settings is not None:
+            config = await service_wms.complete_config(config, settings=settings)
+        config = validate_source_config(layer.source_type, config)
         if layer.source_type == SourceType.vector:
             # The derived statistics are the server's, whatever the client sent.
             config |= {k: layer.source_config.get(k) for k in DERIVED_VECTOR_KEYS}
