@@ -18,7 +18,12 @@ def test_list_filters_sorts_and_pages(cast: Cast) -> None:
     cast.character(name="Frost Troll", race="Troll", level=24, faction="Creatures")
     cast.character(name="Cave Troll", race="Troll", level=14, description="Lives in caves")
     cast.character(
-        name="Draugr", race="Draugr", level=40, faction="Undead", location="Barrows", description=None
+        name="Draugr",
+        race="Draugr",
+        level=40,
+        faction="Undead",
+        location="Barrows",
+        description=None,
     )
     client = cast.client
     names = lambda query: [c["name"] for c in client.get(f"/api/characters{query}").json()["items"]]  # noqa: E731
@@ -116,7 +121,9 @@ def test_bad_pictures_and_models_change_nothing(cast: Cast) -> None:
     client, admin = cast.client, cast.as_("admin")
     url = f"/api/characters/{character['id']}"
     for data in (b"", b"GIF89a-not-really", b"%PDF-1.4 hello", mesh_bytes("stl")):
-        assert_error(client.put(f"{url}/image", files={"file": ("a.png", data)}, headers=admin), 422)
+        assert_error(
+            client.put(f"{url}/image", files={"file": ("a.png", data)}, headers=admin), 422
+        )
     bad_models = (
         b"",
         png(),

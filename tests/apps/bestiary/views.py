@@ -104,7 +104,9 @@ def camera_centers(count: int = 24, distance: float = 3.2) -> list[np.ndarray]:
         for i in range(per_ring):
             az = np.radians(i * 360 / per_ring + ring * 15)
             el = np.radians(elevation)
-            centers.append(distance * np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)]))
+            centers.append(
+                distance * np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
+            )
     return centers
 
 

@@ -246,7 +246,7 @@ async def list_favorites(
     rows = await session.execute(
         query.order_by(Favorite.created_at.desc(), Favorite.id.desc()).limit(limit).offset(offset)
     )
-    return [(f, c) for f, c in rows.tuples()], int(total or 0)
+    return [(f, c) for f, c in rows.all()], int(total or 0)
 
 
 async def add_favorite(

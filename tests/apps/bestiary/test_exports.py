@@ -1,0 +1,106 @@
+"""Exports: a job per new (character, format, model); identical requests reuse the file."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+import trimesh
+
+from tests.apps.bestiary.conftest import CALLERS, Cast, wait_for
+from tests.builders import assert_error
+
+
+def _export(cast: Cast, character_id: int, fmt: str, who: str = "owner") -> dict[str, object]:
+    response = cast.client.post(
+        "/api/export", json={"character_id": character_id, "format": fmt}, headers=cast.as_(who)
+    )
+    assert response.status_code in (200, 202), response.text
+    body = dict(response.json())
+    done = wait_for(cast.client, f"/api/export/status/{body['id']}", {})
+    assert done["status"] == "completed", done
+    return dict(done)
+
+
+@pytest.mark.parametrize("fmt", ["obj", "ply", "stl", "gltf", "glb"])
+def test_each_format_downloads_a_readable_mesh(cast: Cast, fmt: str) -> None:
+    character = cast.with_model()
+    export = _export(cast, character["id"], fmt)
+    assert export["download_url"] == f"/api/export/{export['id']}"
+    download = cast.client.get(str(export["download_url"]))
+    assert download.status_code == 200
+    assert "frost-troll." in download.headers["content-disposition"]
+    data = download.content
+    if fmt == "obj":
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        names = set(archive.namelist())
+        assert {"frost-troll.obj", "frost-troll.mtl"} <= names
+        assert any(n.endswith(".png") for n in names)  # the texture
+        mesh = trimesh.load(io.BytesIO(archive.read("frost-troll.obj")), file_type="obj")
+    else:
+        if fmt == "gltf":
+            assert json.loads(data)["asset"]["version"] == "2.0"
+        mesh = trimesh.load(io.BytesIO(data), file_type=fmt, force="mesh")
+    assert sorted(mesh.extents.round(3)) == [0.5, 1.0, 2.0]
+
+
+def test_identical_requests_reuse_the_export_until_the_model_changes(cast: Cast) -> None:
+    character = cast.with_model()
+    first = _export(cast, character["id"], "stl")
+    again = cast.client.post(
+        "/api/export",
+        json={"character_id": character["id"], "format": "stl"},
+        headers=cast.as_("other"),
+    )
+    assert again.status_code == 200 and again.json()["id"] == first["id"]
+    assert again.json()["reused"] is True
+    other_format = _export(cast, character["id"], "ply")
+    assert other_format["id"] != first["id"]
+    cast.client.put(
+        f"/api/characters/{character['id']}/model",
+        files={"file": ("m.stl", trimesh.creation.icosphere().export(file_type="stl"))},
+        headers=cast.as_("admin"),
+    )
+    fresh = _export(cast, character["id"], "stl")
+    assert fresh["id"] != first["id"]
+
+
+@pytest.mark.parametrize("who", CALLERS)
+def test_exports_are_public_to_read_and_need_a_user_to_create(cast: Cast, who: str) -> None:
+    character = cast.with_model()
+    export = _export(cast, character["id"], "glb")
+    client, headers = cast.client, cast.as_(who)
+    assert client.get(f"/api/export/status/{export['id']}", headers=headers).status_code == 200
+    assert client.get(f"/api/export/{export['id']}", headers=headers).status_code == 200
+    create = client.post(
+        "/api/export", json={"character_id": character["id"], "format": "glb"}, headers=headers
+    )
+    if who == "anonymous":
+        assert_error(create, 401)
+    else:
+        assert create.status_code == 200 and create.json()["id"] == export["id"]
+
+
+def test_bad_export_requests(cast: Cast) -> None:
+    bare = cast.character()
+    client, user = cast.client, cast.as_("owner")
+    no_model = client.post(
+        "/api/export", json={"character_id": bare["id"], "format": "obj"}, headers=user
+    )
+    assert "no 3D model" in assert_error(no_model, 409)["message"]
+    missing = client.post(
+        "/api/export", json={"character_id": 999999, "format": "obj"}, headers=user
+    )
+    assert_error(missing, 404)
+    for body in (
+        {"character_id": bare["id"], "format": "fbx"},
+        {"character_id": bare["id"]},
+        {"character_id": "x", "format": "obj"},
+        {"character_id": bare["id"], "format": "obj", "extra": 1},
+    ):
+        assert_error(client.post("/api/export", json=body, headers=user), 422)
+    assert_error(client.get("/api/export/999999"), 404)
+    assert_error(client.get("/api/export/status/999999"), 404)
+    assert_error(client.get("/api/export/status/abc"), 422)

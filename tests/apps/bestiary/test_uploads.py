@@ -1,0 +1,117 @@
+"""Photos for reconstructions: images, zips and videos sniffed from their bytes, with limits."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.apps.bestiary.conftest import Cast, png, stored_keys
+from worldbase.apps.bestiary.uploads import Limits, collect
+from worldbase.core.errors import BadInput, PayloadTooLarge
+
+LIMITS = Limits(max_images=10, zip_max_bytes=5 * 1024 * 1024, video_frames=6)
+
+
+def _files(tmp_path: Path, *items: tuple[str, bytes]) -> list[tuple[str, Path]]:
+    out = []
+    for index, (name, data) in enumerate(items):
+        path = tmp_path / f"f{index}"
+        path.write_bytes(data)
+        out.append((name, path))
+    return out
+
+
+def _zip(*entries: tuple[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        for name, data in entries:
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _video(path: Path, frames: int) -> bytes:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        writer.write((rng.random((48, 64, 3)) * 255).astype(np.uint8))
+    writer.release()
+    return path.read_bytes()
+
+
+def test_images_zips_and_videos_become_jpeg_photos(tmp_path: Path) -> None:
+    archive = _zip(
+        ("photos/a.png", png(seed=1)),
+        ("photos/b.png", png(seed=2)),
+        ("photos/readme.txt", b"shot on a phone"),
+        ("__MACOSX/photos/._a.png", b"junk"),
+        ("photos/", b""),
+    )
+    video = _video(tmp_path / "v.mp4", 40)
+    intake = collect(
+        _files(tmp_path, ("x.bin", png()), ("p.zip", archive), ("clip", video)), LIMITS
+    )
+    assert len(intake.images) == 1 + 2 + 6
+    assert intake.source == "images+video+zip" and intake.skipped == 2
+    assert all(image[:3] == b"\xff\xd8\xff" for image in intake.images)
+
+
+@pytest.mark.parametrize(
+    ("items", "error", "words"),
+    [
+        ([("a.txt", b"hello world")], BadInput, "a.txt: Not an image"),
+        ([("a.png", png()), ("b.png", png())], BadInput, "Too few images: 2"),
+        ([(f"{i}.png", png(seed=i)) for i in range(11)], BadInput, "Too many images"),
+        ([("empty.png", b"")], BadInput, "empty"),
+        ([("z.zip", _zip(("../../etc/evil.png", png())))], BadInput, "outside the archive"),
+        ([("z.zip", _zip(("/abs/evil.png", png())))], BadInput, "outside the archive"),
+        ([("z.zip", _zip(("C:\\evil.png", png())))], BadInput, "outside the archive"),
+        ([("z.zip", b"PK\x03\x04 truncated")], BadInput, "not a readable zip"),
+        (
+            [("z.zip", _zip(("big.png", b"\0" * (6 * 1024 * 1024))))],
+            PayloadTooLarge,
+            "uncompressed",
+        ),
+        ([("z.zip", _zip(("bomb.png", b"\0" * (3 * 1024 * 1024))))], BadInput, "suspiciously"),
+        ([("v.mp4", b"\0\0\0\x18ftypmp42" + b"\x01" * 500)], BadInput, "v.mp4: the video"),
+    ],
+)
+def test_bad_uploads_are_refused_with_a_reason(
+    tmp_path: Path, items: list[tuple[str, bytes]], error: type[Exception], words: str
+) -> None:
+    with pytest.raises(error) as raised:
+        collect(_files(tmp_path, *items), LIMITS)
+    assert words in str(raised.value)
+
+
+def test_the_upload_endpoint_stores_photos_for_their_owner(cast: Cast) -> None:
+    client = cast.client
+    files = [("files", (f"{i}.png", png(seed=i), "image/png")) for i in range(3)]
+    response = client.post("/api/reconstruct/upload", files=files, headers=cast.as_("owner"))
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["image_count"] == 3 and body["source"] == "images"
+    assert len(stored_keys(client, f"bestiary/uploads/{body['upload_id']}/")) == 3
+    anonymous = client.post("/api/reconstruct/upload", files=files)
+    assert anonymous.status_code == 401
+
+
+def test_a_bad_upload_stores_nothing(cast: Cast, client: TestClient) -> None:
+    user = cast.as_("owner")
+    cases = [
+        [("files", ("a.png", png(), "image/png")), ("files", ("b.txt", b"text", "text/plain"))],
+        [("files", ("a.zip", _zip(("../x.png", png())), "application/zip"))],
+        [("files", ("a.png", png(), "image/png"))],
+    ]
+    for files in cases:
+        response = client.post("/api/reconstruct/upload", files=files, headers=user)
+        assert response.status_code == 422, response.text
+        assert response.json()["status"] == "error"
+    missing = client.post("/api/reconstruct/upload", headers=user)
+    assert missing.status_code == 422
+    assert stored_keys(client) == []
