@@ -19,7 +19,8 @@ from worldbase.settings import Settings
 
 def _part(mesh: trimesh.Trimesh, color: tuple[int, int, int], at: tuple[float, ...]) -> Any:
     mesh.apply_translation(at)
-    mesh.visual.vertex_colors = np.array([*color, 255], dtype=np.uint8)
+    colors = np.tile(np.array([*color, 255], dtype=np.uint8), (len(mesh.vertices), 1))
+    mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=colors)
     return mesh
 
 
@@ -56,7 +57,7 @@ def _quadruped(body: tuple[int, int, int], scale: float, *, wings: bool = False)
     return _glb(mesh)
 
 
-def _glb(mesh: trimesh.Trimesh) -> bytes:
+def _glb(mesh: Any) -> bytes:
     # glTF is Y-up: stand the Z-up model upright.
     mesh.apply_transform(trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0]))
     data: bytes = trimesh.Scene(mesh).export(file_type="glb")
