@@ -1,12 +1,15 @@
-"""Job handlers of the samsyn app: imports too large to run during the request."""
+"""Job handlers of the samsyn app: imports too large to run during the request, and the
+conversion of uploaded GeoTIFFs to COGs."""
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
+from worldbase.apps.samsyn import service_upload
 from worldbase.apps.samsyn.service_import import import_file
 from worldbase.core import users
 from worldbase.core.errors import NotFound
@@ -34,3 +37,61 @@ async def import_layer(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
             count = int(layer.source_config.get("featureCount") or 0)
     await ctx.storage.delete(params["key"])
     return {"layer_id": str(layer.id), "feature_count": count}
+
+
+COG_KIND = "samsyn.cog"
+# Job progress: the download is the first 10 %, the conversion up to 80 %, then storing.
+_CONVERT_FROM, _CONVERT_TO = 0.1, 0.8
+
+
+@job_handler(COG_KIND)
+async def convert_upload(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    """params: `upload_key` (the GeoTIFF in storage), `summary`, `bounds`, layer `values`,
+    `overview_resampling`, `user_id`. Converts to a COG, stores it and creates the layer."""
+    await ctx.progress(0.02, "reading the upload")
+    key = service_upload.cog_key()
+    with tempfile.TemporaryDirectory(prefix="samsyn-cog-") as tmp:
+        source, target = Path(tmp) / "upload.tif", Path(tmp) / "cog.tif"
+        await service_upload.fetch(ctx.storage, params["upload_key"], source)
+        await ctx.progress(_CONVERT_FROM, "converting to a cloud-optimized GeoTIFF")
+        done = [0.0]  # written by the conversion thread, read here
+        conversion = asyncio.ensure_future(
+            asyncio.to_thread(
+                service_upload.convert_sync,
+                source,
+                target,
+                dtype=str(params["summary"]["dtype"]),
+                overview_resampling=str(params.get("overview_resampling") or "nearest"),
+                report=lambda fraction: done.__setitem__(0, fraction),
+            )
+        )
+        reported = 0.0
+        while not conversion.done():
+            await asyncio.wait({conversion}, timeout=0.5)
+            if done[0] - reported >= 0.05:
+                reported = done[0]
+                fraction = _CONVERT_FROM + (_CONVERT_TO - _CONVERT_FROM) * reported
+                await ctx.progress(fraction, f"converting: {round(reported * 100)} %")
+        await conversion
+        size = target.stat().st_size
+        await ctx.progress(_CONVERT_TO + 0.05, "storing the COG")
+        await service_upload.store(ctx.storage, target, key)
+    try:
+        async with ctx.db.sessionmaker() as session:
+            user = await users.get(session, user_id=uuid.UUID(params["user_id"]))
+            if user is None:
+                raise NotFound("The uploading user no longer exists")
+            await ctx.progress(0.95, "creating the layer")
+            layer = await service_upload.create_layer(
+                session,
+                user=user,
+                key=key,
+                summary=params["summary"] | {"filename": params.get("filename")},
+                bounds=params["bounds"],
+                values=params["values"],
+            )
+    except BaseException:
+        await ctx.storage.delete(key)
+        raise
+    await ctx.storage.delete(params["upload_key"])
+    return {"layer_id": str(layer.id), "cog_url": f"storage://{key}", "cog_bytes": size}

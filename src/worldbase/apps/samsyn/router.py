@@ -7,11 +7,13 @@ from worldbase.apps.samsyn.routes_import import router as import_router
 from worldbase.apps.samsyn.routes_layers import router as layers_router
 from worldbase.apps.samsyn.routes_live import router as live_router
 from worldbase.apps.samsyn.routes_maps import router as maps_router
+from worldbase.apps.samsyn.routes_upload import router as upload_router
 
 router = APIRouter()
 # Order matters where paths overlap: `/api/maps/{id}/layers/reorder` before `{layer_id}`.
 router.include_router(maps_router)
 router.include_router(live_router)
 router.include_router(import_router)
+router.include_router(upload_router)
 router.include_router(layers_router)
 router.include_router(comments_router)
