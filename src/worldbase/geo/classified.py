@@ -1,6 +1,6 @@
 """Classified rasters: pixel values are class codes (land cover, IUCN habitats, ...).
 
-- `render_classes`: a Web Mercator tile showing only the pixels of the given class values,
+- `render_tile`: a Web Mercator tile showing only the pixels of the given class values,
   each in its colour, transparent elsewhere; vector shapes (`VectorLayer`) can be painted
   on top in their colours (`rasterize`). Encoded as a palette PNG or lossless WebP: a
   classified tile has few colours, so one byte per pixel is enough and deflates fast.
@@ -10,23 +10,20 @@
 - `write_classified_cog`: a synthetic classified COG written block by block (seed data,
   tests and benchmarks), so even a 40,000 x 20,000 raster never sits in memory at once.
 
-Datasets stay open in a per-thread cache (`open_dataset`): opening a COG costs a header
-read, which over HTTP is a round trip. All functions here block: call them in a thread.
+Sources go through `geo.raster_sources` (allow-list, storage://, s3, http) and are read
+with the COG engine's pooled open readers and render thread pool (`geo.raster`), so a
+request costs no open or header read and never blocks the event loop.
 """
 
 from __future__ import annotations
 
 import io
 import math
-import os
-import threading
-from collections import OrderedDict
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import rasterio
@@ -44,18 +41,21 @@ from rio_tiler.io import Reader
 from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 
+from worldbase.core.errors import BadInput
+from worldbase.geo import raster, raster_sources
 from worldbase.geo.geodesic import geodesic_region
-from worldbase.geo.tiles import tile_bounds_lonlat, tile_bounds_mercator
+from worldbase.geo.tiles import tile_bounds_lonlat, tile_bounds_mercator, validate_tile
+from worldbase.settings import Settings
 
 __all__ = [
     "RGBA",
     "VectorLayer",
     "classes_near",
-    "close_datasets",
+    "classes_near_in",
     "encode_rgba",
-    "open_dataset",
     "rasterize",
     "render_classes",
+    "render_tile",
     "transparent_tile",
     "write_classified_cog",
 ]
@@ -66,7 +66,6 @@ MEDIA_TYPES = {"png": "image/png", "webp": "image/webp"}
 # Largest window `classes_near` reads at full resolution; bigger ones read a decimated
 # window (GDAL picks the overview), so a fine raster near a pole cannot exhaust memory.
 MAX_WINDOW_PIXELS = 4_000_000
-MAX_OPEN_DATASETS = 8
 MERCATOR_LAT = 85.0511287798066
 
 
@@ -76,55 +75,6 @@ class VectorLayer:
 
     geometry: BaseGeometry
     color: RGBA
-
-
-# --- Open datasets ---------------------------------------------------------------------------
-
-_local = threading.local()
-
-
-def _cache() -> OrderedDict[tuple[str, float], DatasetReader]:
-    cache = getattr(_local, "datasets", None)
-    if cache is None:
-        cache = OrderedDict()
-        _local.datasets = cache
-    return cache
-
-
-def _mtime(path: str) -> float:
-    # A replaced local file must not be served from a stale open dataset.
-    try:
-        return os.stat(path).st_mtime
-    except OSError:
-        return 0.0
-
-
-def open_dataset(path: str) -> DatasetReader:
-    """The open dataset of `path` for this thread (opened once, kept in a small LRU)."""
-    key = (path, _mtime(path) if not path.startswith(("/vsi", "http")) else 0.0)
-    cache = _cache()
-    dataset = cache.get(key)
-    if dataset is not None and not dataset.closed:
-        cache.move_to_end(key)
-        return dataset
-    dataset = rasterio.open(path)
-    for stale in [k for k in cache if k[0] == path]:
-        cache.pop(stale).close()
-    cache[key] = dataset
-    while len(cache) > MAX_OPEN_DATASETS:
-        cache.popitem(last=False)[1].close()
-    return dataset
-
-
-def close_datasets() -> None:
-    """Close this thread's open datasets (tests, shutdown)."""
-    cache = _cache()
-    while cache:
-        cache.popitem()[1].close()
-
-
-def _env(options: Mapping[str, Any] | None) -> AbstractContextManager[Any]:
-    return rasterio.Env(**options) if options else nullcontext()
 
 
 # --- Colours and encoding --------------------------------------------------------------------
@@ -164,7 +114,7 @@ def encode_indexed(indices: np.ndarray, palette: Sequence[RGBA], fmt: str) -> by
     image.putpalette(flat, rawmode="RGB")
     alpha = bytes(rgba[3] for rgba in palette)
     out = io.BytesIO()
-    image.save(out, format="PNG", transparency=alpha, compress_level=6)
+    image.save(out, format="PNG", transparency=alpha, compress_level=1)
     return out.getvalue()
 
 
@@ -175,7 +125,7 @@ def encode_rgba(rgba: np.ndarray, fmt: str) -> bytes:
     if fmt == "webp":
         image.save(out, format="WEBP", lossless=True, quality=50, method=0, exact=False)
     else:
-        image.save(out, format="PNG", compress_level=6)
+        image.save(out, format="PNG", compress_level=1)
     return out.getvalue()
 
 
@@ -188,13 +138,17 @@ def transparent_tile(fmt: str = "png", tilesize: int = 256) -> bytes:
 # --- Rendering -------------------------------------------------------------------------------
 
 
-def _read_classes(path: str, z: int, x: int, y: int, tilesize: int) -> np.ma.MaskedArray | None:
-    dataset = open_dataset(path)
-    try:
-        with Reader(None, dataset=dataset) as reader:
-            image = reader.tile(x, y, z, tilesize=tilesize, indexes=1, resampling_method="nearest")
-    except TileOutsideBounds:
+def _read_classes(
+    reader: Reader, z: int, x: int, y: int, tilesize: int
+) -> np.ma.MaskedArray | None:
+    if not reader.tile_exists(x, y, z):
         return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            image = reader.tile(x, y, z, tilesize=tilesize, indexes=1, resampling_method="nearest")
+        except TileOutsideBounds:
+            return None
     return image.array[0]
 
 
@@ -234,7 +188,7 @@ def rasterize(
 
 
 def render_classes(
-    path: str | None,
+    reader: Reader | None,
     z: int,
     x: int,
     y: int,
@@ -243,17 +197,13 @@ def render_classes(
     vectors: Sequence[VectorLayer] = (),
     tilesize: int = 256,
     fmt: str = "png",
-    gdal_options: Mapping[str, Any] | None = None,
 ) -> bytes:
     """Tile z/x/y: the raster's pixels whose value is in `colors` painted in that colour,
-    transparent elsewhere (and outside the raster), then `vectors` painted on top."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}")
+    transparent elsewhere (and outside the raster), then `vectors` painted on top (blocking)."""
     lut, palette = _palette(_color_key(colors))
     indices: np.ndarray | None = None
-    if path is not None and colors:
-        with _env(gdal_options):
-            data = _read_classes(path, z, x, y, tilesize)
+    if reader is not None and colors:
+        data = _read_classes(reader, z, x, y, tilesize)
         if data is not None:
             values = np.ma.getdata(data)
             if values.dtype.kind == "f":
@@ -297,33 +247,24 @@ def _parts(geom: BaseGeometry) -> Iterator[BaseGeometry]:
     yield from getattr(geom, "geoms", [geom])
 
 
-def classes_near(
-    path: str,
-    lon: float,
-    lat: float,
-    metres: float,
-    *,
-    gdal_options: Mapping[str, Any] | None = None,
-    ignore: Sequence[int] = (),
+def classes_near_in(
+    dataset: DatasetReader, lon: float, lat: float, metres: float, *, ignore: Sequence[int] = ()
 ) -> list[int]:
     """Distinct class values (sorted) of the pixels touching the geodesic circle of radius
-    `metres` around (lon, lat); nodata pixels never count."""
+    `metres` around (lon, lat); nodata pixels never count (blocking)."""
     region = geodesic_region(Point(lon, lat), metres)
+    transform: Callable[[BaseGeometry], BaseGeometry] | None = None
+    if not _is_lonlat(dataset):
+        transformer = _to_crs(dataset.crs.to_wkt())
+
+        def transform(g: BaseGeometry) -> BaseGeometry:
+            return shapely.transform(
+                g, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+            )
+
     found: set[int] = set()
-    with _env(gdal_options):
-        dataset = open_dataset(path)
-        transform: Callable[[BaseGeometry], BaseGeometry] | None = None
-        if not _is_lonlat(dataset):
-            transformer = _to_crs(dataset.crs.to_wkt())
-
-            def transform(g: BaseGeometry) -> BaseGeometry:
-                return shapely.transform(
-                    g, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
-                )
-
-        for part in _parts(region):
-            shape = transform(part) if transform else part
-            found.update(_window_classes(dataset, shape))
+    for part in _parts(region):
+        found.update(_window_classes(dataset, transform(part) if transform else part))
     nodata = dataset.nodata
     if nodata is not None and math.isfinite(nodata):
         found.discard(int(nodata))
@@ -366,6 +307,47 @@ def _window_classes(dataset: DatasetReader, shape: BaseGeometry) -> set[int]:
     if selected.dtype.kind == "f":
         selected = selected[np.isfinite(selected)]
     return {int(v) for v in np.unique(selected)}
+
+
+# --- Async API over the COG engine ----------------------------------------------------------
+
+
+async def render_tile(
+    url: str | None,
+    *,
+    settings: Settings,
+    z: int,
+    x: int,
+    y: int,
+    colors: Mapping[int, RGBA],
+    vectors: Sequence[VectorLayer] = (),
+    tilesize: int = 256,
+    fmt: str = "png",
+) -> bytes:
+    """`render_classes` for the raster at `url` (allow-listed; None: vectors only)."""
+    if fmt not in FORMATS:
+        raise BadInput(f"Unknown tile format {fmt!r}: png or webp")
+    validate_tile(z, x, y)
+    paint = partial(
+        render_classes, z=z, x=x, y=y, colors=colors, vectors=vectors, tilesize=tilesize, fmt=fmt
+    )
+    if url is None or not colors:
+        return await raster._run(lambda: paint(None))
+    source = raster_sources.resolve_source(url, settings)
+    return await raster._run(lambda: raster._run_guarded(source, settings, paint))
+
+
+async def classes_near(
+    url: str, *, settings: Settings, lon: float, lat: float, metres: float
+) -> list[int]:
+    """`classes_near_in` for the raster at `url` (allow-listed)."""
+    source = raster_sources.resolve_source(url, settings)
+
+    def near(reader: Reader) -> list[int]:
+        assert reader.dataset is not None
+        return classes_near_in(reader.dataset, lon, lat, metres)
+
+    return await raster._run(lambda: raster._run_guarded(source, settings, near))
 
 
 # --- Synthetic classified COGs ---------------------------------------------------------------

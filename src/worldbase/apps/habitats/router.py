@@ -3,8 +3,13 @@
 from fastapi import APIRouter
 
 from worldbase.apps.habitats.routes_habitats import router as habitats_router
+from worldbase.apps.habitats.routes_location import router as location_router
 from worldbase.apps.habitats.routes_species import router as species_router
+from worldbase.apps.habitats.routes_tiles import router as tiles_router
 
 router = APIRouter()
+# Tiles first: `/habitats/tiles/...` must not be taken for a habitat id.
+router.include_router(tiles_router)
 router.include_router(habitats_router)
 router.include_router(species_router)
+router.include_router(location_router)
