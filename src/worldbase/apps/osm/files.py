@@ -9,7 +9,9 @@ is stored in batches, each committed on its own (in create mode: all together). 
 imports publish no live events (a planet extract would flood subscribers); diffs do.
 
 Speed: a full file into an empty objects table on PostgreSQL is imported in one
-transaction with the indexes built at the end (`create.py`, like osm2pgsql's create mode).
+transaction with the indexes built at the end (`create.py`, like osm2pgsql's create mode);
+with osmium-tool installed, its nodes go through `osmium export` straight into COPY
+(`osmium_tool.py`) and the file is checked and counted by `osmium fileinfo`.
 In full files, nodes are read as plain tuples and new ones written in bulk
 (`bulk.store_nodes`: COPY / executemany, same idempotency); the file is read one batch
 ahead in a thread while the database stores the previous batch.
@@ -29,10 +31,12 @@ import shapely
 from shapely.geometry import Point
 from sqlalchemy.exc import IntegrityError
 
+from worldbase.apps.osm import osmium_tool
 from worldbase.apps.osm.bulk import (
     NodeRow,
     any_node_stored,
     any_object_stored,
+    applies,
     as_elements,
     store_nodes,
 )
@@ -105,12 +109,17 @@ def _element(obj: Any) -> Element:
     return element
 
 
-def _processor(path: Path, *, locations: bool, areas: bool) -> osmium.FileProcessor:
+def _processor(
+    path: Path, *, locations: bool, areas: bool, nodes: bool = True
+) -> osmium.FileProcessor:
     processor = osmium.FileProcessor(str(path))
     if locations:
         processor = processor.with_locations()
     if areas:
         processor = processor.with_areas()
+    if not nodes:  # still read for the location index, but not handed to Python
+        wanted = osmium.osm.WAY | osmium.osm.RELATION | osmium.osm.AREA
+        processor = processor.with_filter(osmium.filter.EntityFilter(wanted))
     return processor
 
 
@@ -146,9 +155,10 @@ def _node_row(obj: Any) -> NodeRow | None:
     )
 
 
-def iter_batches(path: Path, *, change: bool) -> Iterator[Batch]:
+def iter_batches(path: Path, *, change: bool, with_nodes: bool = True) -> Iterator[Batch]:
     """(elements, rejected, node rows) in file order; node rows only from full files (a
-    diff's nodes are few and may modify or delete: they take the per-element path)."""
+    diff's nodes are few and may modify or delete: they take the per-element path).
+    `with_nodes=False`: ways and relations only (the nodes were stored by osmium-tool)."""
     good: list[tuple[int, Element]] = []
     bad: list[Rejected] = []
     nodes: list[tuple[int, NodeRow]] = []
@@ -156,7 +166,7 @@ def iter_batches(path: Path, *, change: bool) -> Iterator[Batch]:
     relation_geoms: dict[str, Any] = {}
     wkb = osmium.geom.WKBFactory()
     index = 0
-    for entity in _processor(path, locations=True, areas=not change):
+    for entity in _processor(path, locations=True, areas=not change, nodes=with_nodes):
         obj: Any = entity
         if not change and obj.is_node():
             row = _node_row(obj)
@@ -251,19 +261,31 @@ async def import_file(
     change = is_change_file(name)
     if create and change:
         raise BadInput("Create mode is for full files (.osm, .osm.pbf), not diffs (.osc)")
-    total = max(count_elements(path), 1)
+    info = await osmium_tool.file_info(path)  # None without osmium-tool
+    total = max(info.total if info is not None else count_elements(path), 1)
     async with db.sessionmaker() as session:
         lookup = change or await any_node_stored(session)
         empty = not change and not db.is_sqlite and not await any_object_stored(session)
+        source = await session.get(DataSource, source_id) if source_id is not None else None
     if create and not db.is_sqlite and not empty:
         raise unavailable(NotEmpty("osm_objects is not empty"))
     if empty:
+        fast = info if osmium_tool.usable(name, info) and applies(source) else None
         try:
-            async with create_mode(db) as sessions:
-                return await _import(
-                    sessions, path, change=change, total=total, source_id=source_id,
-                    progress=progress, publish=publish, channel=channel, lookup=False,
-                )  # fmt: skip
+            try:
+                async with create_mode(db) as sessions:
+                    return await _import(
+                        sessions, path, change=change, total=total, source_id=source_id,
+                        progress=progress, publish=publish, channel=channel, lookup=False,
+                        fast=fast,
+                    )  # fmt: skip
+            except osmium_tool.NotPlain as exc:  # rolled back: the per-element path decides
+                log.info("osmium-tool path not taken: %s", exc)
+                async with create_mode(db) as sessions:
+                    return await _import(
+                        sessions, path, change=change, total=total, source_id=source_id,
+                        progress=progress, publish=publish, channel=channel, lookup=False,
+                    )  # fmt: skip
         except NotEmpty as exc:  # another writer was first
             if create:
                 raise unavailable(exc) from None
@@ -284,10 +306,25 @@ async def _import(
     publish: Publish | None,
     channel: str,
     lookup: bool,
+    fast: osmium_tool.FileInfo | None = None,
 ) -> IngestReport:
     report = IngestReport()
     done = 0
-    batches = iter_batches(path, change=change)
+    if fast is not None:
+        async with sessions() as session:
+            now = utcnow()
+            done = await osmium_tool.copy_nodes(
+                session, path, info=fast, source_id=source_id, now=now
+            )
+            if source_id is not None and (source := await session.get(DataSource, source_id)):
+                source.last_ingest_at = now
+            await session.commit()
+        report.received = report.created = done
+        if progress is not None:
+            await progress(min(done / total, 1.0), f"{done} of {total} elements")
+        if fast.ways + fast.relations == 0:
+            return report
+    batches = iter_batches(path, change=change, with_nodes=fast is None)
     # The file is read one batch ahead, in a thread, while the database stores the last.
     ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
     try:
