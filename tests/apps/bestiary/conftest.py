@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.builders import auth_headers, register_user
+from tests.conftest import base_settings, truncate_all
 
 CALLERS = ("owner", "other", "anonymous", "admin")
 TROLL = {
@@ -60,14 +62,66 @@ class Cast:
         return dict(response.json())
 
 
-@pytest.fixture
-def cast(client: TestClient) -> Cast:
+@pytest.fixture(scope="module")
+def _module_client(
+    served_overrides: dict[str, Any],
+    migrated_served: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[TestClient]:
+    """One app per test module (starting one costs ~1-2 s); tests still start from empty
+    tables, cache and storage (`client` below)."""
+    from worldbase.app import create_app
+
+    settings = base_settings(tmp_path_factory.mktemp("bestiary") / "data", **served_overrides)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+async def _reset(services: Any) -> None:
+    """Empty this app's tables and the jobs (users stay for the module), cache, limits."""
+    from sqlalchemy import delete
+
+    from worldbase.apps.bestiary import models
+    from worldbase.core.models import Job
+
+    async with services.db.sessionmaker() as session:
+        for table in (
+            models.Favorite,
+            models.ExportJob,
+            models.ReconstructionJob,
+            models.ReconstructionUpload,
+            models.Character,
+            Job,
+        ):
+            await session.execute(delete(table))
+        await session.commit()
+    await services.cache.clear()
+    await services.limiter.reset()
+
+
+@pytest.fixture(scope="module")
+def _module_cast(_module_client: TestClient) -> Cast:
+    """Users are made once per module (password hashing is the slow part of a test's set-up)."""
+    client = _module_client
+    client.portal.call(truncate_all, client.app.state.services)  # type: ignore[union-attr, attr-defined]
     users: dict[str, dict[str, Any]] = {}
     tokens: dict[str, str] = {}
     for who in ("owner", "other"):
         users[who], tokens[who] = register_user(client, f"{who}@example.org")
     users["admin"], tokens["admin"] = register_user(client, "admin@example.org", admin=True)
     return Cast(client, users, tokens)
+
+
+@pytest.fixture
+def client(_module_client: TestClient, _module_cast: Cast) -> TestClient:
+    """Overrides the suite's per-test app: the module's app, with this app's tables empty."""
+    _module_client.portal.call(_reset, _module_client.app.state.services)  # type: ignore[union-attr, attr-defined]
+    return _module_client
+
+
+@pytest.fixture
+def cast(client: TestClient, _module_cast: Cast) -> Cast:
+    return _module_cast
 
 
 @pytest.fixture(autouse=True)
