@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from worldbase.apps.habitats.cli import register as register_habitats_imports
 from worldbase.apps.osm.cli import app as osm_import_app
 from worldbase.settings import ConfigurationError, Settings, get_settings
 
@@ -22,6 +23,7 @@ users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 # `worldbase import <kind> FILE`: each app that imports files adds its command here.
 app.add_typer(osm_import_app, name="import")
+register_habitats_imports(osm_import_app)
 console = Console(stderr=True)
 
 
