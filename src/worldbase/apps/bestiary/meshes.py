@@ -128,11 +128,13 @@ def convert(glb: bytes, fmt: str, *, name: str = "model") -> MeshFile:
         return MeshFile(_bytes(mesh.export(file_type="stl")), "model/stl", "stl")
     if fmt == "obj":
         mtl = f"{name}.mtl"
+        # 6 decimals (a micrometre on a metre-sized model) and fast deflate: OBJ is text,
+        # and formatting plus compressing 100k triangles is most of an export's time.
         text, extras = trimesh.exchange.obj.export_obj(
-            mesh, include_texture=True, return_texture=True, mtl_name=mtl
+            mesh, include_texture=True, return_texture=True, mtl_name=mtl, digits=6
         )
         buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
             archive.writestr(f"{name}.obj", text)
             for filename, content in extras.items():
                 archive.writestr(filename, content)
