@@ -24,6 +24,7 @@ from worldbase.core.errors import ERROR_RESPONSES, install_error_handlers
 from worldbase.core.http import RequestContextMiddleware, configure_logging
 from worldbase.core.services import Services
 from worldbase.core.viewer import install_viewer
+from worldbase.geo.cog_router import router as cog_router
 from worldbase.settings import Settings, get_settings
 
 log = logging.getLogger("worldbase")
@@ -35,6 +36,8 @@ CORE_ROUTERS: list[tuple[APIRouter, str, list[str]]] = [
     (auth_router, "/api/auth", ["auth"]),
     (webhooks_router, "/api/webhooks", ["auth"]),
     (jobs_router, "/api/jobs", ["jobs"]),
+    # TiTiler-compatible COG endpoints (any allow-listed COG; samsyn and habitats use them).
+    (cog_router, "/cog", ["cog"]),
 ]
 APP_ROUTERS: dict[str, list[tuple[APIRouter, str, list[str]]]] = {
     "habitats": [(habitats_router, "", ["habitats"])],

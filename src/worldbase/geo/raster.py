@@ -51,7 +51,7 @@ from rio_tiler.errors import (
 from rio_tiler.io import Reader
 from rio_tiler.models import ImageData
 
-from worldbase.core.errors import BadInput, NotFound, UpstreamError, UpstreamTimeout
+from worldbase.core.errors import BadInput, DomainError, NotFound, UpstreamError, UpstreamTimeout
 from worldbase.geo.raster_params import (
     RenderParams,
     RenderQuery,
@@ -215,7 +215,7 @@ READERS = ReaderPool()
 # --- Errors ----------------------------------------------------------------------------------
 
 
-def _open_error(source: str, exc: Exception) -> Exception:
+def open_error(source: str, exc: Exception) -> DomainError:
     text = str(exc)
     remote = source.startswith(("http://", "https://", "s3://", "/vsis3/"))
     if "timed out" in text.lower() or "timeout" in text.lower():
@@ -231,7 +231,7 @@ def _open_error(source: str, exc: Exception) -> Exception:
     return BadInput("The source is not a readable raster", detail={"source": source})
 
 
-def _check_bands(params: RenderParams, count: int) -> None:
+def check_bands(params: RenderParams, count: int) -> None:
     for index in params.band_indexes():
         if index > count:
             name = "expression" if params.expression else "bidx"
@@ -267,7 +267,7 @@ def _run_guarded(source: str, settings: Settings, fn: Callable[[Reader], T]) -> 
     except PointOutsideBounds:
         raise NotFound("The point is outside the raster's bounds") from None
     except (RasterioIOError, RasterioError) as exc:
-        raise _open_error(source, exc) from None
+        raise open_error(source, exc) from None
     except (RioTilerError, IndexError) as exc:
         raise BadInput(f"Invalid render parameters: {exc}") from None
 
@@ -404,7 +404,7 @@ def _tile_sync(
     fmt: str,
     scale: int,
 ) -> bytes:
-    _check_bands(params, _count(reader))
+    check_bands(params, _count(reader))
     if tms is not reader.tms:
         reader = Reader(None, dataset=reader.dataset, tms=tms)
     if not reader.tile_exists(x, y, z):
@@ -472,7 +472,7 @@ def _statistics_sync(
     hist_range: tuple[float, float] | None,
     max_size: int,
 ) -> dict[str, Any]:
-    _check_bands(params, _count(reader))
+    check_bands(params, _count(reader))
     hist_options: dict[str, Any] = {}
     if bins is not None:
         hist_options["bins"] = bins
@@ -534,7 +534,7 @@ async def statistics(
 
 
 def _preview_sync(reader: Reader, *, params: RenderParams, fmt: str, max_size: int) -> bytes:
-    _check_bands(params, _count(reader))
+    check_bands(params, _count(reader))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         img = reader.preview(max_size=max_size, **_read_options(params))
@@ -554,7 +554,7 @@ async def preview(
 
 
 def _point_sync(reader: Reader, *, lon: float, lat: float, params: RenderParams) -> dict[str, Any]:
-    _check_bands(params, _count(reader))
+    check_bands(params, _count(reader))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = reader.point(lon, lat, **_read_options(params))
@@ -576,7 +576,11 @@ async def point(
     return await _run(lambda: _run_guarded(source, settings, fn))
 
 
-def _tilejson_sync(reader: Reader, *, tms: morecantile.TileMatrixSet) -> dict[str, Any]:
+def _tilejson_sync(
+    reader: Reader, *, tms: morecantile.TileMatrixSet, params: RenderParams | None
+) -> dict[str, Any]:
+    if params is not None:
+        check_bands(params, _count(reader))
     if tms is not reader.tms:
         reader = Reader(None, dataset=reader.dataset, tms=tms)
     west, south, east, north = reader.get_geographic_bounds(tms.rasterio_geographic_crs)
@@ -588,13 +592,22 @@ def _tilejson_sync(reader: Reader, *, tms: morecantile.TileMatrixSet) -> dict[st
 
 
 async def tilejson(
-    url: str, *, settings: Settings, tiles_url: str, tms: str = DEFAULT_TMS, name: str = ""
+    url: str,
+    *,
+    settings: Settings,
+    tiles_url: str,
+    tms: str = DEFAULT_TMS,
+    name: str = "",
+    params: RenderParams | None = None,
 ) -> dict[str, Any]:
-    """TileJSON 3.0 for the raster with `tiles_url` (a {z}/{x}/{y} template) as its tiles."""
+    """TileJSON 3.0 for the raster with `tiles_url` (a {z}/{x}/{y} template) as its tiles;
+    `params` (those the tiles will use) are checked against the raster's bands."""
     matrix_set = tms_or_raise(tms)
     source = resolve_source(url, settings)
     extent = await _run(
-        lambda: _run_guarded(source, settings, partial(_tilejson_sync, tms=matrix_set))
+        lambda: _run_guarded(
+            source, settings, partial(_tilejson_sync, tms=matrix_set, params=params)
+        )
     )
     west, south, east, north = extent["bounds"]
     return {

@@ -27,6 +27,10 @@ WMS_CONFIG = {
 }
 
 
+# GeoTIFF layers of the layer/style tests name these; the allow-list must admit them.
+EXAMPLE_COG_HOSTS = ("https://example.org/", "https://storage.example.org/")
+
+
 @pytest.fixture(scope="session")
 def wms_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WmsServer]:
     for server in start_wms(tmp_path_factory.mktemp("mapserver")):
@@ -38,8 +42,9 @@ def wms_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WmsServer]:
 def settings(
     make_settings: Callable[..., Settings], migrated_served: None, wms_server: WmsServer
 ) -> Settings:
-    """The samsyn tests' app may read the loopback WMS (the source allow-list)."""
-    return make_settings(worldbase_source_allowlist=[f"{wms_server.base}/"])
+    """The samsyn tests' app may read the loopback WMS (the source allow-list) and name the
+    example COG hosts the layer tests use (never read)."""
+    return make_settings(worldbase_source_allowlist=[f"{wms_server.base}/", *EXAMPLE_COG_HOSTS])
 
 
 def feature(geometry: dict[str, Any] | None = None, **properties: Any) -> dict[str, Any]:

@@ -10,23 +10,27 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, WebSocket
 from starlette.status import HTTP_200_OK
 
-from worldbase.apps.samsyn import service_maps, service_tiles
+from worldbase.apps.samsyn import service_maps, service_raster, service_tiles, service_wms
 from worldbase.apps.samsyn.access import map_role
 from worldbase.apps.samsyn.dependencies import LayerForRead, MapForRead
 from worldbase.apps.samsyn.events import map_channel
-from worldbase.apps.samsyn.exceptions import NotImplementedYet
 from worldbase.apps.samsyn.models import SourceType
+from worldbase.apps.samsyn.routes_raster import TimeQuery, geotiff_tile, geotiff_tilejson
+from worldbase.apps.samsyn.routes_raster import router as raster_router
 from worldbase.apps.samsyn.service_features import require_vector
 from worldbase.apps.samsyn.style import build_style
 from worldbase.core.auth import OptionalUser, authenticate_token
 from worldbase.core.db import Session
 from worldbase.core.errors import DomainError, NotFound
 from worldbase.core.realtime import serve_websocket
-from worldbase.core.services import CacheDep, services_of
+from worldbase.core.services import CacheDep, ServicesDep, services_of
+from worldbase.geo.raster import RenderQueryDep
 from worldbase.geo.tiles import etag_for, not_modified, tile_response, validate_tile
 from worldbase.geo.vector_tiles import MVT_MEDIA_TYPE, tilejson
 
 router = APIRouter()
+# GeoTIFF routes first: `/tiles/{z}/{x}/{y}.png` must not reach the plain tile route below.
+router.include_router(raster_router)
 
 MAX_ZOOM = 22
 TILE_MAX_AGE = 60  # seconds; clients revalidate with the ETag after that
@@ -81,7 +85,15 @@ async def map_events(websocket: WebSocket, id: uuid.UUID, token: str | None = No
 
 @router.get(
     "/api/layers/{id}/tiles/{z}/{x}/{y}",
-    summary="A vector layer's Mapbox Vector Tile (raster layers: issue 4, 501 for now)",
+    summary="A layer's tile: MVT for vector layers, PNG for GeoTIFF layers",
+    description=(
+        "Vector layers: a Mapbox Vector Tile (layer `features`). GeoTIFF layers: a PNG with "
+        "TiTiler's render parameters over the layer's `tileParams` and `?time=` for temporal "
+        "layers (other formats and `@2x` at `/tiles/{z}/{x}/{y}[@2x].{fmt}`). WMS layers: "
+        "the WMS's GetMap for the tile's EPSG:3857 bounds in the layer's format, `?time=` "
+        "within the layer's range, `?tilesize=512`; a failing WMS is 502, a slow one 504. "
+        "Empty tiles are 204; every tile has an ETag (304 on If-None-Match)."
+    ),
     response_class=Response,
     responses={
         200: {
@@ -89,7 +101,8 @@ async def map_events(websocket: WebSocket, id: uuid.UUID, token: str | None = No
                 MVT_MEDIA_TYPE: {
                     "schema": {"type": "string", "format": "binary"},
                     "example": "(binary Mapbox Vector Tile, layer 'features')",
-                }
+                },
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
             },
             "description": "The tile",
         },
@@ -106,15 +119,35 @@ async def layer_tile(
     user: OptionalUser,
     cache: CacheDep,
     session: Session,
+    services: ServicesDep,
+    render: RenderQueryDep,
+    time: TimeQuery = None,
 ) -> Response:
     # The hot path: one statement for the layer and the permission, the ETag (304) and the
     # cache before any rendering; no ORM objects (see service_tiles).
     layer = await service_tiles.tile_layer(session, layer_id=id, user=user)
     validate_tile(z, x, y, max_zoom=MAX_ZOOM)
-    if layer.source_type != SourceType.vector:
-        raise NotImplementedYet(
-            f"Tiles of {layer.source_type.value} layers are not served yet; "
-            "use the layer's source_config URLs"
+    if layer.source_type == SourceType.geotiff:
+        raster_layer = await service_raster.get_or_raise(session, layer_id=id, user=user)
+        return await geotiff_tile(
+            request, layer=raster_layer, services=services, z=z, x=x, y=y, fmt="png", scale=1,
+            query=render, time=time,
+        )  # fmt: skip
+    if layer.source_type == SourceType.wms:
+        wms_tile = await service_wms.get_tile(
+            session, layer_id=id, z=z, x=x, y=y, tilesize=render.tilesize or 256, time=time
+        )
+        image = b""
+        if not not_modified(request, wms_tile.key.etag):
+            image = await service_wms.render(
+                wms_tile, settings=services.settings, cache=cache, storage=services.storage
+            )
+        return tile_response(
+            request,
+            image,
+            media_type=wms_tile.media_type,
+            etag=wms_tile.key.etag,
+            max_age=service_wms.TILE_MAX_AGE,
         )
     etag = etag_for("samsyn-mvt", str(layer.id), layer.revision, f"{z}/{x}/{y}")
     if not_modified(request, etag):
@@ -135,10 +168,28 @@ async def layer_tile(
 
 @router.get(
     "/api/layers/{id}/tilejson.json",
-    summary="TileJSON of a vector layer's tiles",
+    summary="TileJSON of a vector or GeoTIFF layer's tiles",
+    description=(
+        "GeoTIFF layers: bounds and zooms read from the COG, the render query carried into "
+        "the tile URLs, plus `delivery`, the COG `url` for `delivery: direct` clients and "
+        "`time` (temporal layers, `?time=`)."
+    ),
     responses={HTTP_200_OK: {"content": {"application/json": {"example": {"tilejson": "3.0.0"}}}}},
 )
-async def layer_tilejson(request: Request, layer: LayerForRead) -> dict[str, Any]:
+async def layer_tilejson(
+    request: Request,
+    layer: LayerForRead,
+    session: Session,
+    user: OptionalUser,
+    services: ServicesDep,
+    render: RenderQueryDep,
+    time: TimeQuery = None,
+) -> dict[str, Any]:
+    if layer.source_type == SourceType.geotiff:
+        raster_layer = await service_raster.get_or_raise(session, layer_id=layer.id, user=user)
+        return await geotiff_tilejson(
+            request, layer=raster_layer, services=services, render=render, time=time
+        )
     require_vector(layer)
     config = layer.source_config or {}
     bounds = config.get("bounds")

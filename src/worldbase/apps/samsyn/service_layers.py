@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worldbase.apps.samsyn import service_wms
+from worldbase.apps.samsyn import service_raster, service_wms
 from worldbase.apps.samsyn.access import readable_layers
 from worldbase.apps.samsyn.models import Layer, LayerFeature, SourceType
 from worldbase.apps.samsyn.source_config import (
@@ -90,13 +90,16 @@ async def create(
     commit: bool = True,
     settings: Settings | None = None,
 ) -> Layer:
-    """`settings` given: a WMS layer is checked against the WMS's capabilities first."""
+    """`settings` given: a WMS layer is checked against the WMS's capabilities first, a
+    GeoTIFF layer's COG URLs against the source allow-list."""
     values = dict(values)
     source_type = values["source_type"] = SourceType(values["source_type"])
     config = values.get("source_config", {})
     if source_type == SourceType.wms and settings is not None:
         config = await service_wms.complete_config(config, settings=settings)
     values["source_config"] = validate_source_config(source_type, config)
+    if source_type == SourceType.geotiff and settings is not None:
+        service_raster.check_sources(values["source_config"], settings)
     values["meta"] = values.pop("metadata", None) or {}
     layer = Layer(created_by=user.id, **values)
     session.add(layer)
@@ -121,6 +124,8 @@ async def update(
         if layer.source_type == SourceType.wms and settings is not None:
             config = await service_wms.complete_config(config, settings=settings)
         config = validate_source_config(layer.source_type, config)
+        if layer.source_type == SourceType.geotiff and settings is not None:
+            service_raster.check_sources(config, settings)
         if layer.source_type == SourceType.vector:
             # The derived statistics are the server's, whatever the client sent.
             config |= {k: layer.source_config.get(k) for k in DERIVED_VECTOR_KEYS}

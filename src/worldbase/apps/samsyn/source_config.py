@@ -1,8 +1,9 @@
 """`source_config` per source type: validated on input, normalised, unknown keys kept.
 
 WMS: `url`, `layers`, `version`, `format`, `transparent`, `temporal`, `dimensions`.
-GeoTIFF: `delivery` direct|tiles, a file (`url`, `cogUrl`) or a temporal template
-(`cogUrlTemplate`/`urlTemplate`), `bounds`, `tileServer`, `tileParams`, `processing`.
+GeoTIFF: `delivery` direct|tiles, a file (`url`, `cogUrl`: http(s)://, s3:// or
+storage://<key>) or a temporal template (`cogUrlTemplate`/`urlTemplate`), `bounds`,
+`tileServer`, `tileParams` (TiTiler's render parameters, checked), `processing`.
 Vector: `geometryType`, `geometryTypes`, `featureCount`, `bounds` and `revision` are
 derived by the server from the layer's features; whatever a client sends for them is ignored.
 """
@@ -17,9 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from worldbase.apps.samsyn.models import SourceType
 from worldbase.core.errors import BadInput
+from worldbase.geo.raster_params import parse_render_params
 
 DERIVED_VECTOR_KEYS = ("geometryType", "geometryTypes", "featureCount", "bounds", "revision")
 URL_PATTERN = r"^https?://[^\s]+$"
+# A COG: http(s), s3://bucket/key or storage://<key> (an object in Worldbase's storage).
+COG_PATTERN = r"^(https?|s3|storage)://[^\s]+$"
 TEMPLATE_FIELDS = re.compile(r"\{(year|month|day|YYYY|YYYYMM|YYYYMMDD|MM|DD|time)\}")
 
 
@@ -79,8 +83,8 @@ def check_bounds(bounds: Bounds | None) -> None:
 
 class GeoTiffConfig(_Config):
     delivery: Literal["direct", "tiles"]
-    url: str | None = Field(default=None, pattern=URL_PATTERN, max_length=2048)
-    cog_url: str | None = Field(default=None, alias="cogUrl", pattern=URL_PATTERN, max_length=2048)
+    url: str | None = Field(default=None, pattern=COG_PATTERN, max_length=2048)
+    cog_url: str | None = Field(default=None, alias="cogUrl", pattern=COG_PATTERN, max_length=2048)
     cog_url_template: str | None = Field(default=None, alias="cogUrlTemplate", max_length=2048)
     url_template: str | None = Field(default=None, alias="urlTemplate", max_length=2048)
     tile_server: str | None = Field(
@@ -98,12 +102,17 @@ class GeoTiffConfig(_Config):
         if not (self.url or self.cog_url or template):
             raise ValueError("a GeoTIFF layer needs 'url', 'cogUrl' or 'cogUrlTemplate'")
         if template is not None:
-            if not re.match(URL_PATTERN, template):
-                raise ValueError("the URL template must be an http(s) URL")
+            if not re.match(COG_PATTERN, template):
+                raise ValueError("the URL template must be an http(s), s3:// or storage:// URL")
             if not TEMPLATE_FIELDS.search(template):
                 raise ValueError("the URL template has no date placeholder such as {YYYYMM}")
             if self.temporal is None or not self.temporal.enabled:
                 raise ValueError("a URL template needs an enabled 'temporal' setting")
+        if self.tile_params:
+            try:
+                parse_render_params(self.tile_params)
+            except BadInput as exc:
+                raise ValueError(f"tileParams: {exc.message}") from None
         return self
 
 

@@ -1,0 +1,440 @@
+"""Routes: GeoTIFF layer services — tiles (`.png/.webp/.jpeg/.tif/.npy`, `@2x`), info,
+statistics, preview, point values, time steps (TileJSON is in routes_live, shared with
+vector layers).
+
+Render parameters use TiTiler's names; the layer's `tileParams` are the defaults and the
+query overrides them. Temporal layers take `?time=` (ISO date; the last step when left
+out). Tiles carry `ETag` and `Cache-Control` and go through the two-tier tile cache, keyed
+by the layer's configuration version, so a changed layer never serves stale tiles.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.status import HTTP_200_OK
+
+from worldbase.apps.samsyn import service_raster
+from worldbase.apps.samsyn.service_raster import NAMESPACE, RasterLayer
+from worldbase.core.auth import OptionalUser
+from worldbase.core.db import Session
+from worldbase.core.errors import BadInput
+from worldbase.core.services import Services, ServicesDep
+from worldbase.geo import raster
+from worldbase.geo.raster import RenderQuery, RenderQueryDep
+from worldbase.geo.tile_cache import TileCache, tile_key
+from worldbase.geo.tiles import not_modified, tile_response, validate_tile
+
+router = APIRouter()
+
+MAX_ZOOM = 24
+TILE_MAX_AGE = 300  # seconds; clients revalidate with the ETag after that
+MAX_TIMES_PAGE = 1000
+TimeQuery = Annotated[
+    str | None,
+    Query(
+        description="For temporal layers: an ISO date/time on the layer's time steps "
+        "(e.g. `2023-06-01`); the last step when left out",
+        max_length=40,
+    ),
+]
+
+IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {
+            "image/png": {
+                "schema": {"type": "string", "format": "binary"},
+                "example": "(binary PNG, 256x256 RGBA)",
+            },
+            "image/webp": {"schema": {"type": "string", "format": "binary"}},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+        },
+        "description": "The image",
+    },
+    204: {"description": "Empty tile (outside the raster)"},
+    304: {"description": "Not modified (If-None-Match)"},
+}
+
+
+def _json(example: Any) -> dict[int | str, dict[str, Any]]:
+    return {HTTP_200_OK: {"content": {"application/json": {"example": example}}}}
+
+
+async def geotiff_tile(
+    request: Request,
+    *,
+    layer: RasterLayer,
+    services: Services,
+    z: int,
+    x: int,
+    y: int,
+    fmt: str,
+    scale: int,
+    query: RenderQuery,
+    time: str | None,
+) -> Response:
+    """One tile of a GeoTIFF layer (also called by the plain `/tiles/{z}/{x}/{y}` route)."""
+    service_raster.require_geotiff(layer)
+    validate_tile(z, x, y, max_zoom=MAX_ZOOM)
+    if scale not in (1, 2, 3, 4):
+        raise BadInput("Tile scale must be 1 to 4 (e.g. @2x)")
+    kind = raster.media_type(fmt)
+    src = service_raster.source(layer, time=time)
+    params = service_raster.render_params(layer, query)
+    key = tile_key(
+        namespace=NAMESPACE,
+        layer_id=str(layer.id),
+        version=layer.version,
+        params=f"{params.cache_key()}|{src.url}",
+        z=z,
+        x=x,
+        y=y,
+        fmt=fmt,
+        scale=scale,
+    )
+    if not_modified(request, key.etag):
+        return tile_response(request, b"", media_type=kind, etag=key.etag, max_age=TILE_MAX_AGE)
+
+    async def render() -> bytes:
+        tile = await raster.tile(
+            src.url, settings=services.settings, z=z, x=x, y=y, params=params, fmt=fmt, scale=scale
+        )
+        return tile.content
+
+    cache = TileCache(cache=services.cache, storage=services.storage)
+    found = await cache.get_or_render(key, media_type=kind, render=render)
+    response = tile_response(
+        request, found.content, media_type=kind, etag=key.etag, max_age=TILE_MAX_AGE
+    )
+    response.headers["X-Tile-Cache"] = found.hit or "miss"
+    return response
+
+
+async def _layer(session: Session, id: uuid.UUID, user: OptionalUser) -> RasterLayer:
+    layer = await service_raster.get_or_raise(session, layer_id=id, user=user)
+    service_raster.require_geotiff(layer)
+    return layer
+
+
+@router.get(
+    "/api/layers/{id}/tiles/{z:int}/{x:int}/{y:int}.{fmt}",
+    summary="A GeoTIFF layer's tile in a format: png, webp, jpeg, tif or npy",
+    response_class=Response,
+    responses=IMAGE_RESPONSES,
+)
+async def layer_tile_format(
+    request: Request,
+    id: uuid.UUID,
+    z: int,
+    x: int,
+    y: int,
+    fmt: str,
+    user: OptionalUser,
+    session: Session,
+    services: ServicesDep,
+    render: RenderQueryDep,
+    time: TimeQuery = None,
+) -> Response:
+    layer = await _layer(session, id, user)
+    return await geotiff_tile(
+        request, layer=layer, services=services, z=z, x=x, y=y, fmt=fmt, scale=1,
+        query=render, time=time,
+    )  # fmt: skip
+
+
+@router.get(
+    "/api/layers/{id}/tiles/{z:int}/{x:int}/{y:int}@{scale:int}x.{fmt}",
+    summary="A GeoTIFF layer's high-resolution tile (@2x = 512 px) in a format",
+    response_class=Response,
+    responses=IMAGE_RESPONSES,
+)
+async def layer_tile_scaled_format(
+    request: Request,
+    id: uuid.UUID,
+    z: int,
+    x: int,
+    y: int,
+    scale: int,
+    fmt: str,
+    user: OptionalUser,
+    session: Session,
+    services: ServicesDep,
+    render: RenderQueryDep,
+    time: TimeQuery = None,
+) -> Response:
+    layer = await _layer(session, id, user)
+    return await geotiff_tile(
+        request, layer=layer, services=services, z=z, x=x, y=y, fmt=fmt, scale=scale,
+        query=render, time=time,
+    )  # fmt: skip
+
+
+@router.get(
+    "/api/layers/{id}/tiles/{z:int}/{x:int}/{y:int}@{scale:int}x",
+    summary="A GeoTIFF layer's high-resolution PNG tile (@2x = 512 px)",
+    response_class=Response,
+    responses=IMAGE_RESPONSES,
+)
+async def layer_tile_scaled(
+    request: Request,
+    id: uuid.UUID,
+    z: int,
+    x: int,
+    y: int,
+    scale: int,
+    user: OptionalUser,
+    session: Session,
+    services: ServicesDep,
+    render: RenderQueryDep,
+    time: TimeQuery = None,
+) -> Response:
+    layer = await _layer(session, id, user)
+    return await geotiff_tile(
+        request, layer=layer, services=services, z=z, x=x, y=y, fmt="png", scale=scale,
+        query=render, time=time,
+    )  # fmt: skip
+
+
+@router.get(
+    "/api/layers/{id}/info",
+    summary="A GeoTIFF layer's raster metadata: bounds, CRS, bands, dtype, overviews, zooms",
+    description=(
+        "rio-tiler's `info` of the layer's COG (at `time` for temporal layers), plus "
+        "`geographic_bounds`, `minzoom`/`maxzoom`, `delivery`, the source `url` a "
+        "`delivery: direct` client reads (null when not reachable from outside) and `time`."
+    ),
+    responses=_json(
+        {
+            "bounds": [2.0, 51.0, 8.0, 56.0],
+            "crs": "http://www.opengis.net/def/crs/EPSG/0/4326",
+            "dtype": "float32",
+            "count": 1,
+            "geographic_bounds": [2.0, 51.0, 8.0, 56.0],
+            "minzoom": 5,
+            "maxzoom": 9,
+            "delivery": "tiles",
+            "url": "https://data.example.org/bathymetry.tif",
+            "time": None,
+        }
+    ),
+)
+async def layer_info(
+    id: uuid.UUID,
+    user: OptionalUser,
+    session: Session,
+    services: ServicesDep,
+    time: TimeQuery = None,
+) -> dict[str, Any]:
+    layer = await _layer(session, id, user)
+    src = service_raster.source(layer, time=time)
+    data = await raster.info(src.url, settings=services.settings)
+    data["delivery"] = layer.delivery
+    data["url"] = await service_raster.direct_url(layer, src, services.storage)
+    data["time"] = src.time_iso
+    return data
+
+
+def _floats(name: str, value: str | None, *, count: int | None = None) -> list[float] | None:
+    if value is None or value == "":
+        return None
+    try:
+        numbers = [float(v) for v in value.split(",")]
+    except ValueError:
+        raise BadInput(
+            f"Invalid {name}: comma-separated numbers",
+            detail=[{"loc": ["query", name], "msg": "expected numbers", "type": "value_error"}],
+        ) from None
+    if count is not None and len(numbers) != count:
+        raise BadInput(f"Invalid {name}: {count} numbers")
+    return numbers
+
+
+@router.get(
+    "/api/layers/{id}/statistics",
+    summary="Per-band statistics of a GeoTIFF layer (legend min/max, percentiles, histogram)",
+    description=(
+        "TiTiler's `/cog/statistics` for the layer's COG (at `time` for temporal layers): "
+        "`categorical=true` counts pixel values (`c` limits to given categories); `p` lists "
+        "percentiles (default 2,98); `histogram_bins` (a count or edges) and "
+        "`histogram_range` shape the histogram; `max_size` bounds the pixels read."
+    ),
+    responses=_json(
+        {
+            "b1": {
+                "min": -198.0,
+                "max": -2.0,
+                "mean": -45.1,
+                "count": 65536.0,
+                "sum": -2955673.0,
+                "std": 31.2,
+                "median": -38.0,
+                "majority": -30.0,
+                "minority": -198.0,
+                "unique": 190.0,
+                "histogram": [[120, 3400, 50210], [-198.0, -132.7, -67.3, -2.0]],
+                "valid_percent": 100.0,
+                "masked_pixels": 0.0,
+                "valid_pixels": 65536.0,
+                "percentile_2": -150.0,
+                "percentile_98": -8.0,
+            }
+        }
+    ),
+)
+async def layer_statistics(
+    id: uuid.UUID,
+    user: OptionalUser,
+    session: Session,
+    services: ServicesDep,
+    render: RenderQueryDep,
+    time: TimeQuery = None,
+    categorical: Annotated[bool, Query(description="Count values instead")] = False,
+    c: Annotated[list[float] | None, Query(description="Categories to count")] = None,
+    p: Annotated[list[int] | None, Query(description="Percentiles, e.g. p=2&p=98")] = None,
+    histogram_bins: Annotated[str | None, Query(description="Bin count or edges")] = None,
+    histogram_range: Annotated[str | None, Query(description="`min,max`")] = None,
+    max_size: Annotated[int, Query(description="Longest side read, pixels")] = 1024,
+) -> dict[str, Any]:
+    layer = await _layer(session, id, user)
+    src = service_raster.source(layer, time=time)
+    params = service_raster.render_params(layer, render)
+    edges = _floats("histogram_bins", histogram_bins)
+    bins: int | list[float] | None = None
+    if edges is not None:
+        if len(edges) == 1:
+            if not edges[0].is_integer() or not 1 <= edges[0] <= 1000:
+                raise BadInput("histogram_bins: a count between 1 and 1000, or bin edges")
+            bins = int(edges[0])
+        else:
+            bins = edges
+    hist_range = _floats("histogram_range", histogram_range, count=2)
+    return await raster.statistics(
+        src.url,
+        settings=services.settings,
+        params=params,
+        categorical=categorical,
+        categories=c,
+        percentiles=p,
+        bins=bins,
+        hist_range=(hist_range[0], hist_range[1]) if hist_range else None,
+        max_size=max_size,
+    )
+
+
+@router.get(
+    "/api/layers/{id}/preview",
+    summary="A preview image of a GeoTIFF layer (thumbnails)",
+    response_class=Response,
+    responses=IMAGE_RESPONSES,
+)
+async def layer_preview(
+    id: uuid.UUID,
+    user: OptionalUser,
+    session: Session,
+    services: ServicesDep,
+    render: RenderQueryDep,
+    time: TimeQuery = None,
+    format: Annotated[str, Query(description="png, webp or jpeg")] = "png",
+    max_size: Annotated[int, Query(description="Longest side, pixels")] = 1024,
+) -> Response:
+    layer = await _layer(session, id, user)
+    if format not in ("png", "webp", "jpeg", "jpg"):
+        raise BadInput("format: png, webp or jpeg")
+    src = service_raster.source(layer, time=time)
+    params = service_raster.render_params(layer, render)
+    image = await raster.preview(
+        src.url, settings=services.settings, params=params, fmt=format, max_size=max_size
+    )
+    return Response(image.content, media_type=image.media_type)
+
+
+@router.get(
+    "/api/layers/{id}/point/{lon},{lat}",
+    summary="A GeoTIFF layer's band values at a point (null where masked)",
+    responses=_json(
+        {"coordinates": [4.5, 54.0], "values": [-38.0], "band_names": ["b1"], "time": None}
+    ),
+)
+async def layer_point(
+    id: uuid.UUID,
+    lon: float,
+    lat: float,
+    user: OptionalUser,
+    session: Session,
+    services: ServicesDep,
+    render: RenderQueryDep,
+    time: TimeQuery = None,
+) -> dict[str, Any]:
+    layer = await _layer(session, id, user)
+    src = service_raster.source(layer, time=time)
+    params = service_raster.render_params(layer, render)
+    data = await raster.point(src.url, settings=services.settings, lon=lon, lat=lat, params=params)
+    data["time"] = src.time_iso
+    return data
+
+
+@router.get(
+    "/api/layers/{id}/times",
+    summary="The time steps of a temporal GeoTIFF layer (paginated, oldest first)",
+    responses=_json(
+        {
+            "items": ["2020-01-01T00:00:00Z", "2020-02-01T00:00:00Z"],
+            "total": 60,
+            "limit": 2,
+            "offset": 0,
+            "resolution": "monthly",
+            "start": "2020-01-01T00:00:00Z",
+            "end": "2024-12-31T00:00:00Z",
+        }
+    ),
+)
+async def layer_times(
+    id: uuid.UUID,
+    user: OptionalUser,
+    session: Session,
+    limit: Annotated[int, Query(ge=1, le=MAX_TIMES_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    layer = await _layer(session, id, user)
+    timeline = layer.timeline
+    if timeline is None:
+        return {
+            "items": [], "total": 0, "limit": limit, "offset": offset,
+            "resolution": None, "start": None, "end": None,
+        }  # fmt: skip
+    steps = timeline.page(offset=offset, limit=limit)
+    return {
+        "items": [service_raster.iso(s) for s in steps],
+        "total": timeline.count(),
+        "limit": limit,
+        "offset": offset,
+        "resolution": timeline.resolution,
+        "start": service_raster.iso(timeline.start),
+        "end": service_raster.iso(timeline.end),
+    }
+
+
+async def geotiff_tilejson(
+    request: Request,
+    *,
+    layer: RasterLayer,
+    services: Services,
+    render: RenderQuery,
+    time: str | None,
+) -> dict[str, Any]:
+    """TileJSON of a GeoTIFF layer's tiles (the query is carried into the tile URLs);
+    `delivery: direct` layers also get the COG `url` (see `layer_info`)."""
+    src = service_raster.source(layer, time=time)
+    params = service_raster.render_params(layer, render)  # 4xx now rather than per tile
+    query = request.url.query
+    base = str(request.base_url).rstrip("/")
+    tiles = f"{base}/api/layers/{layer.id}/tiles/{{z}}/{{x}}/{{y}}" + (f"?{query}" if query else "")
+    data = await raster.tilejson(
+        src.url, settings=services.settings, tiles_url=tiles, name=layer.name, params=params
+    )
+    data["delivery"] = layer.delivery
+    data["url"] = await service_raster.direct_url(layer, src, services.storage)
+    data["time"] = src.time_iso
+    return data

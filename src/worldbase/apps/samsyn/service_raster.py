@@ -1,0 +1,147 @@
+"""GeoTIFF layers: the layer's raster source (a file or a time step of a template), its
+render defaults and its cache version. The rendering itself is `worldbase.geo.raster`.
+
+The tile path loads no ORM object: one statement for the layer's type, configuration and
+ownership (a second only for layers neither global nor the caller's, to look through
+maps), as the vector tiles do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from worldbase.apps.samsyn.access import can_read_layer_fields
+from worldbase.apps.samsyn.exceptions import NotARasterLayer
+from worldbase.apps.samsyn.models import Layer, SourceType
+from worldbase.apps.samsyn.service_temporal import InvalidTime, Timeline, fill_template, iso
+from worldbase.core.errors import BadInput, NotFound
+from worldbase.core.models import User
+from worldbase.core.storage import Storage
+from worldbase.geo.raster import STORAGE_SCHEME, RenderParams, RenderQuery, check_source_allowed
+from worldbase.settings import Settings
+
+NAMESPACE = "samsyn"
+
+
+@dataclass(frozen=True)
+class RasterLayer:
+    id: uuid.UUID
+    name: str
+    source_type: SourceType
+    config: dict[str, Any]
+    version: str  # changes with the configuration: part of every tile's cache key
+
+    @property
+    def timeline(self) -> Timeline | None:
+        return Timeline.of(self.config)
+
+    @property
+    def delivery(self) -> str:
+        return str(self.config.get("delivery") or "tiles")
+
+
+def config_version(config: dict[str, Any]) -> str:
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+async def get_or_raise(
+    session: AsyncSession, *, layer_id: uuid.UUID, user: User | None
+) -> RasterLayer:
+    """The layer (any type) with its configuration; `NotFound` when missing or unreadable."""
+    row = (
+        await session.execute(
+            select(
+                Layer.source_type,
+                Layer.source_config,
+                Layer.is_global,
+                Layer.created_by,
+                Layer.name,
+            ).where(Layer.id == layer_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("Layer not found")
+    source_type, config, is_global, created_by, name = row
+    readable = await can_read_layer_fields(
+        session, layer_id=layer_id, is_global=is_global, created_by=created_by, user=user
+    )
+    if not readable:
+        raise NotFound("Layer not found")
+    config = config or {}
+    return RasterLayer(layer_id, name, SourceType(source_type), config, config_version(config))
+
+
+def require_geotiff(layer: RasterLayer) -> None:
+    if layer.source_type != SourceType.geotiff:
+        raise NotARasterLayer(
+            f"This is a {layer.source_type.value} layer: raster services are for GeoTIFF layers",
+            detail={"source_type": layer.source_type.value},
+        )
+
+
+@dataclass(frozen=True)
+class Source:
+    url: str
+    time: datetime | None
+
+    @property
+    def time_iso(self) -> str | None:
+        return None if self.time is None else iso(self.time)
+
+
+def source(layer: RasterLayer, *, time: str | None) -> Source:
+    """The COG of the layer (at `time` for temporal layers: the last step when None)."""
+    config = layer.config
+    template = config.get("cogUrlTemplate") or config.get("urlTemplate")
+    timeline = layer.timeline
+    if template and timeline is not None:
+        moment = timeline.resolve(time)
+        return Source(fill_template(template, moment), moment)
+    if time:
+        raise InvalidTime(
+            "This layer has no time dimension: leave out 'time'",
+            detail=[
+                {"loc": ["query", "time"], "msg": "not a temporal layer", "type": "value_error"}
+            ],
+        )
+    url = config.get("cogUrl") or config.get("url")
+    if not url:
+        raise BadInput("This layer's source_config names no COG")
+    return Source(str(url), None)
+
+
+def render_params(layer: RasterLayer, query: RenderQuery) -> RenderParams:
+    """The layer's `tileParams` as defaults, the request's parameters over them."""
+    defaults = layer.config.get("tileParams") or {}
+    return query.params(defaults if isinstance(defaults, dict) else {})
+
+
+def check_sources(config: dict[str, Any], settings: Settings) -> None:
+    """Every COG a GeoTIFF config names must be allowed (for create and update)."""
+    for key in ("url", "cogUrl"):
+        if config.get(key):
+            check_source_allowed(str(config[key]), settings)
+    template = config.get("cogUrlTemplate") or config.get("urlTemplate")
+    if template:
+        # The allow-list applies to every step: the part before the first placeholder.
+        check_source_allowed(fill_template(str(template), datetime(2000, 1, 1)), settings)
+        check_source_allowed(str(template).split("{", 1)[0] + "x", settings)
+
+
+async def direct_url(layer: RasterLayer, src: Source, storage: Storage) -> str | None:
+    """A URL a client can read the COG from (`delivery: direct`): http(s) as configured,
+    a presigned URL for objects in Worldbase's storage where the backend gives one."""
+    if src.url.startswith(("http://", "https://")):
+        return src.url
+    if src.url.startswith(STORAGE_SCHEME):
+        return await storage.url(src.url[len(STORAGE_SCHEME) :])
+    return None

@@ -1,0 +1,266 @@
+"""TiTiler-compatible endpoints at `/cog/...`, behind the source allow-list.
+
+titiler.core's `TilerFactory` provides the endpoints clients written for TiTiler call
+(`/cog/info`, `/cog/statistics`, `/cog/tiles/{tms}/{z}/{x}/{y}[@{scale}x][.{format}]`,
+`/cog/{tms}/tilejson.json`, `/cog/point/{lon},{lat}`, `/cog/preview`, `/cog/bounds`, ...)
+with Worldbase's pieces plugged in:
+
+- `url` is checked and resolved by `cog_source` (the allow-list, storage://, s3://,
+  redirects checked hop by hop) before any reader opens it;
+- readers open under Worldbase's GDAL environment (`CogReader`, the credentials for s3);
+- errors leave in Worldbase's error shape (`CogErrorRoute`), and a tile outside the
+  raster is `204`, as every empty tile here;
+- the older TiTiler path `/cog/tiles/{z}/{x}/{y}` (no TileMatrixSet, as the SamSyn seed's
+  frontend writes it) is served by Worldbase's own engine (`geo.raster`).
+
+The POST endpoints (statistics of a posted GeoJSON), `bbox`/`feature` parts, `info.geojson`
+and the HTML viewer are left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import attr
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.routing import APIRoute
+from rasterio.errors import RasterioError, RasterioIOError
+from rio_tiler.errors import (
+    InvalidColorFormat,
+    InvalidColorMapName,
+    PointOutsideBounds,
+    RioTilerError,
+    TileOutsideBounds,
+)
+from rio_tiler.io import Reader
+from rio_tiler.models import ImageData, PointData
+from starlette.status import HTTP_200_OK
+from titiler.core.dependencies import DefaultDependency
+from titiler.core.factory import TilerFactory
+
+from worldbase.core.errors import BadInput, DomainError, NotFound
+from worldbase.geo import raster
+from worldbase.geo.raster import RenderParams, RenderQueryDep, check_bands
+from worldbase.geo.raster_sources import check_redirects, gdal_env, gdal_options, resolve_source
+from worldbase.geo.tiles import etag_for, tile_response
+from worldbase.settings import Settings
+
+TILE_MAX_AGE = 3600
+_FINAL_URLS: OrderedDict[str, str] = OrderedDict()
+_FINAL_LOCK = threading.Lock()
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def cog_source(
+    request: Request,
+    url: Annotated[
+        str,
+        Query(
+            description="The COG: http(s)://, s3://bucket/key or storage://<key>, within "
+            "WORLDBASE_SOURCE_ALLOWLIST (Worldbase's own storage is always allowed)",
+            max_length=2048,
+        ),
+    ],
+) -> str:
+    """`url` checked against the allow-list and resolved to what rasterio opens."""
+    settings = _settings(request)
+    path = resolve_source(url, settings)
+    if not path.startswith(("http://", "https://")):
+        return path
+    with _FINAL_LOCK:
+        final = _FINAL_URLS.get(path)
+    if final is None:
+        final = await asyncio.to_thread(check_redirects, path, settings)
+        with _FINAL_LOCK:
+            _FINAL_URLS[path] = final
+            while len(_FINAL_URLS) > 256:
+                _FINAL_URLS.popitem(last=False)
+    return final
+
+
+def cog_environment(request: Request) -> dict[str, Any]:
+    # Plain `def`: TiTiler types it so; FastAPI runs it in the thread pool with the endpoint.
+    return gdal_options(_settings(request))
+
+
+@attr.s
+class CogReader(Reader):
+    """rio-tiler's Reader, opened under Worldbase's GDAL environment and AWS session."""
+
+    settings: Settings | None = attr.ib(default=None, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        if self.settings is None:
+            super().__attrs_post_init__()
+            return
+        with gdal_env(self.settings):
+            super().__attrs_post_init__()
+
+    def _check(self, indexes: Any, expression: str | None) -> None:
+        # GDAL would return an empty band for an index past the last one: 422 instead.
+        assert self.dataset is not None
+        wanted = RenderParams(
+            bidx=(indexes,) if isinstance(indexes, int) else tuple(indexes or ()),
+            expression=expression,
+        )
+        check_bands(wanted, int(self.dataset.count))
+
+    def part(self, *args: Any, **kwargs: Any) -> ImageData:
+        self._check(kwargs.get("indexes"), kwargs.get("expression"))
+        return super().part(*args, **kwargs)
+
+    def read(self, *args: Any, **kwargs: Any) -> ImageData:
+        self._check(kwargs.get("indexes"), kwargs.get("expression"))
+        return super().read(*args, **kwargs)
+
+    def point(self, *args: Any, **kwargs: Any) -> PointData:
+        self._check(kwargs.get("indexes"), kwargs.get("expression"))
+        return super().point(*args, **kwargs)
+
+
+@dataclass
+class CogReaderParams(DefaultDependency):
+    """Hands the settings to `CogReader` (TiTiler passes these as reader keywords)."""
+
+    request: Request
+
+    def as_dict(self, exclude_none: bool = True) -> dict[str, Any]:
+        return {"settings": _settings(self.request)}
+
+
+def _domain_error(exc: Exception, source: str) -> DomainError | None:
+    if isinstance(exc, DomainError):
+        return exc
+    if isinstance(exc, PointOutsideBounds):
+        return NotFound("The point is outside the raster's bounds")
+    if isinstance(exc, InvalidColorMapName | InvalidColorFormat):
+        return BadInput(f"Invalid colormap: {exc}")
+    if isinstance(exc, RasterioIOError | RasterioError):
+        return raster.open_error(source, exc)
+    if isinstance(exc, RioTilerError | IndexError):
+        return BadInput(f"Invalid request for this raster: {exc}")
+    return None
+
+
+def _check_tile(params: dict[str, Any]) -> None:
+    """z/x/y within the TileMatrixSet (TiTiler would extrapolate past its last zoom)."""
+    if "z" not in params or "tileMatrixSetId" not in params:
+        return
+    try:
+        z, x, y = int(params["z"]), int(params["x"]), int(params["y"])
+    except (KeyError, ValueError):
+        raise BadInput("Tile z, x and y must be integers") from None
+    raster.validate_tms_tile(raster.tms_or_raise(str(params["tileMatrixSetId"])), z, x, y)
+
+
+class CogErrorRoute(APIRoute):
+    """Routes whose rio-tiler/rasterio errors become domain errors (the error shape)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            _check_tile(request.path_params)
+            try:
+                return await handler(request)
+            except TileOutsideBounds:
+                return Response(status_code=204, headers={"Cache-Control": "public, max-age=60"})
+            except Exception as exc:
+                mapped = _domain_error(exc, request.query_params.get("url", ""))
+                if mapped is None or mapped is exc:
+                    raise
+                raise mapped from None
+
+        return guarded
+
+
+EXAMPLES: dict[str, Any] = {
+    "/bounds": {"bounds": [2.0, 51.0, 8.0, 56.0], "crs": "EPSG:4326"},
+    "/info": {"bounds": [2.0, 51.0, 8.0, 56.0], "dtype": "uint8", "count": 3},
+    "/info.geojson": {"type": "Feature", "geometry": None, "properties": {}},
+    "/statistics": {"b1": {"min": 0.0, "max": 255.0, "mean": 127.5}},
+    "/tileMatrixSets": {"tileMatrixSets": [{"id": "WebMercatorQuad"}]},
+    "/point/{lon},{lat}": {"coordinates": [4.5, 54.0], "values": [12.0], "band_names": ["b1"]},
+}
+
+
+def _document(route: APIRoute) -> None:
+    """Examples for the OpenAPI responses (Worldbase documents every operation with one)."""
+    path = route.path.removeprefix("/cog")
+    ok = route.responses.setdefault(HTTP_200_OK, {})
+    content = ok.setdefault("content", {})
+    if not content:
+        content["application/json"] = {}
+    for media, spec in content.items():
+        if "example" in spec:
+            continue
+        if media.startswith(("image/", "application/x-binary")):
+            spec["example"] = "(binary image)"
+        elif "tilejson" in path:
+            spec["example"] = {"tilejson": "3.0.0", "tiles": ["https://.../{z}/{x}/{y}"]}
+        else:
+            spec["example"] = EXAMPLES.get(path, {})
+    if not route.summary:
+        route.summary = (route.description or route.name).strip().split("\n")[0][:120]
+
+
+def build_router() -> APIRouter:
+    factory = TilerFactory(
+        router=APIRouter(route_class=CogErrorRoute),
+        reader=CogReader,
+        reader_dependency=CogReaderParams,
+        path_dependency=cog_source,
+        environment_dependency=cog_environment,
+        router_prefix="/cog",
+        add_part=False,
+        add_viewer=False,
+    )
+    router = APIRouter(route_class=CogErrorRoute)
+    router.add_api_route(
+        "/tiles/{z:int}/{x:int}/{y:int}",
+        legacy_tile,
+        methods=["GET"],
+        summary="A WebMercatorQuad PNG tile (TiTiler's older path, as the SamSyn seed uses it)",
+        response_class=Response,
+        responses={
+            200: {"content": {"image/png": {"example": "(binary PNG)"}}, "description": "Tile"},
+            204: {"description": "Empty tile (outside the raster)"},
+        },
+    )
+    for route in factory.router.routes:
+        # GeoJSON info is left out too: its errors would be documented as GeoJSON.
+        if isinstance(route, APIRoute) and route.methods == {"GET"} and "geojson" not in route.path:
+            router.routes.append(route)
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            _document(route)
+    return router
+
+
+async def legacy_tile(
+    request: Request,
+    z: int,
+    x: int,
+    y: int,
+    url: Annotated[str, Query(description="The COG (see the other /cog endpoints)")],
+    render: RenderQueryDep,
+) -> Response:
+    settings = _settings(request)
+    params = render.params()
+    etag = etag_for("cog", url, params.cache_key(), f"{z}/{x}/{y}")
+    tile = await raster.tile(url, settings=settings, z=z, x=x, y=y, params=params)
+    return tile_response(
+        request, tile.content, media_type=tile.media_type, etag=etag, max_age=TILE_MAX_AGE
+    )
+
+
+router = build_router()

@@ -1,0 +1,360 @@
+"""GeoTIFF layer services: tiles, info, statistics, preview, point, TileJSON, time steps —
+as every caller, with the tile cache and its invalidation, and the bad inputs."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.apps.samsyn.conftest import CALLERS, EXAMPLE_COG_HOSTS, WMS_CONFIG, Team
+from tests.builders import assert_error
+from tests.conftest import BACKEND
+from tests.mapserver import WmsServer
+from tests.rasters import make_cog, range_server
+from worldbase.geo import raster
+from worldbase.settings import Settings
+
+Z, X, Y = 7, 65, 41  # inside the test rasters (lon 2..8, lat 51..56)
+TILE = f"tiles/{Z}/{X}/{Y}"
+MONTHS = {"202001": 10, "202002": 20, "202003": 30}
+
+
+def png(content: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(content)))
+
+
+@pytest.fixture(scope="module")
+def cogs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("samsyn-cogs")
+    make_cog(root / "rgb.tif")
+    for month, value in MONTHS.items():
+        make_cog(root / "sst" / f"sst_{month}.tif", data=np.full((1, 64, 64), value, "uint8"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def http(cogs: Path) -> Iterator[str]:
+    with range_server(cogs) as base:
+        yield base
+
+
+@pytest.fixture
+def settings(
+    make_settings: Callable[..., Settings],
+    migrated_served: None,
+    wms_server: WmsServer,
+    http: str,
+) -> Settings:
+    allowed = [f"{wms_server.base}/", f"{http}/", *EXAMPLE_COG_HOSTS]
+    return make_settings(worldbase_source_allowlist=allowed)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_readers() -> Iterator[None]:
+    yield
+    raster.READERS.clear()
+
+
+def geotiff(team: Team, url: str, who: str = "owner", **config: Any) -> dict[str, Any]:
+    source_config = {"delivery": "tiles", "cogUrl": url} | config
+    return team.create_layer(who, source_type="geotiff", source_config=source_config)
+
+
+def temporal(http: str, **changes: Any) -> dict[str, Any]:
+    return {
+        "delivery": "tiles",
+        "cogUrlTemplate": f"{http}/sst/sst_{{YYYYMM}}.tif",
+        "temporal": {
+            "enabled": True,
+            "start": "2020-01-01",
+            "end": "2020-03-31",
+            "resolution": "monthly",
+        },
+        "tileParams": {"rescale": "0,100"},
+    } | changes
+
+
+def shared_layer(team: Team, http: str) -> dict[str, Any]:
+    """A private layer of the owner on a collaborators map (editor and viewer share it)."""
+    layer = geotiff(team, f"{http}/rgb.tif")
+    map_ = team.shared_map()
+    team.add_layer(map_["id"], layer["id"])
+    return layer
+
+
+ENDPOINTS = (
+    TILE,
+    f"{TILE}.webp",
+    f"{TILE}@2x.png",
+    f"{TILE}@2x",
+    "info",
+    "statistics",
+    "preview?max_size=64",
+    "point/5.0,53.5",
+    "tilejson.json",
+    "times",
+)
+
+
+def test_every_endpoint_as_every_caller(team: Team, http: str) -> None:
+    layer = shared_layer(team, http)
+    readers = {"owner", "editor", "viewer", "admin"}
+    for who in CALLERS:
+        for endpoint in ENDPOINTS:
+            response = team.client.get(
+                f"/api/layers/{layer['id']}/{endpoint}", headers=team.as_(who)
+            )
+            if who in readers:
+                assert response.status_code == 200, (who, endpoint, response.text)
+            else:
+                assert_error(response, 404)
+    # A global layer is everyone's.
+    public = geotiff(team, f"{http}/rgb.tif", "stranger")
+    team.client.put(
+        f"/api/layers/{public['id']}", json={"is_global": True}, headers=team.as_("stranger")
+    )
+    response = team.client.get(f"/api/layers/{public['id']}/{TILE}")
+    assert response.status_code in (200, 404)
+    if response.status_code == 404:  # only admins may make layers global
+        team.client.put(
+            f"/api/layers/{public['id']}", json={"is_global": True}, headers=team.as_("admin")
+        )
+        assert team.client.get(f"/api/layers/{public['id']}/{TILE}").status_code == 200
+
+
+def test_tiles_formats_cache_and_etags(team: Team, http: str) -> None:
+    layer = geotiff(team, f"{http}/rgb.tif")
+    base = f"/api/layers/{layer['id']}"
+    owner = team.as_("owner")
+    first = team.client.get(f"{base}/{TILE}", headers=owner)
+    assert first.status_code == 200 and first.headers["content-type"] == "image/png"
+    assert first.headers["x-tile-cache"] == "miss"
+    assert "max-age" in first.headers["cache-control"]
+    pixels = png(first.content)
+    assert pixels.shape == (256, 256, 4) and (pixels[..., 2] == 100).all()
+    second = team.client.get(f"{base}/{TILE}", headers=owner)
+    assert second.headers["x-tile-cache"] == "memory" and second.content == first.content
+    assert second.headers["etag"] == first.headers["etag"]
+    same = team.client.get(
+        f"{base}/{TILE}", headers=owner | {"If-None-Match": first.headers["etag"]}
+    )
+    assert same.status_code == 304 and not same.content
+    assert same.headers["etag"] == first.headers["etag"]
+    assert team.client.get(f"{base}/{TILE}.png", headers=owner).content == first.content
+    for fmt, kind in (
+        ("webp", "image/webp"),
+        ("jpeg", "image/jpeg"),
+        ("npy", "application/x-binary"),
+    ):
+        response = team.client.get(f"{base}/{TILE}.{fmt}", headers=owner)
+        assert response.status_code == 200 and response.headers["content-type"] == kind
+    assert png(team.client.get(f"{base}/{TILE}@2x", headers=owner).content).shape == (512, 512, 4)
+    assert png(team.client.get(f"{base}/{TILE}@2x.png", headers=owner).content).shape[0] == 512
+    empty = team.client.get(f"{base}/tiles/7/0/0", headers=owner)
+    assert empty.status_code == 204 and empty.headers["etag"]
+    gray = team.client.get(f"{base}/{TILE}?bidx=3&rescale=0,200", headers=owner)
+    assert gray.headers["etag"] != first.headers["etag"]
+    assert png(gray.content).shape == (256, 256, 2)
+
+
+def test_tile_params_are_defaults_and_config_changes_invalidate(team: Team, http: str) -> None:
+    layer = geotiff(
+        team, f"{http}/rgb.tif", tileParams={"bidx": "3", "colormap": {"100": "#ff0000"}}
+    )
+    base = f"/api/layers/{layer['id']}"
+    owner = team.as_("owner")
+    red = team.client.get(f"{base}/{TILE}", headers=owner)
+    assert tuple(png(red.content)[3, 3]) == (255, 0, 0, 255)
+    overridden = team.client.get(f"{base}/{TILE}?colormap_name=viridis", headers=owner)
+    assert tuple(png(overridden.content)[3, 3]) != (255, 0, 0, 255)
+    config = layer["source_config"] | {"tileParams": {"bidx": "3", "colormap": {"100": "#00ff00"}}}
+    updated = team.client.put(base, json={"source_config": config}, headers=owner)
+    assert updated.status_code == 200, updated.text
+    green = team.client.get(
+        f"{base}/{TILE}", headers=owner | {"If-None-Match": red.headers["etag"]}
+    )
+    assert green.status_code == 200 and green.headers["x-tile-cache"] == "miss"
+    assert tuple(png(green.content)[3, 3]) == (0, 255, 0, 255)
+
+
+def test_info_statistics_point_preview_tilejson(team: Team, http: str) -> None:
+    layer = geotiff(team, f"{http}/rgb.tif")
+    base = f"/api/layers/{layer['id']}"
+    owner = team.as_("owner")
+    info = team.client.get(f"{base}/info", headers=owner).json()
+    assert info["count"] == 3 and info["delivery"] == "tiles" and info["url"].endswith("rgb.tif")
+    assert info["geographic_bounds"] == pytest.approx([2.0, 51.0, 8.0, 56.0])
+    stats = team.client.get(
+        f"{base}/statistics?bidx=3&p=5&p=95&histogram_bins=4&histogram_range=0,200", headers=owner
+    ).json()
+    assert set(stats) == {"b3"} and stats["b3"]["min"] == 100
+    assert "percentile_5" in stats["b3"] and len(stats["b3"]["histogram"][0]) == 4
+    categories = team.client.get(f"{base}/statistics?bidx=3&categorical=true", headers=owner)
+    assert categories.json()["b3"]["histogram"][1] == [100]
+    value = team.client.get(f"{base}/point/5.0,53.5", headers=owner).json()
+    assert value["values"][2] == 100 and value["coordinates"] == [5.0, 53.5]
+    assert_error(team.client.get(f"{base}/point/-40.5,10", headers=owner), 404)
+    preview = team.client.get(f"{base}/preview?max_size=32&format=webp", headers=owner)
+    assert preview.headers["content-type"] == "image/webp"
+    tj = team.client.get(f"{base}/tilejson.json?bidx=1", headers=owner).json()
+    assert tj["tiles"][0].endswith(f"/api/layers/{layer['id']}/tiles/{{z}}/{{x}}/{{y}}?bidx=1")
+    assert tj["bounds"] == pytest.approx([2.0, 51.0, 8.0, 56.0]) and tj["delivery"] == "tiles"
+    direct = team.create_layer(
+        source_type="geotiff", source_config={"delivery": "direct", "url": f"{http}/rgb.tif"}
+    )
+    dj = team.client.get(f"/api/layers/{direct['id']}/tilejson.json", headers=owner).json()
+    assert dj["delivery"] == "direct" and dj["url"] == f"{http}/rgb.tif"
+
+
+def test_temporal_layers(team: Team, http: str) -> None:
+    layer = team.create_layer(source_type="geotiff", source_config=temporal(http))
+    base = f"/api/layers/{layer['id']}"
+    owner = team.as_("owner")
+    for time, value in (("2020-02-01", 20), ("2020-03", 30), ("2020-01-01T00:00:00Z", 10)):
+        point = team.client.get(f"{base}/point/5,53.5?time={time}", headers=owner).json()
+        assert point["values"] == [value], time
+    latest = team.client.get(f"{base}/point/5,53.5", headers=owner).json()
+    assert latest["values"] == [30] and latest["time"] == "2020-03-01T00:00:00Z"
+    tile = team.client.get(f"{base}/{TILE}?time=2020-02-01", headers=owner)
+    assert abs(int(png(tile.content)[5, 5, 0]) - 51) <= 1  # 20 of 0..100
+    other = team.client.get(f"{base}/{TILE}?time=2020-01-01", headers=owner)
+    assert other.headers["etag"] != tile.headers["etag"]
+    stats = team.client.get(f"{base}/statistics?time=2020-01-01", headers=owner).json()
+    assert stats["b1"]["min"] == stats["b1"]["max"] == 10
+    times = team.client.get(f"{base}/times", headers=owner).json()
+    assert times["items"] == [
+        "2020-01-01T00:00:00Z",
+        "2020-02-01T00:00:00Z",
+        "2020-03-01T00:00:00Z",
+    ]
+    assert times["total"] == 3 and times["resolution"] == "monthly"
+    page = team.client.get(f"{base}/times?limit=1&offset=1", headers=owner).json()
+    assert page["items"] == ["2020-02-01T00:00:00Z"] and page["total"] == 3
+    for bad in ("2019-12-01", "2020-04-01", "2020-02-15", "yesterday", "2020-13"):
+        assert_error(team.client.get(f"{base}/{TILE}?time={bad}", headers=owner), 400)
+        assert_error(team.client.get(f"{base}/statistics?time={bad}", headers=owner), 400)
+    assert_error(team.client.get(f"{base}/times?limit=5000", headers=owner), 422)
+    daily = team.create_layer(
+        source_type="geotiff",
+        source_config=temporal(
+            http,
+            temporal={
+                "enabled": True,
+                "start": "2000-01-01",
+                "end": "2024-12-31",
+                "resolution": "daily",
+            },
+        ),
+    )
+    many = team.client.get(f"/api/layers/{daily['id']}/times?limit=2&offset=9000", headers=owner)
+    assert many.json()["items"] == ["2024-08-22T00:00:00Z", "2024-08-23T00:00:00Z"]
+    assert many.json()["total"] == 9132
+    static = geotiff(team, f"{http}/rgb.tif")
+    assert_error(
+        team.client.get(f"/api/layers/{static['id']}/{TILE}?time=2020-01-01", headers=owner), 400
+    )
+    assert team.client.get(f"/api/layers/{static['id']}/times", headers=owner).json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "bidx=4",
+        "bidx=0",
+        "expression=b1%2B",
+        "expression=b7*2",
+        "rescale=1",
+        "rescale=5,1",
+        "colormap=%7B",
+        "colormap_name=nope",
+        "resampling=magic",
+        "tilesize=5000",
+    ],
+)
+def test_bad_render_parameters(team: Team, http: str, query: str) -> None:
+    layer = geotiff(team, f"{http}/rgb.tif")
+    for endpoint in (
+        TILE,
+        f"{TILE}.webp",
+        "statistics",
+        "point/5,53.5",
+        "preview",
+        "tilejson.json",
+    ):
+        if query.startswith(("tilesize", "resampling")) and endpoint.startswith("point"):
+            continue
+        response = team.client.get(
+            f"/api/layers/{layer['id']}/{endpoint}?{query}", headers=team.as_("owner")
+        )
+        assert_error(response, 422)
+
+
+def test_bad_tiles_and_layers(team: Team, http: str, settings: Settings) -> None:
+    layer = geotiff(team, f"{http}/rgb.tif")
+    base = f"/api/layers/{layer['id']}"
+    owner = team.as_("owner")
+    for tile in ("tiles/25/0/0", "tiles/2/4/0", "tiles/2/0/4", "tiles/1/0/0.gif", "tiles/1/0/0@9x"):
+        assert_error(team.client.get(f"{base}/{tile}", headers=owner), 422)
+    for query in ("histogram_bins=a", "histogram_range=1", "max_size=5", "p=200"):
+        assert_error(team.client.get(f"{base}/statistics?{query}", headers=owner), 422)
+    assert_error(team.client.get(f"{base}/preview?format=gif", headers=owner), 422)
+    assert_error(team.client.get(f"{base}/point/200,0", headers=owner), 422)
+    assert_error(team.client.get(f"{base}/point/a,b", headers=owner), 422)
+    vector = team.create_layer()
+    for endpoint in ("info", "statistics", "preview", "point/5,53", "times", f"{TILE}.png"):
+        assert_error(team.client.get(f"/api/layers/{vector['id']}/{endpoint}", headers=owner), 400)
+    wms = team.create_layer(source_type="wms", source_config=WMS_CONFIG)
+    assert_error(team.client.get(f"/api/layers/{wms['id']}/info", headers=owner), 400)
+    missing = geotiff(team, f"{http}/none.tif")
+    assert_error(team.client.get(f"/api/layers/{missing['id']}/{TILE}", headers=owner), 502)
+    assert_error(team.client.get(f"/api/layers/{missing['id']}/info", headers=owner), 502)
+
+
+def test_sources_outside_the_allow_list(team: Team, http: str) -> None:
+    owner = team.as_("owner")
+    for url in ("https://evil.example.org/a.tif", "s3://somebody/a.tif", "storage://../x.tif"):
+        response = team.client.post(
+            "/api/layers",
+            json={
+                "name": "x",
+                "source_type": "geotiff",
+                "source_config": {"delivery": "tiles", "cogUrl": url},
+            },
+            headers=owner,
+        )
+        assert response.status_code in (403, 422), response.text
+        assert_error(response, response.status_code)
+    bad_params = team.client.post(
+        "/api/layers",
+        json={
+            "name": "x",
+            "source_type": "geotiff",
+            "source_config": {
+                "delivery": "tiles",
+                "cogUrl": f"{http}/rgb.tif",
+                "tileParams": {"rescale": "9"},
+            },
+        },
+        headers=owner,
+    )
+    assert_error(bad_params, 422)
+
+
+def test_storage_layers(team: Team, cogs: Path) -> None:
+    storage = team.client.app.state.services.storage  # type: ignore[attr-defined]
+    team.client.portal.call(storage.put, "uploads/rgb.tif", (cogs / "rgb.tif").read_bytes())  # type: ignore[union-attr]
+    layer = geotiff(team, "storage://uploads/rgb.tif")
+    response = team.client.get(f"/api/layers/{layer['id']}/{TILE}", headers=team.as_("owner"))
+    assert response.status_code == 200 and png(response.content).shape == (256, 256, 4)
+    info = team.client.get(f"/api/layers/{layer['id']}/info", headers=team.as_("owner")).json()
+    assert info["count"] == 3
+    if BACKEND == "served":  # presigned S3 URL for direct clients; s3:// of the same bucket
+        assert info["url"].startswith("http")
+    else:
+        assert info["url"] is None
