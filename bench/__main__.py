@@ -1,8 +1,9 @@
 """`python -m bench`: run every benchmark in turn."""
 
-from bench import core_overhead, dnd, osm, samsyn
+from bench import bestiary, core_overhead, dnd, osm, samsyn
 
 core_overhead.run()
 samsyn.run()
 dnd.run()
 osm.run()
+bestiary.run()

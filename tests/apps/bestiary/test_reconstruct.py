@@ -95,7 +95,8 @@ def test_featureless_photos_fail_with_a_reason(cast: Cast) -> None:
     job_id = start(cast, upload(cast, [_plain(90 + 20 * i) for i in range(4)]))
     status = wait_for(cast.client, f"/api/reconstruct/status/{job_id}", cast.as_("owner"))
     assert status["status"] == "failed", status
-    assert "texture" in status["error"] and status["stage"] == "failed"
+    assert "texture" in status["error"] and status["stage"] == "features"
+    assert status["log"][-1].startswith("[features] failed: The photos have almost no texture")
     assert any("extracting SIFT features" in line for line in status["log"])
     assert status["result_url"] is None
     result = cast.client.get(f"/api/reconstruct/result/{job_id}", headers=cast.as_("owner"))

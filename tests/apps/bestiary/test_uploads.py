@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -12,8 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.apps.bestiary.conftest import Cast, png, stored_keys
+from tests.builders import assert_error, auth_headers, register_user
 from worldbase.apps.bestiary.uploads import Limits, collect
 from worldbase.core.errors import BadInput, PayloadTooLarge
+from worldbase.settings import Settings
 
 LIMITS = Limits(max_images=10, zip_max_bytes=5 * 1024 * 1024, video_frames=6)
 
@@ -115,3 +118,15 @@ def test_a_bad_upload_stores_nothing(cast: Cast, client: TestClient) -> None:
     missing = client.post("/api/reconstruct/upload", headers=user)
     assert missing.status_code == 422
     assert stored_keys(client) == []
+
+
+def test_an_upload_over_the_size_limit_is_413(
+    app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    client = app_factory(make_settings(bestiary_upload_max_bytes=5000))
+    _, token = register_user(client)
+    files = [("files", (f"{i}.png", png(64, 64, seed=i), "image/png")) for i in range(3)]
+    before = stored_keys(client)  # the served run's bucket is shared: compare, not expect []
+    response = client.post("/api/reconstruct/upload", files=files, headers=auth_headers(token))
+    assert_error(response, 413)
+    assert stored_keys(client) == before

@@ -47,10 +47,12 @@ class _Progress:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: list[tuple[str, float, str]] = []
+        self.last: tuple[str, float] = ("preparing", 0.0)
 
     def report(self, stage: str, fraction: float, line: str) -> None:
         with self._lock:
             self._pending.append((stage, fraction, line))
+            self.last = (stage, fraction)
 
     def drain(self) -> list[tuple[str, float, str]]:
         with self._lock:
@@ -130,7 +132,10 @@ async def reconstruct(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]
             await _record(ctx, job_id, progress.drain())
             result = work.result()
         except ReconstructionFailed as exc:
-            await _record(ctx, job_id, [*progress.drain(), ("failed", 1.0, exc.message)])
+            # The job fails in the stage that could not go on, saying why.
+            stage, fraction = progress.last
+            failed = (stage, fraction, f"failed: {exc.message}")
+            await _record(ctx, job_id, [*progress.drain(), failed])
             raise
         except (asyncio.CancelledError, JobCancelled, Cancelled) as exc:
             # A cancel, or the worker shutting down (the core re-queues the job then).
