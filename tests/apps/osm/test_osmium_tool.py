@@ -86,10 +86,6 @@ def osmium_installed(client: TestClient) -> None:
     assert osmium_tool.binary(), "osmium-tool is not installed (.ci/run installs it)"
 
 
-def _python_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(osmium_tool, "binary", lambda: None)
-
-
 def _truncate(client: TestClient) -> None:
     from tests.conftest import truncate_all
 
@@ -103,16 +99,7 @@ def test_the_osmium_tool_path_stores_what_the_python_path_stores(
             Way(id=2, nodes=[4, 5, 6, 7, 4], tags={"building": "yes"}, version=1)]  # fmt: skip
     relation = Relation(id=1, members=[("w", 2, "outer")], tags={"type": "multipolygon"}, version=1)
     path = _write(tmp_path / "a.osm.pbf", _nodes(), ways, [relation])
-    fast = _import(client, path)
-    assert (fast.created, fast.rejected) == (63, 0)
-    fast_rows = _rows(client)
-    _truncate(client)
-
-    _python_path(monkeypatch)
-    slow = _import(client, path)
-    assert (slow.created, slow.rejected) == (63, 0)
-    assert _rows(client) == fast_rows
-    objects, history = fast_rows
+    objects, history = _same_rows_both_ways(client, path, monkeypatch, 63)
     cafe = next(row for row in objects if row[:2] == ("node", "5"))
     assert cafe[2:8] == (
         3,
@@ -126,6 +113,35 @@ def test_the_osmium_tool_path_stores_what_the_python_path_stores(
     assert bare[2:8] == (1, {}, None, None, None, None)
     assert {row[0] for row in objects} == {"node", "way", "relation"}
     assert len(history) == 63
+
+
+def _same_rows_both_ways(
+    client: TestClient, path: Path, monkeypatch: pytest.MonkeyPatch, count: int
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    fast = _import(client, path)
+    assert (fast.created, fast.rejected) == (count, 0)
+    fast_rows = _rows(client)
+    _truncate(client)
+    with monkeypatch.context() as patch:
+        patch.setattr(osmium_tool, "binary", lambda: None)
+        slow = _import(client, path)
+    assert (slow.created, slow.rejected) == (count, 0)
+    assert _rows(client) == fast_rows
+    _truncate(client)
+    return fast_rows
+
+
+def test_files_without_metadata_or_with_all_of_it(
+    osmium_installed: None, client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bare = [Node(id=i, location=(1 + i / 10, 2), tags={"n": str(i)}) for i in range(1, 21)]
+    objects, _ = _same_rows_both_ways(
+        client, _write(tmp_path / "bare.osm.pbf", bare), monkeypatch, 20
+    )
+    assert all(row[2:8] == (1, row[3], None, None, None, None) for row in objects)
+    full = [n for n in _nodes() if n.version]
+    objects, _ = _same_rows_both_ways(client, _write(tmp_path / "full.osm", full), monkeypatch, 30)
+    assert {(row[2], row[6], row[7]) for row in objects} == {(3, "mapper\t\\x", 9)}
 
 
 def test_files_that_are_not_plain_snapshots_take_the_per_element_path(

@@ -3,13 +3,14 @@ the two file steps Python is slowest at, when it is installed:
 
 - `file_info`: `osmium fileinfo -e` reads and checks the whole file in C++ — the count of
   objects for progress and the "malformed file: nothing written" check — about 10 times
-  faster than iterating it in pyosmium.
+  faster than iterating it in pyosmium (when it cannot tell, pyosmium reads the file).
 - `copy_nodes`: the first load of a full file's nodes (create mode, PostgreSQL):
   `osmium export -f pg` writes every node as a PostgreSQL COPY text line (EWKB point, id,
-  version, changeset, uid, user, timestamp, tags as JSON); the lines stream into a staging
-  table and two INSERT … SELECT statements make the object and `create` history rows in
-  the server. Python touches no node, which is what held the per-node path back (every
-  pyosmium attribute read is a Python call; nine per node cost more than the COPY).
+  version, changeset, uid, user, timestamp, tags as JSON); the lines stream by COPY into
+  `osm_objects` itself and one INSERT … SELECT makes the `create` history rows in the
+  server, with the keys built afterwards by one sort each. Python touches no node, which is
+  what held the per-node path back (every pyosmium attribute read is a Python call; nine
+  per node cost more than the COPY).
 
 The result is the same rows as the Python path (`bulk.store_nodes`): the same columns,
 versions (0 → 1), empty metadata as NULL, timestamps before 1971 as NULL, ids ordered
@@ -23,7 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
+import re
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -32,20 +35,28 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Constraint, UniqueConstraint
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.schema import AddConstraint, DropConstraint
 
 from worldbase.apps.osm.models import OSMObject, OSMObjectHistory
-from worldbase.core.errors import BadInput
+from worldbase.core.db import Base
 from worldbase.geo.vector_io import copy_connection
+
+log = logging.getLogger("worldbase.osm")
 
 # Formats `osmium export` reads that are full files (diffs take the per-element path).
 SNAPSHOT_SUFFIXES = (".osm.pbf", ".pbf", ".osm", ".osm.gz", ".osm.bz2")
 CHUNK = 1 << 20
-STAGE = "osm_node_stage"
-# `osmium export -f pg -a …` writes the attributes in this fixed order, after the geometry.
-EXPORT_ARGS = [
-    "-f", "pg", "-n", "--geometry-types=point", "-a", "id,version,changeset,uid,user,timestamp",
-]  # fmt: skip
+# `osmium export -f pg -a …` writes the geometry, then the attributes asked for in this
+# fixed order, then the tags; our column for each.
+EXPORT_ATTRIBUTES = ("version", "changeset", "uid", "user", "timestamp")
+EXPORT_COLUMNS = {"version": "version", "changeset": "changeset", "uid": "uid",
+                  "user": "user", "timestamp": "timestamp"}  # fmt: skip
+# What an attribute's 0 means in the Python path (the file carries none for that object);
+# empty user names and timestamps are NULL by COPY's `NULL ''`.
+ZERO_MEANS = {"version": "1", "changeset": "NULL", "uid": "NULL"}
+SERVER_DEFAULTS = {"created_at": "CURRENT_TIMESTAMP", "updated_at": "CURRENT_TIMESTAMP"}
 
 
 class NotPlain(Exception):
@@ -59,6 +70,8 @@ class FileInfo:
     relations: int
     multiple_versions: bool
     ordered: bool  # nodes, then ways, then relations, each by id (what `export` expects)
+    metadata_all: frozenset[str] = frozenset(EXPORT_ATTRIBUTES)  # attributes every object has
+    metadata_some: frozenset[str] = frozenset(EXPORT_ATTRIBUTES)  # ... that some object has
 
     @property
     def total(self) -> int:
@@ -78,15 +91,16 @@ async def _run(*args: str) -> tuple[int, bytes, bytes]:
 
 
 async def file_info(path: Path) -> FileInfo | None:
-    """Counts and checks the whole file; None without the binary; `BadInput` when the file
-    is malformed."""
+    """Counts and checks the whole file; None without the binary or when `fileinfo` cannot
+    tell (it also refuses valid files whose ways use nodes that are not in the file, which
+    the per-element path takes from the database): the caller then reads the file itself."""
     osmium = binary()
     if osmium is None:
         return None
     code, out, err = await _run(osmium, "fileinfo", "-e", "-j", "--no-progress", str(path))
     if code != 0:
-        reason = err.decode(errors="replace").strip().splitlines()
-        raise BadInput(f"Malformed OSM file: {(reason[-1] if reason else 'unreadable')[:300]}")
+        log.info("osmium fileinfo: %s", err.decode(errors="replace").strip()[-300:])
+        return None
     data = json.loads(out)["data"]
     count = data["count"]
     return FileInfo(
@@ -95,7 +109,14 @@ async def file_info(path: Path) -> FileInfo | None:
         relations=int(count["relations"]),
         multiple_versions=bool(data.get("multiple_versions")),
         ordered=bool(data.get("objects_ordered")),
+        metadata_all=_attributes(data, "all_objects"),
+        metadata_some=_attributes(data, "some_objects"),
     )
+
+
+def _attributes(data: dict[str, Any], which: str) -> frozenset[str]:
+    found = data.get("metadata", {}).get(which, {})
+    return frozenset(a for a in EXPORT_ATTRIBUTES if found.get(a))
 
 
 def usable(name: str, info: FileInfo | None) -> bool:
@@ -122,6 +143,30 @@ async def _stdout_chunks(process: asyncio.subprocess.Process) -> AsyncIterator[b
         yield chunk
 
 
+def _constraints() -> list[Constraint]:
+    """The primary keys and the unique (type, osm_id) of objects and history: dropped for the
+    COPY and built again after it by one sort each (create mode already dropped the other
+    indexes and the history -> objects foreign key, which references the objects' key)."""
+    tables = Base.metadata.tables
+    objects, history = tables[OSMObject.__tablename__], tables[OSMObjectHistory.__tablename__]
+    unique = [c for c in objects.constraints if isinstance(c, UniqueConstraint)]
+    return [objects.primary_key, *unique, history.primary_key]
+
+
+def _id_expression(sequence: str) -> str:
+    return f"{_literal(_ordered_id_prefix())} || lpad(to_hex(nextval('{sequence}')), 12, '0')"
+
+
+def _literal(value: str) -> str:
+    """A SQL string literal of one of our own values (an id prefix, a uuid, a timestamp)."""
+    if not _SAFE.fullmatch(value):
+        raise ValueError(f"unexpected characters in {value!r}")
+    return f"'{value}'"
+
+
+_SAFE = re.compile(r"[0-9A-Za-z:+. -]*")
+
+
 async def copy_nodes(
     session: AsyncSession,
     path: Path,
@@ -132,50 +177,80 @@ async def copy_nodes(
 ) -> int:
     """Writes every node of `path` with its history row; returns how many. Raises `NotPlain`
     (before anything is committed: the caller's transaction rolls back) when not every node
-    of the file came out as a visible node with a location."""
+    of the file came out as a visible node with a location.
+
+    The export goes straight into `osm_objects` by COPY: the columns the export does not
+    carry (id, type, source, ...) come from column defaults set for this transaction only,
+    attributes no object of the file has are left out (so NULL, version 1), and zeros of
+    attributes only some objects have are made NULL afterwards, as the Python path does."""
     osmium = binary()
     assert osmium is not None
+    connection = await session.connection()
     driver: Any = await copy_connection(session)
+    objects, history = OSMObject.__tablename__, OSMObjectHistory.__tablename__
+    for constraint in _constraints():
+        await connection.execute(DropConstraint(constraint))
+    # Temporary sequences for the ids (dropped below; a failure rolls their creation back).
+    await driver.execute("CREATE TEMP SEQUENCE osm_copy_ids")
+    ids = _id_expression("osm_copy_ids")
+    stamp = _literal(now.isoformat(" "))
+    defaults = {
+        "id": ids,
+        "type": "'node'",
+        "version": "1",
+        "deleted": "false",
+        "source_id": "NULL" if source_id is None else _literal(source_id),
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
     await driver.execute(
-        f"CREATE TEMP TABLE {STAGE} (geom geometry, osm_id bigint, version integer, "
-        'changeset bigint, uid bigint, "user" text, ts text, tags jsonb) ON COMMIT DROP'
+        f'ALTER TABLE "{objects}" '
+        + ", ".join(f'ALTER COLUMN "{c}" SET DEFAULT {v}' for c, v in defaults.items())
     )
+    attributes = [a for a in EXPORT_ATTRIBUTES if a in info.metadata_some]
     process = await asyncio.create_subprocess_exec(
-        osmium, "export", *EXPORT_ARGS, "--no-progress", "-o", "-", str(path),
+        osmium, "export", "-f", "pg", "-n", "--geometry-types=point",
+        "-a", ",".join(["id", *attributes]), "--no-progress", "-o", "-", str(path),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
+    columns = ["geom", "osm_id", *(EXPORT_COLUMNS[a] for a in attributes), "tags"]
     try:
-        await driver.copy_to_table(STAGE, source=_stdout_chunks(process), format="text")
+        status = await driver.copy_to_table(
+            objects, source=_stdout_chunks(process), columns=columns, format="text", null=""
+        )
     finally:
         stderr = await process.stderr.read() if process.stderr else b""
         code = await process.wait()
     if code != 0:  # `fileinfo` read the file: the per-element path decides what is wrong
         raise NotPlain(f"osmium export: {stderr.decode(errors='replace').strip()[-300:]}")
-    copied = int(await driver.fetchval(f"SELECT count(*) FROM {STAGE}"))  # noqa: S608
+    copied = int(status.split()[-1])
     if copied != info.nodes:
         raise NotPlain(f"{info.nodes - copied} of {info.nodes} nodes are not plain visible nodes")
-    objects, history = OSMObject.__tablename__, OSMObjectHistory.__tablename__
+    fixes = [
+        f'"{EXPORT_COLUMNS[a]}" = {ZERO_MEANS[a]} WHERE "{EXPORT_COLUMNS[a]}" = 0'
+        for a in attributes
+        if a in ZERO_MEANS and a not in info.metadata_all
+    ]
+    for fix in fixes:
+        await driver.execute(f'UPDATE "{objects}" SET {fix}')  # noqa: S608
     await driver.execute(
-        f'INSERT INTO "{objects}" (id, osm_id, type, tags, geom, source_id, version, '  # noqa: S608
-        '"timestamp", changeset, "user", uid, deleted, created_at, updated_at) '
-        "SELECT $1 || lpad(to_hex(row_number() OVER ()), 12, '0'), osm_id::text, 'node', "
-        "tags, geom, $2, greatest(version, 1), "
-        "CASE WHEN ts >= '1971-01-01' THEN ts::timestamptz END, "
-        "nullif(changeset, 0), nullif(\"user\", ''), nullif(uid, 0), false, $3, $3 "
-        f"FROM {STAGE}",
-        _ordered_id_prefix(),
-        source_id,
-        now,
+        f'ALTER TABLE "{objects}" '
+        + ", ".join(
+            f'ALTER COLUMN "{c}" DROP DEFAULT' for c in defaults if c not in SERVER_DEFAULTS
+        )
+        + ", "
+        + ", ".join(f'ALTER COLUMN "{c}" SET DEFAULT {v}' for c, v in SERVER_DEFAULTS.items())
     )
+    await driver.execute("CREATE TEMP SEQUENCE osm_copy_history_ids")
+    history_ids = _id_expression("osm_copy_history_ids")
     await driver.execute(
         f'INSERT INTO "{history}" (id, object_id, action, version, tags, geom_wkb, '  # noqa: S608
         '"timestamp", changeset, "user", source_id, recorded_at) '
-        "SELECT $1 || lpad(to_hex(row_number() OVER (ORDER BY id)), 12, '0'), id, 'create', "
-        'version, tags, ST_AsBinary(geom, \'NDR\'), "timestamp", changeset, "user", '
-        f"source_id, $2 FROM \"{objects}\" WHERE type = 'node'",
-        _ordered_id_prefix(),
-        now,
+        f"SELECT {history_ids}, id, 'create', version, tags, ST_AsBinary(geom, 'NDR'), "
+        f'"timestamp", changeset, "user", source_id, {stamp} FROM "{objects}"'
     )
-    await driver.execute(f"DROP TABLE {STAGE}")
+    await driver.execute("DROP SEQUENCE osm_copy_ids, osm_copy_history_ids")
+    for constraint in _constraints():
+        await connection.execute(AddConstraint(constraint))
     return copied
