@@ -18,7 +18,7 @@ from worldbase.apps.bestiary.uploads import Limits, collect
 from worldbase.core.errors import BadInput, PayloadTooLarge
 from worldbase.settings import Settings
 
-LIMITS = Limits(max_images=10, zip_max_bytes=5 * 1024 * 1024, video_frames=6)
+LIMITS = Limits(max_images=16, zip_max_bytes=5 * 1024 * 1024, video_frames=6)
 
 
 def _files(tmp_path: Path, *items: tuple[str, bytes]) -> list[tuple[str, Path]]:
@@ -55,11 +55,13 @@ def test_images_zips_and_videos_become_jpeg_photos(tmp_path: Path) -> None:
         ("__MACOSX/photos/._a.png", b"junk"),
         ("photos/", b""),
     )
-    video = _video(tmp_path / "v.mp4", 40)
-    intake = collect(
-        _files(tmp_path, ("x.bin", png()), ("p.zip", archive), ("clip", video)), LIMITS
+    video = _video(tmp_path / "v.mp4", 40)  # long: frames are sought
+    short = _video(tmp_path / "s.mp4", 10)  # short: read through
+    files = _files(
+        tmp_path, ("x.bin", png()), ("p.zip", archive), ("clip", video), ("short", short)
     )
-    assert len(intake.images) == 1 + 2 + 6
+    intake = collect(files, LIMITS)
+    assert len(intake.images) == 1 + 2 + 6 + 6
     assert intake.source == "images+video+zip" and intake.skipped == 2
     assert all(image[:3] == b"\xff\xd8\xff" for image in intake.images)
 
@@ -69,7 +71,7 @@ def test_images_zips_and_videos_become_jpeg_photos(tmp_path: Path) -> None:
     [
         ([("a.txt", b"hello world")], BadInput, "a.txt: Not an image"),
         ([("a.png", png()), ("b.png", png())], BadInput, "Too few images: 2"),
-        ([(f"{i}.png", png(seed=i)) for i in range(11)], BadInput, "Too many images"),
+        ([(f"{i}.png", png(seed=i)) for i in range(17)], BadInput, "Too many images"),
         ([("empty.png", b"")], BadInput, "empty"),
         ([("z.zip", _zip(("../../etc/evil.png", png())))], BadInput, "outside the archive"),
         ([("z.zip", _zip(("/abs/evil.png", png())))], BadInput, "outside the archive"),

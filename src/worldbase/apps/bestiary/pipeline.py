@@ -40,6 +40,8 @@ PRESETS: dict[str, tuple[int, int, int, int]] = {
 EXHAUSTIVE_MAX_IMAGES = 100
 MIN_KEYPOINTS_PER_IMAGE = 60
 MIN_OBJECT_POINTS = 30
+TRIM_SPACINGS = 3.0  # Poisson faces farther than this many point spacings from the cloud go
+SPECK = 0.02  # mesh pieces with fewer faces than this share of the whole are dropped
 
 Report = Callable[[str, float, str], None]  # (stage, progress 0..1, log line)
 
@@ -311,7 +313,7 @@ class Surface:
         options = pycolmap.PoissonMeshingOptions()
         options.num_threads = 1
         options.depth = depth
-        options.trim = 5.0
+        options.trim = 0.0  # trimmed below by distance to the cloud (density varies a lot)
         options.color = True
         pycolmap.poisson_meshing(source, target, options)
         if not target.exists():
@@ -319,11 +321,14 @@ class Surface:
         mesh = trimesh.load(target, file_type="ply", force="mesh")
         if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
             return None
-        # Poisson closes the surface far beyond the data: crop to the cloud's box.
-        low, high = self.points.min(axis=0), self.points.max(axis=0)
-        margin = 0.05 * (high - low)
-        inside = np.all((mesh.vertices >= low - margin) & (mesh.vertices <= high + margin), axis=1)
-        mesh.update_vertices(inside)
+        # Poisson closes the surface far beyond the data: keep what lies near the points.
+        tree = cKDTree(self.points)
+        spacing, _ = tree.query(self.points, k=2)
+        reach = TRIM_SPACINGS * float(np.median(spacing[:, 1]))
+        distance, _ = tree.query(mesh.vertices, k=1)
+        near = distance <= reach
+        mesh.update_faces(near[mesh.faces].all(axis=1))
+        mesh.remove_unreferenced_vertices()
         return mesh if len(mesh.faces) else None
 
     def upright(self, mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -382,7 +387,9 @@ def _clean(mesh: trimesh.Trimesh, *, target_faces: int) -> trimesh.Trimesh:
     mesh.remove_unreferenced_vertices()
     parts = mesh.split(only_watertight=False)
     if len(parts) > 1:
-        mesh = max(parts, key=lambda part: len(part.faces))
+        total = sum(len(part.faces) for part in parts)
+        kept = [part for part in parts if len(part.faces) >= SPECK * total]
+        mesh = trimesh.util.concatenate(kept) if len(kept) > 1 else kept[0]
     if len(mesh.faces) > target_faces:
         try:
             mesh = mesh.simplify_quadric_decimation(face_count=target_faces)

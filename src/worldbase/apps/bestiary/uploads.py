@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import cv2
 from PIL import Image
@@ -147,22 +148,32 @@ def _video(path: Path, name: str, intake: Intake, limits: Limits) -> None:
             raise BadInput(f"{name}: the video cannot be decoded")
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         wanted = limits.video_frames
-        if 0 < count <= MAX_VIDEO_FRAMES_READ:
-            step = max(count / wanted, 1.0)
-            picks = {int(i * step) for i in range(min(wanted, count))}
-        else:
-            picks = set(range(wanted))  # unknown length: the first frames
         frames: list[bytes] = []
-        index = 0
-        while len(frames) < len(picks) and index < MAX_VIDEO_FRAMES_READ:
-            if not capture.grab():
-                break
-            if index in picks:
-                ok, frame = capture.retrieve()
-                if ok and frame is not None and frame.size:
-                    rgb_frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                    frames.append(_encode(Image.fromarray(rgb_frame)))
-            index += 1
+
+        def keep(frame: Any) -> None:
+            if frame is not None and frame.size:
+                frames.append(_encode(Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))))
+
+        if count > 4 * wanted:
+            # A long video: seek to each pick instead of decoding every frame in between.
+            for i in range(wanted):
+                capture.set(cv2.CAP_PROP_POS_FRAMES, int(i * count / wanted))
+                ok, frame = capture.read()
+                if ok:
+                    keep(frame)
+        else:
+            # Short, or of unknown length: read through, keeping evenly spaced frames.
+            step = max(count / wanted, 1.0) if count > 0 else 1.0
+            picks = {int(i * step) for i in range(wanted)}
+            index = 0
+            while len(frames) < wanted and index < MAX_VIDEO_FRAMES_READ:
+                if not capture.grab():
+                    break
+                if index in picks:
+                    ok, frame = capture.retrieve()
+                    if ok:
+                        keep(frame)
+                index += 1
     finally:
         capture.release()
     if not frames:
