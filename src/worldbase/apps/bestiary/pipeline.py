@@ -389,7 +389,9 @@ def _clean(mesh: trimesh.Trimesh, *, target_faces: int) -> trimesh.Trimesh:
     if len(parts) > 1:
         total = sum(len(part.faces) for part in parts)
         kept = [part for part in parts if len(part.faces) >= SPECK * total]
-        mesh = trimesh.util.concatenate(kept) if len(kept) > 1 else kept[0]
+        joined = trimesh.util.concatenate(kept) if len(kept) > 1 else kept[0]
+        if isinstance(joined, trimesh.Trimesh):
+            mesh = joined
     if len(mesh.faces) > target_faces:
         try:
             mesh = mesh.simplify_quadric_decimation(face_count=target_faces)
