@@ -6,11 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from worldbase.apps.habitats import service
+from worldbase.apps.habitats import service, tile_state
 from worldbase.apps.habitats.dependencies import HabitatDep
 from worldbase.apps.habitats.schemas import HabitatCreate, HabitatPage, HabitatRead, HabitatUpdate
 from worldbase.core.auth import AdminUser
 from worldbase.core.db import Session
+from worldbase.core.services import CacheDep
 
 router = APIRouter()
 
@@ -51,9 +52,10 @@ async def list_habitats(
     "or geometry.",
 )
 async def create_habitat(
-    request: Request, body: HabitatCreate, session: Session, _: AdminUser
+    request: Request, body: HabitatCreate, session: Session, cache: CacheDep, _: AdminUser
 ) -> dict[str, Any]:
     habitat = await service.create(session, values=body.model_dump())
+    await tile_state.forget(cache)
     return service.as_dict(habitat, base_url=base_url(request))
 
 
@@ -64,17 +66,27 @@ async def get_habitat(request: Request, habitat: HabitatDep) -> dict[str, Any]:
 
 @router.put("/habitats/{id}", response_model=HabitatRead, summary="Update a habitat (admin)")
 async def update_habitat(
-    request: Request, body: HabitatUpdate, habitat: HabitatDep, session: Session, _: AdminUser
+    request: Request,
+    body: HabitatUpdate,
+    habitat: HabitatDep,
+    session: Session,
+    cache: CacheDep,
+    _: AdminUser,
 ) -> dict[str, Any]:
     habitat = await service.update(
         session, habitat=habitat, values=body.model_dump(exclude_unset=True)
     )
+    await tile_state.forget(cache, habitat_id=habitat.id)
     return service.as_dict(habitat, base_url=base_url(request))
 
 
 @router.delete(
     "/habitats/{id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a habitat (admin)"
 )
-async def delete_habitat(habitat: HabitatDep, session: Session, _: AdminUser) -> Response:
+async def delete_habitat(
+    habitat: HabitatDep, session: Session, cache: CacheDep, _: AdminUser
+) -> Response:
+    habitat_id = habitat.id
     await service.delete(session, habitat=habitat)
+    await tile_state.forget(cache, habitat_id=habitat_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

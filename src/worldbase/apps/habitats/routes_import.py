@@ -8,12 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, UploadFile, status
 
-from worldbase.apps.habitats import imports
+from worldbase.apps.habitats import imports, tile_state
 from worldbase.apps.habitats.schemas import ImportRead
 from worldbase.core.auth import AdminUser
 from worldbase.core.db import Session
 from worldbase.core.errors import BadInput, PayloadTooLarge
 from worldbase.core.http import allow_large_body
+from worldbase.core.services import CacheDep
 
 router = APIRouter()
 CHUNK = 1024 * 1024
@@ -54,6 +55,7 @@ _ERRORS = (
 )
 async def import_habitats(
     session: Session,
+    cache: CacheDep,
     _: AdminUser,
     file: Annotated[
         UploadFile,
@@ -70,6 +72,7 @@ async def import_habitats(
         path = Path(tmp) / "upload"
         await _save(file, path)
         report = await imports.import_habitats(session, path=path, filename=filename)
+    await tile_state.forget(cache)
     return report.as_dict()
 
 

@@ -13,11 +13,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from worldbase.apps.habitats import codes, service, service_tiles
-from worldbase.apps.habitats.dependencies import MAX_ID
+from worldbase.apps.habitats import codes, service_tiles, tile_state
+from worldbase.apps.habitats.dependencies import MAX_ID, TileReader
 from worldbase.apps.habitats.exceptions import HabitatNotFound
 from worldbase.apps.habitats.raster import raster_url
-from worldbase.core.auth import CurrentUser
 from worldbase.core.db import Session
 from worldbase.core.services import StorageDep
 from worldbase.geo import classified
@@ -71,7 +70,7 @@ async def _habitat_tile(
     if not 0 < habitat_id <= MAX_ID:
         raise HabitatNotFound()
     settings = _settings(request)
-    habitat = await service.tile_habitat(session, habitat_id=habitat_id)
+    habitat = await tile_state.tile_habitat(session, tiles.cache, habitat_id=habitat_id)
     url = await raster_url(settings, storage) if habitat.raster_value is not None else None
     key = service_tiles.key_for(str(habitat.id), habitat.version, url or "", z=z, x=x, y=y, fmt=fmt)
     media_type = classified.MEDIA_TYPES[fmt]
@@ -106,7 +105,7 @@ async def _all_tile(
 ) -> Response:
     validate_tile(z, x, y, max_zoom=MAX_ZOOM)
     settings = _settings(request)
-    habitats = await service.tile_habitats(session)
+    habitats = await tile_state.tile_habitats(session, tiles.cache)
     colors = service_tiles.colors_of(habitats)
     url = await raster_url(settings, storage) if colors else None
     version = service_tiles.all_version(habitats)
@@ -146,7 +145,7 @@ async def all_habitats_tile_suffixed(
     session: Session,
     storage: StorageDep,
     tiles: TileCacheDep,
-    _: CurrentUser,
+    _: TileReader,
 ) -> Response:
     return await _all_tile(request, session, storage, tiles, z=z, x=x, y=y, fmt=fmt)
 
@@ -162,7 +161,7 @@ async def all_habitats_tile(
     session: Session,
     storage: StorageDep,
     tiles: TileCacheDep,
-    _: CurrentUser,
+    _: TileReader,
     fmt: FormatQuery = None,
 ) -> Response:
     return await _all_tile(request, session, storage, tiles, z=z, x=x, y=y, fmt=fmt or "png")
@@ -184,7 +183,7 @@ async def habitat_tile_suffixed(
     session: Session,
     storage: StorageDep,
     tiles: TileCacheDep,
-    _: CurrentUser,
+    _: TileReader,
 ) -> Response:
     return await _habitat_tile(
         request, session, storage, tiles, habitat_id=id, z=z, x=x, y=y, fmt=fmt
@@ -206,7 +205,7 @@ async def habitat_tile(
     session: Session,
     storage: StorageDep,
     tiles: TileCacheDep,
-    _: CurrentUser,
+    _: TileReader,
     fmt: FormatQuery = None,
 ) -> Response:
     return await _habitat_tile(
