@@ -5,7 +5,8 @@ over lon 13-14 / lat 52-53 with metadata; 2% `amenity=cafe` with a name, 8% othe
 and a second file of N/100 ways (5 nodes each) whose nodes are only in the database.
 
 - (a) import through our path (`apps.osm.files.import_file`: the validating count pass,
-  the bulk node path, history rows) into a scratch PostGIS database `worldbase_bench_osm`
+  the bulk node path — osmium-tool's `export -f pg` into COPY when `osmium` is installed,
+  else pyosmium + binary COPY — history rows) into a scratch PostGIS database `worldbase_bench_osm`
   (created and dropped here, migrated: the table is empty, so the first-load mode, with
   every index built at the end, in the same timed call) and into SQLite (N/5 nodes);
 - (b) the anchor: a bare pyosmium read (id, tags, location) plus asyncpg
