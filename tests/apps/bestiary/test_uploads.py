@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from tests.apps.bestiary.conftest import Cast, png, stored_keys
 from tests.builders import assert_error, auth_headers, register_user
@@ -38,6 +39,13 @@ def _zip(*entries: tuple[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -
     return buffer.getvalue()
 
 
+def _jpeg_photo() -> bytes:
+    pixels = (np.random.default_rng(5).random((120, 160, 3)) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
 def _video(path: Path, frames: int) -> bytes:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
     rng = np.random.default_rng(0)
@@ -57,11 +65,18 @@ def test_images_zips_and_videos_become_jpeg_photos(tmp_path: Path) -> None:
     )
     video = _video(tmp_path / "v.mp4", 40)  # long: frames are sought
     short = _video(tmp_path / "s.mp4", 10)  # short: read through
+    camera = _jpeg_photo()
     files = _files(
-        tmp_path, ("x.bin", png()), ("p.zip", archive), ("clip", video), ("short", short)
+        tmp_path,
+        ("x.bin", png()),
+        ("p.zip", archive),
+        ("clip", video),
+        ("short", short),
+        ("IMG_1.JPG", camera),
     )
     intake = collect(files, LIMITS)
-    assert len(intake.images) == 1 + 2 + 6 + 6
+    assert len(intake.images) == 1 + 2 + 6 + 6 + 1
+    assert intake.images[-1] == camera  # a plain camera JPEG is kept as is (EXIF and all)
     assert intake.source == "images+video+zip" and intake.skipped == 2
     assert all(image[:3] == b"\xff\xd8\xff" for image in intake.images)
 
@@ -73,6 +88,7 @@ def test_images_zips_and_videos_become_jpeg_photos(tmp_path: Path) -> None:
         ([("a.png", png()), ("b.png", png())], BadInput, "Too few images: 2"),
         ([(f"{i}.png", png(seed=i)) for i in range(17)], BadInput, "Too many images"),
         ([("empty.png", b"")], BadInput, "empty"),
+        ([("cut.jpg", _jpeg_photo()[:2000])], BadInput, "cut.jpg: Not an image (corrupt JPEG)"),
         ([("z.zip", _zip(("../../etc/evil.png", png())))], BadInput, "outside the archive"),
         ([("z.zip", _zip(("/abs/evil.png", png())))], BadInput, "outside the archive"),
         ([("z.zip", _zip(("C:\\evil.png", png())))], BadInput, "outside the archive"),

@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 from PIL import Image
 
-from worldbase.apps.bestiary.images import open_image, rgb
+from worldbase.apps.bestiary.images import MAX_PIXELS, open_image, rgb
 from worldbase.core.errors import BadInput, PayloadTooLarge
 
 MIN_IMAGES = 3
@@ -59,12 +59,32 @@ def sniff(head: bytes) -> str:
     return "image"
 
 
+def photo(data: bytes) -> bytes:
+    """JPEG bytes of a photo. A camera JPEG of acceptable size is checked by decoding it at
+    1/8 scale (fast; truncation and corruption still fail) and kept as it is, EXIF focal
+    length included, which COLMAP uses; anything else is decoded and re-encoded."""
+    if data[:3] == b"\xff\xd8\xff":
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                plain = image.format == "JPEG" and image.mode in ("RGB", "L")
+                if (
+                    plain
+                    and max(image.size) <= MAX_SIDE
+                    and image.size[0] * image.size[1] <= MAX_PIXELS
+                ):
+                    image.draft("RGB", (max(image.width // 8, 1), max(image.height // 8, 1)))
+                    image.load()
+                    return data
+        except (OSError, ValueError, SyntaxError):
+            raise BadInput("Not an image (corrupt JPEG)") from None
+    return _encode(rgb(open_image(data)))
+
+
 def _jpeg(data: bytes, name: str) -> bytes:
     try:
-        image = rgb(open_image(data))
+        return photo(data)
     except BadInput as exc:
         raise BadInput(f"{name}: {exc.message}") from None
-    return _encode(image)
 
 
 def _encode(image: Image.Image) -> bytes:
@@ -132,7 +152,7 @@ def _zip(path: Path, name: str, intake: Intake, limits: Limits) -> None:
                 intake.skipped += 1
                 continue
             try:
-                intake.images.append(_encode(rgb(open_image(data))))
+                intake.images.append(photo(data))
             except BadInput:
                 intake.skipped += 1  # a readme or a thumbnail database next to the photos
                 continue
