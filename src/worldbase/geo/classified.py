@@ -83,7 +83,7 @@ class VectorLayer:
 @lru_cache(maxsize=64)
 def _palette(colors: tuple[tuple[int, RGBA], ...]) -> tuple[np.ndarray, list[RGBA]]:
     """A value -> palette index table (0 is transparent) and the palette's colours."""
-    lut = np.zeros(65536, dtype=np.uint8)
+    lut = np.zeros(65536, dtype=np.uint16)
     palette: list[RGBA] = [(0, 0, 0, 0)]
     index_of: dict[RGBA, int] = {}
     for value, color in colors:
@@ -91,8 +91,6 @@ def _palette(colors: tuple[tuple[int, RGBA], ...]) -> tuple[np.ndarray, list[RGB
             continue
         index = index_of.get(color)
         if index is None:
-            if len(palette) == 256:
-                raise ValueError("more than 255 distinct colours")
             index = index_of[color] = len(palette)
             palette.append(color)
         lut[value] = index
@@ -218,16 +216,18 @@ def render_classes(
         if painted is not None:
             vector_indices, vector_palette = painted
             palette = list(palette)
-            mapping = np.zeros(len(vector_palette), dtype=np.uint8)
+            mapping = np.zeros(len(vector_palette), dtype=np.uint16)
             for i, color in enumerate(vector_palette[1:], start=1):
-                if color not in palette and len(palette) < 256:
+                if color not in palette:
                     palette.append(color)
-                mapping[i] = palette.index(color) if color in palette else 0
+                mapping[i] = palette.index(color)
             on_top = mapping[vector_indices]
             indices = on_top if indices is None else np.where(on_top > 0, on_top, indices)
     if indices is None or not indices.any():
         return transparent_tile(fmt, tilesize)
-    return encode_indexed(indices, palette, fmt)
+    if len(palette) > 256:  # more colours than a palette image holds
+        return encode_rgba(np.asarray(palette, dtype=np.uint8)[indices], fmt)
+    return encode_indexed(indices.astype(np.uint8), palette, fmt)
 
 
 # --- Classes near a point --------------------------------------------------------------------
