@@ -157,3 +157,10 @@ def test_cli_imports_habitats_and_species(env: Path) -> None:
     bad = CliRunner().invoke(app, ["import", "habitats", str(env / "bad.csv")])
     assert bad.exit_code == 1
     assert "line 3" in bad.output and "line 4" in bad.output
+
+
+@pytest.mark.parametrize("who", ["user", "other", "anonymous", "game"])
+def test_species_upload_is_for_admins(world: World, who: str) -> None:
+    response = _upload(world, "/species/import", "s.csv", SPECIES_CSV.encode(), who)
+    assert_error(response, 401 if who == "anonymous" else 403)
+    assert world.client.get("/species").json()["total"] == 0

@@ -118,3 +118,10 @@ def test_poles_and_antimeridian(raster_world: World) -> None:
         occurrence_data=collection(square(-179.99, 0, 0.5)),
     )
     assert _info(raster_world, lon=179.99, lat=0.1)["species"] == ["Orientalis"]
+
+
+@pytest.mark.parametrize("who", ["user", "other", "admin", "game", "anonymous"])
+def test_look_ups_are_public(raster_world: World, who: str) -> None:
+    raster_world.species(occurrence_data=collection(square(9.5, 49.5)))
+    info = _info(raster_world, who, lon=10, lat=50)
+    assert info["species"] == ["Meles meles"]
