@@ -298,7 +298,7 @@ def _servers(tmp_path: Path, envs: list[dict[str, str]]) -> Iterator[list[str]]:
             urls.append(f"127.0.0.1:{port}")
         for url, proc in zip(urls, procs, strict=True):
             try:
-                wait_for_port(int(url.rsplit(":", 1)[1]), timeout=30)
+                wait_for_port(int(url.rsplit(":", 1)[1]), timeout=90)
             except TimeoutError:
                 proc.kill()
                 logs = "\n".join(p.read_text()[-2000:] for p in tmp_path.glob("server-*.log"))

@@ -172,3 +172,30 @@ def test_data_source_push_refusals(osm: OSM, client: TestClient) -> None:
     ):
         ws.receive_json()
     assert exc.value.code == 4409
+
+
+def test_batch_mode_sends_events_that_arrive_together_in_one_frame(
+    osm: OSM, client: TestClient
+) -> None:
+    source, token = osm.source()
+    with client.websocket_connect("/ws/batched") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "subscribe", "batch": "yes"})
+        assert "'batch'" in _next_event(ws)["message"]  # type: ignore[operator]
+        ws.send_json({"type": "subscribe", "types": ["node"], "batch": True})
+        assert _next_event(ws) == {
+            "type": "subscribed", "types": ["node"], "tags": [], "bbox": None, "batch": True
+        }  # fmt: skip
+        osm.push(source["id"], token, {"elements": [node(i, i, i) for i in (1, 2, 3)]})
+        frames, ids = [], []
+        while len(ids) < 3:
+            frame = _next_event(ws)
+            frames.append(frame["type"])
+            events = frame["events"] if frame["type"] == "batch" else [frame]
+            ids += [e["object"]["osm_id"] for e in events]  # type: ignore[index, union-attr, attr-defined]
+        assert sorted(ids) == ["1", "2", "3"]
+        if isinstance(client.app.state.services.hub, MemoryHub):  # type: ignore[attr-defined]
+            assert frames == ["batch"]  # published in one go, so queued together
+        # A single event still comes on its own.
+        osm.push(source["id"], token, {"elements": [node(4, 4, 4)]})
+        assert _next_event(ws)["type"] == "object.created"

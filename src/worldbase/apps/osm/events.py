@@ -65,6 +65,7 @@ class ClientFilter:
     tags: list[tuple[str, str | None]] = field(default_factory=list)
     bbox: tuple[float, float, float, float] | None = None
     active: bool = False  # nothing is sent before the first subscribe message
+    batch: bool = False  # events that arrive together go out as one frame
 
     def matches(self, event: dict[str, Any]) -> bool:
         if not self.active:

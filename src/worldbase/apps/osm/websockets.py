@@ -4,7 +4,9 @@
 with 4401). The client sends `{"type": "subscribe", "types": [...], "tags": ["k=v"],
 "bbox": [minx, miny, maxx, maxy], "snapshot": true}` (any time, again to change it) and
 gets `subscribed`, optionally a `snapshot`, then the matching `object.*` events; a
-`{"type": "ping"}` follows 20 s of silence. A client that cannot keep up is closed with
+`{"type": "ping"}` follows 20 s of silence. With `"batch": true` in the subscribe message,
+events that arrive together (one ingested batch) come as one `{"type": "batch", "events":
+[...]}` frame: the way to follow a busy feed. A client that cannot keep up is closed with
 1013 (others are unaffected).
 
 `/ws/data-source/{source_id}?token=`: the source's token (or an admin's). Each text
@@ -88,7 +90,10 @@ def parse_subscribe(message: dict[str, Any]) -> ClientFilter:
             parsed_tags.append(service.parse_tag_filter(tag))
         except DomainError as exc:
             raise ValueError(exc.message) from None
-    return ClientFilter(types=set(types), tags=parsed_tags, bbox=box, active=True)
+    batch = message.get("batch", False)
+    if not isinstance(batch, bool):
+        raise ValueError("'batch' must be true or false")
+    return ClientFilter(types=set(types), tags=parsed_tags, bbox=box, active=True, batch=batch)
 
 
 async def snapshot(session: AsyncSession, state: ClientFilter) -> dict[str, Any]:
@@ -148,12 +153,14 @@ async def object_updates(websocket: WebSocket, client_id: str, token: str | None
             await websocket.send_json({"type": "error", "message": str(exc)})
             return
         state.types, state.tags, state.bbox, state.active = new.types, new.tags, new.bbox, True
+        state.batch = new.batch
         await websocket.send_json(
             {
                 "type": "subscribed",
                 "types": sorted(state.types),
                 "tags": message.get("tags") or [],
                 "bbox": message.get("bbox"),
+                "batch": state.batch,
             }
         )
         if message.get("snapshot"):
@@ -165,6 +172,7 @@ async def object_updates(websocket: WebSocket, client_id: str, token: str | None
         cast(Subscription, FilteredSubscription(subscription, state)),
         initial={"type": "welcome", "client_id": client_id},
         on_message=on_message,
+        batch=lambda: state.batch,
     )
 
 
