@@ -352,7 +352,8 @@ def run() -> None:
         log(
             f"osm WebSocket fan-out ({WS_CLIENTS:,} subscribers, {rate} events/s, "
             f"{WS_SECONDS} s, one uvicorn worker, batch frames {WS_BATCH}): "
-            f"p99 {fan['p99']:.0f} ms, p50 {fan['p50']:.0f} ms | target p99 < 250 ms | ratio {fan['p99'] / 250:.2f}; "
+            f"p99 {fan['p99']:.0f} ms, p50 {fan['p50']:.0f} ms | target p99 < 250 ms | "
+            f"ratio {fan['p99'] / 250:.2f}; "
             f"delivered {fan['delivered']:,} of {fan['expected']:,}, {fan['closed']} clients "
             f"closed; server RSS {fan['rss_start']:.0f} -> {fan['rss_end']:.0f} MB"
         )
