@@ -4,6 +4,7 @@ conversion of uploaded GeoTIFFs to COGs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import uuid
 from pathlib import Path
@@ -12,8 +13,8 @@ from typing import Any
 from worldbase.apps.samsyn import service_upload
 from worldbase.apps.samsyn.service_import import import_file
 from worldbase.core import users
-from worldbase.core.errors import NotFound
-from worldbase.core.job_worker import JobContext, job_handler
+from worldbase.core.errors import DomainError, NotFound
+from worldbase.core.job_worker import JobCancelled, JobContext, job_handler
 
 IMPORT_KIND = "samsyn.import"
 
@@ -47,9 +48,45 @@ _CONVERT_FROM, _CONVERT_TO = 0.1, 0.8
 @job_handler(COG_KIND)
 async def convert_upload(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     """params: `upload_key` (the GeoTIFF in storage), `summary`, `bounds`, layer `values`,
-    `overview_resampling`, `user_id`. Converts to a COG, stores it and creates the layer."""
-    await ctx.progress(0.02, "reading the upload")
+    `overview_resampling`, `user_id`. Converts to a COG, stores it and creates the layer.
+
+    A failure removes the COG; a final one (bad input, cancelled) the upload too, while
+    other errors keep it for the retry."""
     key = service_upload.cog_key()
+    try:
+        size = await _convert(ctx, params, key)
+        async with ctx.db.sessionmaker() as session:
+            user = await users.get(session, user_id=uuid.UUID(params["user_id"]))
+            if user is None:
+                raise NotFound("The uploading user no longer exists")
+            await ctx.progress(0.95, "creating the layer")
+            layer = await service_upload.create_layer(
+                session,
+                user=user,
+                key=key,
+                summary=params["summary"] | {"filename": params.get("filename")},
+                bounds=params["bounds"],
+                values=params["values"],
+            )
+    except (DomainError, JobCancelled):
+        await _forget(ctx, key, params["upload_key"])
+        raise
+    except BaseException:
+        await _forget(ctx, key)
+        raise
+    await _forget(ctx, params["upload_key"])
+    return {"layer_id": str(layer.id), "cog_url": f"storage://{key}", "cog_bytes": size}
+
+
+async def _forget(ctx: JobContext, *keys: str) -> None:
+    for key in keys:
+        with contextlib.suppress(NotFound):
+            await ctx.storage.delete(key)
+
+
+async def _convert(ctx: JobContext, params: dict[str, Any], key: str) -> int:
+    """The COG of the upload, stored under `key`; its size. Progress 0.02 to 0.85."""
+    await ctx.progress(0.02, "reading the upload")
     with tempfile.TemporaryDirectory(prefix="samsyn-cog-") as tmp:
         source, target = Path(tmp) / "upload.tif", Path(tmp) / "cog.tif"
         await service_upload.fetch(ctx.storage, params["upload_key"], source)
@@ -76,22 +113,4 @@ async def convert_upload(ctx: JobContext, params: dict[str, Any]) -> dict[str, A
         size = target.stat().st_size
         await ctx.progress(_CONVERT_TO + 0.05, "storing the COG")
         await service_upload.store(ctx.storage, target, key)
-    try:
-        async with ctx.db.sessionmaker() as session:
-            user = await users.get(session, user_id=uuid.UUID(params["user_id"]))
-            if user is None:
-                raise NotFound("The uploading user no longer exists")
-            await ctx.progress(0.95, "creating the layer")
-            layer = await service_upload.create_layer(
-                session,
-                user=user,
-                key=key,
-                summary=params["summary"] | {"filename": params.get("filename")},
-                bounds=params["bounds"],
-                values=params["values"],
-            )
-    except BaseException:
-        await ctx.storage.delete(key)
-        raise
-    await ctx.storage.delete(params["upload_key"])
-    return {"layer_id": str(layer.id), "cog_url": f"storage://{key}", "cog_bytes": size}
+    return size

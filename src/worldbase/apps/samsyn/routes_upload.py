@@ -91,6 +91,7 @@ async def upload_layer(
     params = _json_object(tile_params, "tile_params")
     if params:
         values["source_config"] = {"tileParams": params}
+    service_upload.check_values(values)
     storage = services.storage
     with tempfile.TemporaryDirectory(prefix="samsyn-upload-") as tmp:
         path = Path(tmp) / "upload.tif"

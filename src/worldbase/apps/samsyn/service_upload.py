@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from worldbase.apps.samsyn import service_layers
-from worldbase.apps.samsyn.models import Layer
+from worldbase.apps.samsyn.models import Layer, SourceType
+from worldbase.apps.samsyn.source_config import validate_source_config
 from worldbase.core.errors import BadInput, PayloadTooLarge
 from worldbase.core.models import User
 from worldbase.core.storage import Storage
@@ -209,26 +210,39 @@ def convert_sync(
     report: Callable[[float], None] | None = None,
 ) -> None:
     """`source` as a COG at `target` (blocking)."""
+    from rasterio.errors import RasterioError
     from rio_cogeo.cogeo import cog_translate, cog_validate
     from rio_cogeo.profiles import cog_profiles
 
     profile = dict(cog_profiles.get("deflate"))
     profile.update(predictor=_predictor(dtype), BIGTIFF="IF_SAFER")
     progress = _ProgressOut(report) if report is not None else None
-    cog_translate(
-        str(source),
-        str(target),
-        profile,
-        overview_resampling=overview_resampling,  # type: ignore[arg-type]
-        web_optimized=False,
-        in_memory=False,
-        quiet=progress is None,
-        progress_out=progress,  # type: ignore[arg-type]
-        config={"GDAL_NUM_THREADS": "ALL_CPUS", "GDAL_TIFF_OVR_BLOCKSIZE": "512"},
-    )
+    try:
+        cog_translate(
+            str(source),
+            str(target),
+            profile,
+            overview_resampling=overview_resampling,  # type: ignore[arg-type]
+            web_optimized=False,
+            in_memory=False,
+            quiet=progress is None,
+            progress_out=progress,  # type: ignore[arg-type]
+            config={"GDAL_NUM_THREADS": "ALL_CPUS", "GDAL_TIFF_OVR_BLOCKSIZE": "512"},
+        )
+    except RasterioError as exc:  # the file itself: retrying cannot help
+        raise BadInput(f"The GeoTIFF could not be converted: {_reason(exc)}") from None
     valid, errors, _ = cog_validate(str(target), quiet=True)
     if not valid:
         raise RuntimeError(f"rio-cogeo produced an invalid COG: {errors}")
+
+
+def check_values(values: dict[str, Any]) -> None:
+    """422 now, not in the job, for a `source_config` the layer could not be created with."""
+    sample = (values.get("source_config") or {}) | {
+        "delivery": "tiles",
+        "cogUrl": f"{STORAGE_SCHEME}{COG_PREFIX}/check.tif",
+    }
+    validate_source_config(SourceType.geotiff, sample)
 
 
 def cog_key() -> str:
