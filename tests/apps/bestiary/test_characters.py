@@ -153,3 +153,15 @@ def test_models_of_any_format_are_stored_as_glb(cast: Cast, file_type: str) -> N
     assert model.status_code == 200 and model.headers["content-type"] == "model/gltf-binary"
     scene = trimesh.load(io.BytesIO(model.content), file_type="glb", force="scene")
     assert sorted(scene.extents.round(3)) == [0.5, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("who", CALLERS)
+def test_anyone_gets_a_portrait_and_a_model(cast: Cast, who: str) -> None:
+    character = cast.with_model()
+    url = f"/api/characters/{character['id']}"
+    cast.client.put(f"{url}/image", files={"file": ("p", png())}, headers=cast.as_("admin"))
+    headers = cast.as_(who)
+    for path, kind in (("/model", "model/gltf-binary"), ("/image", "image/webp")):
+        response = cast.client.get(url + path, headers=headers)
+        assert response.status_code == 200 and response.headers["content-type"] == kind
+    assert_error(cast.client.get("/api/characters/999999/model", headers=headers), 404)

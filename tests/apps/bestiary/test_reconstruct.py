@@ -222,3 +222,31 @@ def test_events_stream_the_job_to_its_owner(cast: Cast, client: TestClient) -> N
     admin = cast.tokens["admin"]
     with client.websocket_connect(f"/api/reconstruct/{job_id}/events?token={admin}") as ws:
         assert ws.receive_json()["status"] == "failed"
+
+
+@pytest.mark.parametrize("who", CALLERS)
+def test_uploads_are_processed_and_deleted_by_their_owner_or_an_admin(cast: Cast, who: str) -> None:
+    upload_id = upload(cast, [_plain(50 + 40 * i) for i in range(3)])
+    client, headers = cast.client, cast.as_(who)
+    process = client.post(
+        "/api/reconstruct/process", json={"upload_id": upload_id}, headers=headers
+    )
+    if who in ("owner", "admin"):
+        assert process.status_code == 202, process.text
+        job_id = process.json()["job_id"]
+        busy = client.delete(f"/api/reconstruct/upload/{upload_id}", headers=headers)
+        if busy.status_code == 409:  # the job has not failed yet
+            wait_for(client, f"/api/reconstruct/status/{job_id}", headers)
+            busy = client.delete(f"/api/reconstruct/upload/{upload_id}", headers=headers)
+        assert busy.status_code == 204, busy.text
+        assert stored_keys(client, f"bestiary/uploads/{upload_id}/") == []
+        # The job stays readable by its owner (the one who started it) without its upload.
+        status = client.get(f"/api/reconstruct/status/{job_id}", headers=headers).json()
+        assert status["upload_id"] is None
+        gone = client.delete(f"/api/reconstruct/upload/{upload_id}", headers=headers)
+        assert_error(gone, 404)
+        return
+    code = 401 if who == "anonymous" else 404
+    assert_error(process, code)
+    assert_error(client.delete(f"/api/reconstruct/upload/{upload_id}", headers=headers), code)
+    assert len(stored_keys(client, f"bestiary/uploads/{upload_id}/")) == 3

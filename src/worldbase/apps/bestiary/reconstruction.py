@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import delete as sql_delete
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -84,6 +85,24 @@ async def get_upload_or_raise(
     if upload is None or not (user.is_admin or upload.owner_id == user.id):
         raise NotFound("Upload not found")
     return upload
+
+
+async def delete_upload(
+    session: AsyncSession, storage: Storage, *, upload: ReconstructionUpload
+) -> None:
+    """The photos and the row; refused while a job of this upload is queued or running."""
+    busy = await session.scalar(
+        select(func.count(Job.id))
+        .join(ReconstructionJob, ReconstructionJob.id == Job.id)
+        .where(ReconstructionJob.upload_id == upload.id)
+        .where(Job.status.in_([JobStatus.queued, JobStatus.running]))
+    )
+    if busy:
+        raise Conflict("A reconstruction of this upload is still running; cancel it first")
+    keys = await upload_keys(storage, upload_id=upload.id)
+    await session.delete(upload)
+    await session.commit()
+    await _delete_keys(storage, keys)
 
 
 async def ensure_row(

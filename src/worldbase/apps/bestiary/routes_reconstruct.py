@@ -106,6 +106,19 @@ async def upload_photos(
     )
 
 
+@router.delete(
+    "/api/reconstruct/upload/{upload_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete an upload's photos (finished jobs keep their results; 409 while one runs)",
+)
+async def delete_upload(
+    upload_id: uuid.UUID, session: Session, user: CurrentUser, storage: StorageDep
+) -> Response:
+    upload = await reconstruction.get_upload_or_raise(session, upload_id=upload_id, user=user)
+    await reconstruction.delete_upload(session, storage, upload=upload)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.post(
     "/api/reconstruct/process",
     response_model=ReconstructQueued,
