@@ -65,7 +65,7 @@ def make_raster() -> None:
     from rasterio.enums import Resampling
 
     from worldbase.apps.habitats.seed import DEMO_CLASSES
-    from worldbase.geo.classified import write_classified_cog
+    from worldbase.geo.synthetic import write_classified_cog
 
     started = time.perf_counter()
     write_classified_cog(

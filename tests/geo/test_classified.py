@@ -15,6 +15,7 @@ from rio_tiler.io import Reader
 from shapely.geometry import box
 
 from worldbase.geo import classified
+from worldbase.geo.synthetic import write_classified_cog
 from worldbase.geo.tiles import lonlat_to_tile
 
 
@@ -105,9 +106,7 @@ def test_vectors_on_top_and_many_colours(halves: Path) -> None:
 
 def test_synthetic_cog_has_every_class_and_overviews(tmp_path: Path) -> None:
     classes = [104, 201, 505, 1401]
-    path = classified.write_classified_cog(
-        tmp_path / "s.tif", width=1024, height=512, classes=classes, seed=1
-    )
+    path = write_classified_cog(tmp_path / "s.tif", width=1024, height=512, classes=classes, seed=1)
     with rasterio.open(path) as dataset:
         assert dataset.overviews(1) and dataset.dtypes[0] == "uint16" and dataset.nodata == 0
         values = set(np.unique(dataset.read(1)).tolist())

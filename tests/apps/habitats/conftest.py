@@ -140,7 +140,7 @@ def collection(*features: dict[str, Any]) -> dict[str, Any]:
 def small_cog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1024 x 512 global classified COG (classes of the demo world)."""
     from worldbase.apps.habitats.seed import DEMO_CLASSES
-    from worldbase.geo.classified import write_classified_cog
+    from worldbase.geo.synthetic import write_classified_cog
 
     path = tmp_path_factory.mktemp("cog") / "habitats.tif"
     return write_classified_cog(

@@ -21,7 +21,7 @@ console = Console(stderr=True)
 
 
 def _run(kind: str, file: Path) -> None:
-    from worldbase.apps.habitats import imports
+    from worldbase.apps.habitats import imports, imports_species
     from worldbase.core.db import Database
     from worldbase.core.errors import DomainError
     from worldbase.core.migrate import upgrade_head
@@ -29,7 +29,7 @@ def _run(kind: str, file: Path) -> None:
     settings = get_settings()
     if settings.is_sqlite:
         upgrade_head(settings)
-    run_import = imports.import_habitats if kind == "habitats" else imports.import_species
+    run_import = imports.import_habitats if kind == "habitats" else imports_species.import_species
 
     async def run() -> imports.ImportReport:
         db = Database(settings, pooled=False)

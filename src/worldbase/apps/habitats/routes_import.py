@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, UploadFile, status
 
-from worldbase.apps.habitats import imports, tile_state
+from worldbase.apps.habitats import imports, imports_species, tile_state
 from worldbase.apps.habitats.schemas import ImportRead
 from worldbase.core.auth import AdminUser
 from worldbase.core.db import Session
@@ -104,5 +104,5 @@ async def import_species(
     with tempfile.TemporaryDirectory(prefix="species-upload-") as tmp:
         path = Path(tmp) / "upload"
         await _save(file, path)
-        report = await imports.import_species(session, path=path, filename=filename)
+        report = await imports_species.import_species(session, path=path, filename=filename)
     return report.as_dict()

@@ -67,7 +67,7 @@ DEMO_SPECIES: list[
 
 
 async def _write_raster(settings: Settings) -> str:
-    from worldbase.geo.classified import write_classified_cog
+    from worldbase.geo.synthetic import write_classified_cog
 
     storage = create_storage(settings)
     try:
