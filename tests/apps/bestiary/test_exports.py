@@ -6,6 +6,7 @@ import io
 import json
 import zipfile
 
+import numpy as np
 import pytest
 import trimesh
 
@@ -104,3 +105,18 @@ def test_bad_export_requests(cast: Cast) -> None:
     assert_error(client.get("/api/export/999999"), 404)
     assert_error(client.get("/api/export/status/999999"), 404)
     assert_error(client.get("/api/export/status/abc"), 422)
+
+
+def test_obj_of_a_vertex_coloured_model_keeps_its_colours() -> None:
+    from worldbase.apps.bestiary import meshes
+    from worldbase.apps.bestiary.seed import BESTIARY
+
+    glb = BESTIARY[0][1]()
+    archive = zipfile.ZipFile(io.BytesIO(meshes.convert(glb, "obj", name="troll").data))
+    assert sorted(archive.namelist()) == ["troll.mtl", "troll.obj"]
+    text = archive.read("troll.obj").decode()
+    first_vertex = next(line for line in text.splitlines() if line.startswith("v "))
+    assert len(first_vertex.split()) == 7  # x y z r g b
+    original = trimesh.load(io.BytesIO(glb), file_type="glb", force="mesh")
+    back = trimesh.load(io.BytesIO(text.encode()), file_type="obj", force="mesh")
+    assert np.allclose(back.extents, original.extents, atol=1e-5)

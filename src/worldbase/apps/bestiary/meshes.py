@@ -113,6 +113,51 @@ def _bytes(value: Any) -> bytes:
     return value.encode() if isinstance(value, str) else bytes(value)
 
 
+def obj_files(mesh: trimesh.Trimesh, name: str) -> dict[str, bytes]:
+    """OBJ + MTL (+ PNG texture). Written with one %-format per section: about 4x faster
+    than trimesh's exporter on 100k triangles, which is most of an OBJ export's time."""
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    faces = np.asarray(mesh.faces, dtype=np.int64) + 1
+    lines = [f"# {len(vertices)} vertices, {len(faces)} triangles\n", f"mtllib {name}.mtl\n"]
+    files: dict[str, bytes] = {}
+    mtl = [f"newmtl {name}\n", "Ka 1 1 1\n", "Ks 0 0 0\n", "d 1\n", "illum 1\n"]
+    visual: Any = mesh.visual
+    uv: Any = getattr(visual, "uv", None)
+    textured = isinstance(visual, trimesh.visual.TextureVisuals) and uv is not None
+    if textured and len(uv) == len(vertices):
+        simple = visual.material.to_simple()
+        diffuse = np.asarray(simple.diffuse, dtype=np.float64)[:3] / 255.0
+        mtl.append("Kd {:.4f} {:.4f} {:.4f}\n".format(*diffuse))
+        if simple.image is not None:
+            image = io.BytesIO()
+            simple.image.save(image, "PNG")
+            files[f"{name}.png"] = image.getvalue()
+            mtl.append(f"map_Kd {name}.png\n")
+    else:
+        textured = False
+        mtl.append("Kd 0.8 0.8 0.8\n")
+    lines.append(f"usemtl {name}\n")
+    colors = getattr(visual, "vertex_colors", None) if not textured else None
+    if colors is not None and len(colors) == len(vertices) and visual.kind == "vertex":
+        rgb = np.asarray(colors, dtype=np.float64)[:, :3] / 255.0
+        lines.append(
+            ("v %.6f %.6f %.6f %.4f %.4f %.4f\n" * len(vertices))
+            % tuple(np.hstack([vertices, rgb]).ravel().tolist())
+        )
+    else:
+        lines.append(("v %.6f %.6f %.6f\n" * len(vertices)) % tuple(vertices.ravel().tolist()))
+    if textured:
+        coords = np.asarray(uv, dtype=np.float64)[:, :2]
+        lines.append(("vt %.6f %.6f\n" * len(coords)) % tuple(coords.ravel().tolist()))
+        pairs = np.repeat(faces, 2, axis=1)
+        lines.append(("f %d/%d %d/%d %d/%d\n" * len(faces)) % tuple(pairs.ravel().tolist()))
+    else:
+        lines.append(("f %d %d %d\n" * len(faces)) % tuple(faces.ravel().tolist()))
+    files[f"{name}.obj"] = "".join(lines).encode()
+    files[f"{name}.mtl"] = "".join(mtl).encode()
+    return files
+
+
 def convert(glb: bytes, fmt: str, *, name: str = "model") -> MeshFile:
     """Stored GLB -> one export file (OBJ as a zip with its MTL and texture)."""
     scene = load_scene(glb)
@@ -127,16 +172,9 @@ def convert(glb: bytes, fmt: str, *, name: str = "model") -> MeshFile:
     if fmt == "stl":
         return MeshFile(_bytes(mesh.export(file_type="stl")), "model/stl", "stl")
     if fmt == "obj":
-        mtl = f"{name}.mtl"
-        # 6 decimals (a micrometre on a metre-sized model) and fast deflate: OBJ is text,
-        # and formatting plus compressing 100k triangles is most of an export's time.
-        text, extras = trimesh.exchange.obj.export_obj(
-            mesh, include_texture=True, return_texture=True, mtl_name=mtl, digits=6
-        )
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-            archive.writestr(f"{name}.obj", text)
-            for filename, content in extras.items():
+            for filename, content in obj_files(mesh, name).items():
                 archive.writestr(filename, content)
         return MeshFile(buffer.getvalue(), "application/zip", "zip")
     raise BadInput(f"Unknown format {fmt!r}: use obj, ply, stl, gltf or glb")
