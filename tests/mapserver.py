@@ -8,7 +8,7 @@ of the time step, NE green, SW yellow, SE blue) and has a TIME dimension with tw
 Paths: `/wms` (MapServer), `/slow` (answers after `SLOW_SECONDS`), `/error` (HTTP 500),
 `/exception` (a ServiceException XML with status 200), `/html` (a text page),
 `/redirect?to=URL` (302, keeping the rest of the query), `/loop` (302 to itself), `/big`
-(an image larger than any sane tile).
+(an image larger than any sane tile), `/drip` (an image a byte every 0.1 s).
 """
 
 from __future__ import annotations
@@ -178,10 +178,25 @@ def _handler(
                 self._send(302, b"", "text/plain", Location=f"{target}?{rest}")
             elif parts.path == "/loop":
                 self._send(302, b"", "text/plain", Location="/loop")
+            elif parts.path == "/drip":
+                self._drip()
             elif parts.path == "/big":
                 self._send(200, b"\x89PNG" + b"\0" * (20 * 1024 * 1024), "image/png")
             else:
                 self._send(404, b"not here", "text/plain")
+
+        def _drip(self) -> None:
+            # A byte every 0.1 s: never idle long enough for a read timeout.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", "600")
+                self.end_headers()
+                for _ in range(600):
+                    if stop.wait(0.1):
+                        return
+                    self.wfile.write(b"\0")
+                    self.wfile.flush()
 
         def _mapserver(self, query: str) -> None:
             env = {

@@ -149,6 +149,8 @@ async def test_upstream_failures_are_502_or_504(
     with pytest.raises(UpstreamTimeout) as timeout:
         await tile(f"{base}/slow", timeout=0.3)
     assert timeout.value.status_code == 504 and timeout.value.detail["reason"] == "timeout"
+    with pytest.raises(UpstreamTimeout):  # each byte in time, the whole answer not
+        await tile(f"{base}/drip", timeout=0.3)
     with pytest.raises(UpstreamError) as error:
         await tile(f"{base}/error")
     assert "500" in error.value.message and "Internal failure" in error.value.message

@@ -217,8 +217,25 @@ def _detail(url: str, **values: Any) -> dict[str, Any]:
 async def fetch(
     client: httpx.AsyncClient, url: str, *, check_url: UrlCheck, limits: WmsLimits | None = None
 ) -> tuple[bytes, str]:
-    """GET `url` (redirects checked hop by hop); (body, media type) of a 2xx answer."""
+    """GET `url` (redirects checked hop by hop); (body, media type) of a 2xx answer.
+
+    `limits.timeout` bounds each connect and read; the whole exchange, redirects included,
+    gets twice that (a server dripping bytes cannot hold a request for long).
+    """
     limits = limits or WmsLimits()
+    try:
+        async with asyncio.timeout(2 * limits.timeout):
+            return await _fetch(client, url, check_url=check_url, limits=limits)
+    except TimeoutError:
+        raise UpstreamTimeout(
+            f"The WMS did not finish answering within {2 * limits.timeout:g} s",
+            detail=_detail(url, reason="timeout"),
+        ) from None
+
+
+async def _fetch(
+    client: httpx.AsyncClient, url: str, *, check_url: UrlCheck, limits: WmsLimits
+) -> tuple[bytes, str]:
     timeout = httpx.Timeout(limits.timeout)
     for _ in range(limits.max_redirects + 1):
         check_url(url)
