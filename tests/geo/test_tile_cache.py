@@ -127,3 +127,18 @@ async def test_memory_only_cache(make_settings: Callable[..., Settings]) -> None
     finally:
         await cache.clear()
         await cache.close()
+
+
+async def test_second_hit_admission(tiles: TileCache) -> None:
+    async def render() -> bytes:
+        return b"seen-twice"
+
+    k = key(layer_id="second-hit")
+    await tiles.get_or_render(k, media_type="image/png", render=render, persist="second-hit")
+    await flush_pending()
+    assert tiles.storage is not None
+    assert not await tiles.storage.exists(k.storage_key)  # seen once: tier 1 only
+    hit = await tiles.get_or_render(k, media_type="image/png", render=render, persist="second-hit")
+    assert hit.hit == "memory"
+    await flush_pending()
+    assert await tiles.storage.get(k.storage_key) == b"seen-twice"

@@ -36,7 +36,7 @@ import morecantile
 import numpy
 from rasterio.errors import RasterioError, RasterioIOError
 from rio_tiler.colormap import apply_cmap
-from rio_tiler.constants import WGS84_CRS
+from rio_tiler.constants import WEB_MERCATOR_TMS, WGS84_CRS
 from rio_tiler.errors import (
     InvalidBandName,
     InvalidColorFormat,
@@ -132,10 +132,11 @@ class ReaderPool:
         self.max_sources = max_sources
         self.max_idle = max_idle
         self._lock = threading.Lock()
-        self._idle: OrderedDict[str, list[Reader]] = OrderedDict()
+        # Keyed by (source, TileMatrixSet id): a reader is bound to its TMS.
+        self._idle: OrderedDict[tuple[str, str], list[Reader]] = OrderedDict()
         self._final_url: dict[str, str] = {}
 
-    def _take(self, key: str) -> Reader | None:
+    def _take(self, key: tuple[str, str]) -> Reader | None:
         with self._lock:
             idle = self._idle.get(key)
             if idle is None:
@@ -143,7 +144,7 @@ class ReaderPool:
             self._idle.move_to_end(key)
             return idle.pop() if idle else None
 
-    def _give_back(self, key: str, reader: Reader) -> None:
+    def _give_back(self, key: tuple[str, str], reader: Reader) -> None:
         evicted: list[Reader] = []
         with self._lock:
             idle = self._idle.setdefault(key, [])
@@ -154,24 +155,28 @@ class ReaderPool:
                 evicted.append(reader)
             while len(self._idle) > self.max_sources:
                 old_key, old = self._idle.popitem(last=False)
-                self._final_url.pop(old_key, None)
+                self._final_url.pop(old_key[0], None)
                 evicted.extend(old)
         for item in evicted:
             _close(item)
 
-    def _open(self, key: str, settings: Settings) -> Reader:
-        target = self._final_url.get(key)
+    def _open(self, source: str, settings: Settings, tms: morecantile.TileMatrixSet) -> Reader:
+        target = self._final_url.get(source)
         if target is None:
-            target = check_redirects(key, settings)
+            target = check_redirects(source, settings)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            reader = Reader(_gdal_path(target))
-        self._final_url[key] = target
+            reader = Reader(_gdal_path(target), tms=tms)
+        self._final_url[source] = target
         return reader
 
     @contextlib.contextmanager
-    def reader(self, key: str, settings: Settings) -> Iterator[Reader]:
-        reader = self._take(key) or self._open(key, settings)
+    def reader(
+        self, source: str, settings: Settings, tms: morecantile.TileMatrixSet | None = None
+    ) -> Iterator[Reader]:
+        tms = tms or WEB_MERCATOR_TMS
+        key = (source, str(tms.id))
+        reader = self._take(key) or self._open(source, settings, tms)
         ok = False
         try:
             yield reader
@@ -182,10 +187,11 @@ class ReaderPool:
             else:
                 _close(reader)
 
-    def forget(self, key: str) -> None:
+    def forget(self, source: str) -> None:
         with self._lock:
-            idle = self._idle.pop(key, [])
-            self._final_url.pop(key, None)
+            keys = [key for key in self._idle if key[0] == source]
+            idle = [r for key in keys for r in self._idle.pop(key)]
+            self._final_url.pop(source, None)
         for item in idle:
             _close(item)
 
@@ -253,10 +259,15 @@ def _count(reader: Reader) -> int:
     return int(dataset.count)
 
 
-def _run_guarded(source: str, settings: Settings, fn: Callable[[Reader], T]) -> T:
+def _run_guarded(
+    source: str,
+    settings: Settings,
+    fn: Callable[[Reader], T],
+    tms: morecantile.TileMatrixSet | None = None,
+) -> T:
     """Run `fn` with a pooled reader for `source` (already allow-listed and resolved)."""
     try:
-        with gdal_env(settings), READERS.reader(source, settings) as reader:
+        with gdal_env(settings), READERS.reader(source, settings, tms) as reader:
             return fn(reader)
     except (InvalidBandName, InvalidExpression, MissingBands) as exc:
         raise BadInput(f"Invalid bands or expression: {exc}") from None
@@ -354,14 +365,23 @@ def media_type(fmt: str) -> str:
 # --- Tile matrix sets ------------------------------------------------------------------------
 
 
+_TMS: dict[str, morecantile.TileMatrixSet] = {DEFAULT_TMS: WEB_MERCATOR_TMS}
+
+
 def tms_or_raise(name: str) -> morecantile.TileMatrixSet:
+    """The TileMatrixSet by id, one object per id (readers in the pool are bound to it)."""
+    found = _TMS.get(name)
+    if found is not None:
+        return found
     try:
-        return morecantile.tms.get(name)
+        found = morecantile.tms.get(name)
     except Exception:
         raise NotFound(
             f"Unknown TileMatrixSet {name!r}",
             detail={"known": sorted(morecantile.tms.list())},
         ) from None
+    _TMS[name] = found
+    return found
 
 
 def validate_tms_tile(tms: morecantile.TileMatrixSet, z: int, x: int, y: int) -> None:
@@ -405,8 +425,6 @@ def _tile_sync(
     scale: int,
 ) -> bytes:
     check_bands(params, _count(reader))
-    if tms is not reader.tms:
-        reader = Reader(None, dataset=reader.dataset, tms=tms)
     if not reader.tile_exists(x, y, z):
         return b""
     size = (params.tilesize or tms.matrix(z).tileWidth) * scale
@@ -439,7 +457,7 @@ async def tile(
         raise BadInput("Tile scale must be 1 to 4 (e.g. @2x)")
     source = resolve_source(url, settings)
     fn = partial(_tile_sync, tms=matrix_set, z=z, x=x, y=y, params=params, fmt=fmt, scale=scale)
-    content = await _run(lambda: _run_guarded(source, settings, fn))
+    content = await _run(lambda: _run_guarded(source, settings, fn, matrix_set))
     return Rendered(content, kind)
 
 
@@ -581,8 +599,6 @@ def _tilejson_sync(
 ) -> dict[str, Any]:
     if params is not None:
         check_bands(params, _count(reader))
-    if tms is not reader.tms:
-        reader = Reader(None, dataset=reader.dataset, tms=tms)
     west, south, east, north = reader.get_geographic_bounds(tms.rasterio_geographic_crs)
     return {
         "bounds": [west, south, east, north],
@@ -606,7 +622,7 @@ async def tilejson(
     source = resolve_source(url, settings)
     extent = await _run(
         lambda: _run_guarded(
-            source, settings, partial(_tilejson_sync, tms=matrix_set, params=params)
+            source, settings, partial(_tilejson_sync, tms=matrix_set, params=params), matrix_set
         )
     )
     west, south, east, north = extent["bounds"]

@@ -9,6 +9,7 @@ layer (or source) id, the layer's config version, every render parameter, the ti
 set, z/x/y, scale and format — so a changed layer config simply uses new keys. The ETag is
 derived from the same parts, so `If-None-Match` can be answered before any lookup.
 Empty tiles (outside a raster) are cached too, as empty bytes (routes answer 204).
+With `persist="second-hit"` a tile reaches tier 2 only when asked for a second time.
 
     cache = TileCache(cache=services.cache, storage=services.storage)
     key = cache.key(namespace="samsyn", layer_id=str(layer.id), version=version,
@@ -22,6 +23,7 @@ import asyncio
 import hashlib
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -42,6 +44,9 @@ MEMORY_TTL = 24 * 3600
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 # Background writes to tier 2: strong references so tasks are not collected mid-flight.
 _PENDING: set[asyncio.Task[None]] = set()
+# Keys this process already wrote to tier 2 on a second hit (bounded, oldest dropped).
+_PERSISTED: OrderedDict[str, None] = OrderedDict()
+MAX_PERSISTED = 100_000
 
 
 def _segment(text: str) -> str:
@@ -143,19 +148,44 @@ class TileCache:
             log.warning("tile storage write failed", extra={"key": key.storage_key}, exc_info=True)
 
     async def get_or_render(
-        self, key: TileKey, *, media_type: str, render: Callable[[], Awaitable[bytes]]
+        self,
+        key: TileKey,
+        *,
+        media_type: str,
+        render: Callable[[], Awaitable[bytes]],
+        persist: str = "always",
     ) -> CachedTile:
+        """The cached tile, or `render()` cached now. `persist="second-hit"` writes a tile
+        to tier 2 only when it is asked for again (from tier 1): most tiles of a dynamic
+        layer are seen once, and writing each costs more than rendering it again."""
         found = await self.get(key)
         if found is not None:
+            if persist == "second-hit" and found[1] == "memory":
+                self._persist_once(key, found[0], media_type)
             return CachedTile(found[0], media_type, key.etag, found[1])
         content = await render()
-        await self.set(key, content, media_type=media_type)
+        if persist == "second-hit":
+            await self.cache.set(key.memory_key, content, ttl=self.memory_ttl)
+        else:
+            await self.set(key, content, media_type=media_type)
         return CachedTile(content, media_type, key.etag, None)
+
+    def _persist_once(self, key: TileKey, content: bytes, media_type: str) -> None:
+        if self.storage is None or key.storage_key in _PERSISTED:
+            return
+        _PERSISTED[key.storage_key] = None
+        while len(_PERSISTED) > MAX_PERSISTED:
+            _PERSISTED.popitem(last=False)
+        task = asyncio.create_task(self._persist(key, content, media_type))
+        _PENDING.add(task)
+        task.add_done_callback(_PENDING.discard)
 
     async def invalidate(self, *, namespace: str, layer_id: str) -> int:
         """Drop every cached tile of a layer, all versions (both tiers); returns tier-2 count."""
         prefix = f"{PREFIX}/{_segment(namespace)}/{_segment(layer_id)}/"
         await self.cache.delete_prefix(prefix)
+        for stale in [k for k in _PERSISTED if k.startswith(prefix)]:
+            _PERSISTED.pop(stale, None)
         if self.storage is None:
             return 0
         keys = [obj.key async for obj in self.storage.list(prefix)]

@@ -104,7 +104,7 @@ async def geotiff_tile(
         return tile.content
 
     cache = TileCache(cache=services.cache, storage=services.storage)
-    found = await cache.get_or_render(key, media_type=kind, render=render)
+    found = await cache.get_or_render(key, media_type=kind, render=render, persist="second-hit")
     response = tile_response(
         request, found.content, media_type=kind, etag=key.etag, max_age=TILE_MAX_AGE
     )

@@ -3,14 +3,16 @@ render defaults and its cache version. The rendering itself is `worldbase.geo.ra
 
 The tile path loads no ORM object: one statement for the layer's type, configuration and
 ownership (a second only for layers neither global nor the caller's, to look through
-maps), as the vector tiles do.
+maps), as the vector tiles do; the row is kept for `ROW_TTL` seconds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -53,10 +55,32 @@ def config_version(config: dict[str, Any]) -> str:
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
-async def get_or_raise(
-    session: AsyncSession, *, layer_id: uuid.UUID, user: User | None
-) -> RasterLayer:
-    """The layer (any type) with its configuration; `NotFound` when missing or unreadable."""
+@dataclass(frozen=True)
+class _Row:
+    layer: RasterLayer
+    is_global: bool
+    created_by: uuid.UUID
+    loaded_at: float
+
+
+# Layer rows read by tiles, for ROW_TTL seconds: a cached tile then needs no database round
+# trip at all (global layers, the layer's creator, admins). Updates and deletes in this
+# process forget the row at once; other workers see a change within ROW_TTL.
+ROW_TTL = 2.0
+_ROWS: OrderedDict[uuid.UUID, _Row] = OrderedDict()
+_ROWS_MAX = 1024
+
+
+def forget(layer_id: uuid.UUID) -> None:
+    """Drop the cached row of a layer (its configuration or visibility changed)."""
+    _ROWS.pop(layer_id, None)
+
+
+async def _row(session: AsyncSession, layer_id: uuid.UUID) -> _Row:
+    now = time.monotonic()
+    cached = _ROWS.get(layer_id)
+    if cached is not None and now - cached.loaded_at < ROW_TTL:
+        return cached
     row = (
         await session.execute(
             select(
@@ -69,15 +93,30 @@ async def get_or_raise(
         )
     ).first()
     if row is None:
+        _ROWS.pop(layer_id, None)
         raise NotFound("Layer not found")
     source_type, config, is_global, created_by, name = row
+    config = config or {}
+    layer = RasterLayer(layer_id, name, SourceType(source_type), config, config_version(config))
+    found = _Row(layer, bool(is_global), created_by, now)
+    _ROWS[layer_id] = found
+    _ROWS.move_to_end(layer_id)
+    while len(_ROWS) > _ROWS_MAX:
+        _ROWS.popitem(last=False)
+    return found
+
+
+async def get_or_raise(
+    session: AsyncSession, *, layer_id: uuid.UUID, user: User | None
+) -> RasterLayer:
+    """The layer (any type) with its configuration; `NotFound` when missing or unreadable."""
+    row = await _row(session, layer_id)
     readable = await can_read_layer_fields(
-        session, layer_id=layer_id, is_global=is_global, created_by=created_by, user=user
+        session, layer_id=layer_id, is_global=row.is_global, created_by=row.created_by, user=user
     )
     if not readable:
         raise NotFound("Layer not found")
-    config = config or {}
-    return RasterLayer(layer_id, name, SourceType(source_type), config, config_version(config))
+    return row.layer
 
 
 def require_geotiff(layer: RasterLayer) -> None:
