@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 
@@ -235,13 +235,43 @@ def _to_crs(crs_wkt: str) -> Transformer:
     return Transformer.from_crs("EPSG:4326", crs_wkt, always_xy=True)
 
 
-def _is_lonlat(dataset: DatasetReader) -> bool:
-    crs = dataset.crs
-    return crs is None or (crs.is_geographic and crs.to_epsg() == 4326)
-
-
 def _parts(geom: BaseGeometry) -> Iterator[BaseGeometry]:
     yield from getattr(geom, "geoms", [geom])
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """What a window read needs of a dataset, read once (CRS and transform objects are
+    slow to build: building them per request cost more than the read itself)."""
+
+    width: int
+    height: int
+    # North-up affine coefficients: x = c + a * col, y = f + e * row.
+    a: float
+    c: float
+    e: float
+    f: float
+    rotated: bool
+    to_crs: Transformer | None  # None for lon/lat rasters
+    nodata: float | None
+
+
+@lru_cache(maxsize=16)
+def _grid(dataset: DatasetReader) -> _Grid:
+    t = dataset.transform
+    crs = dataset.crs
+    lonlat = crs is None or (crs.is_geographic and crs.to_epsg() == 4326)
+    return _Grid(
+        width=int(dataset.width),
+        height=int(dataset.height),
+        a=float(t.a),
+        c=float(t.c),
+        e=float(t.e),
+        f=float(t.f),
+        rotated=bool(t.b or t.d),
+        to_crs=None if lonlat else _to_crs(crs.to_wkt()),
+        nodata=dataset.nodata,
+    )
 
 
 def classes_near_in(
@@ -249,41 +279,63 @@ def classes_near_in(
 ) -> list[int]:
     """Distinct class values (sorted) of the pixels touching the geodesic circle of radius
     `metres` around (lon, lat); nodata pixels never count (blocking)."""
+    grid = _grid(dataset)
+    if grid.rotated:
+        raise BadInput("Rotated rasters are not supported for look-ups")
     region = geodesic_region(Point(lon, lat), metres)
-    transform: Callable[[BaseGeometry], BaseGeometry] | None = None
-    if not _is_lonlat(dataset):
-        transformer = _to_crs(dataset.crs.to_wkt())
-
-        def transform(g: BaseGeometry) -> BaseGeometry:
-            return shapely.transform(
-                g, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
-            )
-
+    to_crs = grid.to_crs
+    if to_crs is not None:
+        region = shapely.transform(
+            region, lambda xy: np.column_stack(to_crs.transform(xy[:, 0], xy[:, 1]))
+        )
     found: set[int] = set()
     for part in _parts(region):
-        found.update(_window_classes(dataset, transform(part) if transform else part))
-    nodata = dataset.nodata
-    if nodata is not None and math.isfinite(nodata):
-        found.discard(int(nodata))
+        found.update(_window_classes(dataset, grid, part))
+    if grid.nodata is not None and math.isfinite(grid.nodata):
+        found.discard(int(grid.nodata))
     for value in ignore:
         found.discard(int(value))
     return sorted(found)
 
 
-def _window_classes(dataset: DatasetReader, shape: BaseGeometry) -> set[int]:
+# Up to this many pixels, "which pixels touch the region" is answered by shapely on the
+# pixel boxes (prepared, vectorized: ~20 us for a 1 km circle); GDAL's rasterizer costs
+# milliseconds per call in converting the region, and wins only on big windows.
+MAX_BOX_TEST_PIXELS = 4096
+
+
+def _touching(
+    shape: BaseGeometry, out_shape: tuple[int, int], origin: tuple[float, float, float, float]
+) -> np.ndarray:
+    """Pixels of the window that touch `shape` (like GDAL's `all_touched`); `origin` is
+    (x0, pixel width, y0, pixel height) of the window."""
+    rows, cols = out_shape
+    x0, a, y0, e = origin
+    if rows * cols > MAX_BOX_TEST_PIXELS:
+        transform = rasterio.Affine(a, 0.0, x0, 0.0, e, y0)
+        return ~geometry_mask([shape], out_shape=out_shape, transform=transform, all_touched=True)
+    col_edges = x0 + a * np.arange(cols + 1)
+    row_edges = y0 + e * np.arange(rows + 1)
+    left, top = np.meshgrid(col_edges[:-1], row_edges[:-1])
+    right, bottom = np.meshgrid(col_edges[1:], row_edges[1:])
+    boxes = shapely.box(
+        np.minimum(left, right),
+        np.minimum(top, bottom),
+        np.maximum(left, right),
+        np.maximum(top, bottom),
+    )
+    shapely.prepare(shape)
+    return np.asarray(shapely.intersects(shape, boxes), dtype=bool)
+
+
+def _window_classes(dataset: DatasetReader, grid: _Grid, shape: BaseGeometry) -> set[int]:
     if shape.is_empty or not np.all(np.isfinite(shape.bounds)):
         return set()
     minx, miny, maxx, maxy = shape.bounds
-    inverse = ~dataset.transform
-    cols, rows = zip(
-        *(
-            inverse * (px, py)
-            for px, py in ((minx, miny), (minx, maxy), (maxx, miny), (maxx, maxy))
-        ),
-        strict=True,
-    )
-    col0, col1 = max(0, math.floor(min(cols))), min(dataset.width, math.ceil(max(cols)))
-    row0, row1 = max(0, math.floor(min(rows))), min(dataset.height, math.ceil(max(rows)))
+    cols = sorted(((minx - grid.c) / grid.a, (maxx - grid.c) / grid.a))
+    rows = sorted(((miny - grid.f) / grid.e, (maxy - grid.f) / grid.e))
+    col0, col1 = max(0, math.floor(cols[0])), min(grid.width, math.ceil(cols[1]))
+    row0, row1 = max(0, math.floor(rows[0])), min(grid.height, math.ceil(rows[1]))
     width, height = col1 - col0, row1 - row0
     if height <= 0 or width <= 0:
         return set()
@@ -294,12 +346,13 @@ def _window_classes(dataset: DatasetReader, shape: BaseGeometry) -> set[int]:
     valid = dataset.read_masks(
         1, window=window, out_shape=out_shape, resampling=Resampling.nearest
     ).astype(bool)
-    window_transform = dataset.window_transform(window) * rasterio.Affine.scale(
-        width / out_shape[1], height / out_shape[0]
+    origin = (
+        grid.c + grid.a * col0,
+        grid.a * width / out_shape[1],
+        grid.f + grid.e * row0,
+        grid.e * height / out_shape[0],
     )
-    inside = ~geometry_mask(
-        [shape], out_shape=out_shape, transform=window_transform, all_touched=True
-    )
+    inside = _touching(shape, out_shape, origin)
     selected = data[inside & valid]
     if selected.dtype.kind == "f":
         selected = selected[np.isfinite(selected)]

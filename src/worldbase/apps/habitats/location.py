@@ -66,9 +66,11 @@ async def location_info(
     lat: float,
     habitat_radius_m: float,
     species_radius_m: float,
+    vector_habitats: bool = True,
 ) -> dict[str, list[int] | list[str]]:
     """`{"habitats": [codes], "species": [names]}`: the raster read runs in the COG engine's
-    thread pool while the database answers."""
+    thread pool while the database answers. `vector_habitats=False` skips the query for
+    vector habitats (the caller knows there are none with a raster value)."""
     raster_task = None
     if raster_url is not None:
         raster_task = asyncio.ensure_future(
@@ -78,9 +80,11 @@ async def location_info(
         )
     try:
         species = await species_near(session, lon=lon, lat=lat, metres=species_radius_m)
-        vector_codes = await vector_habitats_near(
-            session, lon=lon, lat=lat, metres=habitat_radius_m
-        )
+        vector_codes = []
+        if vector_habitats:
+            vector_codes = await vector_habitats_near(
+                session, lon=lon, lat=lat, metres=habitat_radius_m
+            )
         raster_codes = await raster_task if raster_task is not None else []
     finally:
         if raster_task is not None and not raster_task.done():

@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from worldbase.apps.habitats import location
+from worldbase.apps.habitats import location, tile_state
 from worldbase.apps.habitats.raster import raster_url
 from worldbase.apps.habitats.schemas import LocationInfoRead
 from worldbase.core.db import Session
-from worldbase.core.services import StorageDep
+from worldbase.core.services import CacheDep, StorageDep
 
 router = APIRouter()
 
@@ -29,6 +29,7 @@ async def location_info(
     request: Request,
     session: Session,
     storage: StorageDep,
+    cache: CacheDep,
     lon: Annotated[float, Query(ge=-180, le=180, description="Longitude", examples=[10.0])],
     lat: Annotated[float, Query(ge=-90, le=90, description="Latitude", examples=[50.0])],
     habitat_radius_m: Annotated[
@@ -40,6 +41,10 @@ async def location_info(
 ) -> dict[str, Any]:
     settings = request.app.state.settings
     url = await raster_url(settings, storage)
+    # The (cached) habitat list says whether any vector habitat could answer: most worlds
+    # have none, and then the look-up costs one query.
+    habitats = await tile_state.tile_habitats(session, cache)
+    vector = any(h.has_geometry and h.raster_value is not None for h in habitats)
     return await location.location_info(
         session,
         settings=settings,
@@ -48,4 +53,5 @@ async def location_info(
         lat=lat,
         habitat_radius_m=habitat_radius_m,
         species_radius_m=species_radius_m,
+        vector_habitats=vector,
     )
