@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -14,10 +13,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.apps.bestiary.conftest import Cast, png, stored_keys
-from tests.builders import assert_error, auth_headers, register_user
+from tests.builders import assert_error
 from worldbase.apps.bestiary.uploads import Limits, collect
 from worldbase.core.errors import BadInput, PayloadTooLarge
-from worldbase.settings import Settings
 
 LIMITS = Limits(max_images=16, zip_max_bytes=5 * 1024 * 1024, video_frames=6)
 
@@ -139,12 +137,11 @@ def test_a_bad_upload_stores_nothing(cast: Cast, client: TestClient) -> None:
 
 
 def test_an_upload_over_the_size_limit_is_413(
-    app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+    cast: Cast, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = app_factory(make_settings(bestiary_upload_max_bytes=5000))
-    _, token = register_user(client)
+    settings = client.app.state.services.settings  # type: ignore[attr-defined]
+    monkeypatch.setattr(settings, "bestiary_upload_max_bytes", 5000)
     files = [("files", (f"{i}.png", png(64, 64, seed=i), "image/png")) for i in range(3)]
-    before = stored_keys(client)  # the served run's bucket is shared: compare, not expect []
-    response = client.post("/api/reconstruct/upload", files=files, headers=auth_headers(token))
+    response = client.post("/api/reconstruct/upload", files=files, headers=cast.as_("owner"))
     assert_error(response, 413)
-    assert stored_keys(client) == before
+    assert stored_keys(client) == []
