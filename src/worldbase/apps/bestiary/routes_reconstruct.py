@@ -235,17 +235,8 @@ async def job_events(
         await asyncio.wait_for(subscription.ready(), timeout=5)
     async with services.db.sessionmaker() as session:
         row, job = await reconstruction.get_or_raise(session, job_id=job_id, user=user)
-    document = {"type": "status", **reconstruction.status_document(row, job)}
-    initial: list[dict[str, Any]] = [_jsonable(document)]
+    document = ReconstructStatus.model_validate(reconstruction.status_document(row, job))
+    initial: list[dict[str, Any]] = [{"type": "status", **document.model_dump(mode="json")}]
     if job_event(job)["status"] in ("succeeded", "failed", "cancelled"):
         initial.append(job_event(job))
     await serve_websocket(websocket, subscription, initial=initial, until=is_final)
-
-
-def _jsonable(document: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: (value.isoformat() if hasattr(value, "isoformat") else value)
-        if not isinstance(value, uuid.UUID)
-        else str(value)
-        for key, value in document.items()
-    }
