@@ -164,4 +164,7 @@ def test_anyone_gets_a_portrait_and_a_model(cast: Cast, who: str) -> None:
     for path, kind in (("/model", "model/gltf-binary"), ("/image", "image/webp")):
         response = cast.client.get(url + path, headers=headers)
         assert response.status_code == 200 and response.headers["content-type"] == kind
+        etag = response.headers["etag"]
+        again = cast.client.get(url + path, headers=headers | {"If-None-Match": etag})
+        assert again.status_code == 304 and again.content == b""
     assert_error(cast.client.get("/api/characters/999999/model", headers=headers), 404)

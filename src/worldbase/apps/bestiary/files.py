@@ -30,14 +30,16 @@ async def serve(
     media_type: str,
     filename: str | None = None,
     max_age: int = 3600,
+    if_none_match: str | None = None,
 ) -> Response:
-    """A stored object as a streamed response (404 when it is missing)."""
+    """A stored object as a streamed response (404 when it is missing; 304 when the client's
+    `If-None-Match` names its ETag)."""
     meta = await storage.stat(key)
-    headers = {
-        "Content-Length": str(meta.size),
-        "ETag": f'"{meta.etag}"',
-        "Cache-Control": f"public, max-age={max_age}",
-    }
+    etag = f'"{meta.etag}"'
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
+    if if_none_match and etag in {tag.strip() for tag in if_none_match.split(",")}:
+        return Response(status_code=304, headers=headers)
+    headers["Content-Length"] = str(meta.size)
     if filename:
         headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return StreamingResponse(storage.stream(key), media_type=media_type, headers=headers)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Header, Query, Response, UploadFile, status
 
 from worldbase.apps.bestiary import meshes, service
 from worldbase.apps.bestiary.dependencies import CharacterForEdit, CharacterForRead, CharacterId
@@ -149,18 +149,19 @@ async def put_image(
 @router.get(
     "/api/characters/{id}/image",
     response_class=Response,
-    responses={200: _WEBP},
+    responses={200: _WEBP, 304: {"description": "Not modified (If-None-Match)"}},
     summary="A character's portrait (WebP), or its thumbnail with ?size=thumbnail",
 )
 async def get_image(
     character: CharacterForRead,
     storage: StorageDep,
     size: Literal["full", "thumbnail"] = "full",
+    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
 ) -> Response:
     key = character.thumbnail_path if size == "thumbnail" else character.image_path
     if not key:
         raise NotFound("This character has no image")
-    return await serve(storage, key, media_type="image/webp")
+    return await serve(storage, key, media_type="image/webp", if_none_match=if_none_match)
 
 
 @router.put(
@@ -187,10 +188,16 @@ async def put_model(
 @router.get(
     "/api/characters/{id}/model",
     response_class=Response,
-    responses={200: _GLB},
+    responses={200: _GLB, 304: {"description": "Not modified (If-None-Match)"}},
     summary="A character's 3D model (GLB)",
 )
-async def get_model(character: CharacterForRead, storage: StorageDep) -> Response:
+async def get_model(
+    character: CharacterForRead,
+    storage: StorageDep,
+    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+) -> Response:
     if not character.model_path:
         raise NotFound("This character has no 3D model")
-    return await serve(storage, character.model_path, media_type=meshes.GLB_TYPE)
+    return await serve(
+        storage, character.model_path, media_type=meshes.GLB_TYPE, if_none_match=if_none_match
+    )
