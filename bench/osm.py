@@ -333,6 +333,7 @@ def run() -> None:
         }
         port = free_port()
         uvicorn = [python(), "-m", "uvicorn", "--host", "127.0.0.1", "--log-level", "warning"]
+        uvicorn += ["--ws-per-message-deflate", "false"]  # as `worldbase serve` runs it
         factory = ["--factory", "worldbase.app:create_app_from_env"]
         with server([*uvicorn, "--port", str(port), *factory], port, env) as base:
             p50, total = api_p50(base)

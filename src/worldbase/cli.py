@@ -73,6 +73,10 @@ def serve(
         workers=workers,
         log_config=None,
         proxy_headers=False,
+        # Live events go to many sockets at once: per-message deflate would compress the
+        # same frame once per client (a tenth of the CPU of a busy fan-out), for JSON
+        # frames that are mostly small. A proxy in front can compress instead.
+        ws_per_message_deflate=False,
     )
 
 
