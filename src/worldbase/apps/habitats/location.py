@@ -31,16 +31,17 @@ async def species_near(
 ) -> list[str]:
     """Scientific names (the name when there is none) of species with a range nearby, sorted."""
     name = func.coalesce(Species.scientific_name, Species.name)
-    near = (
-        select(SpeciesOccurrence.species_id)
+    # Driven by the spatial index: the few matching ranges, then their species by key.
+    rows = await session.scalars(
+        select(name)
+        .select_from(SpeciesOccurrence)
+        .join(Species, Species.id == SpeciesOccurrence.species_id)
         .where(
             SpeciesOccurrence.is_range.is_(True),
             within_distance(SpeciesOccurrence.geometry, Point(lon, lat), metres),
         )
         .distinct()
-    )
-    rows = await session.scalars(
-        select(name).where(Species.id.in_(near.scalar_subquery())).distinct().order_by(name)
+        .order_by(name)
     )
     return list(rows)
 
