@@ -247,3 +247,25 @@ def test_upstream_failures_of_tiles(
         make_settings(worldbase_wms_timeout=0.3, worldbase_source_allowlist=[f"{base}/"])
     )
     assert_error(impatient.get(tile_url(slow), headers=team.as_("owner")), 504)
+
+
+def test_time_slices_persist_and_deleting_forgets(team: Team, wms_server: WmsServer) -> None:
+    from worldbase.geo.tile_cache import flush_pending
+
+    layer = create(team).json()
+    prefix = f"tiles/samsyn-wms/{layer['id']}/"
+    storage = team.client.app.state.services.storage  # type: ignore[attr-defined]
+
+    def stored() -> list[str]:
+        async def keys() -> list[str]:
+            await flush_pending()
+            return [obj.key async for obj in storage.list(prefix)]
+
+        return list(team.client.portal.call(keys))  # type: ignore[union-attr]
+
+    now = team.client.get(tile_url(layer["id"]), headers=team.as_("owner"))
+    assert now.status_code == 200 and stored() == []  # "now" changes: memory tier only
+    then = team.client.get(tile_url(layer["id"], "?time=2024-02-01"), headers=team.as_("owner"))
+    assert then.status_code == 200 and len(stored()) == 1  # a time slice: kept in storage too
+    response = team.client.delete(f"/api/layers/{layer['id']}", headers=team.as_("owner"))
+    assert response.status_code == 204 and stored() == []

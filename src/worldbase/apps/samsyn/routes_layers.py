@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from worldbase.apps.samsyn import service_features, service_layers
+from worldbase.apps.samsyn import service_features, service_layers, service_wms
 from worldbase.apps.samsyn.access import maps_containing
 from worldbase.apps.samsyn.dependencies import LayerForFeatureEdit, LayerForOwner, LayerForRead
 from worldbase.apps.samsyn.events import publish
@@ -116,11 +116,15 @@ async def update_layer(
     summary="Delete a layer (creator); it leaves every map",
 )
 async def delete_layer(
-    layer: LayerForOwner, session: Session, user: CurrentUser, hub: HubDep
+    layer: LayerForOwner, session: Session, user: CurrentUser, hub: HubDep, services: ServicesDep
 ) -> Response:
-    layer_id = layer.id
+    layer_id, source_type = layer.id, layer.source_type
     maps = await maps_containing(session, layer_id=layer_id)
     await service_layers.delete(session, layer=layer)
+    if source_type == SourceType.wms:
+        await service_wms.forget_tiles(
+            layer_id=layer_id, cache=services.cache, storage=services.storage
+        )
     await publish(hub, map_ids=maps, type_="layer.deleted", actor=user, data={"id": str(layer_id)})
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

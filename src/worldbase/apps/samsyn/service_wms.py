@@ -7,9 +7,9 @@ URL must pass the source allow-list (`WORLDBASE_SOURCE_ALLOWLIST`, 403), and a W
 cannot answer makes the request fail with 502/504 and its reason.
 
 A tile is a GetMap for the tile's EPSG:3857 bounds (`geo.wms`), cached in `geo.tile_cache`
-(memory/Redis, then object storage) and ETagged by the layer, a digest of its
-`source_config` (so any configuration change makes new tiles), the refresh period (the
-WMS's data change too), z/x/y, size and time. `?time=` must fall inside the layer's
+and ETagged by the layer, a digest of its `source_config` (so any configuration change
+makes new tiles), z/x/y, size and time; see `get_tile` for which tiles are kept how long.
+Deleting a layer drops its cached tiles. `?time=` must fall inside the layer's
 temporal range (422 outside it) and is passed through as the layer's time parameter.
 """
 
@@ -42,6 +42,7 @@ from worldbase.settings import Settings
 
 # The WMS's own data change too: its tiles are fetched again after this (new cache keys).
 REFRESH_SECONDS = 3600
+TILE_NAMESPACE = "samsyn-wms"
 TILE_MAX_AGE = 300  # Cache-Control max-age; clients revalidate with the ETag after that
 MAX_TILE_BYTES = 8 * 1024 * 1024
 MAX_CAPABILITIES_BYTES = 16 * 1024 * 1024
@@ -214,6 +215,7 @@ class WmsTile:
     time: str | None
     media_type: str
     key: TileKey  # its `etag` answers If-None-Match before any fetch
+    persist: bool  # also kept in object storage (a time slice does not change)
 
 
 async def get_tile(
@@ -230,8 +232,10 @@ async def get_tile(
     """What tile z/x/y of the WMS layer is (cache key, ETag), before anything is fetched.
 
     The caller has checked that the layer exists, is readable and that z/x/y are valid.
-    The key holds a digest of the whole `source_config` (a changed layer uses new keys)
-    and the refresh period, so the WMS is asked again at least every `REFRESH_SECONDS`.
+    The key holds a digest of the whole `source_config` (a changed layer uses new keys).
+    A tile at an explicit `time` is a fixed time slice: cached in both tiers. A tile
+    without one shows whatever the WMS shows now: its key holds the refresh period, it
+    stays in the memory/Redis tier only and is asked again every `REFRESH_SECONDS`.
     """
     config = await session.scalar(select(Layer.source_config).where(Layer.id == layer_id))
     if config is None:
@@ -241,11 +245,13 @@ async def get_tile(
     if time is not None:
         time = check_time(config, time)
     media_type = str(config.get("format") or "image/png")
-    period = int((now if now is not None else clock.time()) // REFRESH_SECONDS)
+    version = _digest(config)
+    if time is None:
+        version += f"-{int((now if now is not None else clock.time()) // REFRESH_SECONDS)}"
     key = tile_key(
-        namespace="samsyn-wms",
+        namespace=TILE_NAMESPACE,
         layer_id=str(layer_id),
-        version=f"{_digest(config)}-{period}",
+        version=version,
         params=f"time={time or ''}",
         z=z,
         x=x,
@@ -253,7 +259,7 @@ async def get_tile(
         fmt=media_type.rsplit("/", 1)[-1],
         scale=tilesize // 256,
     )
-    return WmsTile(_source(config), z, x, y, tilesize, time, media_type, key)
+    return WmsTile(_source(config), z, x, y, tilesize, time, media_type, key, time is not None)
 
 
 async def render(tile: WmsTile, *, settings: Settings, cache: Cache, storage: Storage) -> bytes:
@@ -274,6 +280,15 @@ async def render(tile: WmsTile, *, settings: Settings, cache: Cache, storage: St
         )
         return image.content
 
-    tiles = TileCache(cache=cache, storage=storage, memory_ttl=REFRESH_SECONDS)
+    if tile.persist:
+        tiles = TileCache(cache=cache, storage=storage)
+    else:
+        tiles = TileCache(cache=cache, storage=None, memory_ttl=REFRESH_SECONDS)
     found = await tiles.get_or_render(tile.key, media_type=tile.media_type, render=fetch)
     return found.content
+
+
+async def forget_tiles(*, layer_id: uuid.UUID, cache: Cache, storage: Storage) -> int:
+    """Drop every cached tile of the layer (both tiers); the count removed from storage."""
+    tiles = TileCache(cache=cache, storage=storage)
+    return await tiles.invalidate(namespace=TILE_NAMESPACE, layer_id=str(layer_id))
