@@ -123,16 +123,19 @@ async def layer_tile(
     render: RenderQueryDep,
     time: TimeQuery = None,
 ) -> Response:
-    # The hot path: one statement for the layer and the permission, the ETag (304) and the
-    # cache before any rendering; no ORM objects (see service_tiles).
-    layer = await service_tiles.tile_layer(session, layer_id=id, user=user)
-    validate_tile(z, x, y, max_zoom=MAX_ZOOM)
-    if layer.source_type == SourceType.geotiff:
-        raster_layer = await service_raster.get_or_raise(session, layer_id=id, user=user)
+    # GeoTIFF layers first, from service_raster's short-lived row cache (a cached raster tile
+    # then costs no query); other types go on to the vector/WMS paths below.
+    raster_layer = await service_raster.get_geotiff(session, layer_id=id, user=user)
+    if raster_layer is not None:
+        validate_tile(z, x, y, max_zoom=MAX_ZOOM)
         return await geotiff_tile(
             request, layer=raster_layer, services=services, z=z, x=x, y=y, fmt="png", scale=1,
             query=render, time=time,
         )  # fmt: skip
+    # The hot path: one statement for the layer and the permission, the ETag (304) and the
+    # cache before any rendering; no ORM objects (see service_tiles).
+    layer = await service_tiles.tile_layer(session, layer_id=id, user=user)
+    validate_tile(z, x, y, max_zoom=MAX_ZOOM)
     if layer.source_type == SourceType.wms:
         wms_tile = await service_wms.get_tile(
             session, layer_id=id, z=z, x=x, y=y, tilesize=render.tilesize or 256, time=time

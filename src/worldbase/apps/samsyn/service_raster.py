@@ -119,6 +119,16 @@ async def get_or_raise(
     return row.layer
 
 
+async def get_geotiff(
+    session: AsyncSession, *, layer_id: uuid.UUID, user: User | None
+) -> RasterLayer | None:
+    """`get_or_raise` for GeoTIFF layers; None (and no permission query) for other types."""
+    row = await _row(session, layer_id)
+    if row.layer.source_type != SourceType.geotiff:
+        return None
+    return await get_or_raise(session, layer_id=layer_id, user=user)
+
+
 def require_geotiff(layer: RasterLayer) -> None:
     if layer.source_type != SourceType.geotiff:
         raise NotARasterLayer(
