@@ -150,3 +150,19 @@ def test_occurrences_refuse_a_token_signed_with_another_secret(world: World) -> 
     )
     assert_error(response, 401)
     assert _occurrences(world, sid, "game").status_code == 200
+
+
+@pytest.mark.parametrize("who", ["user", "admin", "game", "anonymous"])
+def test_species_with_its_occurrence_data(world: World, who: str) -> None:
+    sid = world.species(occurrence_data=collection(point(1, 1), square(0, 0)))["id"]
+    response = world.client.get(
+        f"/species/{sid}", params={"include": "occurrence_data"}, headers=world.as_(who)
+    )
+    if who == "anonymous":
+        assert_error(response, 401)
+        return
+    data = response.json()["occurrence_data"]
+    assert data["type"] == "FeatureCollection" and data["numberMatched"] == 2
+    assert [f["geometry"]["type"] for f in data["features"]] == ["Point", "Polygon"]
+    assert world.client.get(f"/species/{sid}").json()["occurrence_data"] is None
+    assert_error(world.client.get(f"/species/{sid}", params={"include": "x"}), 422)

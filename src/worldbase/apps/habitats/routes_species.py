@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -17,8 +17,9 @@ from worldbase.apps.habitats.schemas import (
     SpeciesRead,
     SpeciesUpdate,
 )
-from worldbase.core.auth import AdminUser, CurrentUser
+from worldbase.core.auth import AdminUser, CurrentUser, OptionalUser
 from worldbase.core.db import Session
+from worldbase.core.errors import NotAuthenticated
 from worldbase.geo.geometry import parse_bbox
 
 router = APIRouter()
@@ -69,12 +70,41 @@ async def create_species(
     return service_species.as_dict(species, count=count, base_url=base_url(request))
 
 
-@router.get("/species/{id}", response_model=SpeciesRead, summary="A species")
-async def get_species(request: Request, species: SpeciesDep, session: Session) -> dict[str, Any]:
+INLINE_OCCURRENCES = 10_000
+
+
+@router.get(
+    "/species/{id}",
+    response_model=SpeciesRead,
+    summary="A species (with `?include=occurrence_data`, its occurrence FeatureCollection)",
+)
+async def get_species(
+    request: Request,
+    species: SpeciesDep,
+    session: Session,
+    user: OptionalUser,
+    include: Annotated[
+        Literal["occurrence_data"] | None,
+        Query(description="`occurrence_data` adds the features (signed-in callers only)"),
+    ] = None,
+) -> dict[str, Any]:
     counts = await service_species.occurrence_counts(session, ids=[species.id])
-    return service_species.as_dict(
+    data = service_species.as_dict(
         species, count=counts.get(species.id, 0), base_url=base_url(request)
     )
+    if include == "occurrence_data":
+        if user is None:  # occurrences need a valid token, as their own endpoint does
+            raise NotAuthenticated("Occurrence data needs a bearer token")
+        features, total = await service_species.list_occurrences(
+            session, species_id=species.id, bbox=None, limit=INLINE_OCCURRENCES, offset=0
+        )
+        data["occurrence_data"] = {
+            "type": "FeatureCollection",
+            "features": features,
+            "numberMatched": total,
+            "numberReturned": len(features),
+        }
+    return data
 
 
 @router.put(

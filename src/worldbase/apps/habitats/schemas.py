@@ -202,6 +202,11 @@ class SpeciesRead(Schema):
     habitat_types: list[str]
     occurrence_count: int
     occurrences_url: str
+    occurrence_data: dict[str, Any] | None = Field(
+        default=None,
+        description="With `?include=occurrence_data`: the FeatureCollection (first "
+        "10,000 features; `numberMatched` says how many there are)",
+    )
     created_at: UTCDateTime
     updated_at: UTCDateTime
 
