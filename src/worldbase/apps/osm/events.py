@@ -1,8 +1,11 @@
 """Live object events: what is published on the hub, and each client's filter.
 
-Every change is published once on `osm:objects` as `{"type": "object.created" |
-"object.modified" | "object.deleted", "object": {...}, "bbox": [...]}`; the hub carries it
-to every worker, and each WebSocket keeps only the events its subscription matches.
+Every change becomes `{"type": "object.created" | "object.modified" | "object.deleted",
+"object": {...}, "bbox": [...]}`; the changes of one ingested batch are published together
+on `osm:objects` as `{"type": "batch", "events": [...]}` (up to `PUBLISH_BATCH` each), so a
+busy feed costs the hub one queue entry per subscriber per batch, not per object, and a
+large batch cannot overflow a subscriber's queue by itself. The hub carries it to every
+worker, and each WebSocket keeps only the events its subscription matches.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from worldbase.core.realtime import Hub
 log = logging.getLogger("worldbase.osm")
 
 CHANNEL = "osm:objects"
+PUBLISH_BATCH = 500  # events per hub message
 
 
 def object_json(obj: OSMObject) -> dict[str, Any]:
@@ -36,10 +40,25 @@ def change_events(report: IngestReport) -> list[dict[str, Any]]:
     return [object_event(kind, obj) for kind, obj in report.changes]
 
 
+def hub_messages(report: IngestReport) -> list[dict[str, Any]]:
+    events = change_events(report)
+    return [
+        {"type": "batch", "events": events[i : i + PUBLISH_BATCH]}
+        for i in range(0, len(events), PUBLISH_BATCH)
+    ]
+
+
+def unpack(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The object events of a hub message (a batch, or a single event)."""
+    if message.get("type") == "batch":
+        return list(message.get("events") or [])
+    return [message]
+
+
 async def publish_changes(hub: Hub, report: IngestReport) -> None:
-    for event in change_events(report):
+    for message in hub_messages(report):
         try:
-            await hub.publish(CHANNEL, event)
+            await hub.publish(CHANNEL, message)
         except Exception:  # live updates are best effort; the tables are the truth
             log.warning("could not publish an object event", exc_info=True)
             return
@@ -49,9 +68,9 @@ def publish_changes_threadsafe(
     publish: Callable[[str, dict[str, Any]], None], report: IngestReport
 ) -> None:
     """From job worker threads (`publish` is the job context's)."""
-    for event in change_events(report):
+    for message in hub_messages(report):
         try:
-            publish(CHANNEL, event)
+            publish(CHANNEL, message)
         except Exception:
             log.warning("could not publish an object event", exc_info=True)
             return

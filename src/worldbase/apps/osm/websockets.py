@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import math
+from collections import deque
 from typing import Any, cast
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -29,7 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.osm import service
 from worldbase.apps.osm.dependencies import authorize_push
-from worldbase.apps.osm.events import CHANNEL, ClientFilter, object_json, publish_changes
+from worldbase.apps.osm.events import (
+    CHANNEL,
+    ClientFilter,
+    object_json,
+    publish_changes,
+    unpack,
+)
 from worldbase.apps.osm.exceptions import SourceInactive
 from worldbase.apps.osm.parsing import OSM_TYPES
 from worldbase.core.auth import authenticate_token
@@ -47,23 +54,31 @@ MAX_QUEUE = 256
 
 
 class FilteredSubscription:
-    """A hub subscription that yields only the events the client's filter matches."""
+    """A hub subscription that yields, one by one, the object events (unpacked from the
+    published batches) that the client's filter matches."""
 
     def __init__(self, inner: Subscription, state: ClientFilter):
         self.inner = inner
         self.state = state
+        self.pending: deque[Event] = deque()
 
     def __aiter__(self) -> FilteredSubscription:
         return self
 
+    def _matching(self, message: Event) -> list[Event]:
+        return [event for event in unpack(message) if self.state.matches(event)]
+
     async def __anext__(self) -> Event:
-        while True:
-            event = await anext(self.inner)
-            if self.state.matches(event):
-                return event
+        while not self.pending:
+            self.pending.extend(self._matching(await anext(self.inner)))
+        return self.pending.popleft()
 
     def pop_ready(self) -> list[Event]:
-        return [event for event in self.inner.pop_ready() if self.state.matches(event)]
+        ready = list(self.pending)
+        self.pending.clear()
+        for message in self.inner.pop_ready():
+            ready.extend(self._matching(message))
+        return ready
 
     def close(self) -> None:
         self.inner.close()
