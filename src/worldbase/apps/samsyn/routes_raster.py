@@ -109,6 +109,8 @@ async def geotiff_tile(
         request, found.content, media_type=kind, etag=key.etag, max_age=TILE_MAX_AGE
     )
     response.headers["X-Tile-Cache"] = found.hit or "miss"
+    if not layer.is_global:  # a private layer's tiles must not sit in shared caches
+        response.headers["Cache-Control"] = f"private, max-age={TILE_MAX_AGE}"
     return response
 
 

@@ -40,6 +40,7 @@ class RasterLayer:
     source_type: SourceType
     config: dict[str, Any]
     version: str  # changes with the configuration: part of every tile's cache key
+    is_global: bool = False  # library layers' tiles may sit in shared caches (CDNs)
 
     @property
     def timeline(self) -> Timeline | None:
@@ -97,7 +98,9 @@ async def _row(session: AsyncSession, layer_id: uuid.UUID) -> _Row:
         raise NotFound("Layer not found")
     source_type, config, is_global, created_by, name = row
     config = config or {}
-    layer = RasterLayer(layer_id, name, SourceType(source_type), config, config_version(config))
+    layer = RasterLayer(
+        layer_id, name, SourceType(source_type), config, config_version(config), bool(is_global)
+    )
     found = _Row(layer, bool(is_global), created_by, now)
     _ROWS[layer_id] = found
     _ROWS.move_to_end(layer_id)
