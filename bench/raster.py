@@ -358,7 +358,7 @@ def run() -> None:
         )
         log(
             f"raster cached c={c}: {k.rps:.0f} tiles/s p50 {k.p50_ms:.2f} ms | cached/uncached "
-            f"{k.rps / o.rps:.0f}x (goal >= 20)"
+            f"{k.rps / o.rps:.0f}x (goal >= 20) | cached/TiTiler {k.rps / t.rps:.0f}x"
         )
     o1 = med("ours c1")
     log(
