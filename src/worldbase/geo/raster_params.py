@@ -9,6 +9,7 @@ those the client sent, so a layer's defaults can be merged under them.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Mapping
@@ -311,4 +312,11 @@ class RenderQuery:
         return parse_render_params(merged)
 
 
-RenderQueryDep = Annotated[RenderQuery, Depends(RenderQuery)]
+async def render_query(**values: Any) -> RenderQuery:
+    """`RenderQuery` as an `async` dependency: FastAPI runs a class or a plain function in
+    its thread pool, a thread hop per request for what is a few attribute reads."""
+    return RenderQuery(**values)
+
+
+render_query.__signature__ = inspect.signature(RenderQuery)  # type: ignore[attr-defined]
+RenderQueryDep = Annotated[RenderQuery, Depends(render_query)]
