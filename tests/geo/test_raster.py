@@ -429,3 +429,40 @@ async def test_readers_are_reused_and_bounded(local: Settings, data_dir: Path) -
     with small.reader(url, local) as b:
         assert b is not a  # evicted by the other source
     small.clear()
+
+
+async def test_silent_source_is_504(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host that accepts the connection and never answers: a timeout, 504."""
+    import threading
+
+    from worldbase.geo import raster_sources
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def hold() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    monkeypatch.setattr(raster_sources, "PROBE_TIMEOUT", 0.5)
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    settings = base_settings(data_dir, worldbase_source_allowlist=base)
+    try:
+        with pytest.raises(DomainError) as err:
+            await raster.info(f"{base}/slow.tif", settings=settings)
+        assert err.value.status_code == 504
+    finally:
+        stop.set()
+        thread.join()
+        for conn in accepted:
+            conn.close()
+        listener.close()
