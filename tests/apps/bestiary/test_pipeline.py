@@ -1,9 +1,8 @@
 """End to end: 24 rendered photos of a textured object -> the real pycolmap pipeline -> a mesh
 whose shape matches the object's after scale alignment.
 
-Slow (~20-40 s on 2 cores), so it runs on the embedded backend only: the pipeline is CPU
-work that does not depend on the backend, and the job, storage and event paths it uses are
-covered on both backends by `test_reconstruct.py` and `test_exports.py`.
+Slow (~20-40 s on 2 cores); it runs on both backends all the same, so the served run takes
+the real pipeline through Redis jobs and S3 storage too.
 """
 
 from __future__ import annotations
@@ -16,12 +15,8 @@ import trimesh
 
 from tests.apps.bestiary.conftest import Cast, wait_for
 from tests.apps.bestiary.views import RADII, views
-from tests.conftest import BACKEND
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(BACKEND != "embedded", reason="CPU-bound; backend-independent"),
-]
+pytestmark = [pytest.mark.slow]
 
 
 def _horizontal_extents(vertices: np.ndarray) -> list[float]:
