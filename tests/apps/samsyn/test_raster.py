@@ -18,6 +18,7 @@ from tests.conftest import BACKEND
 from tests.mapserver import WmsServer
 from tests.rasters import make_cog, range_server
 from worldbase.geo import raster
+from worldbase.geo.tile_cache import flush_pending
 from worldbase.settings import Settings
 
 Z, X, Y = 7, 65, 41  # inside the test rasters (lon 2..8, lat 51..56)
@@ -177,6 +178,18 @@ def test_tile_params_are_defaults_and_config_changes_invalidate(team: Team, http
     )
     assert green.status_code == 200 and green.headers["x-tile-cache"] == "miss"
     assert tuple(png(green.content)[3, 3]) == (0, 255, 0, 255)
+    # A second hit writes the tile to storage; a config change or a delete frees it again.
+    assert team.client.get(f"{base}/{TILE}", headers=owner).headers["x-tile-cache"] == "memory"
+    storage = team.client.app.state.services.storage  # type: ignore[attr-defined]
+    prefix = f"tiles/samsyn/{layer['id']}/"
+
+    async def stored() -> list[str]:
+        await flush_pending()
+        return [obj.key async for obj in storage.list(prefix)]
+
+    assert len(team.client.portal.call(stored)) == 1  # type: ignore[union-attr]
+    assert team.client.delete(base, headers=owner).status_code == 204
+    assert team.client.portal.call(stored) == []  # type: ignore[union-attr]
 
 
 def test_info_statistics_point_preview_tilejson(team: Team, http: str) -> None:

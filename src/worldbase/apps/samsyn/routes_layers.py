@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from worldbase.apps.samsyn import service_features, service_layers, service_wms
+from worldbase.apps.samsyn import service_features, service_layers, service_raster, service_wms
 from worldbase.apps.samsyn.access import maps_containing
 from worldbase.apps.samsyn.dependencies import LayerForFeatureEdit, LayerForOwner, LayerForRead
 from worldbase.apps.samsyn.events import publish
@@ -104,6 +104,11 @@ async def update_layer(
         values=body.model_dump(exclude_unset=True),
         settings=services.settings,
     )
+    if layer.source_type == SourceType.geotiff and body.source_config is not None:
+        # Old tiles are unreachable (keys carry the config digest); free their space.
+        await service_raster.forget_tiles(
+            layer_id=layer.id, cache=services.cache, storage=services.storage
+        )
     data = layer_read(layer)
     maps = await maps_containing(session, layer_id=layer.id)
     await publish(hub, map_ids=maps, type_="layer.updated", actor=user, data=data)
@@ -123,6 +128,10 @@ async def delete_layer(
     await service_layers.delete(session, layer=layer)
     if source_type == SourceType.wms:
         await service_wms.forget_tiles(
+            layer_id=layer_id, cache=services.cache, storage=services.storage
+        )
+    if source_type == SourceType.geotiff:
+        await service_raster.forget_tiles(
             layer_id=layer_id, cache=services.cache, storage=services.storage
         )
     await publish(hub, map_ids=maps, type_="layer.deleted", actor=user, data={"id": str(layer_id)})

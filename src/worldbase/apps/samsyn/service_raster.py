@@ -24,10 +24,12 @@ from worldbase.apps.samsyn.access import can_read_layer_fields
 from worldbase.apps.samsyn.exceptions import NotARasterLayer
 from worldbase.apps.samsyn.models import Layer, SourceType
 from worldbase.apps.samsyn.service_temporal import InvalidTime, Timeline, fill_template, iso
+from worldbase.core.cache import Cache
 from worldbase.core.errors import BadInput, NotFound
 from worldbase.core.models import User
 from worldbase.core.storage import Storage
 from worldbase.geo.raster import STORAGE_SCHEME, RenderParams, RenderQuery, check_source_allowed
+from worldbase.geo.tile_cache import TileCache
 from worldbase.settings import Settings
 
 NAMESPACE = "samsyn"
@@ -197,3 +199,12 @@ async def direct_url(layer: RasterLayer, src: Source, storage: Storage) -> str |
     if src.url.startswith(STORAGE_SCHEME):
         return await storage.url(src.url[len(STORAGE_SCHEME) :])
     return None
+
+
+async def forget_tiles(*, layer_id: uuid.UUID, cache: Cache, storage: Storage) -> int:
+    """Drop every cached tile of a GeoTIFF layer, all config versions, in both tiers (new
+    versions never read old tiles anyway: this frees the space); the count removed from
+    storage."""
+    forget(layer_id)
+    tiles = TileCache(cache=cache, storage=storage)
+    return await tiles.invalidate(namespace=NAMESPACE, layer_id=str(layer_id))
