@@ -111,6 +111,12 @@ def test_allowlist_rules(local: Settings, data_dir: Path) -> None:
         with pytest.raises(SourceNotAllowed) as err:
             check_source_allowed(refused, settings)
         assert err.value.status_code == 403
+    # A local habitat raster is readable wherever it is; its neighbours are not.
+    local_raster = base_settings(data_dir, habitat_raster_url="/srv/habitats/classes.tif")
+    check_source_allowed("/srv/habitats/classes.tif", local_raster)
+    check_source_allowed("file:///srv/habitats/classes.tif", local_raster)
+    with pytest.raises(SourceNotAllowed):
+        check_source_allowed("/srv/habitats/other.tif", local_raster)
     for bad in (
         "ftp://data.example.org/a.tif",
         "https://user:pw@data.example.org/a.tif",

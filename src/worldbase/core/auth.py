@@ -283,7 +283,7 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def _settings(connection: HTTPConnection) -> Settings:
+async def _settings(connection: HTTPConnection) -> Settings:
     settings: Settings = connection.app.state.settings
     return settings
 

@@ -382,9 +382,9 @@ async def render_tile(
         render_classes, z=z, x=x, y=y, colors=colors, vectors=vectors, tilesize=tilesize, fmt=fmt
     )
     if url is None or not colors:
-        return await raster._run(lambda: paint(None))
+        return await raster.run_in_pool(lambda: paint(None))
     source = raster_sources.resolve_source(url, settings)
-    return await raster._run(lambda: raster._run_guarded(source, settings, paint))
+    return await raster.run_in_pool(lambda: raster.with_reader(source, settings, paint))
 
 
 async def classes_near(
@@ -397,4 +397,4 @@ async def classes_near(
         assert reader.dataset is not None
         return classes_near_in(reader.dataset, lon, lat, metres)
 
-    return await raster._run(lambda: raster._run_guarded(source, settings, near))
+    return await raster.run_in_pool(lambda: raster.with_reader(source, settings, near))

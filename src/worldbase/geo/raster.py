@@ -259,7 +259,7 @@ def _count(reader: Reader) -> int:
     return int(dataset.count)
 
 
-def _run_guarded(
+def with_reader(
     source: str,
     settings: Settings,
     fn: Callable[[Reader], T],
@@ -283,7 +283,7 @@ def _run_guarded(
         raise BadInput(f"Invalid render parameters: {exc}") from None
 
 
-async def _run(fn: Callable[[], T]) -> T:
+async def run_in_pool(fn: Callable[[], T]) -> T:
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_EXECUTOR, fn)
 
@@ -457,7 +457,7 @@ async def tile(
         raise BadInput("Tile scale must be 1 to 4 (e.g. @2x)")
     source = resolve_source(url, settings)
     fn = partial(_tile_sync, tms=matrix_set, z=z, x=x, y=y, params=params, fmt=fmt, scale=scale)
-    content = await _run(lambda: _run_guarded(source, settings, fn, matrix_set))
+    content = await run_in_pool(lambda: with_reader(source, settings, fn, matrix_set))
     return Rendered(content, kind)
 
 
@@ -476,7 +476,7 @@ def _info_sync(reader: Reader) -> dict[str, Any]:
 async def info(url: str, *, settings: Settings) -> dict[str, Any]:
     """rio-tiler's Info (bounds, CRS, dtype, bands, overviews...) plus WGS84 bounds and zooms."""
     source = resolve_source(url, settings)
-    return await _run(lambda: _run_guarded(source, settings, _info_sync))
+    return await run_in_pool(lambda: with_reader(source, settings, _info_sync))
 
 
 def _statistics_sync(
@@ -548,7 +548,7 @@ async def statistics(
         hist_range=hist_range,
         max_size=max_size,
     )
-    return await _run(lambda: _run_guarded(source, settings, fn))
+    return await run_in_pool(lambda: with_reader(source, settings, fn))
 
 
 def _preview_sync(reader: Reader, *, params: RenderParams, fmt: str, max_size: int) -> bytes:
@@ -568,7 +568,7 @@ async def preview(
         raise BadInput(f"max_size must be between 16 and {MAX_PREVIEW}")
     source = resolve_source(url, settings)
     fn = partial(_preview_sync, params=params, fmt=fmt, max_size=max_size)
-    return Rendered(await _run(lambda: _run_guarded(source, settings, fn)), kind)
+    return Rendered(await run_in_pool(lambda: with_reader(source, settings, fn)), kind)
 
 
 def _point_sync(reader: Reader, *, lon: float, lat: float, params: RenderParams) -> dict[str, Any]:
@@ -591,7 +591,7 @@ async def point(
         raise BadInput("Coordinates out of range: lon -180..180, lat -90..90")
     source = resolve_source(url, settings)
     fn = partial(_point_sync, lon=lon, lat=lat, params=params)
-    return await _run(lambda: _run_guarded(source, settings, fn))
+    return await run_in_pool(lambda: with_reader(source, settings, fn))
 
 
 def _tilejson_sync(
@@ -620,8 +620,8 @@ async def tilejson(
     `params` (those the tiles will use) are checked against the raster's bands."""
     matrix_set = tms_or_raise(tms)
     source = resolve_source(url, settings)
-    extent = await _run(
-        lambda: _run_guarded(
+    extent = await run_in_pool(
+        lambda: with_reader(
             source, settings, partial(_tilejson_sync, tms=matrix_set, params=params), matrix_set
         )
     )

@@ -93,7 +93,11 @@ def check_source_allowed(url: str, settings: Settings) -> None:
     path = _local_path(url)
     if path is not None:
         resolved = path.resolve()
-        if resolved.is_relative_to(settings.data_dir):
+        if resolved.is_relative_to(settings.data_dir.resolve()):
+            return
+        # The configured habitat raster is always readable, wherever an operator put it.
+        configured = settings.habitat_raster_url and _local_path(settings.habitat_raster_url)
+        if configured and resolved == configured.resolve():
             return
         for prefix in settings.worldbase_source_allowlist:
             local = _local_path(prefix)

@@ -10,7 +10,7 @@ A tile is a GetMap for the tile's EPSG:3857 bounds (`geo.wms`), cached in `geo.t
 and ETagged by the layer, a digest of its `source_config` (so any configuration change
 makes new tiles), z/x/y, size and time; see `get_tile` for which tiles are kept how long.
 Deleting a layer drops its cached tiles. `?time=` must fall inside the layer's
-temporal range (422 outside it) and is passed through as the layer's time parameter.
+temporal range (400 outside it) and is passed through as the layer's time parameter.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.samsyn.models import Layer
+from worldbase.apps.samsyn.service_temporal import InvalidTime
 from worldbase.apps.samsyn.source_config import WmsConfig
 from worldbase.core.cache import Cache
 from worldbase.core.errors import BadInput, NotFound
@@ -144,8 +145,9 @@ async def complete_config(config: dict[str, Any], *, settings: Settings) -> dict
 
 
 def _time_error(message: str, msg: str) -> BadInput:
-    # The same shape as the GeoTIFF layers' `?time=` errors (service_temporal).
-    return BadInput(message, detail=[{"loc": ["query", "time"], "msg": msg, "type": "value_error"}])
+    # The same status and shape as the GeoTIFF layers' `?time=` errors (service_temporal).
+    detail = [{"loc": ["query", "time"], "msg": msg, "type": "value_error"}]
+    return InvalidTime(message, detail=detail)
 
 
 def _parse_time(value: str) -> datetime:
