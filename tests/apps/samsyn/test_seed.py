@@ -10,7 +10,8 @@ from worldbase.seeding import DEMO_EMAIL
 
 
 def test_seed_demo_is_idempotent(client: TestClient) -> None:
-    assert run_db(client, seed_demo, settings=None) == "skipped (no demo user)"
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    assert run_db(client, seed_demo, settings=settings) == "skipped (no demo user)"
     register_user(client, DEMO_EMAIL)
 
     async def seed(session, settings):  # type: ignore[no-untyped-def]
@@ -18,8 +19,8 @@ def test_seed_demo_is_idempotent(client: TestClient) -> None:
         await session.commit()
         return result
 
-    assert "created" in run_db(client, seed, settings=None)
-    assert run_db(client, seed, settings=None) == "demo map already there"
+    assert "created" in run_db(client, seed, settings=settings)
+    assert run_db(client, seed, settings=settings) == "demo map already there"
     maps = client.get("/api/maps").json()["items"]
     assert len(maps) == 1
     detail = client.get(f"/api/maps/{maps[0]['id']}").json()
@@ -27,3 +28,9 @@ def test_seed_demo_is_idempotent(client: TestClient) -> None:
     vector = detail["layers"][2]["layer"]
     assert vector["source_config"]["featureCount"] == 2
     assert client.get(f"/api/maps/{maps[0]['id']}/style.json").status_code == 200
+    # The bathymetry layer reads the synthetic COG the seed put in storage: real tiles.
+    raster = detail["layers"][1]["layer"]
+    assert raster["source_config"]["url"].startswith("storage://")
+    tile = client.get(f"/api/layers/{raster['id']}/tiles/6/32/20")
+    assert tile.status_code == 200 and tile.headers["content-type"] == "image/png"
+    assert client.get(f"/api/layers/{raster['id']}/tiles/6/0/0").status_code == 204

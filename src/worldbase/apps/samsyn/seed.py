@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
 import uuid
+from pathlib import Path
 
+import numpy as np
 from shapely.geometry import box
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,10 +24,12 @@ from worldbase.apps.samsyn.models import (
 from worldbase.apps.samsyn.service_features import insert_rows, summarize
 from worldbase.core import users
 from worldbase.core.db import utcnow
+from worldbase.core.storage import create_storage
 from worldbase.seeding import DEMO_EMAIL
 from worldbase.settings import Settings
 
 MAP_NAME = "North Sea marine plan (demo)"
+DEMO_BATHYMETRY_KEY = "samsyn/demo-bathymetry.tif"
 LAYERS = [
     {
         "name": "Sea Surface Temperature - North Sea",
@@ -52,14 +58,15 @@ LAYERS = [
         "source_type": "geotiff",
         "category": "bathymetry",
         "is_global": True,
+        # A synthetic depth grid in Worldbase's own storage (written by the seed), so the demo
+        # draws real raster tiles offline; the seed's original points at a TiTiler server.
         "source_config": {
             "delivery": "tiles",
-            "tileServer": "https://titiler.samsyn.io",
-            "cogUrl": "https://storage.samsyn.io/bathymetry/north_sea_gebco_2023.tif",
+            "url": f"storage://{DEMO_BATHYMETRY_KEY}",
             "bounds": [[2.0, 51.0], [8.0, 56.0]],
-            "tileParams": {"rescale": "-200,0", "colormap_name": "blues", "return_mask": True},
+            "tileParams": {"rescale": "-200,0", "colormap_name": "blues_r"},
         },
-        "metadata": {"author": "GEBCO", "year": 2023},
+        "metadata": {"author": "Worldbase demo (synthetic, after GEBCO 2023)", "year": 2023},
     },
     {
         "name": "Marine Protected Areas",
@@ -73,6 +80,41 @@ MPAS = [
     (box(2.5, 54.5, 3.5, 55.5), {"name": "Dogger Bank", "protection_level": "no-take"}),
     (box(4.0, 53.0, 5.0, 54.0), {"name": "Frisian Front", "protection_level": "restricted"}),
 ]
+
+
+def _write_bathymetry(path: Path) -> None:
+    """A smooth depth grid (metres, negative down) over the demo map's sea, as a COG."""
+    import rasterio
+    from rasterio.transform import from_bounds
+
+    height, width = 500, 600
+    lat, lon = np.mgrid[56.0 : 51.0 : height * 1j, 2.0 : 8.0 : width * 1j]
+    depth = (
+        -20
+        - 60 * (lat - 51.0) / 5
+        - 40 * np.sin(lon * 1.3) ** 2
+        - 60 * np.exp(-((lon - 3.0) ** 2 + (lat - 55.0) ** 2))
+    )
+    profile = {
+        "driver": "COG", "dtype": "float32", "count": 1, "width": width, "height": height,
+        "crs": "EPSG:4326", "transform": from_bounds(2.0, 51.0, 8.0, 56.0, width, height),
+        "nodata": -9999.0, "compress": "deflate", "blocksize": 256,
+    }  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(depth.astype("float32"), 1)
+
+
+async def _store_bathymetry(settings: Settings) -> None:
+    storage = create_storage(settings)
+    try:
+        if await storage.exists(DEMO_BATHYMETRY_KEY):
+            return
+        with tempfile.TemporaryDirectory(prefix="samsyn-seed-") as tmp:
+            path = Path(tmp) / "bathymetry.tif"
+            await asyncio.to_thread(_write_bathymetry, path)
+            await storage.put(DEMO_BATHYMETRY_KEY, path.read_bytes(), content_type="image/tiff")
+    finally:
+        await storage.close()
 
 
 async def seed_demo(session: AsyncSession, settings: Settings) -> str:
@@ -92,6 +134,7 @@ async def seed_demo(session: AsyncSession, settings: Settings) -> str:
     )
     session.add(map_)
     await session.flush()
+    await _store_bathymetry(settings)
     for order, values in enumerate(LAYERS):
         layer: Layer = await service_layers.create(session, user=user, values=values, commit=False)
         if layer.source_type == SourceType.vector:
