@@ -56,6 +56,6 @@ async def seed_demo(session: AsyncSession, settings: Settings) -> str:
     )
     verb = "created" if made else "kept"
     return (
-        f"osm: {verb} data source {DEMO_SOURCE!r}; objects created {report.created}, "
+        f"{verb} data source {DEMO_SOURCE!r}; objects created {report.created}, "
         f"unchanged {report.unchanged}"
     )
