@@ -9,8 +9,8 @@ Built on rio-tiler (reads, warps, masks) with Worldbase's own pieces around it:
   GDAL dataset is never used by two threads at once (handles are not thread-safe);
 - rendering runs in a dedicated thread pool (GDAL, numpy and zlib release the GIL), never
   on the event loop;
-- PNG is encoded by `encode_png` (the "Up" filter and zlib level 1) rather than GDAL's
-  PNG driver at zlevel 6: the same format, several times faster, a little larger.
+- PNG is encoded by `geo.raster_encode.encode_png` (the "Up" filter and zlib level 1)
+  rather than GDAL's PNG driver at zlevel 6: the same format, several times faster.
 
 Tiles outside the raster's bounds are empty (`content == b""`): routes answer `204`, as
 `geo.tiles.tile_response` does for every empty tile.
@@ -21,10 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import struct
 import threading
 import warnings
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +33,6 @@ from typing import Any, TypeVar
 import morecantile
 import numpy
 from rasterio.errors import RasterioError, RasterioIOError
-from rio_tiler.colormap import apply_cmap
 from rio_tiler.constants import WEB_MERCATOR_TMS, WGS84_CRS
 from rio_tiler.errors import (
     InvalidBandName,
@@ -49,9 +46,9 @@ from rio_tiler.errors import (
     TileOutsideBounds,
 )
 from rio_tiler.io import Reader
-from rio_tiler.models import ImageData
 
 from worldbase.core.errors import BadInput, DomainError, NotFound, UpstreamError, UpstreamTimeout
+from worldbase.geo.raster_encode import FORMATS, encode, encode_png, media_type
 from worldbase.geo.raster_params import (
     RenderParams,
     RenderQuery,
@@ -78,10 +75,12 @@ __all__ = [
     "Rendered",
     "SourceNotAllowed",
     "check_source_allowed",
+    "encode",
     "encode_png",
     "gdal_env",
     "gdal_options",
     "info",
+    "media_type",
     "parse_render_params",
     "point",
     "preview",
@@ -94,20 +93,10 @@ __all__ = [
 
 T = TypeVar("T")
 
-FORMATS = {
-    "png": "image/png",
-    "webp": "image/webp",
-    "jpeg": "image/jpeg",
-    "jpg": "image/jpeg",
-    "tif": "image/tiff; application=geotiff",
-    "npy": "application/x-binary",
-}
 DEFAULT_TMS = "WebMercatorQuad"
 RENDER_THREADS = 8
 MAX_PREVIEW = 2048
 MAX_STATS_SIZE = 2048
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> gray, gray+alpha, RGB, RGBA
 
 _EXECUTOR = ThreadPoolExecutor(max_workers=RENDER_THREADS, thread_name_prefix="raster")
 
@@ -291,75 +280,6 @@ async def run_in_pool(fn: Callable[[], T]) -> T:
 def source_path(url: str, settings: Settings) -> str:
     """The allow-listed, resolved path of `url`, or the final URL for http(s)."""
     return resolve_source(url, settings)
-
-
-# --- Encoding --------------------------------------------------------------------------------
-
-
-def _png_chunk(tag: bytes, payload: bytes) -> bytes:
-    crc = zlib.crc32(payload, zlib.crc32(tag)) & 0xFFFFFFFF
-    return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", crc)
-
-
-def encode_png(pixels: numpy.ndarray, *, level: int = 1) -> bytes:
-    """An 8-bit PNG of an (h, w, channels) uint8 array: gray, gray+alpha, RGB or RGBA.
-
-    Every row uses the "Up" filter (difference to the row above), which suits imagery and
-    costs one numpy subtraction; zlib level 1 then compresses about as well as libpng's
-    adaptive filters at level 6, in a fraction of the time.
-    """
-    height, width, channels = pixels.shape
-    rows = pixels.reshape(height, width * channels)
-    raw = numpy.empty((height, width * channels + 1), dtype=numpy.uint8)
-    raw[:, 0] = 2  # filter type Up
-    raw[0, 1:] = rows[0]
-    numpy.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])
-    header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOR_TYPES[channels], 0, 0, 0)
-    return (
-        PNG_SIGNATURE
-        + _png_chunk(b"IHDR", header)
-        + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
-        + _png_chunk(b"IEND", b"")
-    )
-
-
-def encode(img: ImageData, params: RenderParams, fmt: str) -> bytes:
-    """The image in `fmt` after `rescale` and the colormap (rio-tiler's semantics)."""
-    if fmt in ("npy", "tif"):
-        driver = "NPY" if fmt == "npy" else "GTiff"
-        return img.render(add_mask=params.return_mask, img_format=driver)
-    if params.rescale:
-        img.rescale(in_range=params.rescale)
-    colormap = params.color_map()
-    if fmt == "png" and img.array.dtype == numpy.uint8:
-        data = img.array.data
-        mask = img.mask
-        if colormap is not None and data.shape[0] == 1:
-            data, alpha = apply_cmap(data, colormap)
-            mask = numpy.where(mask != 0, alpha, 0).astype(numpy.uint8)
-        if data.shape[0] in (1, 3):
-            bands = [*data, mask] if params.return_mask else list(data)
-            return encode_png(numpy.ascontiguousarray(numpy.stack(bands, axis=-1)))
-    driver = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG", "jpg": "JPEG"}[fmt]
-    options: dict[str, Any] = {"ZLEVEL": 1} if driver == "PNG" else {"QUALITY": 85}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return img.render(
-            add_mask=params.return_mask and driver != "JPEG",
-            img_format=driver,
-            colormap=colormap,
-            **options,
-        )
-
-
-def media_type(fmt: str) -> str:
-    try:
-        return FORMATS[fmt]
-    except KeyError:
-        raise BadInput(
-            f"Unknown tile format {fmt!r}: one of {', '.join(FORMATS)}",
-            detail=[{"loc": ["path", "format"], "msg": "unknown format", "type": "value_error"}],
-        ) from None
 
 
 # --- Tile matrix sets ------------------------------------------------------------------------
