@@ -1,10 +1,11 @@
 """`python -m bench`: run every benchmark in turn."""
 
-from bench import bestiary, core_overhead, dnd, habitats, osm, raster, samsyn
+from bench import bestiary, core_overhead, dnd, habitats, osm, raster, samsyn, samsyn_wms
 
 core_overhead.run()
 samsyn.run()
 raster.run()
+samsyn_wms.run()
 dnd.run()
 osm.run()
 bestiary.run()
