@@ -12,7 +12,7 @@ Servers (uvicorn, one worker each, on loopback, the same GDAL settings):
   COG is in Worldbase's storage (`storage://`), a global (library) layer read anonymously:
   "uncached" is a server whose tile cache never hits (every tile read and encoded; tiles
   reach storage only on a second hit, so none is written), "cached" the app as shipped
-  after one pass over the tiles (tier 1, in-process memory).
+  after one pass over the tiles (answered by the fast lane, core.fast_lane, before routing).
 In-process anchors: rio-tiler `Reader.tile()` + `ImageData.render("PNG")` (GDAL, zlevel 6),
 and the same read with our encoder (`geo.raster.encode`).
 
@@ -140,6 +140,7 @@ def create_uncached_app() -> Any:
         return None
 
     TileCache.get = never  # type: ignore[assignment,method-assign]
+    os.environ["WORLDBASE_FAST_LANE_MB"] = "0"  # the fast lane is a cache tier too
     return create_app_from_env()
 
 

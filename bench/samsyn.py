@@ -109,6 +109,7 @@ def create_uncached_app() -> Any:
     from worldbase.core import services
 
     services.create_cache = lambda settings: _NeverCache()  # type: ignore[assignment,return-value]
+    os.environ["WORLDBASE_FAST_LANE_MB"] = "0"  # the fast lane is a cache tier too
     return create_app_from_env()
 
 

@@ -21,6 +21,7 @@ from worldbase.core.api.meta import router as meta_router
 from worldbase.core.api.webhooks import router as webhooks_router
 from worldbase.core.docs import install_offline_docs
 from worldbase.core.errors import ERROR_RESPONSES, install_error_handlers
+from worldbase.core.fast_lane import FastLaneMiddleware, start_listener, stop_listener
 from worldbase.core.http import RequestContextMiddleware, configure_logging
 from worldbase.core.services import Services
 from worldbase.core.viewer import install_viewer
@@ -57,9 +58,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = await Services.start(settings)
         app.state.services = services
         app.state.db = services.db
+        invalidations = start_listener(services.hub)
         try:
             yield
         finally:
+            await stop_listener(invalidations)
             await services.stop()
 
     app = FastAPI(
@@ -78,6 +81,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_offline_docs(app)
     install_viewer(app)
+    # Innermost of the three: CORS headers and X-Request-ID still go on fast-lane answers.
+    app.add_middleware(
+        FastLaneMiddleware,
+        max_bytes=settings.worldbase_fast_lane_mb * 1024 * 1024,
+        ttl=settings.worldbase_fast_lane_ttl,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     worldbase_wms_timeout: float = Field(default=15.0, gt=0, le=300)
     # Largest GeoTIFF `POST /api/layers/upload` takes (at most 4 GiB, the route's body cap).
     worldbase_upload_max_bytes: int = Field(default=1024 * 1024 * 1024, gt=0, le=4 * 1024**3)
+    # The fast lane (core.fast_lane): memory for public tiles answered before routing
+    # (0 turns it off), and the longest an entry lives (changes invalidate it sooner).
+    worldbase_fast_lane_mb: int = Field(default=64, ge=0, le=65536)
+    worldbase_fast_lane_ttl: float = Field(default=30.0, ge=0, le=86400)
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -158,6 +158,50 @@ def test_vector_tiles_tilejson_and_invalidation(team: Team) -> None:
         assert_error(team.client.get(f"/api/layers/{layer['id']}/tiles/{z}/{x}/{y}"), 422)
 
 
+def test_public_tiles_take_the_fast_lane_until_the_layer_changes(team: Team) -> None:
+    layer = team.create_layer(is_global=True)
+    (feature,) = team.add_features(layer["id"], point(4.0, 54.0, name="buoy"))
+    url = f"/api/layers/{layer['id']}/tiles/6/32/20"
+    first = team.client.get(url)
+    assert first.status_code == 200 and "x-fast-lane" not in first.headers
+    assert first.headers["cache-control"].startswith("public")
+    for who in ("anonymous", "stranger", "admin"):  # the same tile, whoever asks
+        again = team.client.get(url, headers=team.as_(who))
+        assert again.headers.get("x-fast-lane") == "hit" and again.content == first.content
+    hit_304 = team.client.get(url, headers={"If-None-Match": first.headers["etag"]})
+    assert hit_304.status_code == 304 and hit_304.headers.get("x-fast-lane") == "hit"
+    # A feature change: no worker answers the old tile.
+    response = team.client.delete(
+        f"/api/layers/{layer['id']}/features/{feature['id']}", headers=team.as_("owner")
+    )
+    assert response.status_code == 204
+    emptied = team.client.get(url)
+    assert emptied.status_code == 204 and "x-fast-lane" not in emptied.headers
+    team.add_features(layer["id"], point(4.0, 54.0, name="new buoy"))
+    assert team.client.get(url).status_code == 200
+    assert team.client.get(url).headers.get("x-fast-lane") == "hit"
+    # Leaving the library: the tile is private at once, and never in the lane again.
+    response = team.client.put(
+        f"/api/layers/{layer['id']}", json={"is_global": False}, headers=team.as_("owner")
+    )
+    assert response.status_code == 200, response.text
+    for who in ("anonymous", "stranger"):
+        assert_error(team.client.get(url, headers=team.as_(who)), 404)
+    for _ in range(2):
+        own = team.client.get(url, headers=team.as_("owner"))
+        assert own.status_code == 200 and "x-fast-lane" not in own.headers
+        assert own.headers["cache-control"].startswith("private")
+    # Deleted: gone for everyone.
+    team.client.put(
+        f"/api/layers/{layer['id']}", json={"is_global": True}, headers=team.as_("owner")
+    )
+    team.client.get(url)
+    assert team.client.get(url).headers.get("x-fast-lane") == "hit"
+    deleted = team.client.delete(f"/api/layers/{layer['id']}", headers=team.as_("owner"))
+    assert deleted.status_code == 204
+    assert_error(team.client.get(url), 404)
+
+
 def test_tiles_of_other_layers_and_permissions(team: Team) -> None:
     wms = team.create_layer(source_type="wms", source_config=WMS_CONFIG, is_global=True)
     wms_tile = team.client.get(f"/api/layers/{wms['id']}/tiles/0/0/0")  # the loopback WMS

@@ -192,6 +192,28 @@ def test_tile_params_are_defaults_and_config_changes_invalidate(team: Team, http
     assert team.client.portal.call(stored) == []  # type: ignore[union-attr]
 
 
+def test_library_layer_tiles_take_the_fast_lane_until_the_config_changes(
+    team: Team, http: str
+) -> None:
+    source_config = {
+        "delivery": "tiles",
+        "cogUrl": f"{http}/rgb.tif",
+        "tileParams": {"bidx": "3", "colormap": {"100": "#ff0000"}},
+    }
+    layer = team.create_layer(source_type="geotiff", source_config=source_config, is_global=True)
+    base = f"/api/layers/{layer['id']}"
+    red = team.client.get(f"{base}/{TILE}")
+    assert red.headers["cache-control"].startswith("public") and "x-fast-lane" not in red.headers
+    again = team.client.get(f"{base}/{TILE}", headers=team.as_("stranger"))
+    assert again.headers.get("x-fast-lane") == "hit" and again.content == red.content
+    config = source_config | {"tileParams": {"bidx": "3", "colormap": {"100": "#00ff00"}}}
+    updated = team.client.put(base, json={"source_config": config}, headers=team.as_("owner"))
+    assert updated.status_code == 200, updated.text
+    green = team.client.get(f"{base}/{TILE}")
+    assert "x-fast-lane" not in green.headers
+    assert tuple(png(green.content)[3, 3]) == (0, 255, 0, 255)
+
+
 def test_info_statistics_point_preview_tilejson(team: Team, http: str) -> None:
     layer = geotiff(team, f"{http}/rgb.tif")
     base = f"/api/layers/{layer['id']}"

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from worldbase.core import fast_lane
 from worldbase.core.db import utcnow
 from worldbase.core.models import User
 from worldbase.core.realtime import Hub
@@ -20,6 +21,17 @@ log = logging.getLogger("worldbase.samsyn.events")
 
 def map_channel(map_id: uuid.UUID) -> str:
     return f"samsyn:map:{map_id}"
+
+
+def layer_tiles_tag(layer_id: uuid.UUID) -> str:
+    """The fast-lane tag of a layer's public tiles (see `tiles_changed`)."""
+    return f"samsyn:layer:{layer_id}"
+
+
+async def tiles_changed(hub: Hub, layer_id: uuid.UUID) -> None:
+    """After a committed change to a layer or its features: no worker answers its old tiles
+    from the fast lane (the tile caches key on the config/revision and need nothing)."""
+    await fast_lane.invalidate(hub, layer_tiles_tag(layer_id))
 
 
 async def publish(

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from worldbase.apps.samsyn import service_features, service_layers, service_raster, service_wms
 from worldbase.apps.samsyn.access import maps_containing
 from worldbase.apps.samsyn.dependencies import LayerForFeatureEdit, LayerForOwner, LayerForRead
-from worldbase.apps.samsyn.events import publish
+from worldbase.apps.samsyn.events import publish, tiles_changed
 from worldbase.apps.samsyn.models import SourceType
 from worldbase.apps.samsyn.schemas import LayerCreate, LayerPage, LayerRead, LayerUpdate
 from worldbase.apps.samsyn.schemas_features import (
@@ -109,6 +109,7 @@ async def update_layer(
         await service_raster.forget_tiles(
             layer_id=layer.id, cache=services.cache, storage=services.storage
         )
+    await tiles_changed(hub, layer.id)
     data = layer_read(layer)
     maps = await maps_containing(session, layer_id=layer.id)
     await publish(hub, map_ids=maps, type_="layer.updated", actor=user, data=data)
@@ -134,6 +135,7 @@ async def delete_layer(
         await service_raster.forget_tiles(
             layer_id=layer_id, cache=services.cache, storage=services.storage
         )
+    await tiles_changed(hub, layer_id)
     await publish(hub, map_ids=maps, type_="layer.deleted", actor=user, data={"id": str(layer_id)})
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -215,6 +217,7 @@ async def create_features(
     service_features.require_vector(layer)
     items = service_features.parse_input(body)
     layer, features = await service_features.create_many(session, layer_id=layer.id, items=items)
+    await tiles_changed(hub, layer.id)
     data = [service_features.feature_json(f) for f in features]
     maps = await maps_containing(session, layer_id=layer.id)
     event = {"layer_id": str(layer.id), "ids": [f["id"] for f in data][:1000], "count": len(data)}
@@ -244,6 +247,7 @@ async def update_feature(
     layer, feature = await service_features.update(
         session, layer_id=layer.id, feature_id=feature_id, values=values
     )
+    await tiles_changed(hub, layer.id)
     data = service_features.feature_json(feature)
     maps = await maps_containing(session, layer_id=layer.id)
     await publish(
@@ -270,6 +274,7 @@ async def delete_feature(
 ) -> Response:
     service_features.require_vector(layer)
     await service_features.delete(session, layer_id=layer.id, feature_id=feature_id)
+    await tiles_changed(hub, layer.id)
     maps = await maps_containing(session, layer_id=layer.id)
     await publish(
         hub,

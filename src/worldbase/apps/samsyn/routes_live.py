@@ -13,12 +13,13 @@ from starlette.status import HTTP_200_OK
 from worldbase.apps.samsyn import service_maps, service_raster, service_tiles, service_wms
 from worldbase.apps.samsyn.access import map_role
 from worldbase.apps.samsyn.dependencies import LayerForRead, MapForRead
-from worldbase.apps.samsyn.events import map_channel
+from worldbase.apps.samsyn.events import layer_tiles_tag, map_channel
 from worldbase.apps.samsyn.models import SourceType
 from worldbase.apps.samsyn.routes_raster import TimeQuery, geotiff_tile, geotiff_tilejson
 from worldbase.apps.samsyn.routes_raster import router as raster_router
 from worldbase.apps.samsyn.service_features import require_vector
 from worldbase.apps.samsyn.style import build_style
+from worldbase.core import fast_lane
 from worldbase.core.auth import OptionalUser, authenticate_token
 from worldbase.core.db import Session
 from worldbase.core.errors import DomainError, NotFound
@@ -145,18 +146,20 @@ async def layer_tile(
             image = await service_wms.render(
                 wms_tile, settings=services.settings, cache=cache, storage=services.storage
             )
-        return tile_response(
+        response = tile_response(
             request,
             image,
             media_type=wms_tile.media_type,
             etag=wms_tile.key.etag,
             max_age=service_wms.TILE_MAX_AGE,
         )
+        return _private_unless_global(response, layer)
     etag = etag_for("samsyn-mvt", str(layer.id), layer.revision, f"{z}/{x}/{y}")
     if not_modified(request, etag):
-        return tile_response(
+        response = tile_response(
             request, b"", media_type=MVT_MEDIA_TYPE, etag=etag, max_age=TILE_MAX_AGE
         )
+        return _private_unless_global(response, layer)
     # Keyed by the layer's revision, bumped by every feature change: stale tiles are never
     # served, and old revisions age out of the cache.
     key = f"samsyn:mvt:{layer.id}:{layer.revision}:{z}/{x}/{y}"
@@ -164,9 +167,21 @@ async def layer_tile(
     if content is None:
         content = await service_tiles.render(session, layer_id=layer.id, z=z, x=x, y=y)
         await cache.set(key, content, ttl=TILE_CACHE_TTL)
-    return tile_response(
+    response = tile_response(
         request, content, media_type=MVT_MEDIA_TYPE, etag=etag, max_age=TILE_MAX_AGE
     )
+    if layer.is_global:  # the same for everyone: the fast lane may answer it next time
+        fast_lane.offer(request, layer_tiles_tag(layer.id))
+    return _private_unless_global(response, layer)
+
+
+def _private_unless_global(response: Response, layer: service_tiles.TileLayer) -> Response:
+    """Tiles of a layer not everyone may read must not sit in shared caches."""
+    if not layer.is_global:
+        response.headers["Cache-Control"] = response.headers["Cache-Control"].replace(
+            "public", "private"
+        )
+    return response
 
 
 @router.get(

@@ -17,7 +17,9 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.status import HTTP_200_OK
 
 from worldbase.apps.samsyn import service_raster
+from worldbase.apps.samsyn.events import layer_tiles_tag
 from worldbase.apps.samsyn.service_raster import NAMESPACE, RasterLayer
+from worldbase.core import fast_lane
 from worldbase.core.auth import OptionalUser
 from worldbase.core.db import Session
 from worldbase.core.errors import BadInput
@@ -109,7 +111,9 @@ async def geotiff_tile(
         request, found.content, media_type=kind, etag=key.etag, max_age=TILE_MAX_AGE
     )
     response.headers["X-Tile-Cache"] = found.hit or "miss"
-    if not layer.is_global:  # a private layer's tiles must not sit in shared caches
+    if layer.is_global:  # the same for everyone: the fast lane may answer it next time
+        fast_lane.offer(request, layer_tiles_tag(layer.id))
+    else:  # a private layer's tiles must not sit in shared caches
         response.headers["Cache-Control"] = f"private, max-age={TILE_MAX_AGE}"
     return response
 

@@ -21,9 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.samsyn.access import can_read_layer_fields
+from worldbase.apps.samsyn.events import layer_tiles_tag
 from worldbase.apps.samsyn.exceptions import NotARasterLayer
 from worldbase.apps.samsyn.models import Layer, SourceType
 from worldbase.apps.samsyn.service_temporal import InvalidTime, Timeline, fill_template, iso
+from worldbase.core import fast_lane
 from worldbase.core.cache import Cache
 from worldbase.core.errors import BadInput, NotFound
 from worldbase.core.models import User
@@ -75,8 +77,10 @@ _ROWS_MAX = 1024
 
 
 def forget(layer_id: uuid.UUID) -> None:
-    """Drop the cached row of a layer (its configuration or visibility changed)."""
+    """Drop the cached row of a layer (its configuration or visibility changed), and its
+    tiles in this process's fast lane (routes tell the other workers: `tiles_changed`)."""
     _ROWS.pop(layer_id, None)
+    fast_lane.invalidate_local(layer_tiles_tag(layer_id))
 
 
 async def _row(session: AsyncSession, layer_id: uuid.UUID) -> _Row:

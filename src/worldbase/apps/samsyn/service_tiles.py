@@ -44,6 +44,7 @@ class TileLayer:
     id: uuid.UUID
     source_type: SourceType
     revision: str
+    is_global: bool  # readable by everyone: its tiles are `public`
 
 
 async def tile_layer(session: AsyncSession, *, layer_id: uuid.UUID, user: User | None) -> TileLayer:
@@ -71,7 +72,7 @@ async def tile_layer(session: AsyncSession, *, layer_id: uuid.UUID, user: User |
     )
     if not readable:
         raise NotFound("Layer not found")
-    return TileLayer(layer_id, SourceType(source_type), revision or "0")
+    return TileLayer(layer_id, SourceType(source_type), revision or "0", bool(is_global))
 
 
 async def render(session: AsyncSession, *, layer_id: uuid.UUID, z: int, x: int, y: int) -> bytes:
