@@ -202,6 +202,49 @@ def test_public_tiles_take_the_fast_lane_until_the_layer_changes(team: Team) -> 
     assert_error(team.client.get(url), 404)
 
 
+@pytest.mark.parametrize(
+    ("who", "code"),
+    [
+        ("owner", 200),
+        ("editor", 200),
+        ("viewer", 200),
+        ("admin", 200),
+        ("stranger", 404),
+        ("anonymous", 404),
+        ("bad token", 401),
+        ("basic auth", 401),
+    ],
+)
+def test_vector_tiles_of_a_shared_layer_for_every_caller(team: Team, who: str, code: int) -> None:
+    map_ = team.shared_map()
+    layer = team.create_layer()
+    team.add_layer(map_["id"], layer["id"])
+    team.add_features(layer["id"], point(4.0, 54.0, name="buoy"))
+    headers = {
+        "bad token": {"Authorization": "Bearer not-a-token"},
+        "basic auth": {"Authorization": "Basic Zm9vOmJhcg=="},
+    }.get(who) or team.as_(who)
+    url = f"/api/layers/{layer['id']}/tiles/6/32/20"
+    for query in ("", "?tilesize=256"):  # the hot path, and the full route
+        response = team.client.get(url + query, headers=headers)
+        if code != 200:
+            assert_error(response, code)
+            continue
+        assert response.status_code == 200, response.text
+        assert response.headers["cache-control"].startswith("private")
+        assert "x-fast-lane" not in response.headers
+        assert mapbox_vector_tile.decode(response.content)["features"]["features"]
+    if code == 200:
+        assert_error(
+            team.client.get(f"/api/layers/{layer['id']}/tiles/6/64/0", headers=headers), 422
+        )
+    if code != 401:  # a bad credential is refused before the path is looked at
+        assert_error(team.client.get("/api/layers/not-a-uuid/tiles/6/32/20", headers=headers), 422)
+        assert_error(
+            team.client.get(f"/api/layers/{layer['id']}/tiles/6/x/20", headers=headers), 422
+        )
+
+
 def test_tiles_of_other_layers_and_permissions(team: Team) -> None:
     wms = team.create_layer(source_type="wms", source_config=WMS_CONFIG, is_global=True)
     wms_tile = team.client.get(f"/api/layers/{wms['id']}/tiles/0/0/0")  # the loopback WMS

@@ -83,6 +83,12 @@ def forget(layer_id: uuid.UUID) -> None:
     fast_lane.invalidate_local(layer_tiles_tag(layer_id))
 
 
+def cached_type(layer_id: uuid.UUID) -> SourceType | None:
+    """The layer's source type if its row is cached here (a layer's type never changes)."""
+    cached = _ROWS.get(layer_id)
+    return None if cached is None else cached.layer.source_type
+
+
 async def _row(session: AsyncSession, layer_id: uuid.UUID) -> _Row:
     now = time.monotonic()
     cached = _ROWS.get(layer_id)
