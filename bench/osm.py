@@ -19,7 +19,8 @@ and a second file of N/100 ways (5 nodes each) whose nodes are only in the datab
   events/s (10 `POST /data-sources/{id}/ingest` a second, 10 new nodes each) for 30 s. The
   send time travels in a tag: p99 of (receipt - send) over every delivery, the deliveries
   missing at the end (clients closed as too slow count here), and the server's RSS after
-  the clients subscribed and at the end.
+  the clients subscribed and at the end. Run again on WORLDBASE_BENCH_OSM_WS_WORKERS
+  (default 2) workers sharing the Redis hub (WORLDBASE_BENCH_REDIS), RSS summed over them.
 
 One line per figure with the ratio to its target or anchor. The machine is shared (2
 cores): rates move by tens of per cent between runs.
@@ -62,6 +63,9 @@ WS_POSTS_PER_SECOND, WS_NODES_PER_POST = 10, 10
 # Subscribers ask for batch frames (events ingested together, one frame): 100,000
 # single-event frames a second is more than one server process (and this client) can send.
 WS_BATCH = os.environ.get("WORLDBASE_BENCH_OSM_WS_BATCH", "1") == "1"
+# The fan-out also runs on this many uvicorn workers sharing a Redis hub (0: skip that run).
+WS_WORKERS = int(os.environ.get("WORLDBASE_BENCH_OSM_WS_WORKERS", "2"))
+REDIS = os.environ.get("WORLDBASE_BENCH_REDIS", "redis://127.0.0.1:6379/5")
 WS_SENT = re.compile(r'"bench_sent":\s*"([0-9.]+)"')
 
 
@@ -346,18 +350,23 @@ def run() -> None:
             f"{p50 / bare_p50:.1f}); indexes used: {used_indexes(plan)}"
         )
         source_id, token = asyncio.run(make_source(pg))
-        port = free_port()
-        with rss_server([*uvicorn, "--port", str(port), *factory], port, env) as (base, pid):
-            fan = asyncio.run(fanout(base, pid, source_id, token))
         rate = WS_POSTS_PER_SECOND * WS_NODES_PER_POST
-        log(
-            f"osm WebSocket fan-out ({WS_CLIENTS:,} subscribers, {rate} events/s, "
-            f"{WS_SECONDS} s, one uvicorn worker, batch frames {WS_BATCH}): "
-            f"p99 {fan['p99']:.0f} ms, p50 {fan['p50']:.0f} ms | target p99 < 250 ms | "
-            f"ratio {fan['p99'] / 250:.2f}; "
-            f"delivered {fan['delivered']:,} of {fan['expected']:,}, {fan['closed']} clients "
-            f"closed; server RSS {fan['rss_start']:.0f} -> {fan['rss_end']:.0f} MB"
-        )
+        for workers in (1, WS_WORKERS) if WS_WORKERS > 1 else (1,):
+            port = free_port()
+            # Several workers share events through the Redis hub, as a deployment would.
+            hub_env = env | ({"REDIS_URL": REDIS} if workers > 1 else {})
+            args = [*uvicorn, "--port", str(port), "--workers", str(workers), *factory]
+            with rss_server(args, port, hub_env) as (base, pid):
+                fan = asyncio.run(fanout(base, pid, source_id, token))
+            hub = "in-process hub" if workers == 1 else "Redis hub"
+            log(
+                f"osm WebSocket fan-out ({WS_CLIENTS:,} subscribers, {rate} events/s, "
+                f"{WS_SECONDS} s, {workers} uvicorn worker(s), {hub}, batch frames {WS_BATCH}): "
+                f"p99 {fan['p99']:.0f} ms, p50 {fan['p50']:.0f} ms | target p99 < 250 ms | "
+                f"ratio {fan['p99'] / 250:.2f}; "
+                f"delivered {fan['delivered']:,} of {fan['expected']:,}, {fan['closed']} clients "
+                f"closed; server RSS {fan['rss_start']:.0f} -> {fan['rss_end']:.0f} MB"
+            )
     finally:
         asyncio.run(recreate_database(drop_only=True))
     log(f"osm bench took {time.perf_counter() - started:.0f} s")
@@ -388,11 +397,18 @@ def _raise_open_files() -> None:
 
 
 def rss_mb(pid: int) -> float:
+    """The RSS of the server process and its worker processes (uvicorn --workers)."""
+    total = 0.0
     with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+                total += int(line.split()[1]) / 1024
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        for child in children.read_text().split():
+            with contextlib.suppress(OSError):
+                total += rss_mb(int(child))
+    return total
 
 
 @contextlib.contextmanager
