@@ -17,6 +17,7 @@ from starlette.websockets import WebSocketDisconnect
 from tests.apps.samsyn.conftest import WMS_CONFIG, Team, point
 from tests.builders import assert_error
 from tests.conftest import IN_CI
+from worldbase.geo.tiles import lonlat_to_tile
 
 STYLE_SPEC = "@maplibre/maplibre-gl-style-spec@20"
 
@@ -154,6 +155,12 @@ def test_vector_tiles_tilejson_and_invalidation(team: Team) -> None:
         == "moved"
     )
     assert team.client.get(f"/api/layers/{layer['id']}/tiles/6/0/0").status_code == 204
+    # Low zooms plan per tile, high zooms share one prepared statement: both find the buoy.
+    for z in (3, 11, 12, 16):
+        x, y = lonlat_to_tile(4.0, 54.0, z)
+        tile = team.client.get(f"/api/layers/{layer['id']}/tiles/{z}/{x}/{y}")
+        assert tile.status_code == 200, (z, tile.text)
+        assert mapbox_vector_tile.decode(tile.content)["features"]["features"], z
     for z, x, y in ((23, 0, 0), (2, 4, 0), (2, 0, -1)):
         assert_error(team.client.get(f"/api/layers/{layer['id']}/tiles/{z}/{x}/{y}"), 422)
 
