@@ -4,6 +4,7 @@ as every caller, with the tile cache and its invalidation, and the bad inputs.""
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,17 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.apps.samsyn.conftest import CALLERS, EXAMPLE_COG_HOSTS, WMS_CONFIG, Team
-from tests.builders import assert_error
+from tests.builders import assert_error, run_db
 from tests.conftest import BACKEND
 from tests.mapserver import WmsServer
 from tests.rasters import make_cog, range_server
+from worldbase.apps.samsyn.events import layer_tiles_tag
+from worldbase.apps.samsyn.models import Layer
+from worldbase.core import fast_lane
 from worldbase.geo import raster
 from worldbase.geo.tile_cache import flush_pending
 from worldbase.settings import Settings
@@ -212,6 +218,22 @@ def test_library_layer_tiles_take_the_fast_lane_until_the_config_changes(
     green = team.client.get(f"{base}/{TILE}")
     assert "x-fast-lane" not in green.headers
     assert tuple(png(green.content)[3, 3]) == (0, 255, 0, 255)
+    assert team.client.get(f"{base}/{TILE}").headers.get("x-fast-lane") == "hit"
+
+    # Another worker changes the layer: its invalidation arrives through the hub, and this
+    # worker forgets the tiles and the layer row it keeps, so it renders the new config.
+    async def recolour(session: AsyncSession) -> None:
+        blue = source_config | {"tileParams": {"bidx": "3", "colormap": {"100": "#0000ff"}}}
+        await session.execute(
+            update(Layer).where(Layer.id == uuid.UUID(layer["id"])).values(source_config=blue)
+        )
+        await session.commit()
+
+    run_db(team.client, recolour)
+    fast_lane.invalidate_local(layer_tiles_tag(uuid.UUID(layer["id"])))
+    blue = team.client.get(f"{base}/{TILE}")
+    assert "x-fast-lane" not in blue.headers
+    assert tuple(png(blue.content)[3, 3]) == (0, 0, 255, 255)
 
 
 def test_info_statistics_point_preview_tilejson(team: Team, http: str) -> None:

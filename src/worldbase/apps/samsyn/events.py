@@ -23,9 +23,12 @@ def map_channel(map_id: uuid.UUID) -> str:
     return f"samsyn:map:{map_id}"
 
 
+LAYER_TILES_TAG = "samsyn:layer:"
+
+
 def layer_tiles_tag(layer_id: uuid.UUID) -> str:
     """The fast-lane tag of a layer's public tiles (see `tiles_changed`)."""
-    return f"samsyn:layer:{layer_id}"
+    return f"{LAYER_TILES_TAG}{layer_id}"
 
 
 async def tiles_changed(hub: Hub, layer_id: uuid.UUID) -> None:

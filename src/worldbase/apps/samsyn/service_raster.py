@@ -8,6 +8,7 @@ maps), as the vector tiles do; the row is kept for `ROW_TTL` seconds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -21,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.samsyn.access import can_read_layer_fields
-from worldbase.apps.samsyn.events import layer_tiles_tag
+from worldbase.apps.samsyn.events import LAYER_TILES_TAG, layer_tiles_tag
 from worldbase.apps.samsyn.exceptions import NotARasterLayer
 from worldbase.apps.samsyn.models import Layer, SourceType
 from worldbase.apps.samsyn.service_temporal import InvalidTime, Timeline, fill_template, iso
@@ -81,6 +82,17 @@ def forget(layer_id: uuid.UUID) -> None:
     tiles in this process's fast lane (routes tell the other workers: `tiles_changed`)."""
     _ROWS.pop(layer_id, None)
     fast_lane.invalidate_local(layer_tiles_tag(layer_id))
+
+
+def _forget_invalidated(tag: str) -> None:
+    """A layer changed in another worker (its tiles' fast-lane tag arrived through the hub):
+    drop its row here too, or a render within ROW_TTL could refill the lane with old tiles."""
+    if tag.startswith(LAYER_TILES_TAG):
+        with contextlib.suppress(ValueError):
+            _ROWS.pop(uuid.UUID(tag.removeprefix(LAYER_TILES_TAG)), None)
+
+
+fast_lane.on_invalidate(_forget_invalidated)
 
 
 def cached_type(layer_id: uuid.UUID) -> SourceType | None:
