@@ -357,7 +357,9 @@ def run() -> None:
             hub_env = env | ({"REDIS_URL": REDIS} if workers > 1 else {})
             args = [*uvicorn, "--port", str(port), "--workers", str(workers), *factory]
             with rss_server(args, port, hub_env) as (base, pid):
-                fan = asyncio.run(fanout(base, pid, source_id, token))
+                # New ids each run: ingest is idempotent, a repeated node is no event.
+                first_id = 2_000_000_000 + workers * 100_000_000
+                fan = asyncio.run(fanout(base, pid, source_id, token, first_id=first_id))
             hub = "in-process hub" if workers == 1 else "Redis hub"
             log(
                 f"osm WebSocket fan-out ({WS_CLIENTS:,} subscribers, {rate} events/s, "
@@ -438,7 +440,9 @@ def rss_server(args: list[str], port: int, env: dict[str, str]) -> Iterator[tupl
             proc.kill()
 
 
-async def fanout(base: str, pid: int, source_id: str, token: str) -> dict[str, float]:
+async def fanout(
+    base: str, pid: int, source_id: str, token: str, *, first_id: int = 2_000_000_000
+) -> dict[str, float]:
     import websockets
 
     latencies: list[float] = []
@@ -484,7 +488,7 @@ async def fanout(base: str, pid: int, source_id: str, token: str) -> dict[str, f
             elements = [
                 {
                     "type": "node",
-                    "id": 2_000_000_000 + k * WS_NODES_PER_POST + j,
+                    "id": first_id + k * WS_NODES_PER_POST + j,
                     "lon": 13.5,
                     "lat": 52.5,
                     "version": 1,
