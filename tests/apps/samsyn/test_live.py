@@ -14,7 +14,7 @@ import mapbox_vector_tile
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from tests.apps.samsyn.conftest import WMS_CONFIG, Team, point
+from tests.apps.samsyn.conftest import WMS_CONFIG, Team, feature, point
 from tests.builders import assert_error
 from tests.conftest import IN_CI
 from worldbase.geo.tiles import lonlat_to_tile
@@ -163,6 +163,31 @@ def test_vector_tiles_tilejson_and_invalidation(team: Team) -> None:
         assert mapbox_vector_tile.decode(tile.content)["features"]["features"], z
     for z, x, y in ((23, 0, 0), (2, 4, 0), (2, 0, -1)):
         assert_error(team.client.get(f"/api/layers/{layer['id']}/tiles/{z}/{x}/{y}"), 422)
+
+
+@pytest.mark.parametrize("with_point", [False, True])
+def test_vector_tiles_of_polygons_hold_what_meets_the_tile(team: Team, with_point: bool) -> None:
+    """Polygon layers filter exactly (PostGIS), point layers by boxes: same tiles either way."""
+    layer = team.create_layer(is_global=True)
+    triangle = {"type": "Polygon", "coordinates": [[[0, 0], [10, 0], [0, 10], [0, 0]]]}
+    features = [feature(triangle, name="triangle")]
+    if with_point:
+        features.append(point(9.5, 9.5, name="point"))
+    team.add_features(layer["id"], *features)
+
+    def names(z: int, lon: float, lat: float) -> set[str]:
+        x, y = lonlat_to_tile(lon, lat, z)
+        tile = team.client.get(f"/api/layers/{layer['id']}/tiles/{z}/{x}/{y}")
+        if tile.status_code == 204:
+            return set()
+        assert tile.status_code == 200, tile.text
+        decoded = mapbox_vector_tile.decode(tile.content)["features"]["features"]
+        return {f["properties"]["name"] for f in decoded}
+
+    for z in (6, 13):  # one statement per tile below z12, a shared one above
+        assert names(z, 2.0, 2.0) == {"triangle"}
+        # The triangle's box reaches this corner, the triangle does not.
+        assert names(z, 9.5, 9.5) == ({"point"} if with_point else set())
 
 
 def test_public_tiles_take_the_fast_lane_until_the_layer_changes(team: Team) -> None:

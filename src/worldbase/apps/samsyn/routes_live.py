@@ -184,7 +184,9 @@ async def vector_tile(
     key = f"samsyn:mvt:{layer.id}:{layer.revision}:{z}/{x}/{y}"
     content = await cache.get(key)
     if content is None:
-        content = await service_tiles.render(session, layer_id=layer.id, z=z, x=x, y=y)
+        content = await service_tiles.render(
+            session, layer_id=layer.id, z=z, x=x, y=y, points_only=layer.points_only
+        )
         await cache.set(key, content, ttl=TILE_CACHE_TTL)
     response = tile_response(
         request, content, media_type=MVT_MEDIA_TYPE, etag=etag, max_age=TILE_MAX_AGE
