@@ -4,8 +4,6 @@ through the hub, as another worker would receive it)."""
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,7 +15,7 @@ from starlette.routing import Route
 
 from worldbase.core import fast_lane
 from worldbase.core.fast_lane import FastLaneMiddleware, FastLaneStore
-from worldbase.core.realtime import Hub, MemoryHub, RedisHub
+from worldbase.core.realtime import Hub
 
 
 class Backend:
@@ -158,22 +156,6 @@ async def test_the_store_is_bounded_in_bytes_least_recently_used_out() -> None:
     for _ in range(2):
         assert "x-fast-lane" not in (await off.client.get("/tiles/1")).headers
     assert off.calls == 2
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def hub(request: pytest.FixtureRequest) -> AsyncIterator[Hub]:
-    instance: Hub
-    if request.param == "redis":
-        instance = RedisHub(
-            request.getfixturevalue("redis_url"), namespace=f"worldbase-lane-{os.getpid()}"
-        )
-    else:
-        instance = MemoryHub()
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
 
 
 async def test_invalidations_from_other_workers_arrive_through_the_hub(

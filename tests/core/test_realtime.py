@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from tests.conftest import free_port, wait_for_port
+from tests.core.conftest import NAMESPACE
 from worldbase.core.db import Database
 from worldbase.core.migrate import upgrade_head
 from worldbase.core.models import Job, JobStatus
@@ -36,26 +37,10 @@ from worldbase.core.realtime import (
 )
 from worldbase.settings import Settings
 
-NAMESPACE = f"worldbase-test-{os.getpid()}"
-
 
 async def next_event(subscription: Any, timeout: float = 5.0) -> dict[str, Any]:
     event: dict[str, Any] = await asyncio.wait_for(anext(subscription), timeout)
     return event
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def hub(request: pytest.FixtureRequest) -> AsyncIterator[Hub]:
-    instance: Hub
-    if request.param == "redis":
-        instance = RedisHub(request.getfixturevalue("redis_url"), namespace=NAMESPACE)
-    else:
-        instance = MemoryHub()
-    await instance.start()
-    try:
-        yield instance
-    finally:
-        await instance.stop()
 
 
 async def test_publish_reaches_subscribers_of_that_channel_only(hub: Hub) -> None:

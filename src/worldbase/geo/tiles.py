@@ -97,10 +97,20 @@ def not_modified(request: Request, etag: str) -> bool:
 
 
 def tile_response(
-    request: Request, content: bytes, *, media_type: str, etag: str, max_age: int
+    request: Request,
+    content: bytes,
+    *,
+    media_type: str,
+    etag: str,
+    max_age: int,
+    shared: bool = True,
 ) -> Response:
-    """200 with the tile, 204 for an empty tile, 304 when `If-None-Match` matches."""
-    headers = {"ETag": etag, "Cache-Control": f"public, max-age={int(max_age)}"}
+    """200 with the tile, 204 for an empty tile, 304 when `If-None-Match` matches.
+
+    `shared=False` for tiles not everyone may read: `Cache-Control: private`, so shared
+    caches (CDNs, proxies, the fast lane) do not keep them."""
+    scope = "public" if shared else "private"
+    headers = {"ETag": etag, "Cache-Control": f"{scope}, max-age={int(max_age)}"}
     if not_modified(request, etag):
         return Response(status_code=304, headers=headers)
     if not content:

@@ -151,14 +151,14 @@ async def layer_tile(
             image = await service_wms.render(
                 wms_tile, settings=services.settings, cache=cache, storage=services.storage
             )
-        response = tile_response(
+        return tile_response(
             request,
             image,
             media_type=wms_tile.media_type,
             etag=wms_tile.key.etag,
             max_age=service_wms.TILE_MAX_AGE,
+            shared=layer.is_global,
         )
-        return _private_unless_global(response, layer)
     return await vector_tile(request, session=session, cache=cache, layer=layer, z=z, x=x, y=y)
 
 
@@ -175,10 +175,10 @@ async def vector_tile(
     """A readable vector layer's MVT tile (z/x/y validated): ETag, cache, render."""
     etag = etag_for("samsyn-mvt", str(layer.id), layer.revision, f"{z}/{x}/{y}")
     if not_modified(request, etag):
-        response = tile_response(
-            request, b"", media_type=MVT_MEDIA_TYPE, etag=etag, max_age=TILE_MAX_AGE
-        )
-        return _private_unless_global(response, layer)
+        return tile_response(
+            request, b"", media_type=MVT_MEDIA_TYPE, etag=etag, max_age=TILE_MAX_AGE,
+            shared=layer.is_global,
+        )  # fmt: skip
     # Keyed by the layer's revision, bumped by every feature change: stale tiles are never
     # served, and old revisions age out of the cache.
     key = f"samsyn:mvt:{layer.id}:{layer.revision}:{z}/{x}/{y}"
@@ -188,21 +188,12 @@ async def vector_tile(
             session, layer_id=layer.id, z=z, x=x, y=y, points_only=layer.points_only
         )
         await cache.set(key, content, ttl=TILE_CACHE_TTL)
-    response = tile_response(
-        request, content, media_type=MVT_MEDIA_TYPE, etag=etag, max_age=TILE_MAX_AGE
-    )
     if layer.is_global:  # the same for everyone: the fast lane may answer it next time
         fast_lane.offer(request, layer_tiles_tag(layer.id))
-    return _private_unless_global(response, layer)
-
-
-def _private_unless_global(response: Response, layer: service_tiles.TileLayer) -> Response:
-    """Tiles of a layer not everyone may read must not sit in shared caches."""
-    if not layer.is_global:
-        response.headers["Cache-Control"] = response.headers["Cache-Control"].replace(
-            "public", "private"
-        )
-    return response
+    return tile_response(
+        request, content, media_type=MVT_MEDIA_TYPE, etag=etag, max_age=TILE_MAX_AGE,
+        shared=layer.is_global,
+    )  # fmt: skip
 
 
 class VectorTileFastPath:

@@ -97,7 +97,10 @@ async def geotiff_tile(
         scale=scale,
     )
     if not_modified(request, key.etag):
-        return tile_response(request, b"", media_type=kind, etag=key.etag, max_age=TILE_MAX_AGE)
+        return tile_response(
+            request, b"", media_type=kind, etag=key.etag, max_age=TILE_MAX_AGE,
+            shared=layer.is_global,
+        )  # fmt: skip
 
     async def render() -> bytes:
         tile = await raster.tile(
@@ -108,13 +111,12 @@ async def geotiff_tile(
     cache = TileCache(cache=services.cache, storage=services.storage)
     found = await cache.get_or_render(key, media_type=kind, render=render, persist="second-hit")
     response = tile_response(
-        request, found.content, media_type=kind, etag=key.etag, max_age=TILE_MAX_AGE
-    )
+        request, found.content, media_type=kind, etag=key.etag, max_age=TILE_MAX_AGE,
+        shared=layer.is_global,
+    )  # fmt: skip
     response.headers["X-Tile-Cache"] = found.hit or "miss"
     if layer.is_global:  # the same for everyone: the fast lane may answer it next time
         fast_lane.offer(request, layer_tiles_tag(layer.id))
-    else:  # a private layer's tiles must not sit in shared caches
-        response.headers["Cache-Control"] = f"private, max-age={TILE_MAX_AGE}"
     return response
 
 
