@@ -148,15 +148,26 @@ def _geometry_to_wkb(element: _GeometryToWkb, compiler: SQLCompiler, **kw: Any) 
     return column
 
 
-def spatial_index(table_name: str, column_name: str) -> Index:
+def spatial_index(table_name: str, column_name: str, *, leading: str | None = None) -> Index:
     """The GiST index of a geometry column (PostgreSQL only; SQLite uses the R*Tree).
 
     Put it in the table's arguments (`__table_args__`). Alembic ignores the dialect
     condition: its `include_object` should skip indexes for which `skip_index_on(obj,
-    dialect_name)` is true.
+    dialect_name)` is true. `leading`: a column that every spatial query of the table also
+    filters by equality (a layer id); the index is then GiST over (leading, geometry)
+    through the btree_gist extension, so a query of one layer searches that layer's
+    entries only, not every layer's that overlap the box.
     """
-    index = Index(f"ix_{table_name}_{column_name}", column_name, postgresql_using="gist")
+    columns = [column_name] if leading is None else [leading, column_name]
+    name = spatial_index_name(table_name, column_name, leading)
+    index = Index(name, *columns, postgresql_using="gist")
     return index.ddl_if(dialect="postgresql")
+
+
+def spatial_index_name(table_name: str, column_name: str, leading: str | None = None) -> str:
+    if leading is None:
+        return f"ix_{table_name}_{column_name}"
+    return f"ix_{table_name}_{leading}_{column_name}"
 
 
 def skip_index_on(index: Any, dialect_name: str) -> bool:
@@ -168,17 +179,22 @@ def skip_index_on(index: Any, dialect_name: str) -> bool:
     return dialect_name not in ((wanted,) if isinstance(wanted, str) else tuple(wanted))
 
 
-def add_spatial_index(op: Any, table: str, column: str) -> None:
-    """Migration step: GiST index on PostgreSQL, R*Tree + triggers on SQLite."""
+def add_spatial_index(op: Any, table: str, column: str, *, leading: str | None = None) -> None:
+    """Migration step: GiST index on PostgreSQL, R*Tree + triggers on SQLite (which has no
+    use for `leading`: its R*Tree answers the box, the rowids are then checked)."""
     if op.get_context().dialect.name == "postgresql":
-        op.create_index(f"ix_{table}_{column}", table, [column], postgresql_using="gist")
+        columns = [column] if leading is None else [leading, column]
+        if leading is not None:
+            op.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")  # trusted: no superuser
+        name = spatial_index_name(table, column, leading)
+        op.create_index(name, table, columns, postgresql_using="gist")
     else:
         create_sqlite_rtree(op, table, column)
 
 
-def drop_spatial_index(op: Any, table: str, column: str) -> None:
+def drop_spatial_index(op: Any, table: str, column: str, *, leading: str | None = None) -> None:
     if op.get_context().dialect.name == "postgresql":
-        op.drop_index(f"ix_{table}_{column}", table_name=table)
+        op.drop_index(spatial_index_name(table, column, leading), table_name=table)
     else:
         drop_sqlite_rtree(op, table, column)
 

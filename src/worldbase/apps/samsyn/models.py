@@ -113,7 +113,8 @@ class LayerFeature(UUIDPrimaryKey, TimestampMixin, Base):
     __tablename__ = "layer_features"
     __table_args__ = (
         Index("idx_features_layer_id", "layer_id", "display_order"),
-        spatial_index("layer_features", "geometry"),
+        # Every feature query names its layer: GiST over (layer_id, geometry).
+        spatial_index("layer_features", "geometry", leading="layer_id"),
     )
 
     layer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("layers.id", ondelete="CASCADE"))

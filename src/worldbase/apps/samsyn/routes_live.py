@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response, WebSocket
 from fastapi.routing import APIRoute
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import Route
 from starlette.status import HTTP_200_OK
 from starlette.types import Receive, Scope, Send
@@ -26,10 +25,10 @@ from worldbase.apps.samsyn.style import build_style
 from worldbase.core import fast_lane
 from worldbase.core.auth import OptionalUser, authenticate_token
 from worldbase.core.cache import Cache
-from worldbase.core.db import Session
+from worldbase.core.db import Database, Session
 from worldbase.core.errors import DomainError, NotFound
 from worldbase.core.realtime import serve_websocket
-from worldbase.core.services import CacheDep, ServicesDep, services_of
+from worldbase.core.services import CacheDep, Services, ServicesDep, services_of
 from worldbase.geo.raster import RenderQueryDep
 from worldbase.geo.tiles import etag_for, not_modified, tile_response, validate_tile
 from worldbase.geo.vector_tiles import MVT_MEDIA_TYPE, tilejson
@@ -159,13 +158,13 @@ async def layer_tile(
             max_age=service_wms.TILE_MAX_AGE,
             shared=layer.is_global,
         )
-    return await vector_tile(request, session=session, cache=cache, layer=layer, z=z, x=x, y=y)
+    return await vector_tile(request, db=services.db, cache=cache, layer=layer, z=z, x=x, y=y)
 
 
 async def vector_tile(
     request: Request,
     *,
-    session: AsyncSession,
+    db: Database,
     cache: Cache,
     layer: service_tiles.TileLayer,
     z: int,
@@ -185,7 +184,7 @@ async def vector_tile(
     content = await cache.get(key)
     if content is None:
         content = await service_tiles.render(
-            session, layer_id=layer.id, z=z, x=x, y=y, points_only=layer.points_only
+            db, layer_id=layer.id, z=z, x=x, y=y, points_only=layer.points_only
         )
         await cache.set(key, content, ttl=TILE_CACHE_TTL)
     if layer.is_global:  # the same for everyone: the fast lane may answer it next time
@@ -204,7 +203,9 @@ class VectorTileFastPath:
     GeoTIFF/WMS tiles use) cost as much again. A plain request with no query string is
     answered here with the same services, the same permission check and the same
     `vector_tile`; anything else (a query string, another layer type, a malformed
-    Authorization header, HEAD) goes to the full route, which also documents the path.
+    Authorization header, HEAD) goes to the full route, which also documents the path. An
+    anonymous request for a library layer whose row is cached opens no session: the tile
+    statement is its only round trip (`service_tiles.public_tile_layer`).
     """
 
     def __init__(self, full: APIRoute) -> None:
@@ -223,27 +224,34 @@ class VectorTileFastPath:
             await self.full.handle(scope, receive, send)
             return
         services = services_of(request)
-        async with services.db.sessionmaker() as session:
-            user = None
-            if isinstance(token, str):
-                user = await authenticate_token(session, token=token, settings=services.settings)
-            if service_raster.cached_type(layer_id) not in (None, SourceType.vector):
-                response = None
-            else:
-                layer = await service_tiles.tile_layer(session, layer_id=layer_id, user=user)
-                response = None
-                if layer.source_type == SourceType.vector:
-                    validate_tile(z, x, y, max_zoom=MAX_ZOOM)
-                    response = await vector_tile(
-                        request, session=session, cache=services.cache, layer=layer, z=z, x=x, y=y
-                    )
-        if response is None:
+        layer = service_tiles.public_tile_layer(layer_id) if token is None else None
+        if layer is None:
+            layer = await self._readable_layer(services, layer_id, token)
+        if layer is None or layer.source_type != SourceType.vector:
             await self.full.handle(scope, receive, send)
             return
+        validate_tile(z, x, y, max_zoom=MAX_ZOOM)
+        response = await vector_tile(
+            request, db=services.db, cache=services.cache, layer=layer, z=z, x=x, y=y
+        )
         await response(scope, receive, send)
 
+    @staticmethod
+    async def _readable_layer(
+        services: Services, layer_id: uuid.UUID, token: str | None
+    ) -> service_tiles.TileLayer | None:
+        """The layer if the caller may read it (`NotFound` otherwise); None for a layer
+        known here to be raster or WMS (the full route serves those)."""
+        if service_raster.cached_type(layer_id) not in (None, SourceType.vector):
+            return None
+        async with services.db.sessionmaker() as session:
+            user = None
+            if token is not None:
+                user = await authenticate_token(session, token=token, settings=services.settings)
+            return await service_tiles.tile_layer(session, layer_id=layer_id, user=user)
 
-def _bearer(request: Request) -> str | bool | None:
+
+def _bearer(request: Request) -> str | Literal[False] | None:
     """The bearer token; None without an Authorization header; False when it is malformed."""
     header = request.headers.get("authorization")
     if header is None:

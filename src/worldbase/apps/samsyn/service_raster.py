@@ -1,9 +1,10 @@
 """GeoTIFF layers: the layer's raster source (a file or a time step of a template), its
 render defaults and its cache version. The rendering itself is `worldbase.geo.raster`.
 
-The tile path loads no ORM object: one statement for the layer's type, configuration and
-ownership (a second only for layers neither global nor the caller's, to look through
-maps), as the vector tiles do; the row is kept for `ROW_TTL` seconds.
+The tile paths (these and the vector tiles) load no ORM object: one statement for the
+layer's type, configuration and ownership (a second only for layers neither global nor the
+caller's, to look through maps); the row is kept for `ROW_TTL` seconds, and dropped at once
+when the layer or its features change (`forget`, and `tiles_changed` across workers).
 """
 
 from __future__ import annotations
@@ -101,11 +102,19 @@ def cached_type(layer_id: uuid.UUID) -> SourceType | None:
     return None if cached is None else cached.layer.source_type
 
 
-async def _row(session: AsyncSession, layer_id: uuid.UUID) -> _Row:
-    now = time.monotonic()
+def fresh_row(layer_id: uuid.UUID) -> _Row | None:
+    """The layer's cached row if younger than ROW_TTL (no I/O; None otherwise)."""
     cached = _ROWS.get(layer_id)
-    if cached is not None and now - cached.loaded_at < ROW_TTL:
+    if cached is None or time.monotonic() - cached.loaded_at >= ROW_TTL:
+        return None
+    return cached
+
+
+async def _row(session: AsyncSession, layer_id: uuid.UUID) -> _Row:
+    cached = fresh_row(layer_id)
+    if cached is not None:
         return cached
+    now = time.monotonic()
     row = (
         await session.execute(
             select(
