@@ -45,6 +45,8 @@ BBOX = (7.0, 48.0, 7.38, 48.38)  # uniform part: ~1,000 points
 ZOOMS = (8, 10, 12, 14)
 SECONDS = int(os.environ.get("WORLDBASE_BENCH_SECONDS", "2"))
 REPEATS = int(os.environ.get("WORLDBASE_BENCH_REPEATS", "3"))
+# Leave the PostGIS database in place at the end (to look into a figure with psql).
+KEEP_DATABASE = os.environ.get("WORLDBASE_BENCH_KEEP_DB") == "1"
 JWT = "bench-" + "x" * 40
 
 
@@ -237,6 +239,8 @@ async def load_postgis(settings: Any) -> dict[str, Any]:
         async with db.engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(text("VACUUM ANALYZE layer_features"))
+            # The load's dirty pages are written now, not during the timed import.
+            await conn.execute(text("CHECKPOINT"))
         log(
             f"samsyn load: {N_POINTS + N_POLYGONS} features COPY {copy_s:.1f} s "
             f"({(N_POINTS + N_POLYGONS) / copy_s:,.0f}/s, GiST dropped), GiST build {index_s:.1f} s"
@@ -640,7 +644,8 @@ def run() -> None:
             bench_tiles(cached, uncached, tipg, layers)
         bench_low_zoom(layers)
     finally:
-        asyncio.run(drop_database())
+        if not KEEP_DATABASE:
+            asyncio.run(drop_database())
     from worldbase.core.migrate import upgrade_head
 
     upgrade_head(settings_for(data_dir / "sqlite", None))

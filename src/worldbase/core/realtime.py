@@ -149,6 +149,22 @@ def _encode_shared(event: Event) -> str:
     return text
 
 
+_BATCH_TEXTS: OrderedDict[tuple[int, ...], tuple[list[Event], str]] = OrderedDict()
+
+
+def _encode_batch_shared(events: list[Event]) -> str:
+    """A batch frame's text, made once for the sockets that send the same events."""
+    key = tuple(map(id, events))
+    cached = _BATCH_TEXTS.get(key)
+    if cached is not None and all(a is b for a, b in zip(cached[0], events, strict=True)):
+        return cached[1]
+    text = '{"type":"batch","events":[' + ",".join(map(_encode_shared, events)) + "]}"
+    _BATCH_TEXTS[key] = (events, text)
+    if len(_BATCH_TEXTS) > _SENT_TEXTS_MAX:
+        _BATCH_TEXTS.popitem(last=False)
+    return text
+
+
 class _FanoutHub:
     """Local fan-out from a channel to its subscribers' queues (both hubs share it)."""
 
@@ -329,71 +345,103 @@ async def serve_websocket(
     """Stream a subscription's events to an accepted WebSocket as JSON text.
 
     Sends `initial` first, then each event; sends `{"type": "ping"}` after
-    `heartbeat_seconds` of silence; closes with 1000 after an event for which
+    `heartbeat_seconds` without sending anything; closes with 1000 after an event for which
     `until(event)` is true, with 1013 when the client was dropped as too slow, and stops
     when the client disconnects. Client messages go to `on_message` (JSON-decoded) or
-    are ignored. The subscription is always closed.
+    are ignored; while it runs no event is sent, so its replies (and a snapshot) come
+    before the events its change lets through. The subscription is always closed.
 
     When `batch()` is true (a client's choice, asked at every burst), events that are
     queued together go out as one frame `{"type": "batch", "events": [...]}`: at hundreds
     of events a second to many clients, frames are what costs (each is a send here and a
     receive there), not bytes.
+
+    Events are awaited straight from the subscription (client messages and the heartbeat
+    have a task each): with a thousand sockets, a task and an `asyncio.wait` per event
+    and socket were most of the fan-out's cost.
     """
-    receiver: asyncio.Task[Any] | None = None
-    waiter: asyncio.Task[Event] | None = None
+    loop = asyncio.get_running_loop()
+    sending = asyncio.Lock()  # one writer at a time: events, replies, pings
+    last_sent = loop.time()
+    client_gone = False
     close_code: int | None = None
+
+    async def send(text: str) -> None:
+        nonlocal last_sent
+        await websocket.send_text(text)
+        last_sent = loop.time()
+
+    def end_stream() -> None:
+        nonlocal client_gone
+        client_gone = True
+        subscription.close()  # the loop below stops at its next event
+
+    async def receive_messages() -> None:
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                text = message.get("text")
+                if on_message is None or text is None:
+                    continue
+                async with sending:
+                    with contextlib.suppress(ValueError):
+                        await on_message(json.loads(text))
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return
+        finally:
+            end_stream()
+
+    async def heartbeat() -> None:
+        try:
+            while True:
+                await asyncio.sleep(max(0.0, last_sent + heartbeat_seconds - loop.time()))
+                if loop.time() - last_sent >= heartbeat_seconds:
+                    async with sending:
+                        await send('{"type":"ping"}')
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            end_stream()
+
+    helpers: list[asyncio.Task[None]] = []
     try:
         if initial is not None:
             for event in initial if isinstance(initial, list) else [initial]:
-                await websocket.send_text(_encode(event))
+                await send(_encode(event))
                 if until is not None and until(event):
                     close_code = 1000
                     return
-        receiver = asyncio.create_task(websocket.receive())
-        waiter = asyncio.create_task(anext(subscription))
+        helpers = [
+            asyncio.create_task(receive_messages()),
+            asyncio.create_task(heartbeat()),
+        ]
         while True:
-            done, _ = await asyncio.wait(
-                {receiver, waiter}, timeout=heartbeat_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-            if not done:
-                await websocket.send_text('{"type":"ping"}')
-                continue
-            if receiver in done:
-                message = receiver.result()
-                if message["type"] == "websocket.disconnect":
-                    return
-                if on_message is not None and message.get("text") is not None:
-                    with contextlib.suppress(ValueError):
-                        await on_message(json.loads(message["text"]))
-                receiver = asyncio.create_task(websocket.receive())
-            if waiter in done:
-                try:
-                    event = waiter.result()
-                except StopAsyncIteration:
-                    close_code = 1000
-                    return
-                except SubscriberTooSlow:
-                    close_code = WS_TRY_AGAIN_LATER
-                    return
-                # Everything already queued goes out now: one wake-up per burst, not per event.
-                burst = [event, *subscription.pop_ready()]
+            try:
+                event = await anext(subscription)
+            except StopAsyncIteration:
+                close_code = None if client_gone else 1000
+                return
+            except SubscriberTooSlow:
+                close_code = WS_TRY_AGAIN_LATER
+                return
+            # Everything already queued goes out now: one wake-up per burst, not per event.
+            burst = [event, *subscription.pop_ready()]
+            async with sending:
                 if batch is not None and len(burst) > 1 and until is None and batch():
-                    events = ",".join(_encode_shared(ready) for ready in burst)
-                    await websocket.send_text(f'{{"type":"batch","events":[{events}]}}')
+                    await send(_encode_batch_shared(burst))
                     burst = []
                 for ready in burst:
-                    await websocket.send_text(_encode_shared(ready))
+                    await send(_encode_shared(ready))
                     if until is not None and until(ready):
                         close_code = 1000
                         return
-                waiter = asyncio.create_task(anext(subscription))
     except (WebSocketDisconnect, RuntimeError, OSError):
         # RuntimeError/OSError: the client went away while we were sending.
         return
     finally:
         subscription.close()
-        for task in (receiver, waiter):
-            if task is not None and not task.done():
+        for task in helpers:
+            if not task.done():
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task

@@ -11,7 +11,7 @@ worker, and each WebSocket keeps only the events its subscription matches.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +85,10 @@ class ClientFilter:
     bbox: tuple[float, float, float, float] | None = None
     active: bool = False  # nothing is sent before the first subscribe message
     batch: bool = False  # events that arrive together go out as one frame
+
+    def key(self) -> Hashable:
+        """Equal for filters that match the same events."""
+        return (self.active, frozenset(self.types), tuple(self.tags), self.bbox)
 
     def matches(self, event: dict[str, Any]) -> bool:
         if not self.active:

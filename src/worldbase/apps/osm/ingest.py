@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 import logging
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import shapely
@@ -58,7 +58,8 @@ class IngestReport:
         return self.created + self.modified + self.deleted + self.unchanged + self.filtered
 
     def summary(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Not `asdict`: it would deep-copy every changed ORM object only to drop them.
+        data: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         data.pop("changes")
         data["accepted"] = self.accepted
         data["errors"] = self.errors[:100]

@@ -22,7 +22,8 @@ import contextlib
 import json
 import logging
 import math
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Hashable
 from typing import Any, cast
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -53,6 +54,26 @@ SNAPSHOT_LIMIT = 1000
 MAX_QUEUE = 256
 
 
+# The events of a hub message that a filter matches, shared by the sockets with the same
+# filter: every local subscriber receives the same message object, and a thousand sockets
+# following one feed should cost one filtering pass per message, not a thousand. An entry
+# holds its message, so the message's id cannot be reused while it is cached.
+_MATCHED: OrderedDict[tuple[int, Hashable], tuple[Event, list[Event]]] = OrderedDict()
+_MATCHED_MAX = 1024
+
+
+def matching_events(message: Event, state: ClientFilter) -> list[Event]:
+    key = (id(message), state.key())
+    cached = _MATCHED.get(key)
+    if cached is not None and cached[0] is message:
+        return cached[1]
+    matched = [event for event in unpack(message) if state.matches(event)]
+    _MATCHED[key] = (message, matched)
+    if len(_MATCHED) > _MATCHED_MAX:
+        _MATCHED.popitem(last=False)
+    return matched
+
+
 class FilteredSubscription:
     """A hub subscription that yields, one by one, the object events (unpacked from the
     published batches) that the client's filter matches."""
@@ -66,7 +87,7 @@ class FilteredSubscription:
         return self
 
     def _matching(self, message: Event) -> list[Event]:
-        return [event for event in unpack(message) if self.state.matches(event)]
+        return matching_events(message, self.state)
 
     async def __anext__(self) -> Event:
         while not self.pending:
