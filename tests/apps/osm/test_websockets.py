@@ -12,7 +12,7 @@ from starlette.websockets import WebSocketDisconnect
 from tests.apps.osm.conftest import OSM, node
 from tests.builders import register_user
 from worldbase.apps.osm.events import ClientFilter
-from worldbase.apps.osm.websockets import FilteredSubscription
+from worldbase.apps.osm.websockets import FilteredSubscription, matching_events
 from worldbase.core.realtime import MemoryHub, SubscriberTooSlow
 
 
@@ -110,6 +110,39 @@ def test_a_slow_subscriber_is_dropped() -> None:
         with pytest.raises(SubscriberTooSlow):
             await anext(slow)
         assert [(await anext(fast))["object"]["id"] for _ in range(5)] == [0, 1, 2, 3, 4]
+        await hub.stop()
+
+    asyncio.run(scenario())
+
+
+def test_sockets_with_equal_filters_share_one_filtering_pass_and_others_get_their_own() -> None:
+    async def scenario() -> None:
+        hub = MemoryHub()
+        await hub.start()
+        nodes = ClientFilter(types={"node"}, active=True)
+        nodes_too = ClientFilter(types={"node"}, active=True)
+        cafes = ClientFilter(tags=[("amenity", "cafe")], active=True)
+        subscriptions = [
+            FilteredSubscription(hub.subscribe("osm:objects"), state)
+            for state in (nodes, nodes_too, cafes)
+        ]
+        events = [
+            {"type": "object.created", "object": {"type": "node", "tags": {"amenity": "cafe"}}},
+            {"type": "object.created", "object": {"type": "node", "tags": {}}},
+            {"type": "object.created", "object": {"type": "way", "tags": {"amenity": "cafe"}}},
+        ]
+        await hub.publish("osm:objects", {"type": "batch", "events": events})
+        ready = [[await anext(s), *s.pop_ready()] for s in subscriptions]
+        assert ready[0] == ready[1] == events[:2]
+        assert ready[2] == [events[0], events[2]]
+        message = {"type": "batch", "events": events}
+        shared = matching_events(message, nodes)
+        assert matching_events(message, nodes_too) is shared  # one pass for equal filters
+        assert matching_events(message, cafes) is not shared
+        nodes.types = {"way"}  # a socket changing its filter gets its own pass
+        await hub.publish("osm:objects", {"type": "batch", "events": events})
+        assert [await anext(subscriptions[0])] == [events[2]]
+        assert [await anext(subscriptions[1]), *subscriptions[1].pop_ready()] == events[:2]
         await hub.stop()
 
     asyncio.run(scenario())
