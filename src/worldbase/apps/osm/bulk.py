@@ -1,10 +1,11 @@
-"""The fast path of file imports: new nodes written in bulk, with their history rows.
+"""The fast path of file imports: new nodes written in bulk.
 
 Nodes are most of any OSM file and, in a full file, need nothing from other objects, so
 they skip the per-object path (`Ingestor`): the batch's ids are looked up once, the nodes
 not stored yet are written with binary COPY (PostgreSQL, asyncpg) or one `executemany`
-(SQLite), objects and `create` history rows alike, in the caller's transaction. The
-semantics stay those of `ingest` (idempotent by type, osm_id and version):
+(SQLite), in the caller's transaction. Their `create` history entries are not written: a
+new node's row is its first version (see `history.py`). The semantics stay those of
+`ingest` (idempotent by type, osm_id and version):
 - a node stored with the same or a newer version is `unchanged`;
 - every other stored node (a newer version, or a file without versions) and every node
   of a source with a tag filter or an area goes back to the caller for `ingest`;
@@ -31,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.osm.ingest import IngestReport
-from worldbase.apps.osm.models import DataSource, OSMObject, OSMObjectHistory
+from worldbase.apps.osm.models import DataSource, OSMObject
 from worldbase.apps.osm.parsing import Element
 from worldbase.geo.spatial import rtree_name
 from worldbase.geo.vector_io import copy_connection
@@ -42,10 +43,6 @@ NodeRow = tuple[int, int | None, dict[str, str], float, float, datetime | None, 
 _OBJECT_COLUMNS = (
     "id", "osm_id", "type", "tags", "geom", "source_id", "version", "timestamp",
     "changeset", "user", "uid", "deleted", "created_at", "updated_at",
-)  # fmt: skip
-_HISTORY_COLUMNS = (
-    "id", "object_id", "action", "version", "tags", "geom_wkb", "timestamp", "changeset",
-    "user", "source_id", "recorded_at",
 )  # fmt: skip
 _WKB_POINT = struct.Struct("<BIdd")  # little-endian ISO WKB point
 _EWKB_POINT = struct.Struct("<BIIdd")  # with the SRID flag and 4326: geometry's binary input
@@ -154,36 +151,26 @@ async def _write(
 ) -> None:
     postgres = session.get_bind().dialect.name == "postgresql"
     object_ids = _ordered_ids(len(rows))
-    history_ids = _ordered_ids(len(rows))
     stamp = now if postgres else _sqlite_datetime(now)
     objects: list[tuple[Any, ...]] = []
-    history: list[tuple[Any, ...]] = []
-    for row, object_id, history_id in zip(rows, object_ids, history_ids, strict=True):
+    for row, object_id in zip(rows, object_ids, strict=True):
         osm_id, version, tags, lon, lat, timestamp, changeset, user, uid = row
         tags_json = json.dumps(tags) if tags else "{}"
-        wkb = _WKB_POINT.pack(1, 1, lon, lat)
         when: Any
         if postgres:
             geom = _EWKB_POINT.pack(1, _EWKB_SRID_FLAG, 4326, lon, lat)
             when = timestamp
         else:
-            geom = wkb
+            geom = _WKB_POINT.pack(1, 1, lon, lat)
             when = None if timestamp is None else _sqlite_datetime(timestamp)
-        version = version or 1
         objects.append(
-            (object_id, str(osm_id), "node", tags_json, geom, source_id, version, when,
+            (object_id, str(osm_id), "node", tags_json, geom, source_id, version or 1, when,
              changeset, user, uid, False, stamp, stamp)
-        )  # fmt: skip
-        history.append(
-            (history_id, object_id, "create", version, tags_json, wkb, when, changeset, user,
-             source_id, stamp)
         )  # fmt: skip
     if postgres:
         await _copy(session, OSMObject.__tablename__, _OBJECT_COLUMNS, objects)
-        await _copy(session, OSMObjectHistory.__tablename__, _HISTORY_COLUMNS, history)
     else:
         await _sqlite_objects(session, objects, [(row[3], row[4]) for row in rows])
-        await _executemany(session, OSMObjectHistory.__tablename__, _HISTORY_COLUMNS, history)
 
 
 def _sqlite_datetime(value: datetime) -> str:

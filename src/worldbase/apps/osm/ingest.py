@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worldbase.apps.osm.history import create_entry, unrecorded
 from worldbase.apps.osm.models import (
     DataSource,
     OSMObject,
@@ -153,6 +154,7 @@ class Ingestor:
         self.channel = channel
         self.report = IngestReport()
         self.moved: dict[str, Element] = {}  # nodes of this batch stored at a new position
+        self.unrecorded: set[str] = set()  # stored objects whose create entry is not written
 
     def reject(self, item: Rejected) -> None:
         self.report.rejected += 1
@@ -246,6 +248,7 @@ class Ingestor:
         await self._resolve_geometries(elements)
         tag_filter = self.source.tag_filter if self.source else None
         current = await _load(self.session, {(e.type, e.osm_id) for _, e in elements})
+        self.unrecorded = await unrecorded(self.session, [obj.id for obj in current.values()])
         now = utcnow()
         for _, element in elements:
             if not element.deleted and (
@@ -290,6 +293,9 @@ class Ingestor:
             action = "create"
         else:
             action = "delete" if element.deleted else "modify"
+            if obj.id in self.unrecorded:  # bulk-stored: its first version goes to history now
+                self.unrecorded.discard(obj.id)
+                self.session.add(create_entry(obj))
         if (
             action == "modify"
             and element.type == "node"

@@ -2,7 +2,9 @@
 
 Ids are string UUIDs (the seed's convention). `osm_objects` holds the latest state of each
 (type, osm_id); `osm_object_history` every version seen, including the current one, with
-its geometry as WKB (history is read one object at a time, so it needs no spatial index).
+its geometry as WKB (history is read one object at a time, so it needs no spatial index),
+except for nodes written by the bulk import paths: until such a node first changes, its
+object row is its only version (`history.py`).
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ the two file steps Python is slowest at, when it is installed:
 - `copy_nodes`: the first load of a full file's nodes (create mode, PostgreSQL):
   `osmium export -f pg` writes every node as a PostgreSQL COPY text line (EWKB point, id,
   version, changeset, uid, user, timestamp, tags as JSON); the lines stream by COPY into
-  `osm_objects` itself and one INSERT … SELECT makes the `create` history rows in the
-  server, with the keys built afterwards by one sort each. Python touches no node, which is
-  what held the per-node path back (every pyosmium attribute read is a Python call; nine
-  per node cost more than the COPY).
+  `osm_objects` itself (no history rows: a new node's row is its first version, see
+  `history.py`), with the keys built afterwards by one sort each. Python touches no node,
+  which is what held the per-node path back (every pyosmium attribute read is a Python
+  call; nine per node cost more than the COPY).
 
 The result is the same rows as the Python path (`bulk.store_nodes`): the same columns,
 versions (0 → 1), empty metadata as NULL, timestamps before 1971 as NULL, ids ordered
@@ -39,7 +39,7 @@ from sqlalchemy import Constraint, UniqueConstraint
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.schema import AddConstraint, DropConstraint
 
-from worldbase.apps.osm.models import OSMObject, OSMObjectHistory
+from worldbase.apps.osm.models import OSMObject
 from worldbase.core.db import Base
 from worldbase.geo.vector_io import copy_connection
 
@@ -144,13 +144,13 @@ async def _stdout_chunks(process: asyncio.subprocess.Process) -> AsyncIterator[b
 
 
 def _constraints() -> list[Constraint]:
-    """The primary keys and the unique (type, osm_id) of objects and history: dropped for the
+    """The primary key and the unique (type, osm_id) of the objects: dropped for the
     COPY and built again after it by one sort each (create mode already dropped the other
     indexes and the history -> objects foreign key, which references the objects' key)."""
     tables = Base.metadata.tables
-    objects, history = tables[OSMObject.__tablename__], tables[OSMObjectHistory.__tablename__]
+    objects = tables[OSMObject.__tablename__]
     unique = [c for c in objects.constraints if isinstance(c, UniqueConstraint)]
-    return [objects.primary_key, *unique, history.primary_key]
+    return [objects.primary_key, *unique]
 
 
 def _id_expression(sequence: str) -> str:
@@ -175,7 +175,7 @@ async def copy_nodes(
     source_id: str | None,
     now: datetime,
 ) -> int:
-    """Writes every node of `path` with its history row; returns how many. Raises `NotPlain`
+    """Writes every node of `path`; returns how many. Raises `NotPlain`
     (before anything is committed: the caller's transaction rolls back) when not every node
     of the file came out as a visible node with a location.
 
@@ -187,7 +187,7 @@ async def copy_nodes(
     assert osmium is not None
     connection = await session.connection()
     driver: Any = await copy_connection(session)
-    objects, history = OSMObject.__tablename__, OSMObjectHistory.__tablename__
+    objects = OSMObject.__tablename__
     for constraint in _constraints():
         await connection.execute(DropConstraint(constraint))
     # Temporary sequences for the ids (dropped below; a failure rolls their creation back).
@@ -242,15 +242,7 @@ async def copy_nodes(
         + ", "
         + ", ".join(f'ALTER COLUMN "{c}" SET DEFAULT {v}' for c, v in SERVER_DEFAULTS.items())
     )
-    await driver.execute("CREATE TEMP SEQUENCE osm_copy_history_ids")
-    history_ids = _id_expression("osm_copy_history_ids")
-    await driver.execute(
-        f'INSERT INTO "{history}" (id, object_id, action, version, tags, geom_wkb, '  # noqa: S608
-        '"timestamp", changeset, "user", source_id, recorded_at) '
-        f"SELECT {history_ids}, id, 'create', version, tags, ST_AsBinary(geom, 'NDR'), "
-        f'"timestamp", changeset, "user", source_id, {stamp} FROM "{objects}"'
-    )
-    await driver.execute("DROP SEQUENCE osm_copy_ids, osm_copy_history_ids")
+    await driver.execute("DROP SEQUENCE osm_copy_ids")
     for constraint in _constraints():
         await connection.execute(AddConstraint(constraint))
     return copied

@@ -402,7 +402,10 @@ class StatsRead(Schema):
 
     objects: dict[str, int]
     deleted_objects: int
-    history_entries: int
+    history_entries: int = Field(
+        description="Stored history rows; a node bulk-imported from a file and unchanged "
+        "since has none (its object row is its only version)"
+    )
     data_sources: int
     active_data_sources: int
     validation_log_entries: int

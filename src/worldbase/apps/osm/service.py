@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.osm.exceptions import ObjectNotFound, SourceInactive, SourceNotFound
+from worldbase.apps.osm.history import create_entry
 from worldbase.apps.osm.ingest import IngestReport, ingest
 from worldbase.apps.osm.models import (
     DataSource,
@@ -125,6 +126,10 @@ async def list_history(
         .offset(offset)
     )
     total = await session.scalar(select(func.count(OSMObjectHistory.id)).where(where))
+    if not total:  # stored by a bulk path and unchanged since: its row is its only version
+        obj = await session.get(OSMObject, object_id)
+        if obj is not None:
+            return ([create_entry(obj)] if offset == 0 else []), 1
     return builtins.list(rows), int(total or 0)
 
 
