@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import uuid
 import zipfile
+from collections.abc import Iterator
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -394,6 +398,47 @@ def test_bulk_insert_rolls_back_and_leaves_the_connection_unchanged(backend: Bac
     if backend.name == "postgresql":
         assert raw == "0101000020E6100000000000000000F03F0000000000000040"
     backend.drop(metadata)
+
+
+def test_read_ahead_runs_the_iterator_in_one_thread_and_closes_it() -> None:
+    events: list[tuple[str, int | None, str]] = []
+
+    def numbers(n: int, bad: int | None = None) -> Iterator[int]:
+        try:
+            for i in range(n):
+                if i == bad:
+                    raise BadInput(f"row {i}")
+                events.append(("made", i, threading.current_thread().name))
+                yield i
+        finally:
+            events.append(("closed", None, threading.current_thread().name))
+
+    async def consume(items: Iterator[int], stop: int | None = None) -> list[int]:
+        seen: list[int] = []
+        async with aclosing(vector_io.read_ahead(items)) as ahead:
+            async for i in ahead:
+                if i == stop:
+                    raise RuntimeError("the consumer failed")
+                seen.append(i)
+        return seen
+
+    assert asyncio.run(consume(numbers(5))) == [0, 1, 2, 3, 4]
+    assert {name for _, _, name in events} == {"read-ahead_0"}
+    events.clear()
+    with pytest.raises(BadInput, match="row 3"):
+        asyncio.run(consume(numbers(5, bad=3)))
+    events.clear()
+    with pytest.raises(RuntimeError):
+        asyncio.run(consume(numbers(1000), stop=2))
+    # One item ahead of the consumer, then closed in its thread before read_ahead returned.
+    assert [(what, i) for what, i, _ in events] == [
+        ("made", 0),
+        ("made", 1),
+        ("made", 2),
+        ("made", 3),
+        ("closed", None),
+    ]
+    assert not any(t.name.startswith("read-ahead") for t in threading.enumerate())
 
 
 def test_geojson_point_fast_path_matches_the_parser(tmp_path: Path) -> None:

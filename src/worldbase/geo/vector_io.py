@@ -7,11 +7,13 @@ rule) after reprojection to EPSG:4326 when the source declares another CRS. A ba
 raises `BadInput` naming it (`features[3]`, `line 12`, `feature 7`); nothing is skipped.
 
 `bulk_insert_features` writes many rows fast: binary COPY on PostgreSQL, executemany on
-SQLite.
+SQLite; `prepare_rows` and `insert_prepared` are its two halves, and `read_ahead` runs a
+reader in a worker thread, so that reading and encoding overlap the writes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -22,10 +24,11 @@ import shutil
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
@@ -33,6 +36,7 @@ import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import JSON, Table, text
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
 
@@ -44,7 +48,11 @@ __all__ = [
     "MAX_IMPORT_BYTES",
     "MAX_UNZIPPED_BYTES",
     "ImportedFeature",
+    "PreparedRows",
     "bulk_insert_features",
+    "insert_prepared",
+    "prepare_rows",
+    "read_ahead",
     "read_features",
 ]
 
@@ -61,6 +69,8 @@ _SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 _WKT_HEADERS = ("wkt", "geometry", "geom", "the_geom")
 _LON_HEADERS = ("lon", "lng", "long", "longitude", "x")
 _LAT_HEADERS = ("lat", "latitude", "y")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -516,22 +526,32 @@ async def bulk_insert_features(
     PostgreSQL: binary COPY through asyncpg. SQLite: one driver-level executemany (the R*Tree
     triggers still run per row). Returns the number of rows.
     """
-    dialect = session.get_bind().dialect.name
+    dialect = session.get_bind().dialect
     count = 0
     batch: list[Mapping[str, Any]] = []
     for row in rows:
         batch.append(row)
         if len(batch) >= chunk:
-            count += await _insert_batch(session, table, batch, dialect)
+            count += await insert_prepared(session, prepare_rows(table, batch, dialect))
             batch = []
     if batch:
-        count += await _insert_batch(session, table, batch, dialect)
+        count += await insert_prepared(session, prepare_rows(table, batch, dialect))
     return count
 
 
-async def _insert_batch(
-    session: AsyncSession, table: Table, rows: list[Mapping[str, Any]], dialect_name: str
-) -> int:
+@dataclass(frozen=True, slots=True)
+class PreparedRows:
+    """Rows encoded for the driver by `prepare_rows`; written by `insert_prepared`."""
+
+    table: Table
+    columns: list[str]
+    records: list[tuple[Any, ...]]
+    dialect: Dialect
+
+
+def prepare_rows(table: Table, rows: Sequence[Mapping[str, Any]], dialect: Dialect) -> PreparedRows:
+    """The CPU half of `bulk_insert_features` (same rules), without I/O: it may run in a
+    worker thread while the event loop writes the previous batch."""
     # Column-wise: the keys of the first row, plus the columns with Python-side defaults.
     names = list(rows[0])
     defaults = [
@@ -552,8 +572,7 @@ async def _insert_batch(
             values.append([default.arg(None) for _ in rows])
         else:
             values.append([default.arg] * len(rows))
-    dialect = session.get_bind().dialect
-    postgres = dialect_name == "postgresql"
+    postgres = dialect.name == "postgresql"
     for j, column in enumerate(columns):
         if j in fresh_ids:
             continue  # 32 hex digits: what asyncpg takes, and how SQLite stores a Uuid
@@ -573,20 +592,64 @@ async def _insert_batch(
         if process is not None:
             values[j] = [process(v) for v in values[j]]
     records = list(zip(*values, strict=True))
-    connection = await session.connection()
-    if not postgres:
-        quote = dialect.identifier_preparer.quote
+    return PreparedRows(table, [c.name for c in columns], records, dialect)
+
+
+async def insert_prepared(session: AsyncSession, prepared: PreparedRows) -> int:
+    """Write rows from `prepare_rows` in the session's transaction (COPY or executemany)."""
+    table, columns, records = prepared.table, prepared.columns, prepared.records
+    if prepared.dialect.name != "postgresql":
+        connection = await session.connection()
+        quote = prepared.dialect.identifier_preparer.quote
         statement = (
-            f"INSERT INTO {quote(table.name)} ({', '.join(quote(c.name) for c in columns)}) "  # noqa: S608
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
             f"VALUES ({', '.join('?' for _ in columns)})"
         )
         await connection.exec_driver_sql(statement, records)
-        return len(rows)
+        return len(records)
     driver = await copy_connection(session)
     await driver.copy_records_to_table(
-        table.name, records=records, columns=[c.name for c in columns], schema_name=table.schema
+        table.name, records=records, columns=columns, schema_name=table.schema
     )
-    return len(rows)
+    return len(records)
+
+
+async def read_ahead(items: Iterator[T]) -> AsyncGenerator[T, None]:
+    """`items` advanced in a worker thread, one item ahead: the next item is made while the
+    consumer handles this one (at most two items alive, whatever the iterator's length).
+
+    Use it under `contextlib.aclosing`: when the consumer stops early or fails, the thread
+    finishes the step in flight, closes `items` and exits before this generator returns, so
+    nothing keeps reading the caller's files afterwards. The iterator's exceptions are
+    raised to the consumer.
+    """
+    loop = asyncio.get_running_loop()
+    # One thread: the steps, and the final close, run in order on the same iterator.
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
+    pending = loop.run_in_executor(worker, _step, items)
+    try:
+        while (step := await pending) is not None:
+            pending = loop.run_in_executor(worker, _step, items)
+            yield step[0]
+    finally:
+        pending.cancel()  # a step in flight is not wanted any more, nor its error
+        closed = worker.submit(_close, items)  # queued behind that step if it runs
+        worker.shutdown(wait=False)
+        # Shielded: a second cancellation must not take the close out of the queue.
+        await asyncio.shield(asyncio.wrap_future(closed))
+        worker.shutdown(wait=True)  # the thread exits once the close is done
+
+
+def _step(items: Iterator[T]) -> tuple[T] | None:
+    for item in items:
+        return (item,)
+    return None
+
+
+def _close(items: Iterator[Any]) -> None:
+    close = getattr(items, "close", None)
+    if close is not None:
+        close()
 
 
 def _json_text(value: Any) -> str:

@@ -3,14 +3,57 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+from typing import Any
 
-from tests.apps.samsyn.conftest import Team, point
-from tests.builders import assert_error
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.apps.samsyn.conftest import SQUARE, Team, feature, point
+from tests.builders import assert_error, run_db
+from worldbase.apps.samsyn import service_import
+from worldbase.apps.samsyn.models import LayerFeature
 
 
 def _layers(team: Team) -> int:
     return int(team.client.get("/api/layers", headers=team.as_("owner")).json()["total"])
+
+
+def _stored_features(team: Team) -> int:
+    async def count(session: AsyncSession) -> int:
+        return int(await session.scalar(select(func.count()).select_from(LayerFeature)) or 0)
+
+    return int(run_db(team.client, count))
+
+
+def _import(team: Team, name: str, data: bytes, filename: str = "f.geojson") -> Any:
+    return team.client.post(
+        "/api/layers/import",
+        data={"name": name},
+        files={"file": (filename, data, "application/octet-stream")},
+        headers=team.as_("owner"),
+    )
+
+
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Chunks of 3 features; the sizes of the chunks written, in order."""
+    monkeypatch.setattr(service_import, "CHUNK_FEATURES", 3)
+    sizes: list[int] = []
+    insert = service_import.insert_prepared
+
+    async def counted(session: AsyncSession, prepared: Any) -> int:
+        sizes.append(len(prepared.records))
+        return await insert(session, prepared)
+
+    monkeypatch.setattr(service_import, "insert_prepared", counted)
+    return sizes
+
+
+def _no_reader_thread() -> bool:
+    return not any(t.name.startswith("read-ahead") for t in threading.enumerate())
 
 
 def test_small_geojson_is_imported_inline(team: Team) -> None:
@@ -82,3 +125,82 @@ def test_a_large_file_is_imported_by_a_job(team: Team) -> None:
     layer = team.client.get(f"/api/layers/{layer_id}", headers=team.as_("owner")).json()
     assert layer["source_config"]["featureCount"] == 5_000
     assert team.client.get(f"/api/layers/{layer_id}/features?limit=1").status_code == 404
+
+
+def _collection(features: list[dict[str, Any]]) -> bytes:
+    return json.dumps({"type": "FeatureCollection", "features": features}).encode()
+
+
+# The GeoJSON reader validates 10,000 features at a time before it yields any of them: its
+# bad feature comes after that many, in chunks of 4,000 (two written, the third fails).
+LATE_GEOJSON = [point(i % 360 - 180 + 0.5, i % 90, n=i) for i in range(10_002)]
+LATE_CSV = b"n,lon,lat\n" + b"".join(b"%d,%d,1\n" % (i, i) for i in range(7)) + b"7,x,1\n"
+
+
+@pytest.mark.parametrize(
+    ("filename", "data", "chunk", "where"),
+    [
+        ("late.geojson", _collection([*LATE_GEOJSON, point(1, 200)]), 4_000, "features[10002]"),
+        ("late.csv", LATE_CSV, 3, "line 9"),
+    ],
+)
+def test_a_bad_feature_after_written_chunks_imports_nothing(
+    team: Team,
+    writes: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    filename: str,
+    data: bytes,
+    chunk: int,
+    where: str,
+) -> None:
+    monkeypatch.setattr(service_import, "CHUNK_FEATURES", chunk)
+    body = assert_error(_import(team, "Late", data, filename), 422)
+    assert where in body["message"], body
+    assert writes == [chunk, chunk]  # written before the bad feature was read
+    assert _layers(team) == 0 and _stored_features(team) == 0
+    assert _no_reader_thread()
+
+
+def test_a_chunked_import_keeps_order_and_stats(
+    team: Team, writes: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    features = [point(-10 + i, 40 - i, n=i) for i in range(5)] + [
+        feature(SQUARE, n=5),
+        point(20, 60, n=6),
+    ]
+    chunked = _import(team, "Chunked", _collection(features))
+    assert chunked.status_code == 201, chunked.text
+    assert writes == [3, 3, 1]
+    config = chunked.json()["source_config"]
+    assert config["featureCount"] == 7
+    assert config["bounds"] == [[-10.0, 36.0], [20.0, 60.0]]
+    assert config["geometryTypes"] == ["Point", "Polygon"] and config["geometryType"] == "Mixed"
+    layer_id = chunked.json()["id"]
+    listed = team.client.get(
+        f"/api/layers/{layer_id}/features?limit=100", headers=team.as_("owner")
+    ).json()["features"]
+    assert [f["display_order"] for f in listed] == list(range(7))
+    assert [f["properties"]["n"] for f in listed] == list(range(7))
+    # The same file in one chunk: the same stats (accumulated per chunk above).
+    monkeypatch.setattr(service_import, "CHUNK_FEATURES", 100)
+    whole = _import(team, "Whole", _collection(features))
+    assert whole.status_code == 201, whole.text
+    assert whole.json()["source_config"] == config
+
+
+def test_a_failed_write_stops_the_reader(
+    team: Team, writes: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counted = service_import.insert_prepared
+
+    async def failing(session: AsyncSession, prepared: Any) -> int:
+        if writes:
+            raise RuntimeError("the database went away")
+        return await counted(session, prepared)
+
+    monkeypatch.setattr(service_import, "insert_prepared", failing)
+    response = _import(team, "Broken", _collection([point(i, i, n=i) for i in range(30)]))
+    assert response.status_code == 500, response.text
+    assert writes == [3]
+    assert _layers(team) == 0 and _stored_features(team) == 0
+    assert _no_reader_thread()
