@@ -6,7 +6,8 @@ and a second file of N/100 ways (5 nodes each) whose nodes are only in the datab
 
 - (a) import through our path (`apps.osm.files.import_file`: the validating count pass,
   the bulk node path — osmium-tool's `export -f pg` into COPY when `osmium` is installed,
-  else pyosmium + binary COPY — history rows) into a scratch PostGIS database `worldbase_bench_osm`
+  else pyosmium + binary COPY; a node's history row waits for its first change) into a
+  scratch PostGIS database `worldbase_bench_osm`
   (created and dropped here, migrated: the table is empty, so the first-load mode, with
   every index built at the end, in the same timed call) and into SQLite (N/5 nodes);
 - (b) the anchor: a bare pyosmium read (id, tags, location) plus asyncpg
@@ -16,7 +17,8 @@ and a second file of N/100 ways (5 nodes each) whose nodes are only in the datab
 - (d) WebSocket fan-out: a uvicorn worker on loopback (in-process hub), 1,000 clients in
   this process (a minimal protocol client, `FanoutClient`), each subscribed to every node
   event on `/ws/{id}` (in batch mode unless WORLDBASE_BENCH_OSM_WS_BATCH=0); 100
-  events/s (10 `POST /data-sources/{id}/ingest` a second, 10 new nodes each) for 30 s. The
+  events/s (10 `POST /data-sources/{id}/ingest` a second, 10 new nodes each) for 30 s
+  (WORLDBASE_BENCH_OSM_WS_SECONDS; 300 for the issue's five minutes of flat memory). The
   send time travels in a tag: p99 of (receipt - send) over every delivery, the deliveries
   missing at the end (clients closed as too slow count here), and the server's RSS after
   the clients subscribed and at the end. Run again on WORLDBASE_BENCH_OSM_WS_WORKERS
@@ -304,7 +306,8 @@ def run() -> None:
         bare_s = asyncio.run(bare_copy(nodes))
         ours_rate, bare_rate = N_NODES / pg_s, N_NODES / bare_s
         log(
-            f"osm import .osm.pbf -> PostGIS (our path, all indexes, history rows): "
+            "osm import .osm.pbf -> PostGIS (our path, all indexes; no history rows until a "
+            "node changes): "
             f"{ours_rate:,.0f} nodes/s ({pg_s:.1f} s) | target 50,000/s | "
             f"ratio {ours_rate / 50000:.2f}"
         )
