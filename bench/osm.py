@@ -68,6 +68,7 @@ WS_BATCH = os.environ.get("WORLDBASE_BENCH_OSM_WS_BATCH", "1") == "1"
 # The fan-out also runs on this many uvicorn workers sharing a Redis hub (0: skip that run).
 WS_WORKERS = int(os.environ.get("WORLDBASE_BENCH_OSM_WS_WORKERS", "2"))
 REDIS = os.environ.get("WORLDBASE_BENCH_REDIS", "redis://127.0.0.1:6379/5")
+RSS_EVERY_SECONDS = 30
 WS_SENT_KEY = b'"bench_sent":"'  # as the server writes JSON (compact separators)
 
 
@@ -370,7 +371,9 @@ def run() -> None:
                 f"p99 {fan['p99']:.0f} ms, p50 {fan['p50']:.0f} ms | target p99 < 250 ms | "
                 f"ratio {fan['p99'] / 250:.2f}; "
                 f"delivered {fan['delivered']:,} of {fan['expected']:,}, {fan['closed']} clients "
-                f"closed; server RSS {fan['rss_start']:.0f} -> {fan['rss_end']:.0f} MB"
+                f"closed; server RSS {fan['rss_start']:.0f} -> {fan['rss_end']:.0f} MB "
+                f"(every {RSS_EVERY_SECONDS} s: "
+                f"{' '.join(f'{v:.0f}' for v in fan['rss_samples'])})"
             )
     finally:
         asyncio.run(recreate_database(drop_only=True))
@@ -541,7 +544,7 @@ class FanoutState:
 
 async def fanout(
     base: str, pid: int, source_id: str, token: str, *, first_id: int = 2_000_000_000
-) -> dict[str, float]:
+) -> dict[str, Any]:
     state = FanoutState()
     loop = asyncio.get_running_loop()
     port = int(base.rsplit(":", 1)[1])
@@ -559,6 +562,7 @@ async def fanout(
     url = f"{base}/data-sources/{source_id}/ingest"
     posts = WS_SECONDS * WS_POSTS_PER_SECOND
     post_ms: list[float] = []
+    rss_samples: list[float] = []  # every RSS_EVERY_SECONDS: flat, or growing?
     async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
         started = time.perf_counter()
         for k in range(posts):
@@ -575,6 +579,8 @@ async def fanout(
                 }
                 for j in range(WS_NODES_PER_POST)
             ]
+            if k % (WS_POSTS_PER_SECOND * RSS_EVERY_SECONDS) == 0:
+                rss_samples.append(rss_mb(pid))
             posted = time.perf_counter()
             (await http.post(url, json={"elements": elements})).raise_for_status()
             post_ms.append((time.perf_counter() - posted) * 1000)
@@ -595,6 +601,7 @@ async def fanout(
         "post_p50": statistics.median(post_ms),
         "rss_start": rss_start,
         "rss_end": rss_end,
+        "rss_samples": rss_samples,
     }
 
 
