@@ -430,14 +430,11 @@ def test_read_ahead_runs_the_iterator_in_one_thread_and_closes_it() -> None:
     events.clear()
     with pytest.raises(RuntimeError):
         asyncio.run(consume(numbers(1000), stop=2))
-    # One item ahead of the consumer, then closed in its thread before read_ahead returned.
-    assert [(what, i) for what, i, _ in events] == [
-        ("made", 0),
-        ("made", 1),
-        ("made", 2),
-        ("made", 3),
-        ("closed", None),
-    ]
+    # At most one item ahead of the consumer (the step for item 3 may be cancelled before
+    # the thread starts it), then closed in its thread before read_ahead returned.
+    made = [("made", i) for i in range(4)]
+    assert [(what, i) for what, i, _ in events] in ([*made[:3], ("closed", None)],
+                                                    [*made, ("closed", None)])  # fmt: skip
     assert not any(t.name.startswith("read-ahead") for t in threading.enumerate())
 
 
