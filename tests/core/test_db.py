@@ -22,6 +22,9 @@ def test_the_read_pool_survives_dropped_connections(
         try:
             assert await db.read_value("SELECT $1::int + 1", 41) == 42
             assert await db.read_value("SHOW jit") == "off"
+            row = await db.read_row("SELECT 1 AS a, 'b' AS b WHERE $1::bool", True)
+            assert row is not None and tuple(row) == (1, "b")
+            assert await db.read_row("SELECT 1 WHERE $1::bool", False) is None
             # The server drops every read connection (a restart, a failover, an idle
             # timeout): the next statement is retried on a new one, not failed.
             admin = await asyncpg.connect(postgres_url)

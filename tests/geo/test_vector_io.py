@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -26,7 +27,12 @@ from worldbase.core.db import JSONType
 from worldbase.core.errors import BadInput, PayloadTooLarge
 from worldbase.geo import vector_io
 from worldbase.geo.spatial import Geometry, bbox_filter, spatial_index
-from worldbase.geo.vector_io import ImportedFeature, bulk_insert_features, read_features
+from worldbase.geo.vector_io import (
+    ImportedFeature,
+    bulk_insert_features,
+    read_features,
+    time_ordered_uuid_hex,
+)
 
 # (10, 51) and (11, 52) in EPSG:3857 metres.
 MERC_10_51 = (1113194.9079327357, 6621293.722740169)
@@ -362,7 +368,7 @@ def test_bulk_insert(backend: Backend) -> None:
             first = (await session.execute(select(table).where(table.c.n == 0))).one()
             distinct = select(func.count(table.c.id.distinct()))
             assert (await session.execute(distinct)).scalar_one() == 2500
-            assert isinstance(first.id, uuid.UUID) and first.id.version == 4
+            assert isinstance(first.id, uuid.UUID) and first.id.version == 7
         return count, total, hits, first.geom, first.props, first.kind
 
     count, total, hits, geom, props, kind = backend.run(go())
@@ -474,3 +480,17 @@ def test_geojson_without_points_and_over_several_chunks(tmp_path: Path) -> None:
     assert [r.index for r in rows] == list(range(12_001))
     assert rows[11_999].properties == {"i": 11_999} and rows[11_999].geometry.x == 119
     assert rows[10_005].geometry.geom_type == "Polygon"
+
+
+def test_bulk_ids_are_version_7_ascending_and_unique() -> None:
+    before = time.time_ns() // 1_000_000
+    first = [uuid.UUID(h) for h in time_ordered_uuid_hex(70_000)]
+    second = [uuid.UUID(h) for h in time_ordered_uuid_hex(3)]
+    after = time.time_ns() // 1_000_000
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in first + second)
+    # The batch is in order (the position crosses every byte of its 26 bits at 70,000).
+    assert first == sorted(first) and len(set(first + second)) == 70_003
+    millis = {u.int >> 80 for u in first + second}
+    assert all(before <= m <= after for m in millis)
+    with pytest.raises(ValueError, match="2\\*\\*26"):
+        time_ordered_uuid_hex(1 << 26)

@@ -118,11 +118,18 @@ class Database:
         for statements that leave no session state behind (connections are not reset on
         release). A connection the server dropped is replaced and the statement retried once.
         """
+        return await self._read("fetchval", sql, args)
+
+    async def read_row(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        """The first row of a read-only statement, on the read pool (see `read_value`)."""
+        return await self._read("fetchrow", sql, args)
+
+    async def _read(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
         pool = self._read_pool or await self._open_read_pool()
         for attempt in (1, 2):
             try:
                 async with pool.acquire() as conn:
-                    return await conn.fetchval(sql, *args)
+                    return await getattr(conn, method)(sql, *args)
             except (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, OSError):
                 if attempt == 2:
                     raise

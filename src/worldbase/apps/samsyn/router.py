@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter
 
+from worldbase.apps.samsyn.fast_paths import priority_routes
 from worldbase.apps.samsyn.routes_comments import router as comments_router
 from worldbase.apps.samsyn.routes_import import router as import_router
 from worldbase.apps.samsyn.routes_layers import router as layers_router
-from worldbase.apps.samsyn.routes_live import priority_routes
 from worldbase.apps.samsyn.routes_live import router as live_router
 from worldbase.apps.samsyn.routes_maps import router as maps_router
 from worldbase.apps.samsyn.routes_upload import router as upload_router

@@ -143,6 +143,11 @@ async def delete_layer(
 # --- Features --------------------------------------------------------------------------------
 
 
+MAX_PAGE = 10_000  # features per page
+MAX_OFFSET = 10_000_000
+MAX_BBOX_CHARS = 200
+
+
 def _page_url(request: Request, offset: int) -> str:
     return str(request.url.include_query_params(offset=offset))
 
@@ -158,14 +163,21 @@ async def list_features(
     layer: LayerForRead,
     session: Session,
     bbox: Annotated[
-        str | None, Query(description="minx,miny,maxx,maxy in degrees", max_length=200)
+        str | None, Query(description="minx,miny,maxx,maxy in degrees", max_length=MAX_BBOX_CHARS)
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
     service_features.require_vector(layer)
     box = parse_bbox(bbox) if bbox is not None else None
     page = await service_features.list(session, layer=layer, bbox=box, limit=limit, offset=offset)
+    return features_response(request, page, limit=limit, offset=offset)
+
+
+def features_response(
+    request: Request, page: service_features.FeaturePage, *, limit: int, offset: int
+) -> Response:
+    """The page as a GeoJSON FeatureCollection with its counts and self/next/prev links."""
     links = [{"rel": "self", "href": str(request.url), "type": "application/geo+json"}]
     if offset + page.returned < page.total:
         links.append(

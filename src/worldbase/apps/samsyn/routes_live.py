@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Request, Response, WebSocket
-from fastapi.routing import APIRoute
-from starlette.routing import BaseRoute, Route
 from starlette.status import HTTP_200_OK
-from starlette.types import Receive, Scope, Send
 
 from worldbase.apps.samsyn import service_maps, service_raster, service_tiles, service_wms
 from worldbase.apps.samsyn.access import map_role
@@ -28,7 +25,7 @@ from worldbase.core.cache import Cache
 from worldbase.core.db import Database, Session
 from worldbase.core.errors import DomainError, NotFound
 from worldbase.core.realtime import serve_websocket
-from worldbase.core.services import CacheDep, Services, ServicesDep, services_of
+from worldbase.core.services import CacheDep, ServicesDep, services_of
 from worldbase.geo.raster import RenderQueryDep
 from worldbase.geo.tiles import etag_for, not_modified, tile_response, validate_tile
 from worldbase.geo.vector_tiles import MVT_MEDIA_TYPE, tilejson
@@ -193,87 +190,6 @@ async def vector_tile(
         request, content, media_type=MVT_MEDIA_TYPE, etag=etag, max_age=TILE_MAX_AGE,
         shared=layer.is_global,
     )  # fmt: skip
-
-
-class VectorTileFastPath:
-    """The MVT hot path of `GET /api/layers/{id}/tiles/{z}/{x}/{y}`, ahead of the full route.
-
-    Why: at z14 the tile query takes ~1 ms, and FastAPI's dependency resolution for the full
-    route (the caller, a session, the cache, and TiTiler's dozen render parameters that only
-    GeoTIFF/WMS tiles use) cost as much again. A plain request with no query string is
-    answered here with the same services, the same permission check and the same
-    `vector_tile`; anything else (a query string, another layer type, a malformed
-    Authorization header, HEAD) goes to the full route, which also documents the path. An
-    anonymous request for a library layer whose row is cached opens no session: the tile
-    statement is its only round trip (`service_tiles.public_tile_layer`).
-    """
-
-    def __init__(self, full: APIRoute) -> None:
-        self.full = full
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        params = scope["path_params"]
-        request = Request(scope, receive)
-        token = _bearer(request)
-        try:
-            layer_id = uuid.UUID(params["id"])
-            z, x, y = int(params["z"]), int(params["x"]), int(params["y"])
-        except ValueError:
-            layer_id = None
-        if scope["method"] != "GET" or scope["query_string"] or token is False or not layer_id:
-            await self.full.handle(scope, receive, send)
-            return
-        services = services_of(request)
-        layer = service_tiles.public_tile_layer(layer_id) if token is None else None
-        if layer is None:
-            layer = await self._readable_layer(services, layer_id, token)
-        if layer is None or layer.source_type != SourceType.vector:
-            await self.full.handle(scope, receive, send)
-            return
-        validate_tile(z, x, y, max_zoom=MAX_ZOOM)
-        response = await vector_tile(
-            request, db=services.db, cache=services.cache, layer=layer, z=z, x=x, y=y
-        )
-        await response(scope, receive, send)
-
-    @staticmethod
-    async def _readable_layer(
-        services: Services, layer_id: uuid.UUID, token: str | None
-    ) -> service_tiles.TileLayer | None:
-        """The layer if the caller may read it (`NotFound` otherwise); None for a layer
-        known here to be raster or WMS (the full route serves those)."""
-        if service_raster.cached_type(layer_id) not in (None, SourceType.vector):
-            return None
-        async with services.db.sessionmaker() as session:
-            user = None
-            if token is not None:
-                user = await authenticate_token(session, token=token, settings=services.settings)
-            return await service_tiles.tile_layer(session, layer_id=layer_id, user=user)
-
-
-def _bearer(request: Request) -> str | Literal[False] | None:
-    """The bearer token; None without an Authorization header; False when it is malformed."""
-    header = request.headers.get("authorization")
-    if header is None:
-        return None
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else False
-
-
-def _vector_tile_fast_path() -> Route:
-    full = next(
-        route
-        for route in router.routes
-        if isinstance(route, APIRoute) and route.path == "/api/layers/{id}/tiles/{z}/{x}/{y}"
-    )
-    # Digits only: `.../{y}.webp` and other shapes go on to the routes that serve them.
-    path = "/api/layers/{id}/tiles/{z:int}/{x:int}/{y:int}"
-    return Route(path, VectorTileFastPath(full), methods=["GET"], include_in_schema=False)
-
-
-# Matched ahead of every router (see `worldbase.app`): FastAPI's route scan costs
-# microseconds per route passed, a millisecond over the whole table on this kind of machine.
-priority_routes: list[BaseRoute] = [_vector_tile_fast_path()]
 
 
 @router.get(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worldbase.apps.samsyn.models import Layer, LayerFeature, SourceType
 from worldbase.apps.samsyn.pgraw import driver
 from worldbase.apps.samsyn.service_layers import refresh_stats
-from worldbase.core.db import utcnow
+from worldbase.core.db import Database, utcnow
 from worldbase.core.errors import BadInput, Conflict, NotFound
 from worldbase.geo.geometry import (
     parse_feature,
@@ -78,40 +78,72 @@ FROM (SELECT id, geometry, properties, display_order, count(*) OVER () AS total
       FROM layer_features WHERE layer_id = $1{where}
       ORDER BY display_order, id LIMIT $2 OFFSET $3) t
 """
-# The same exact test as geo.spatial.bbox_filter: `&&` (index, float4 boxes) then doubles.
-_BBOX_SQL = (
-    " AND geometry && ST_MakeEnvelope($4, $5, $6, $7, 4326)"
-    " AND ST_XMax(geometry) >= $4 AND ST_XMin(geometry) <= $6"
-    " AND ST_YMax(geometry) >= $5 AND ST_YMin(geometry) <= $7"
-)
-_PAGE_BBOX = _PAGE_SQL.format(feature=_FEATURE_TEXT, where=_BBOX_SQL)
+
+
+def _bbox_sql(first: int) -> str:
+    """The same exact test as geo.spatial.bbox_filter: `&&` (index, float4 boxes) then
+    doubles; the box is the parameters from `$first` on."""
+    minx, miny, maxx, maxy = (f"${first + i}" for i in range(4))
+    return (
+        f" AND geometry && ST_MakeEnvelope({minx}, {miny}, {maxx}, {maxy}, 4326)"
+        f" AND ST_XMax(geometry) >= {minx} AND ST_XMin(geometry) <= {maxx}"
+        f" AND ST_YMax(geometry) >= {miny} AND ST_YMin(geometry) <= {maxy}"
+    )
+
+
+_PAGE_BBOX = _PAGE_SQL.format(feature=_FEATURE_TEXT, where=_bbox_sql(4))
 # Without a bbox the page walks the (layer_id, display_order) index and stops at the limit;
 # the count is a separate index-only scan.
 _PAGE_ALL = _PAGE_SQL.replace("count(*) OVER ()", "NULL::bigint").format(
     feature=_FEATURE_TEXT, where=""
 )
+_COUNT = "SELECT count(*) FROM layer_features WHERE layer_id = $1"
+_COUNT_BBOX = _COUNT + _bbox_sql(2)
+
+# asyncpg's fetchrow / fetchval, or the read pool's: (sql, *args) -> a row, a value.
+Fetch = Callable[..., Awaitable[Any]]
 
 
 async def list(
     session: AsyncSession, *, layer: Layer, bbox: Box | None, limit: int, offset: int
 ) -> FeaturePage:
     """One page of features, ordered by (display_order, id), and how many match in all."""
+    conn = await driver(session)
+    if conn is not None:
+        return await _list_postgres(conn.fetchrow, conn.fetchval, layer.id, bbox, limit, offset)
     table = LayerFeature.__table__
     filters = [table.c.layer_id == layer.id]
     if bbox is not None:
         filters.append(bbox_filter(table.c.geometry, *bbox))
     count = select(func.count()).select_from(table).where(*filters)
-    conn = await driver(session)
-    if conn is not None:
-        if bbox is None:
-            body, total, returned = await conn.fetchrow(_PAGE_ALL, layer.id, limit, offset)
-        else:
-            row = await conn.fetchrow(_PAGE_BBOX, layer.id, limit, offset, *bbox)
-            body, total, returned = row
-        if total is None:  # no bbox, or a page past the end: count apart
-            total = await session.scalar(count)
-        return FeaturePage(body, int(total or 0), int(returned))
     return await _list_sqlite(session, table, filters, count, limit, offset)
+
+
+async def list_on_read_pool(
+    db: Database, *, layer_id: uuid.UUID, bbox: Box | None, limit: int, offset: int
+) -> FeaturePage:
+    """`list` on PostgreSQL's read pool, without a session (the caller checked access)."""
+    return await _list_postgres(db.read_row, db.read_value, layer_id, bbox, limit, offset)
+
+
+async def _list_postgres(
+    fetchrow: Fetch,
+    fetchval: Fetch,
+    layer_id: uuid.UUID,
+    bbox: Box | None,
+    limit: int,
+    offset: int,
+) -> FeaturePage:
+    if bbox is None:
+        body, total, returned = await fetchrow(_PAGE_ALL, layer_id, limit, offset)
+    else:
+        body, total, returned = await fetchrow(_PAGE_BBOX, layer_id, limit, offset, *bbox)
+    if total is None:  # no bbox, or a page past the end: count apart
+        if bbox is None:
+            total = await fetchval(_COUNT, layer_id)
+        else:
+            total = await fetchval(_COUNT_BBOX, layer_id, *bbox)
+    return FeaturePage(body, int(total or 0), int(returned))
 
 
 async def _list_sqlite(
