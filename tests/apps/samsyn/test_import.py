@@ -154,6 +154,7 @@ def test_a_bad_feature_after_written_chunks_imports_nothing(
     where: str,
 ) -> None:
     monkeypatch.setattr(service_import, "CHUNK_FEATURES", chunk)
+    monkeypatch.setattr(service_import, "FIRST_CHUNK_FEATURES", chunk)
     body = assert_error(_import(team, "Late", data, filename), 422)
     assert where in body["message"], body
     assert writes == [chunk, chunk]  # written before the bad feature was read
@@ -186,6 +187,13 @@ def test_a_chunked_import_keeps_order_and_stats(
     whole = _import(team, "Whole", _collection(features))
     assert whole.status_code == 201, whole.text
     assert whole.json()["source_config"] == config
+    # A smaller first chunk (the writes start sooner): the same again.
+    monkeypatch.setattr(service_import, "CHUNK_FEATURES", 3)
+    monkeypatch.setattr(service_import, "FIRST_CHUNK_FEATURES", 2)
+    writes.clear()
+    ramped = _import(team, "Ramped", _collection(features))
+    assert ramped.status_code == 201, ramped.text
+    assert writes == [2, 3, 2] and ramped.json()["source_config"] == config
 
 
 def test_a_failed_write_stops_the_reader(

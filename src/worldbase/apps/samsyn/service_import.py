@@ -37,6 +37,8 @@ from worldbase.geo.vector_io import (
 INLINE_IMPORT_BYTES = 2 * 1024 * 1024
 # Features per write: at most two chunks are in memory (one written, the next being made).
 CHUNK_FEATURES = 10_000
+# The first chunk is small: the writes start as soon as it is read, not after a whole chunk.
+FIRST_CHUNK_FEATURES = 1_000
 
 Stats = tuple[int, Box | None, set[str]]
 
@@ -44,11 +46,13 @@ Stats = tuple[int, Box | None, set[str]]
 def _chunks(
     path: Path, filename: str, *, layer_id: uuid.UUID, dialect: Dialect, now: datetime, size: int
 ) -> Iterator[tuple[PreparedRows, Stats]]:
-    """The file's features, validated and encoded for the driver, `size` at a time, each
-    chunk with its stats (`summarize`). Runs in the worker thread, file opening included."""
+    """The file's features, validated and encoded for the driver, `size` at a time (the
+    first chunk at most FIRST_CHUNK_FEATURES), each chunk with its stats (`summarize`).
+    Runs in the worker thread, file opening included."""
     features = read_features(path, filename=filename)
     order = 0  # display_order runs on across chunks
-    while batch := list(itertools.islice(features, size)):
+    sizes = itertools.chain([min(size, FIRST_CHUNK_FEATURES)], itertools.repeat(size))
+    while batch := list(itertools.islice(features, next(sizes))):
         rows = [
             {
                 "layer_id": layer_id,
