@@ -9,7 +9,9 @@ Servers (uvicorn, one worker each, on loopback): "ours" is the samsyn app itself
 (`GET /api/layers/{id}/features?bbox=`, `GET /api/layers/{id}/tiles/{z}/{x}/{y}`), once as
 shipped (tiles cached in the in-process cache: "cached") and once with a cache that never
 hits ("uncached", `create_uncached_app` below); tipg (PyPI) serves views of the same rows.
-The floor is the bare SQL through asyncpg (`ST_AsGeoJSON` + `json_agg`; `ST_AsMVT`).
+The floor is the bare SQL through asyncpg (`ST_AsGeoJSON` + `json_agg`; `ST_AsMVT`); for
+tiles also the HTTP floor: the bare tile statement behind uvicorn with no framework at all
+(`FloorApp`), what any Python server pays on top of the SQL.
 Also: SQLite bbox over 1,000,000 points, and the GeoJSON import rate into PostGIS (the
 app's `service_import.import_file`, into a new layer).
 
@@ -114,6 +116,34 @@ def create_uncached_app() -> Any:
     services.create_cache = lambda settings: _NeverCache()
     os.environ["WORLDBASE_FAST_LANE_MB"] = "0"  # the fast lane is a cache tier too
     return create_app_from_env()
+
+
+class FloorApp:
+    """The HTTP floor: uvicorn and one asyncpg connection running the bare tile statement,
+    no framework, no permission check, no cache (`GET /{layer_id}/{z}/{x}/{y}?exact=0|1`).
+    What any Python service pays on top of the bare SQL; ours is measured against it too."""
+
+    def __init__(self) -> None:
+        self.conn: Any = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if self.conn is None:
+            import asyncpg
+
+            self.conn = await asyncpg.connect(f"{PG}/{DB}", server_settings={"jit": "off"})
+        layer_id, z, x, y = scope["path"].strip("/").split("/")
+        exact = scope["query_string"] == b"exact=1"
+        query, args = mvt_statement(int(z), int(x), int(y), layer_id, TILE_CAP, exact=exact)
+        data = await self.conn.fetchval(query, uuid.UUID(layer_id), *args[1:])
+        headers = [(b"content-type", b"application/vnd.mapbox-vector-tile")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": bytes(data or b"")})
+
+
+def create_floor_app() -> FloorApp:
+    return FloorApp()
 
 
 # --- PostgreSQL setup ------------------------------------------------------------------------
@@ -449,7 +479,7 @@ def bench_bbox(ours: str, tipg: str, layers: dict[str, Any]) -> None:
         )
 
 
-def bench_tiles(cached: str, uncached: str, tipg: str, layers: dict[str, Any]) -> None:
+def bench_tiles(cached: str, uncached: str, tipg: str, floor: str, layers: dict[str, Any]) -> None:
     from worldbase.geo.tiles import lonlat_to_tile
 
     for kind in ("points", "polygons"):
@@ -464,13 +494,12 @@ def bench_tiles(cached: str, uncached: str, tipg: str, layers: dict[str, Any]) -
                 mvt_count(check(tipg_url).content),
                 mvt_count(data),
             )
-            (u_rps, u_p50), (t_rps, t_p50), (b_rps, b_p50), (c_rps, c_p50) = median_runs(
-                [
-                    http(uncached + path),
-                    http(tipg_url),
-                    sql(query, args),
-                    http(cached + path, seconds=1),
-                ]
+            floor_url = f"{floor}/{layers[kind]}/{z}/{x}/{y}?exact={int(kind == 'polygons')}"
+            runs = [http(uncached + path), http(tipg_url), sql(query, args)]
+            runs += [http(cached + path, seconds=1), http(floor_url)]
+            measured = median_runs(runs)
+            (u_rps, u_p50), (t_rps, t_p50), (b_rps, b_p50), (c_rps, c_p50), (f_rps, f_p50) = (
+                measured
             )
             log(
                 f"samsyn MVT {kind} z{z} ({counts[0]}/{counts[1]}/{counts[2]} features "
@@ -478,7 +507,9 @@ def bench_tiles(cached: str, uncached: str, tipg: str, layers: dict[str, Any]) -
                 f"bare ST_AsMVT {fmt(b_rps, b_p50)} | ours cached {fmt(c_rps, c_p50)} | "
                 f"ours/bare p50 {u_p50 / b_p50:.2f} (goal <= 1.5) | "
                 f"ours/tipg req/s {u_rps / t_rps:.2f} (goal >= 1) | "
-                f"cached/uncached req/s {c_rps / u_rps:.1f} (goal >= 10)"
+                f"cached/uncached req/s {c_rps / u_rps:.1f} (goal >= 10) | "
+                f"HTTP floor (uvicorn + asyncpg, no framework) {fmt(f_rps, f_p50)}: "
+                f"floor/bare p50 {f_p50 / b_p50:.2f}, ours/floor p50 {u_p50 / f_p50:.2f}"
             )
 
 
@@ -623,7 +654,7 @@ def run() -> None:
             "--workers",
             "1",
         ]
-        ports = [free_port() for _ in range(3)]
+        ports = [free_port() for _ in range(4)]
         with ExitStack() as stack:
             cached = stack.enter_context(
                 server(
@@ -654,8 +685,21 @@ def run() -> None:
             tipg = stack.enter_context(
                 server([*uvicorn, "--port", str(ports[2]), "tipg.main:app"], ports[2], tipg_env)
             )
+            floor = stack.enter_context(
+                server(
+                    [
+                        *uvicorn,
+                        "--port",
+                        str(ports[3]),
+                        "--factory",
+                        "bench.samsyn:create_floor_app",
+                    ],
+                    ports[3],
+                    env,
+                )
+            )
             bench_bbox(uncached, tipg, layers)
-            bench_tiles(cached, uncached, tipg, layers)
+            bench_tiles(cached, uncached, tipg, floor, layers)
         bench_low_zoom(layers)
     finally:
         if not KEEP_DATABASE:
