@@ -31,7 +31,7 @@ from worldbase.geo.vector_io import (
     ImportedFeature,
     bulk_insert_features,
     read_features,
-    time_ordered_uuid_hex,
+    time_ordered_uuids,
 )
 
 # (10, 51) and (11, 52) in EPSG:3857 metres.
@@ -484,8 +484,8 @@ def test_geojson_without_points_and_over_several_chunks(tmp_path: Path) -> None:
 
 def test_bulk_ids_are_version_7_ascending_and_unique() -> None:
     before = time.time_ns() // 1_000_000
-    first = [uuid.UUID(h) for h in time_ordered_uuid_hex(70_000)]
-    second = [uuid.UUID(h) for h in time_ordered_uuid_hex(3)]
+    first = [uuid.UUID(h) for h in time_ordered_uuids(70_000, hyphens=False)]
+    second = [uuid.UUID(h) for h in time_ordered_uuids(3)]
     after = time.time_ns() // 1_000_000
     assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in first + second)
     # The batch is in order (the position crosses every byte of its 26 bits at 70,000).
@@ -493,4 +493,4 @@ def test_bulk_ids_are_version_7_ascending_and_unique() -> None:
     millis = {u.int >> 80 for u in first + second}
     assert all(before <= m <= after for m in millis)
     with pytest.raises(ValueError, match="2\\*\\*26"):
-        time_ordered_uuid_hex(1 << 26)
+        time_ordered_uuids(1 << 26)

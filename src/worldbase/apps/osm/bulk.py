@@ -17,9 +17,7 @@ A concurrent writer inserting one of the same nodes makes the COPY fail on the u
 from __future__ import annotations
 
 import json
-import random
 import struct
-import time
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +33,7 @@ from worldbase.apps.osm.ingest import IngestReport
 from worldbase.apps.osm.models import DataSource, OSMObject
 from worldbase.apps.osm.parsing import Element
 from worldbase.geo.spatial import rtree_name
-from worldbase.geo.vector_io import copy_connection
+from worldbase.geo.vector_io import copy_connection, time_ordered_uuids
 
 # (osm_id, version, tags, lon, lat, timestamp, changeset, user, uid), as read from the file.
 NodeRow = tuple[int, int | None, dict[str, str], float, float, datetime | None, Any, Any, Any]
@@ -67,20 +65,6 @@ def as_element(row: NodeRow) -> Element:
         user=user,
         uid=uid,
     )
-
-
-def _ordered_ids(n: int) -> list[str]:
-    """n UUIDv7-style ids (the time in ms, then random bits and a counter), ascending, so
-    the primary-key indexes grow at their end instead of being written all over (random
-    ids cost the bulk write several times more once the table is large)."""
-    assert n < 2**20  # the counter's bits
-    t = f"{(time.time_ns() // 1_000_000) & 0xFFFFFFFFFFFF:012x}"
-    prefix = f"{t[:8]}-{t[8:]}-7000-"
-    # Variant 10, 42 random bits for this call, then the counter: one format per id.
-    first = (1 << 63) | (random.getrandbits(42) << 20)
-    return [
-        f"{prefix}{tail[:4]}-{tail[4:]}" for tail in map("{:016x}".format, range(first, first + n))
-    ]
 
 
 async def any_node_stored(session: AsyncSession) -> bool:
@@ -150,7 +134,7 @@ async def _write(
     session: AsyncSession, rows: list[NodeRow], *, source_id: str | None, now: datetime
 ) -> None:
     postgres = session.get_bind().dialect.name == "postgresql"
-    object_ids = _ordered_ids(len(rows))
+    object_ids = time_ordered_uuids(len(rows))  # the primary key grows at its end
     stamp = now if postgres else _sqlite_datetime(now)
     objects: list[tuple[Any, ...]] = []
     for row, object_id in zip(rows, object_ids, strict=True):

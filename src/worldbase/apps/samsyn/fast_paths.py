@@ -61,7 +61,8 @@ class LayerFastPath:
             await self.full.handle(scope, receive, send)
             return
         services = services_of(request)
-        if not self.takes(request, services):
+        params = self.params(request, services)
+        if params is None:
             await self.full.handle(scope, receive, send)
             return
         layer = service_tiles.public_tile_layer(layer_id) if token is None else None
@@ -70,15 +71,19 @@ class LayerFastPath:
         if layer is None or layer.source_type != SourceType.vector:
             await self.full.handle(scope, receive, send)
             return
-        response = await self.answer(request, services, layer)
+        response = await self.answer(request, services, layer, params)
         await response(scope, receive, send)
 
-    def takes(self, request: Request, services: Services) -> bool:
-        """Whether this path serves the request (else the full route does)."""
+    def params(self, request: Request, services: Services) -> dict[str, str] | None:
+        """The query parameters if this path serves the request; None: the full route does."""
         raise NotImplementedError
 
     async def answer(
-        self, request: Request, services: Services, layer: service_tiles.TileLayer
+        self,
+        request: Request,
+        services: Services,
+        layer: service_tiles.TileLayer,
+        params: dict[str, str],
     ) -> Response:
         raise NotImplementedError
 
@@ -86,14 +91,18 @@ class LayerFastPath:
 class VectorTileFastPath(LayerFastPath):
     """`GET /api/layers/{id}/tiles/{z}/{x}/{y}` of a vector layer, with no query string."""
 
-    def takes(self, request: Request, services: Services) -> bool:
-        return not request.scope["query_string"]
+    def params(self, request: Request, services: Services) -> dict[str, str] | None:
+        return None if request.scope["query_string"] else {}
 
     async def answer(
-        self, request: Request, services: Services, layer: service_tiles.TileLayer
+        self,
+        request: Request,
+        services: Services,
+        layer: service_tiles.TileLayer,
+        params: dict[str, str],
     ) -> Response:
-        params = request.scope["path_params"]
-        z, x, y = int(params["z"]), int(params["x"]), int(params["y"])
+        path = request.scope["path_params"]
+        z, x, y = int(path["z"]), int(path["x"]), int(path["y"])
         validate_tile(z, x, y, max_zoom=MAX_ZOOM)
         return await vector_tile(
             request, db=services.db, cache=services.cache, layer=layer, z=z, x=x, y=y
@@ -104,29 +113,33 @@ class FeaturePageFastPath(LayerFastPath):
     """`GET /api/layers/{id}/features` on PostgreSQL, `bbox`/`limit`/`offset` at most once
     each and within the full route's bounds, read through the read pool."""
 
-    def takes(self, request: Request, services: Services) -> bool:
+    def params(self, request: Request, services: Services) -> dict[str, str] | None:
         if services.db.is_sqlite:
-            return False
-        query = _query(request)
-        names = [name for name, _ in query]
-        if len(set(names)) != len(names) or not set(names) <= {"bbox", "limit", "offset"}:
-            return False
-        values = dict(query)
+            return None
+        query = parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        values = dict(query)  # decoded as Starlette decodes it for the full route
+        if len(values) != len(query) or not values.keys() <= {"bbox", "limit", "offset"}:
+            return None
         limit, offset = values.get("limit", "1000"), values.get("offset", "0")
         if not (_NUMBER.fullmatch(limit) and _NUMBER.fullmatch(offset)):
-            return False
-        return (
+            return None
+        if not (
             1 <= int(limit) <= MAX_PAGE
             and int(offset) <= MAX_OFFSET
             and len(values.get("bbox", "")) <= MAX_BBOX_CHARS
-        )
+        ):
+            return None
+        return values
 
     async def answer(
-        self, request: Request, services: Services, layer: service_tiles.TileLayer
+        self,
+        request: Request,
+        services: Services,
+        layer: service_tiles.TileLayer,
+        params: dict[str, str],
     ) -> Response:
-        values = dict(_query(request))
-        limit, offset = int(values.get("limit", "1000")), int(values.get("offset", "0"))
-        box = parse_bbox(values["bbox"]) if "bbox" in values else None
+        limit, offset = int(params.get("limit", "1000")), int(params.get("offset", "0"))
+        box = parse_bbox(params["bbox"]) if "bbox" in params else None
         page = await service_features.list_on_read_pool(
             services.db, layer_id=layer.id, bbox=box, limit=limit, offset=offset
         )
@@ -154,11 +167,6 @@ def _bearer(request: Request) -> str | Literal[False] | None:
         return None
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else False
-
-
-def _query(request: Request) -> list[tuple[str, str]]:
-    """The query string's pairs, decoded as Starlette does for the full route."""
-    return parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
 
 
 def _full_route(routes: list[BaseRoute], path: str) -> APIRoute:
