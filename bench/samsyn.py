@@ -148,7 +148,7 @@ class FloorApp:
             self.kept[path] = data = bytes(data or b"")
         headers = [(b"content-type", b"application/vnd.mapbox-vector-tile")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": bytes(data or b"")})
+        await send({"type": "http.response.body", "body": data})
 
 
 def create_floor_app() -> FloorApp:
