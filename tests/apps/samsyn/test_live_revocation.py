@@ -7,18 +7,29 @@ the change itself nor what follows (a comment's text).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import websockets
 from sqlalchemy import delete
 
 from tests.apps.samsyn.conftest import Team
 from tests.builders import close_code_within, run_db
+from tests.core.test_realtime import _server_env, _servers
 from worldbase.apps.samsyn.models import MapCollaborator
 from worldbase.core import users
+from worldbase.core.db import Database
+from worldbase.core.migrate import upgrade_head
+from worldbase.core.realtime import RedisHub
+from worldbase.settings import Settings
 
 REVOKED = 4403
 
@@ -173,3 +184,97 @@ def test_unannounced_revocation_is_caught_by_the_periodic_recheck(team: Team) ->
         assert close_code_within(viewer, seconds=1.5) == REVOKED
         _comment(team, map_["id"], "still here")
         assert _event(editor)["data"]["content"] == "still here"
+
+
+# --- Across workers: two servers sharing PostgreSQL and the Redis hub ----------------------------
+
+
+async def _close_code_within(ws: Any, seconds: float = 1.0) -> int:
+    """The close code a `websockets` client gets within `seconds`, no event before it."""
+    try:
+        while True:
+            event = json.loads(await asyncio.wait_for(ws.recv(), seconds))
+            assert event["type"] == "ping", f"received {event} instead of the close"
+    except websockets.ConnectionClosed as closed:
+        assert closed.rcvd is not None, "closed without a close frame"
+        return int(closed.rcvd.code)
+
+
+async def test_revocation_on_one_worker_closes_sockets_on_another(
+    tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=postgres_url, worldbase_data_dir=tmp_path / "data"
+    )
+    await asyncio.to_thread(upgrade_head, settings)
+    namespace = f"wb-revocation-{uuid.uuid4().hex[:8]}"
+    base = {
+        "DATABASE_URL": postgres_url,
+        "REDIS_URL": redis_url,
+        "JWT_SECRET": "cross-worker-" + "s" * 40,
+        "WORLDBASE_ENV": "test",
+        "WORLDBASE_APPS": "samsyn",
+        "WORLDBASE_NAMESPACE": namespace,
+        "WORLDBASE_DATA_DIR": str(tmp_path / "data"),
+        "WORLDBASE_INLINE_WORKER": "false",
+        "LOGIN_RATE_LIMIT": "1000/minute",
+        "LOG_JSON": "false",
+        "STORAGE_BACKEND": "local",
+    }
+    envs = [_server_env(base), _server_env(base)]
+    with _servers(tmp_path, envs) as (server_a, server_b):
+        async with httpx.AsyncClient(base_url=f"http://{server_b}", timeout=10) as http:
+            tokens, ids = {}, {}
+            for who in ("owner", "viewer", "leaver"):
+                response = await http.post(
+                    "/api/auth/register",
+                    json={"email": f"{who}-{namespace}@example.org", "password": "correct horse"},
+                )
+                assert response.status_code == 201, response.text
+                tokens[who] = response.json()["access_token"]
+                ids[who] = response.json()["user"]["id"]
+            owner = {"Authorization": f"Bearer {tokens['owner']}"}
+            response = await http.post(
+                "/api/maps", json={"name": "Shared", "permission_level": "collaborators"},
+                headers=owner,
+            )  # fmt: skip
+            assert response.status_code == 201, response.text
+            map_id = response.json()["id"]
+            for who in ("viewer", "leaver"):
+                response = await http.post(
+                    f"/api/maps/{map_id}/collaborators",
+                    json={"user_id": ids[who], "permission": "view"},
+                    headers=owner,
+                )
+                assert response.status_code in (200, 201), response.text
+
+            sockets = {}
+            async with contextlib.AsyncExitStack() as stack:
+                for who in ("owner", "viewer", "leaver"):
+                    url = f"ws://{server_a}/api/maps/{map_id}/events?token={tokens[who]}"
+                    ws = await stack.enter_async_context(websockets.connect(url, open_timeout=10))
+                    assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "subscribed"
+                    sockets[who] = ws
+
+                # Removed on worker B: the socket on worker A closes.
+                response = await http.delete(
+                    f"/api/maps/{map_id}/collaborators/{ids['leaver']}", headers=owner
+                )
+                assert response.status_code == 204, response.text
+                assert await _close_code_within(sockets["leaver"]) == REVOKED
+                for who in ("owner", "viewer"):  # those who may still read hear of it
+                    removed = json.loads(await asyncio.wait_for(sockets[who].recv(), 5))
+                    assert removed["type"] == "collaborator.removed"
+
+                # Disabled by a third process (Clerk's webhook, an admin's script).
+                db = Database(settings, pooled=False)
+                hub = RedisHub(redis_url, namespace=namespace)
+                await hub.start()
+                try:
+                    async with db.sessionmaker() as session:
+                        user = await users.get_or_raise(session, user_id=uuid.UUID(ids["viewer"]))
+                        await users.deactivate(session, user=user, hub=hub)
+                finally:
+                    await hub.stop()
+                    await db.dispose()
+                assert await _close_code_within(sockets["viewer"]) == REVOKED
