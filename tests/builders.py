@@ -64,3 +64,25 @@ def register_user(
     assert response.status_code == 200, response.text
     data = response.json()
     return data["user"], data["access_token"]
+
+
+def close_code_within(ws: Any, seconds: float = 1.0) -> int:
+    """The close code a Starlette test WebSocket receives within `seconds`; fails if an
+    event (other than a ping) comes first or nothing comes in time."""
+    import json
+    import time
+
+    import anyio
+
+    deadline = time.monotonic() + seconds
+
+    async def receive() -> Any:
+        with anyio.fail_after(max(0.0, deadline - time.monotonic())):
+            return await ws._send_rx.receive()  # the test session's own queue, with a timeout
+
+    while True:
+        message = ws.portal.call(receive)
+        if message["type"] == "websocket.close":
+            return int(message.get("code", 1000))
+        event = json.loads(message["text"])
+        assert event.get("type") == "ping", f"received {event} instead of the close"

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # (0 turns it off), and the longest an entry lives (changes invalidate it sooner).
     worldbase_fast_lane_mb: int = Field(default=64, ge=0, le=65536)
     worldbase_fast_lane_ttl: float = Field(default=30.0, ge=0, le=86400)
+    # Seconds between re-checks of a live socket's access (users, maps, jobs): the backstop
+    # for a revocation whose announcement was lost; announced ones close sockets at once.
+    worldbase_ws_recheck_seconds: float = Field(default=30.0, gt=0, le=3600)
     log_level: str = "INFO"
     log_json: bool = True
 

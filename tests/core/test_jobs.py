@@ -20,8 +20,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from starlette.websockets import WebSocketDisconnect
 
-from tests.builders import auth_headers, register_user
+from tests.builders import auth_headers, close_code_within, register_user, run_db
 from tests.conftest import truncate_all
+from worldbase.core import users
 from worldbase.core.db import Database, utcnow
 from worldbase.core.errors import BadInput, Conflict, NotFound
 from worldbase.core.jobs import JobContext, JobRuntime, job_handler
@@ -584,3 +585,30 @@ def test_api_job_events_websocket_rejects(
     with client.websocket_connect(url) as ws, pytest.raises(WebSocketDisconnect) as closed:
         ws.receive_json()
     assert closed.value.code == code
+
+
+@pytest.mark.parametrize("change", ["deactivate", "delete", "demote admin"])
+def test_api_job_events_websocket_closes_when_the_account_loses_access(
+    client: TestClient, people: dict[str, Any], change: str
+) -> None:
+    """A job's socket re-checks its user: disabled, deleted or no longer an admin (watching
+    someone else's job) closes it with 4403 within a second (issue 18, item 5)."""
+    owner, token = people["owner"]
+    watcher, watcher_token = people["admin"] if change == "demote admin" else people["owner"]
+    job_id = _enqueue(client, "test.sleep", owner["id"], seconds=30)
+    _wait_status(client, job_id, token, {"running"})
+    hub = client.app.state.services.hub  # type: ignore[attr-defined]
+
+    async def revoke(session: Any) -> None:
+        user = await users.get_or_raise(session, user_id=uuid.UUID(watcher["id"]))
+        if change == "deactivate":
+            await users.deactivate(session, user=user, hub=hub)
+        elif change == "delete":
+            await users.delete(session, user=user, hub=hub)
+        else:
+            await users.update(session, user=user, is_admin=False, hub=hub)
+
+    with client.websocket_connect(f"/api/jobs/{job_id}/events?token={watcher_token}") as ws:
+        assert ws.receive_json()["status"] == "running"
+        run_db(client, revoke)
+        assert close_code_within(ws) == 4403

@@ -23,12 +23,16 @@ from fastapi import FastAPI, WebSocket
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from tests.builders import close_code_within
 from tests.conftest import free_port, wait_for_port
 from tests.core.conftest import NAMESPACE
 from worldbase.core.db import Database
 from worldbase.core.migrate import upgrade_head
 from worldbase.core.models import Job, JobStatus
 from worldbase.core.realtime import (
+    ACCESS_CHANGED,
+    WS_ACCESS_REVOKED,
+    AccessGuard,
     Hub,
     MemoryHub,
     RedisHub,
@@ -241,6 +245,69 @@ def test_websocket_client_disconnect_closes_the_subscription(
         ws.receive_json()
         _wait_subscribed(hub, "gone")
     _wait_subscribed(hub, "gone", count=0)
+
+
+def _guarded_app(verdicts: dict[str, bool | None], every: float) -> tuple[FastAPI, MemoryHub]:
+    """A socket per channel whose guard answers `verdicts[channel]` (None: the check fails)."""
+    hub = MemoryHub()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await hub.start()
+        yield
+        await hub.stop()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.websocket("/ws/{channel}")
+    async def _ws(websocket: WebSocket, channel: str) -> None:
+        async def check() -> bool:
+            verdict = verdicts[channel]
+            if verdict is None:
+                raise ConnectionError("database down")
+            return verdict
+
+        await websocket.accept()
+        guard = AccessGuard(check=check, every=every, rechecks=lambda e: e.get("sensitive") is True)
+        await serve_websocket(websocket, hub.subscribe(channel), guard=guard)
+
+    return app, hub
+
+
+@pytest.mark.parametrize("trigger", ["control", "sensitive event"])
+def test_guarded_websocket_rechecks_on_control_and_sensitive_events(trigger: str) -> None:
+    verdicts: dict[str, bool | None] = {"room": True}
+    app, hub = _guarded_app(verdicts, every=3600)
+    revoke = {"type": ACCESS_CHANGED} if trigger == "control" else {"n": 3, "sensitive": True}
+    with TestClient(app) as client, client.websocket_connect("/ws/room") as ws:
+        _wait_subscribed(hub, "room")
+        # Allowed: control events are swallowed, sensitive ones delivered.
+        _publish(client, hub, "room", {"type": ACCESS_CHANGED}, {"n": 1, "sensitive": True})
+        assert ws.receive_json() == {"n": 1, "sensitive": True}
+        verdicts["room"] = False
+        _publish(client, hub, "room", {"n": 2})  # not a trigger: still delivered
+        assert ws.receive_json() == {"n": 2}
+        _publish(client, hub, "room", revoke, {"n": 4})
+        assert close_code_within(ws) == WS_ACCESS_REVOKED
+    assert "room" not in hub._subscribers
+
+
+def test_guarded_websocket_rechecks_periodically_and_fails_closed() -> None:
+    verdicts: dict[str, bool | None] = {"quiet": True, "broken": True}
+    app, hub = _guarded_app(verdicts, every=0.2)
+    with (
+        TestClient(app) as client,
+        client.websocket_connect("/ws/quiet") as quiet,
+        client.websocket_connect("/ws/broken") as broken,
+    ):
+        _wait_subscribed(hub, "quiet")
+        _wait_subscribed(hub, "broken")
+        time.sleep(0.5)  # a few re-checks that pass
+        _publish(client, hub, "quiet", {"n": 1})
+        assert quiet.receive_json() == {"n": 1}
+        verdicts["quiet"], verdicts["broken"] = False, None  # nothing published
+        assert close_code_within(quiet) == WS_ACCESS_REVOKED
+        assert close_code_within(broken) == 1013
 
 
 # --- Across processes: two real servers sharing PostgreSQL and Redis ------------------------------

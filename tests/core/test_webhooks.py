@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from svix.webhooks import Webhook
 
-from tests.builders import assert_error, auth_headers, register_user, run_db
+from tests.builders import assert_error, auth_headers, close_code_within, register_user, run_db
 from tests.conftest import truncate_all
 from worldbase.core import users
-from worldbase.core.models import User
+from worldbase.core.models import Job, JobStatus, User
 from worldbase.settings import Settings
 
 SECRET = "whsec_" + base64.b64encode(b"clerk-webhook-test-secret-32byte").decode()
@@ -188,3 +188,31 @@ def test_not_configured_is_503(client: TestClient) -> None:
     event = user_event("user.created", "user_x", **profile("x@example.org", "X", "Y"))
     error = assert_error(client.post(URL, **signed(event)), 503)
     assert "CLERK_WEBHOOK_SECRET" in error["message"]
+
+
+def test_deleted_user_is_disconnected_from_live_sockets(hook_client: TestClient) -> None:
+    """Clerk's `user.deleted` closes the user's open sockets with 4403 (issue 18, item 5)."""
+    created = user_event("user.created", "user_live", **profile("live@example.org", "Li", "Ve"))
+    response = hook_client.post(URL, **signed(created))
+    assert response.status_code == 200, response.text
+    user_id = uuid.UUID(response.json()["user_id"])
+    exp = datetime.now(UTC) + timedelta(minutes=5)
+    secret = hook_client.app.state.settings.secret  # type: ignore[attr-defined]
+    token = jwt.encode({"sub": "user_live", "exp": exp}, secret)
+
+    async def insert_job(session: Any) -> uuid.UUID:
+        # A row alone: no queue message, so it stays queued and its socket stays open.
+        job = Job(
+            kind="test.never", params={}, owner_id=user_id, status=JobStatus.queued,
+            progress=0.0, attempts=0, max_attempts=1, cancel_requested=False,
+        )  # fmt: skip
+        session.add(job)
+        await session.commit()
+        return job.id
+
+    job_id = run_db(hook_client, insert_job)
+    with hook_client.websocket_connect(f"/api/jobs/{job_id}/events?token={token}") as ws:
+        assert ws.receive_json()["status"] == "queued"
+        deleted = user_event("user.deleted", "user_live", deleted=True)
+        assert hook_client.post(URL, **signed(deleted)).status_code == 200
+        assert close_code_within(ws) == 4403

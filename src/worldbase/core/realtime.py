@@ -15,8 +15,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -31,6 +33,8 @@ log = logging.getLogger("worldbase.realtime")
 Event = dict[str, Any]
 DEFAULT_MAX_QUEUE = 256
 WS_TRY_AGAIN_LATER = 1013  # the close code for a dropped, too-slow client
+WS_ACCESS_REVOKED = 4403  # the client may no longer read what the socket carries
+ACCESS_CHANGED = "access.changed"  # a control event: re-check access now (never forwarded)
 
 
 class SubscriberTooSlow(Exception):
@@ -326,6 +330,43 @@ class RedisHub(_FanoutHub):
         self._deliver(channel, event)
 
 
+def user_channel(user_id: uuid.UUID) -> str:
+    """A user's control channel: every socket opened with their credentials listens on it."""
+    return f"core:user:{user_id}"
+
+
+async def announce_access_change(hub: Hub, *, channels: Iterable[str]) -> None:
+    """After a committed change that may revoke access: the sockets listening on these
+    channels, in every worker, re-check their client's access now and close if it is gone.
+
+    Best effort: a lost announcement is caught by the sockets' periodic re-check.
+    """
+    for channel in channels:
+        try:
+            await hub.publish(channel, {"type": ACCESS_CHANGED})
+        except Exception:
+            log.warning("could not announce an access change on %s", channel, exc_info=True)
+
+
+def _never(_event: Event) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class AccessGuard:
+    """Keeps checking that a socket's client may still read what it carries: connect-time
+    checks alone would let a revoked user listen on for as long as the socket lives.
+
+    `check()` answers from fresh rows; it runs on an `ACCESS_CHANGED` control event, before
+    an event for which `rechecks(event)` is true is sent (so a change that revokes access is
+    not delivered to the revoked), and every `every` seconds.
+    """
+
+    check: Callable[[], Awaitable[bool]]
+    every: float
+    rechecks: Callable[[Event], bool] = _never
+
+
 def create_hub(settings: Settings) -> Hub:
     if settings.redis_url:
         return RedisHub(settings.redis_url, namespace=settings.worldbase_namespace)
@@ -341,6 +382,7 @@ async def serve_websocket(
     until: Callable[[Event], bool] | None = None,
     on_message: Callable[[Any], Awaitable[None]] | None = None,
     batch: Callable[[], bool] | None = None,
+    guard: AccessGuard | None = None,
 ) -> None:
     """Stream a subscription's events to an accepted WebSocket as JSON text.
 
@@ -356,6 +398,9 @@ async def serve_websocket(
     of events a second to many clients, frames are what costs (each is a send here and a
     receive there), not bytes.
 
+    With a `guard`, the socket closes with 4403 (nothing more sent) as soon as its check
+    fails (see `AccessGuard`); a check that errors closes it with 1013.
+
     Events are awaited straight from the subscription (client messages and the heartbeat
     have a task each): with a thousand sockets, a task and an `asyncio.wait` per event
     and socket were most of the fan-out's cost.
@@ -365,6 +410,17 @@ async def serve_websocket(
     last_sent = loop.time()
     client_gone = False
     close_code: int | None = None
+    revoked_code: int | None = None  # set by the periodic re-check, which ends the stream
+
+    async def denied() -> int | None:
+        """The close code if the guard's check fails now, else None."""
+        assert guard is not None
+        try:
+            allowed = await guard.check()
+        except Exception:
+            log.warning("a live socket's access check failed", exc_info=True)
+            return WS_TRY_AGAIN_LATER
+        return None if allowed else WS_ACCESS_REVOKED
 
     async def send(text: str) -> None:
         nonlocal last_sent
@@ -403,6 +459,17 @@ async def serve_websocket(
         except (WebSocketDisconnect, RuntimeError, OSError):
             end_stream()
 
+    async def recheck() -> None:
+        nonlocal revoked_code
+        assert guard is not None
+        while True:
+            await asyncio.sleep(guard.every)
+            code = await denied()
+            if code is not None:
+                revoked_code = code
+                subscription.close()  # the loop below stops at once and closes with the code
+                return
+
     helpers: list[asyncio.Task[None]] = []
     try:
         if initial is not None:
@@ -415,17 +482,29 @@ async def serve_websocket(
             asyncio.create_task(receive_messages()),
             asyncio.create_task(heartbeat()),
         ]
+        if guard is not None:
+            helpers.append(asyncio.create_task(recheck()))
         while True:
             try:
                 event = await anext(subscription)
             except StopAsyncIteration:
-                close_code = None if client_gone else 1000
+                close_code = revoked_code or (None if client_gone else 1000)
                 return
             except SubscriberTooSlow:
                 close_code = WS_TRY_AGAIN_LATER
                 return
             # Everything already queued goes out now: one wake-up per burst, not per event.
             burst = [event, *subscription.pop_ready()]
+            # One check per burst that may change access; a revoked client gets none of it.
+            if guard is not None and any(
+                e.get("type") == ACCESS_CHANGED or guard.rechecks(e) for e in burst
+            ):
+                close_code = await denied()
+                if close_code is not None:
+                    return
+                burst = [e for e in burst if e.get("type") != ACCESS_CHANGED]
+                if not burst:
+                    continue
             async with sending:
                 if batch is not None and len(burst) > 1 and until is None and batch():
                     await send(_encode_batch_shared(burst))
@@ -446,5 +525,6 @@ async def serve_websocket(
                 with contextlib.suppress(BaseException):
                     await task
         if close_code is not None and websocket.application_state == WebSocketState.CONNECTED:
+            reason = "Access revoked" if close_code == WS_ACCESS_REVOKED else None
             with contextlib.suppress(Exception):
-                await websocket.close(code=close_code)
+                await websocket.close(code=close_code, reason=reason)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.core.errors import Conflict, NotFound
 from worldbase.core.models import User
+from worldbase.core.realtime import Hub, announce_access_change, user_channel
 
 _UNSET: Any = object()
 
@@ -38,6 +39,12 @@ async def _hash(password: str | None) -> str | None:
 
 async def get(session: AsyncSession, *, user_id: uuid.UUID) -> User | None:
     return await session.get(User, user_id)
+
+
+async def get_active(session: AsyncSession, *, user_id: uuid.UUID) -> User | None:
+    """The user if the account still exists and is enabled (live sockets re-check this)."""
+    user = await get(session, user_id=user_id)
+    return user if user is not None and user.is_active else None
 
 
 async def get_or_raise(session: AsyncSession, *, user_id: uuid.UUID) -> User:
@@ -97,8 +104,14 @@ async def update(
     password: str | None = _UNSET,
     is_admin: bool | None = None,
     is_active: bool | None = None,
+    hub: Hub | None = None,
 ) -> User:
-    """Change only the fields given; `None` clears a nullable field."""
+    """Change only the fields given; `None` clears a nullable field. Disabling the account
+    or taking its admin rights away needs the `hub`, to close the sockets it no longer may
+    hold (in every worker)."""
+    revokes = (is_active is False and user.is_active) or (is_admin is False and user.is_admin)
+    if revokes and hub is None:
+        raise ValueError("disabling a user or removing admin rights needs the hub")
     if name is not _UNSET:
         user.name = name
     if avatar_url is not _UNSET:
@@ -117,6 +130,9 @@ async def update(
     if is_active is not None:
         user.is_active = is_active
     await _commit_unique_email(session)
+    if revokes:
+        assert hub is not None
+        await announce_access_change(hub, channels=[user_channel(user.id)])
     return user
 
 
@@ -129,13 +145,17 @@ async def _commit_unique_email(session: AsyncSession) -> None:
         raise Conflict("A user with this email already exists") from exc
 
 
-async def delete(session: AsyncSession, *, user: User) -> None:
+async def delete(session: AsyncSession, *, user: User, hub: Hub) -> None:
+    """Delete the account; its open live sockets close (4403) in every worker."""
+    user_id = user.id
     await session.delete(user)
     await session.commit()
+    await announce_access_change(hub, channels=[user_channel(user_id)])
 
 
-async def deactivate(session: AsyncSession, *, user: User) -> User:
-    """Disable the account and forget its personal data, keeping the row for references.
+async def deactivate(session: AsyncSession, *, user: User, hub: Hub) -> User:
+    """Disable the account and forget its personal data, keeping the row for references;
+    its open live sockets close (4403) in every worker.
 
     `clerk_id` stays so that a still-valid external token finds the disabled user (403)
     instead of provisioning a fresh one.
@@ -146,6 +166,7 @@ async def deactivate(session: AsyncSession, *, user: User) -> User:
     user.avatar_url = None
     user.password_hash = None
     await session.commit()
+    await announce_access_change(hub, channels=[user_channel(user.id)])
     return user
 
 

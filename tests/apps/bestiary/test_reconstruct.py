@@ -20,9 +20,10 @@ from PIL import Image
 from starlette.websockets import WebSocketDisconnect
 
 from tests.apps.bestiary.conftest import CALLERS, Cast, box_glb, png, stored_keys, wait_for
-from tests.builders import assert_error, run_db
+from tests.builders import assert_error, close_code_within, register_user, run_db
 from worldbase.apps.bestiary.models import ReconstructionJob
 from worldbase.apps.bestiary.reconstruction import RECONSTRUCT_KIND, result_key
+from worldbase.core import users
 from worldbase.core.db import utcnow
 from worldbase.core.models import Job, JobStatus
 
@@ -250,3 +251,32 @@ def test_uploads_are_processed_and_deleted_by_their_owner_or_an_admin(cast: Cast
     assert_error(process, code)
     assert_error(client.delete(f"/api/reconstruct/upload/{upload_id}", headers=headers), code)
     assert len(stored_keys(client, f"bestiary/uploads/{upload_id}/")) == 3
+
+
+def test_events_close_when_the_account_is_disabled(client: TestClient) -> None:
+    """A disabled account's job socket closes with 4403 within a second (issue 18, item 5)."""
+    user, token = register_user(client)  # its own user: the module's cast stays enabled
+    user_id = uuid.UUID(user["id"])
+    hub = client.app.state.services.hub  # type: ignore[attr-defined]
+
+    async def insert_job(session: Any) -> uuid.UUID:
+        # Rows alone: no queue message, so the job stays queued and its socket open.
+        job = Job(
+            kind=RECONSTRUCT_KIND, params={}, owner_id=user_id, status=JobStatus.queued,
+            progress=0.0, attempts=0, max_attempts=1, cancel_requested=False,
+        )  # fmt: skip
+        session.add(job)
+        await session.flush()
+        session.add(ReconstructionJob(id=job.id, owner_id=user_id, options={}, stage="queued"))
+        await session.commit()
+        return job.id
+
+    async def disable(session: Any) -> None:
+        found = await users.get_or_raise(session, user_id=user_id)
+        await users.deactivate(session, user=found, hub=hub)
+
+    job_id = run_db(client, insert_job)
+    with client.websocket_connect(f"/api/reconstruct/{job_id}/events?token={token}") as ws:
+        assert ws.receive_json()["type"] == "status"
+        run_db(client, disable)
+        assert close_code_within(ws) == 4403

@@ -30,12 +30,13 @@ from worldbase.apps.bestiary.schemas import (
     ReconstructStatus,
     UploadRead,
 )
+from worldbase.core import users
 from worldbase.core.auth import AdminUser, CurrentUser, authenticate_token
 from worldbase.core.db import Session
 from worldbase.core.errors import BadInput, DomainError, NotAuthenticated, NotFound, PayloadTooLarge
 from worldbase.core.http import allow_large_body
 from worldbase.core.jobs import job_channels, job_event
-from worldbase.core.realtime import serve_websocket
+from worldbase.core.realtime import AccessGuard, serve_websocket, user_channel
 from worldbase.core.services import CacheDep, JobsDep, ServicesDep, StorageDep, services_of
 
 router = APIRouter()
@@ -215,7 +216,8 @@ async def job_events(
 ) -> None:
     """The job's status document, then every state change (`type: job`) and pipeline step
     (`type: reconstruct.progress`); closes after the final state. `?token=` carries the
-    bearer token. Close codes: 4401 unauthenticated, 4404 no such job (or not yours)."""
+    bearer token. Close codes: 4401 unauthenticated, 4404 no such job (or not yours), 4403
+    the account was disabled or deleted while connected."""
     await websocket.accept()
     services = services_of(websocket)
     try:
@@ -230,7 +232,9 @@ async def job_events(
     except DomainError as exc:
         await websocket.close(code=4000 + exc.status_code, reason=exc.message[:120])
         return
-    subscription = services.hub.subscribe(job_channels(job)[0], reconstruct_channel(job_id))
+    subscription = services.hub.subscribe(
+        job_channels(job)[0], reconstruct_channel(job_id), user_channel(user.id)
+    )
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(subscription.ready(), timeout=5)
     async with services.db.sessionmaker() as session:
@@ -239,4 +243,17 @@ async def job_events(
     initial: list[dict[str, Any]] = [{"type": "status", **document.model_dump(mode="json")}]
     if job_event(job)["status"] in ("succeeded", "failed", "cancelled"):
         initial.append(job_event(job))
-    await serve_websocket(websocket, subscription, initial=initial, until=is_final)
+
+    async def still_visible() -> bool:
+        async with services.db.sessionmaker() as session:
+            fresh = await users.get_active(session, user_id=user.id)
+            if fresh is None:
+                return False
+            try:
+                await reconstruction.get_or_raise(session, job_id=job_id, user=fresh)
+            except NotFound:
+                return False
+        return True
+
+    guard = AccessGuard(check=still_visible, every=services.settings.worldbase_ws_recheck_seconds)
+    await serve_websocket(websocket, subscription, initial=initial, until=is_final, guard=guard)

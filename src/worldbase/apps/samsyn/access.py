@@ -29,6 +29,7 @@ from worldbase.apps.samsyn.models import (
     MapLayer,
     PermissionLevel,
 )
+from worldbase.core import users
 from worldbase.core.models import User
 
 
@@ -56,6 +57,20 @@ async def map_role(session: AsyncSession, *, map_: Map, user: User | None) -> Ro
         if permission == CollaboratorPermission.view:
             return Role.viewer
     return role
+
+
+async def current_role(
+    session: AsyncSession, *, map_id: uuid.UUID, user_id: uuid.UUID | None
+) -> Role | None:
+    """`map_role` from fresh rows, for a live socket that re-checks its client: None when
+    the map is gone, or the user is gone or disabled."""
+    user = None
+    if user_id is not None:
+        user = await users.get_active(session, user_id=user_id)
+        if user is None:
+            return None
+    map_ = await session.get(Map, map_id)
+    return None if map_ is None else await map_role(session, map_=map_, user=user)
 
 
 def readable_maps(user: User | None) -> ColumnElement[bool]:

@@ -23,6 +23,13 @@ def map_channel(map_id: uuid.UUID) -> str:
     return f"samsyn:map:{map_id}"
 
 
+# Changes after which a map's live sockets re-check their client's read access before
+# passing the event on (a map turned private or deleted, a collaborator removed or changed).
+ACCESS_EVENTS = frozenset(
+    {"map.updated", "map.deleted", "collaborator.added", "collaborator.removed"}
+)
+
+
 LAYER_TILES_TAG = "samsyn:layer:"
 
 

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Request, Response, WebSocket
 from starlette.status import HTTP_200_OK
 
 from worldbase.apps.samsyn import service_maps, service_raster, service_tiles, service_wms
-from worldbase.apps.samsyn.access import map_role
+from worldbase.apps.samsyn.access import current_role, map_role
 from worldbase.apps.samsyn.dependencies import LayerForRead, MapForRead
-from worldbase.apps.samsyn.events import layer_tiles_tag, map_channel
+from worldbase.apps.samsyn.events import ACCESS_EVENTS, layer_tiles_tag, map_channel
 from worldbase.apps.samsyn.models import SourceType
 from worldbase.apps.samsyn.routes_raster import TimeQuery, geotiff_tile, geotiff_tilejson
 from worldbase.apps.samsyn.routes_raster import router as raster_router
@@ -24,7 +24,7 @@ from worldbase.core.auth import OptionalUser, authenticate_token
 from worldbase.core.cache import Cache
 from worldbase.core.db import Database, Session
 from worldbase.core.errors import DomainError, NotFound
-from worldbase.core.realtime import serve_websocket
+from worldbase.core.realtime import AccessGuard, serve_websocket, user_channel
 from worldbase.core.services import CacheDep, ServicesDep, services_of
 from worldbase.geo.raster import RenderQueryDep
 from worldbase.geo.tiles import etag_for, not_modified, tile_response, validate_tile
@@ -59,7 +59,10 @@ async def map_events(websocket: WebSocket, id: uuid.UUID, token: str | None = No
     """JSON events for every change to the map, its layers, features, collaborators and
     comments, by anyone (through the hub, so across workers). `?token=` authenticates
     (browsers cannot set headers on a WebSocket); public maps need none. Close codes: 4401
-    bad token, 4403 disabled account, 4404 no such map or not readable, 1013 too slow."""
+    bad token, 4403 disabled account, 4404 no such map or not readable, 1013 too slow.
+    Read access is re-checked while the socket lives: when the client loses it (removed
+    as a collaborator, the map made private or deleted, the account disabled or deleted)
+    the socket closes with 4403 at once, in every worker, before the change's event."""
     await websocket.accept()
     services = services_of(websocket)
     try:
@@ -78,11 +81,23 @@ async def map_events(websocket: WebSocket, id: uuid.UUID, token: str | None = No
     if role is None:
         await websocket.close(code=WS_NOT_FOUND, reason="Map not found")
         return
-    subscription = services.hub.subscribe(map_channel(id))
+    user_id = user.id if user is not None else None
+    channels = [map_channel(id)] + ([user_channel(user_id)] if user_id is not None else [])
+    subscription = services.hub.subscribe(*channels)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(subscription.ready(), timeout=5)
+
+    async def still_readable() -> bool:
+        async with services.db.sessionmaker() as session:
+            return await current_role(session, map_id=id, user_id=user_id) is not None
+
+    guard = AccessGuard(
+        check=still_readable,
+        every=services.settings.worldbase_ws_recheck_seconds,
+        rechecks=lambda event: event.get("type") in ACCESS_EVENTS,
+    )
     hello = {"type": "subscribed", "map_id": str(id), "role": role.name}
-    await serve_websocket(websocket, subscription, initial=hello)
+    await serve_websocket(websocket, subscription, initial=hello, guard=guard)
 
 
 @router.get(

@@ -9,12 +9,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, WebSocket
 
+from worldbase.core import users
 from worldbase.core.auth import CurrentUser, authenticate_token
 from worldbase.core.errors import DomainError, Forbidden, NotAuthenticated, NotFound
 from worldbase.core.job_schemas import JobPage, JobRead
 from worldbase.core.jobs import JobRuntime, job_channels, job_event
 from worldbase.core.models import Job, JobStatus, User
-from worldbase.core.realtime import serve_websocket
+from worldbase.core.realtime import AccessGuard, serve_websocket, user_channel
 from worldbase.core.services import JobsDep, services_of
 
 router = APIRouter()
@@ -72,7 +73,8 @@ async def job_events(websocket: WebSocket, job_id: uuid.UUID, token: str | None 
 
     Browsers cannot set headers on a WebSocket, so the bearer token comes as `?token=`.
     Close codes: 4401 unauthenticated, 4403 disabled account, 4404 no such job (or not
-    yours), 1013 the client fell behind, 1000 the job finished. An event already in
+    yours, or the account disabled or deleted while connected), 1013 the client fell
+    behind, 1000 the job finished. An event already in
     flight when the state was read may arrive after it: treat events as state updates.
     """
     await websocket.accept()
@@ -94,14 +96,27 @@ async def job_events(websocket: WebSocket, job_id: uuid.UUID, token: str | None 
     if job is None or not _can_see(user, job):
         await websocket.close(code=WS_NOT_FOUND, reason="Job not found")
         return
-    subscription = services.hub.subscribe(*job_channels(job)[:1])
+    subscription = services.hub.subscribe(*job_channels(job)[:1], user_channel(user.id))
     # Subscribe before reading the state, so no change falls between the two.
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(subscription.ready(), timeout=5)
     current = await jobs.get(job_id)
+
+    async def still_visible() -> bool:
+        async with services.db.sessionmaker() as session:
+            fresh = await users.get_active(session, user_id=user.id)
+        if fresh is None:
+            return False
+        try:
+            return _can_see(fresh, await jobs.get(job_id))
+        except NotFound:
+            return False
+
+    guard = AccessGuard(check=still_visible, every=services.settings.worldbase_ws_recheck_seconds)
     await serve_websocket(
         websocket,
         subscription,
         initial=job_event(current),
         until=lambda event: JobStatus(event["status"]).finished,
+        guard=guard,
     )

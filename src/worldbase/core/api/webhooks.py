@@ -21,6 +21,7 @@ from svix.webhooks import Webhook, WebhookVerificationError
 from worldbase.core import users
 from worldbase.core.db import Session
 from worldbase.core.errors import DomainError, ServiceUnavailable
+from worldbase.core.services import HubDep
 from worldbase.settings import Settings
 
 log = logging.getLogger("worldbase.webhooks")
@@ -95,7 +96,7 @@ def _full_name(data: dict[str, Any]) -> str | None:
         503: {"description": "CLERK_WEBHOOK_SECRET is not set"},
     },
 )
-async def clerk_webhook(request: Request, session: Session) -> WebhookResult:
+async def clerk_webhook(request: Request, session: Session, hub: HubDep) -> WebhookResult:
     # The signature covers the exact bytes, so the body is read raw, not parsed by FastAPI.
     event = _verified_event(request, await request.body())
     kind = str(event.get("type", ""))
@@ -109,7 +110,7 @@ async def clerk_webhook(request: Request, session: Session) -> WebhookResult:
         user = await users.get_by_subject(session, subject=subject)
         if user is None:
             return WebhookResult(status="ignored", event=kind)
-        await users.deactivate(session, user=user)
+        await users.deactivate(session, user=user, hub=hub)
     else:
         user = await users.upsert_from_claims(
             session,
