@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # (0 turns it off), and the longest an entry lives (changes invalidate it sooner).
     worldbase_fast_lane_mb: int = Field(default=64, ge=0, le=65536)
     worldbase_fast_lane_ttl: float = Field(default=30.0, ge=0, le=86400)
+    # Seconds a job may stay `queued` before recovery checks that its queue message exists
+    # (re-queued once if lost, then failed); /health counts such jobs as stuck.
+    worldbase_job_queued_grace: float = Field(default=300.0, gt=0, le=86400)
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -282,6 +282,17 @@ class JobRuntime(JobExecution):
             except Exception:  # events are best effort; the table is the truth
                 log.warning("could not publish %s", channel, exc_info=True)
 
+    def _waiting_ids(self) -> set[str]:
+        """Job ids of the run_job messages waiting in the queue or scheduled for a retry."""
+        storage = self.huey.storage
+        ids: set[str] = set()
+        # Raw messages, not huey.pending(): that fails on a task this process did not register.
+        for data in [*storage.enqueued_items(), *storage.scheduled_items()]:
+            message = self.huey.serializer.deserialize(data)
+            if message.name.rsplit(".", 1)[-1] == "run_job" and message.args:
+                ids.add(str(message.args[0]))
+        return ids
+
     def _run_job(self, job_id: str) -> None:
         """The Huey task: runs in a consumer thread."""
         if self._stopping.is_set():
