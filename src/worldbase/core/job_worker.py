@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
 
+from worldbase.core import cleanup
 from worldbase.core.db import Database, utcnow
 from worldbase.core.errors import BadInput, DomainError
 from worldbase.core.models import Job, JobStatus
@@ -393,7 +394,29 @@ class JobExecution:
 
     async def _finish(self, db: Database, job: Job, status: JobStatus, **values: Any) -> None:
         values.update(status=status, finished_at=utcnow())
-        await self._update_owned(db, job, values)
+        if await self._update_owned(db, job, values):
+            await self._drop_staging(job.params)
+
+    async def _drop_staging(self, params: dict[str, Any] | None) -> None:
+        """An ended job's staged uploads go with it (on a storage client of this loop)."""
+        keys = cleanup.staging_keys(params)
+        if not keys:
+            return
+        storage = create_storage(self.settings)
+        try:
+            await cleanup.delete_keys(storage, keys)
+        finally:
+            await storage.close()
+
+    async def _sweep_orphans(self, db: Database) -> None:
+        """Temp folders of dead processes and staged uploads no live job owns."""
+        grace = self.settings.worldbase_orphan_grace
+        await asyncio.to_thread(cleanup.sweep_temp, grace=grace)
+        storage = create_storage(self.settings)
+        try:
+            await cleanup.sweep_staging(db=db, storage=storage, grace=grace)
+        finally:
+            await storage.close()
 
     async def _requeue(
         self,
@@ -500,9 +523,15 @@ class JobExecution:
             log.warning("recovered interrupted job %s: %s", job.id, values["status"])
             if values["status"] == JobStatus.queued:
                 await asyncio.to_thread(self._run_task, str(job.id))
+            else:
+                await self._drop_staging(job.params)
             if fresh is not None:
                 await self._emit_recovered(fresh, in_worker=in_worker)
         await self._recover_lost_queued(db, in_worker=in_worker)
+        try:
+            await self._sweep_orphans(db)
+        except Exception:  # storage down: the next pass tries again
+            log.warning("orphan sweep failed", exc_info=True)
 
     async def _emit_recovered(self, job: Job, *, in_worker: bool) -> None:
         if in_worker:
@@ -548,5 +577,7 @@ class JobExecution:
             if "status" not in values:
                 # A duplicate message (the lost one was only late) is harmless: claims are guarded.
                 await asyncio.to_thread(self._run_task, str(job.id))
+            else:
+                await self._drop_staging(job.params)
             if fresh is not None:
                 await self._emit_recovered(fresh, in_worker=in_worker)

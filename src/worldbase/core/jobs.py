@@ -21,6 +21,7 @@ from huey import RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 from sqlalchemy import func, select, update
 
+from worldbase.core import cleanup
 from worldbase.core.db import Database, utcnow
 from worldbase.core.errors import Conflict, NotFound, ServiceUnavailable
 from worldbase.core.job_worker import (
@@ -260,6 +261,8 @@ class JobRuntime(JobExecution):
             job = await self.get(job_id)  # NotFound, or finished: a conflict
             raise Conflict(f"Job is already {JobStatus(job.status).value}")
         job = await self.get(job_id)
+        if done:  # it never ran: its staged uploads go now (a running one drops them itself)
+            await cleanup.delete_keys(self.storage, cleanup.staging_keys(job.params))
         await self._emit(job)
         return job
 
