@@ -25,6 +25,7 @@ from worldbase.core.docs import install_offline_docs
 from worldbase.core.errors import ERROR_RESPONSES, install_error_handlers
 from worldbase.core.fast_lane import FastLaneMiddleware, start_listener, stop_listener
 from worldbase.core.http import RequestContextMiddleware, configure_logging
+from worldbase.core.redact import install_redaction
 from worldbase.core.services import Services
 from worldbase.core.viewer import install_viewer
 from worldbase.geo.cog_router import router as cog_router
@@ -58,6 +59,7 @@ APP_PRIORITY_ROUTES: dict[str, list[BaseRoute]] = {"samsyn": samsyn_priority_rou
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.check()
+    install_redaction()  # whoever configured logging, no credential reaches a log line
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     # Seconds between re-checks of a live socket's access (users, maps, jobs): the backstop
     # for a revocation whose announcement was lost; announced ones close sockets at once.
     worldbase_ws_recheck_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # Seconds a job may stay `queued` before recovery checks that its queue message exists
+    # (re-queued once if lost, then failed); /health counts such jobs as stuck.
+    worldbase_job_queued_grace: float = Field(default=300.0, gt=0, le=86400)
+    # Seconds after which a staged upload no queued/running job owns (samsyn/uploads/,
+    # samsyn/imports/) and a legacy temp folder are orphans, removed at start-up and by the
+    # job reaper. Temp folders of dead processes go at once.
+    worldbase_orphan_grace: float = Field(default=3600.0, ge=0, le=30 * 86400)
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -172,6 +172,32 @@ def test_wrong_credentials_are_401_with_one_message(client: TestClient) -> None:
     assert wrong_password.headers["WWW-Authenticate"] == "Bearer"
 
 
+NOT_WEB_URLS = [
+    "javascript:alert(1)",
+    "JavaScript:alert(document.cookie)",
+    "data:text/html,<script>alert(1)</script>",
+    "file:///etc/passwd",
+    "vbscript:msgbox(1)",
+    "//evil.example.org/a.png",
+    "https://" + "a" * 2048 + ".org",
+]
+
+
+def test_avatar_url_must_be_http_or_https(client: TestClient) -> None:
+    _, token = register_user(client)
+    for url in NOT_WEB_URLS:
+        body = {"avatar_url": url}
+        error = assert_error(
+            client.patch("/api/auth/me", json=body, headers=auth_headers(token)), 422
+        )
+        assert ["body", "avatar_url"] in [item["loc"] for item in error["detail"]], url
+    assert client.get("/api/auth/me", headers=auth_headers(token)).json()["avatar_url"] is None
+    # Registration takes no avatar at all: the field is refused, not stored.
+    email = f"{uuid.uuid4().hex[:8]}@example.org"
+    body = {"email": email, "password": "correct horse battery", "avatar_url": NOT_WEB_URLS[0]}
+    assert_error(client.post("/api/auth/register", json=body), 422)
+
+
 def test_update_me(client: TestClient) -> None:
     user, token = register_user(client, name="Old name")
     response = client.patch(
@@ -415,6 +441,15 @@ def test_rs256_and_es256_tokens_via_jwks(jwks_client: TestClient, keys: Keys) ->
     assert first.json()["avatar_url"] == "https://img.example.org/r.png"
     again = jwks_client.get("/api/auth/me", headers=auth_headers(rs))
     assert again.json()["id"] == first.json()["id"]
+    # A provider's picture that is not http(s) is dropped, the user still provisioned.
+    bad = jwt.encode(
+        clerk_claims(sub="user_js", picture="javascript:alert(1)"),
+        keys.rsa,
+        algorithm="RS256",
+        headers={"kid": "rsa-1"},
+    )
+    provisioned = jwks_client.get("/api/auth/me", headers=auth_headers(bad))
+    assert provisioned.status_code == 200 and provisioned.json()["avatar_url"] is None
     other = jwks_client.get("/api/auth/me", headers=auth_headers(es))
     assert other.status_code == 200, other.text
     assert other.json()["id"] != first.json()["id"]

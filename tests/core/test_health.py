@@ -52,6 +52,24 @@ def add_jobs(client: TestClient, *statuses: tuple[JobStatus, timedelta]) -> None
     in_app(client, insert, app_services(client))
 
 
+def test_health_reports_stuck_jobs_as_degraded(client: TestClient) -> None:
+    """A job queued past the grace period, or running without a heartbeat, is stuck."""
+    add_jobs(
+        client,
+        (JobStatus.queued, timedelta(0)),
+        (JobStatus.queued, timedelta(hours=2)),
+        (JobStatus.running, timedelta(hours=1)),
+        (JobStatus.failed, timedelta(0)),
+    )
+    body = client.get("/health").json()
+    jobs = body["checks"]["jobs"]
+    assert jobs["status"] == "degraded"
+    assert (jobs["queued"], jobs["stuck_queued"]) == (2, 1)
+    assert (jobs["running"], jobs["stuck_running"]) == (1, 1)
+    assert jobs["failed"] == 1
+    assert body["status"] == "degraded"
+
+
 def test_api_info_keeps_seed_keys_and_links(client: TestClient, settings: Settings) -> None:
     response = client.get("/")
     assert response.status_code == 200
@@ -72,7 +90,7 @@ def test_health_ok_shape(client: TestClient) -> None:
     add_jobs(
         client,
         (JobStatus.queued, timedelta(0)),
-        (JobStatus.queued, timedelta(minutes=5)),
+        (JobStatus.queued, timedelta(minutes=2)),
         (JobStatus.running, timedelta(0)),
         (JobStatus.failed, timedelta(hours=1)),
         (JobStatus.failed, timedelta(days=3)),
@@ -86,7 +104,15 @@ def test_health_ok_shape(client: TestClient) -> None:
     assert checks["storage"] == "ok"
     assert set(checks["disk_space"]) == {"status", "free_gb"}
     assert checks["disk_space"]["free_gb"] > 0
-    assert checks["jobs"] == {"status": "ok", "queued": 2, "running": 1, "failed_last_24h": 1}
+    assert checks["jobs"] == {
+        "status": "ok",
+        "queued": 2,
+        "running": 1,
+        "failed": 2,
+        "failed_last_24h": 1,
+        "stuck_queued": 0,
+        "stuck_running": 0,
+    }
     if BACKEND == "served":
         assert checks["redis"] == "ok"
     else:

@@ -25,6 +25,7 @@ from tests.conftest import truncate_all
 from worldbase.core import users
 from worldbase.core.db import Database, utcnow
 from worldbase.core.errors import BadInput, Conflict, NotFound
+from worldbase.core.job_worker import LOST_MESSAGE
 from worldbase.core.jobs import JobContext, JobRuntime, job_handler
 from worldbase.core.migrate import upgrade_head
 from worldbase.core.models import Job, JobStatus, User
@@ -370,6 +371,66 @@ async def _insert_running(db: Database, *, attempts: int, heartbeat_age: timedel
         session.add(job)
         await session.commit()
         return job.id
+
+
+def _drop_queue_message(runtime: JobRuntime, job_id: uuid.UUID) -> None:
+    """Lose one job's message from the real Huey queue, as a crash between the row's commit and
+    the queue write (or Huey giving up its retries before the claim) would."""
+    storage = runtime.huey.storage
+    kept = []
+    for data in storage.enqueued_items():
+        message = runtime.huey.serializer.deserialize(data)
+        if not (message.args and message.args[0] == str(job_id)):
+            kept.append(data)
+    storage.flush_queue()
+    for data in kept:
+        storage.enqueue(data)
+    assert str(job_id) not in runtime._waiting_ids()
+
+
+async def test_queued_job_whose_task_was_lost_is_requeued_once_then_failed(
+    runtimes: Runtimes,
+) -> None:
+    runtimes.settings = runtimes.settings.model_copy(update={"worldbase_job_queued_grace": 0.3})
+    producer = await runtimes.start(consumer=False)
+    lost = await producer.enqueue(kind="test.echo", params={"n": 1})
+    lost_twice = await producer.enqueue(kind="test.echo", params={"n": 2})
+    backlog = await producer.enqueue(kind="test.echo", params={"n": 3})
+    _drop_queue_message(producer, lost.id)
+    _drop_queue_message(producer, lost_twice.id)
+    await asyncio.sleep(0.4)
+    await producer._recover(producer.db, every_running=False, in_worker=False)
+
+    for job_id in (lost.id, lost_twice.id):
+        job = await producer.get(job_id)
+        assert job.status == JobStatus.queued and job.message == LOST_MESSAGE
+        assert str(job_id) in producer._waiting_ids()  # re-queued
+    assert (await producer.get(backlog.id)).message is None  # a message waits: left alone
+
+    _drop_queue_message(producer, lost_twice.id)  # lost again
+    await asyncio.sleep(0.4)
+    await producer._recover(producer.db, every_running=False, in_worker=False)
+    failed = await producer.get(lost_twice.id)
+    assert failed.status == JobStatus.failed and failed.finished_at is not None
+    assert failed.error == "never started: its queue message was lost twice"
+
+    consumer = await runtimes.start()
+    for job_id in (lost.id, backlog.id):
+        done = await wait_for_job(consumer, job_id)
+        assert done.status == JobStatus.succeeded
+
+
+async def test_lost_queued_job_is_recovered_at_start_up(runtimes: Runtimes) -> None:
+    """A restart finds a queued row with no message (the process died before queueing it)."""
+    runtimes.settings = runtimes.settings.model_copy(update={"worldbase_job_queued_grace": 0.3})
+    producer = await runtimes.start(consumer=False)
+    job = await producer.enqueue(kind="test.echo", params={})
+    _drop_queue_message(producer, job.id)
+    await runtimes.stop(producer)
+    await asyncio.sleep(0.4)
+    runtime = await runtimes.start()
+    done = await wait_for_job(runtime, job.id)
+    assert done.status == JobStatus.succeeded and done.attempts == 1
 
 
 async def test_crashed_job_is_retried_or_failed(runtimes: Runtimes) -> None:

@@ -77,6 +77,16 @@ def by_subject(client: TestClient, subject: str) -> User | None:
     return run_db(client, users.get_by_subject, subject=subject)
 
 
+def test_webhook_drops_a_non_http_avatar(hook_client: TestClient) -> None:
+    event = user_event(
+        "user.created", "user_js", **profile("js@example.org", "J", "S", "javascript:alert(1)")
+    )
+    response = hook_client.post(URL, **signed(event))
+    assert response.status_code == 200, response.text
+    user = by_subject(hook_client, "user_js")
+    assert user is not None and user.email == "js@example.org" and user.avatar_url is None
+
+
 def test_created_updated_deleted_flow(hook_client: TestClient) -> None:
     created = user_event(
         "user.created",

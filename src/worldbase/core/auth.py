@@ -33,6 +33,7 @@ from worldbase.core import users
 from worldbase.core.db import Database, Session
 from worldbase.core.errors import Conflict, Forbidden, NotAuthenticated
 from worldbase.core.models import User
+from worldbase.core.schemas import web_url_or_none
 from worldbase.settings import Settings
 
 log = logging.getLogger("worldbase.auth")
@@ -264,7 +265,7 @@ async def authenticate_token(session: AsyncSession, *, token: str, settings: Set
                 subject=verified.subject,
                 email=verified.email,
                 name=_bounded(verified.name, 255),
-                avatar_url=_bounded(verified.avatar_url, 2048),
+                avatar_url=web_url_or_none(verified.avatar_url),
             )
     if not user.is_active:
         raise Forbidden("This account is disabled")

@@ -14,6 +14,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from worldbase.core.errors import PayloadTooLarge, error_body
+from worldbase.core.redact import install_redaction
 
 log = logging.getLogger("worldbase.http")
 
@@ -51,7 +52,9 @@ class JsonLogFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None) or request_id_var.get(),
         }
-        if record.exc_info:
+        if record.exc_text:  # the redaction filter leaves the cleaned traceback here
+            entry["exc"] = record.exc_text
+        elif record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
@@ -67,6 +70,7 @@ def configure_logging(level: str = "INFO", *, json_logs: bool = True) -> None:
     root.setLevel(level.upper())
     # Huey logs every periodic task at INFO; its warnings and errors are what matter here.
     logging.getLogger("huey").setLevel(max(logging.WARNING, root.level))
+    install_redaction()
 
 
 def _route_template(scope: Scope) -> str:

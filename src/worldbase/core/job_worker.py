@@ -4,7 +4,9 @@ A consumer thread runs each job under `asyncio.run` with its own database engine
 asyncpg connections belong to the loop that opened them. State changes are guarded
 UPDATEs (`WHERE status = ... AND attempts = ...`), so a job is claimed once, a cancel
 cannot be lost, and a worker that lost a job cannot overwrite it. A job left `running`
-by a dead worker is re-queued or failed (`_recover`), never left running.
+by a dead worker is re-queued or failed (`_recover`), never left running; a job left
+`queued` without a queue message (its task was lost before it started) is re-queued once,
+then failed (`_recover_lost_queued`), never left queued.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
 
+from worldbase.core import cleanup
 from worldbase.core.db import Database, utcnow
 from worldbase.core.errors import BadInput, DomainError
 from worldbase.core.models import Job, JobStatus
@@ -36,6 +39,9 @@ Handler = Callable[["JobContext", dict[str, Any]], Coroutine[Any, Any, dict[str,
 H = TypeVar("H", bound=Handler)
 
 _HANDLERS: dict[str, Handler] = {}
+
+# The message of a job re-queued because its queue message was lost (a second loss fails it).
+LOST_MESSAGE = "re-queued: its queue message was lost"
 
 
 def job_handler(kind: str) -> Callable[[H], H]:
@@ -246,7 +252,12 @@ class JobExecution:
     hub: Hub
     _stopping: threading.Event
     _run_task: Callable[[str], Any]  # queues the Huey task run_job(job_id)
+    _waiting_ids: Callable[[], set[str]]  # job ids with a message in the queue or its schedule
     _recovered_at = float("-inf")  # time.monotonic() of the last recovery pass
+
+    @property
+    def queued_grace(self) -> timedelta:
+        return timedelta(seconds=self.settings.worldbase_job_queued_grace)
 
     @property
     def _stale_seconds(self) -> float:
@@ -383,7 +394,29 @@ class JobExecution:
 
     async def _finish(self, db: Database, job: Job, status: JobStatus, **values: Any) -> None:
         values.update(status=status, finished_at=utcnow())
-        await self._update_owned(db, job, values)
+        if await self._update_owned(db, job, values):
+            await self._drop_staging(job.params)
+
+    async def _drop_staging(self, params: dict[str, Any] | None) -> None:
+        """An ended job's staged uploads go with it (on a storage client of this loop)."""
+        keys = cleanup.staging_keys(params)
+        if not keys:
+            return
+        storage = create_storage(self.settings)
+        try:
+            await cleanup.delete_keys(storage, keys)
+        finally:
+            await storage.close()
+
+    async def _sweep_orphans(self, db: Database) -> None:
+        """Temp folders of dead processes and staged uploads no live job owns."""
+        grace = self.settings.worldbase_orphan_grace
+        await asyncio.to_thread(cleanup.sweep_temp, grace=grace)
+        storage = create_storage(self.settings)
+        try:
+            await cleanup.sweep_staging(db=db, storage=storage, grace=grace)
+        finally:
+            await storage.close()
 
     async def _requeue(
         self,
@@ -490,8 +523,61 @@ class JobExecution:
             log.warning("recovered interrupted job %s: %s", job.id, values["status"])
             if values["status"] == JobStatus.queued:
                 await asyncio.to_thread(self._run_task, str(job.id))
+            else:
+                await self._drop_staging(job.params)
             if fresh is not None:
-                if in_worker:
-                    self._emit_threadsafe(job_event(fresh), fresh.owner_id)
-                else:
-                    await self._emit(fresh)
+                await self._emit_recovered(fresh, in_worker=in_worker)
+        await self._recover_lost_queued(db, in_worker=in_worker)
+        try:
+            await self._sweep_orphans(db)
+        except Exception:  # storage down: the next pass tries again
+            log.warning("orphan sweep failed", exc_info=True)
+
+    async def _emit_recovered(self, job: Job, *, in_worker: bool) -> None:
+        if in_worker:
+            self._emit_threadsafe(job_event(job), job.owner_id)
+        else:
+            await self._emit(job)
+
+    async def _recover_lost_queued(self, db: Database, *, in_worker: bool) -> None:
+        """Queued past the grace period with no message in the queue: the task was lost before
+        it started (enqueue crashed, or Huey gave up retrying a claim). Re-queue it once; a
+        second loss fails it with the reason."""
+        cutoff = utcnow() - self.queued_grace
+        query = select(Job).where(Job.status == JobStatus.queued, Job.updated_at < cutoff)
+        async with db.sessionmaker() as session:
+            jobs = builtins.list(await session.scalars(query.limit(1000)))
+        if not jobs:
+            return
+        waiting = await asyncio.to_thread(self._waiting_ids)
+        for job in jobs:
+            if str(job.id) in waiting:
+                continue  # a backlog, not a loss
+            values: dict[str, Any]
+            if job.message == LOST_MESSAGE:
+                values = {
+                    "status": JobStatus.failed,
+                    "error": "never started: its queue message was lost twice",
+                    "finished_at": utcnow(),
+                }
+            else:
+                values = {"message": LOST_MESSAGE}  # also moves updated_at: a fresh grace period
+            async with db.sessionmaker() as session:
+                result = await session.execute(
+                    update(Job)
+                    .where(Job.id == job.id, Job.status == JobStatus.queued)
+                    .where(Job.updated_at == job.updated_at)  # untouched since we looked
+                    .values(**values)
+                )
+                await session.commit()
+                if not result.rowcount:  # type: ignore[attr-defined]
+                    continue
+                fresh = await session.get(Job, job.id, populate_existing=True)
+            log.warning("job %s was queued without a queue message: %s", job.id, values)
+            if "status" not in values:
+                # A duplicate message (the lost one was only late) is harmless: claims are guarded.
+                await asyncio.to_thread(self._run_task, str(job.id))
+            else:
+                await self._drop_staging(job.params)
+            if fresh is not None:
+                await self._emit_recovered(fresh, in_worker=in_worker)

@@ -21,6 +21,7 @@ from huey import RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 from sqlalchemy import func, select, update
 
+from worldbase.core import cleanup
 from worldbase.core.db import Database, utcnow
 from worldbase.core.errors import Conflict, NotFound, ServiceUnavailable
 from worldbase.core.job_worker import (
@@ -260,6 +261,8 @@ class JobRuntime(JobExecution):
             job = await self.get(job_id)  # NotFound, or finished: a conflict
             raise Conflict(f"Job is already {JobStatus(job.status).value}")
         job = await self.get(job_id)
+        if done:  # it never ran: its staged uploads go now (a running one drops them itself)
+            await cleanup.delete_keys(self.storage, cleanup.staging_keys(job.params))
         await self._emit(job)
         return job
 
@@ -281,6 +284,17 @@ class JobRuntime(JobExecution):
                 await self.hub.publish(channel, event)
             except Exception:  # events are best effort; the table is the truth
                 log.warning("could not publish %s", channel, exc_info=True)
+
+    def _waiting_ids(self) -> set[str]:
+        """Job ids of the run_job messages waiting in the queue or scheduled for a retry."""
+        storage = self.huey.storage
+        ids: set[str] = set()
+        # Raw messages, not huey.pending(): that fails on a task this process did not register.
+        for data in [*storage.enqueued_items(), *storage.scheduled_items()]:
+            message = self.huey.serializer.deserialize(data)
+            if message.name.rsplit(".", 1)[-1] == "run_job" and message.args:
+                ids.add(str(message.args[0]))
+        return ids
 
     def _run_job(self, job_id: str) -> None:
         """The Huey task: runs in a consumer thread."""

@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, HttpUrl, TypeAdapter
 from pydantic.config import JsonDict
 
 
@@ -21,6 +21,30 @@ def _as_utc(value: datetime) -> datetime:
 
 # A timestamp that always serializes with its offset (`...Z`), on SQLite as on PostgreSQL.
 UTCDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+
+_HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
+
+
+def _http_url(value: str) -> str:
+    # pydantic's HttpUrl admits only http(s) with a host: `javascript:`, `data:` and
+    # `file:` URLs are refused. The text is kept as given (no normalising slash added).
+    _HTTP_URL.validate_python(value)
+    return value
+
+
+# A link a client may render (avatars, images): http(s) only.
+WebUrl = Annotated[str, Field(max_length=2048), AfterValidator(_http_url)]
+
+
+def web_url_or_none(value: object) -> str | None:
+    """`value` if it is an http(s) URL of at most 2048 characters, else None (for data from
+    identity providers, where a bad picture must not refuse the whole user)."""
+    if not isinstance(value, str) or not value or len(value) > 2048:
+        return None
+    try:
+        return _http_url(value)
+    except ValueError:
+        return None
 
 
 class Schema(BaseModel):
@@ -75,7 +99,7 @@ class UserCreate(InputSchema):
 
 class UserUpdate(InputSchema):
     name: str | None = Field(default=None, max_length=255)
-    avatar_url: str | None = Field(default=None, max_length=2048)
+    avatar_url: WebUrl | None = None
 
     model_config = ConfigDict(
         from_attributes=True,

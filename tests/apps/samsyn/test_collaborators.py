@@ -87,6 +87,25 @@ def test_remove_collaborators_and_invitations(team: Team) -> None:
     ] == ["editor@example.org"]
 
 
+def test_remove_an_active_collaborator_by_email(team: Team) -> None:
+    """The e-mail of an active collaborator removes that collaborator (it was a 404)."""
+    map_ = team.shared_map()
+    url = f"/api/maps/{map_['id']}/collaborators"
+    assert team.client.get(f"/api/maps/{map_['id']}", headers=team.as_("viewer")).status_code == 200
+    # Not the owner, not themselves: refused, and still a member.
+    assert_error(team.client.delete(f"{url}/viewer@example.org", headers=team.as_("editor")), 403)
+    response = team.client.delete(f"{url}/Viewer@Example.org", headers=team.as_("owner"))
+    assert response.status_code == 204, response.text
+    assert_error(team.client.get(f"/api/maps/{map_['id']}", headers=team.as_("viewer")), 404)
+    emails = [i["email"] for i in team.client.get(url, headers=team.as_("owner")).json()["items"]]
+    assert emails == ["editor@example.org"]
+    # A collaborator leaves by their own e-mail too.
+    leave = team.client.delete(f"{url}/editor@example.org", headers=team.as_("editor"))
+    assert leave.status_code == 204, leave.text
+    assert team.client.get(url, headers=team.as_("owner")).json()["items"] == []
+    assert_error(team.client.delete(f"{url}/viewer@example.org", headers=team.as_("owner")), 404)
+
+
 def test_bad_invitations(team: Team) -> None:
     map_ = team.create_map()
     url = f"/api/maps/{map_['id']}/collaborators"

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
 import uuid
-from pathlib import Path
 from typing import Any
 
 from worldbase.apps.samsyn import service_upload
 from worldbase.apps.samsyn.service_import import import_file
 from worldbase.core import users
+from worldbase.core.cleanup import register_staging_prefix, work_dir
 from worldbase.core.errors import DomainError, NotFound
 from worldbase.core.job_worker import JobCancelled, JobContext, job_handler
 
 IMPORT_KIND = "samsyn.import"
+IMPORT_PREFIX = "samsyn/imports"
+# Uploads waiting for their job: a job owns its keys (`staging_keys`); the rest are swept.
+register_staging_prefix(f"{IMPORT_PREFIX}/")
+register_staging_prefix(f"{service_upload.UPLOAD_PREFIX}/")
 
 
 @job_handler(IMPORT_KIND)
@@ -24,8 +27,8 @@ async def import_layer(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
     """params: storage `key` of the upload, `filename`, layer `values`, `user_id`."""
     await ctx.progress(0.05, "reading the upload")
     data = await ctx.storage.get(params["key"])
-    with tempfile.TemporaryDirectory(prefix="samsyn-import-") as tmp:
-        path = Path(tmp) / "upload"
+    with work_dir("samsyn-import") as tmp:
+        path = tmp / "upload"
         path.write_bytes(data)
         async with ctx.db.sessionmaker() as session:
             user = await users.get(session, user_id=uuid.UUID(params["user_id"]))
@@ -36,7 +39,7 @@ async def import_layer(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
                 session, user=user, path=path, filename=params["filename"], values=params["values"]
             )
             count = int(layer.source_config.get("featureCount") or 0)
-    await ctx.storage.delete(params["key"])
+    await _forget(ctx, params["key"])  # (core also drops a failed or cancelled job's upload)
     return {"layer_id": str(layer.id), "feature_count": count}
 
 
@@ -87,8 +90,8 @@ async def _forget(ctx: JobContext, *keys: str) -> None:
 async def _convert(ctx: JobContext, params: dict[str, Any], key: str) -> int:
     """The COG of the upload, stored under `key`; its size. Progress 0.02 to 0.85."""
     await ctx.progress(0.02, "reading the upload")
-    with tempfile.TemporaryDirectory(prefix="samsyn-cog-") as tmp:
-        source, target = Path(tmp) / "upload.tif", Path(tmp) / "cog.tif"
+    with work_dir("samsyn-cog") as tmp:
+        source, target = tmp / "upload.tif", tmp / "cog.tif"
         await service_upload.fetch(ctx.storage, params["upload_key"], source)
         await ctx.progress(_CONVERT_FROM, "converting to a cloud-optimized GeoTIFF")
         done = [0.0]  # written by the conversion thread, read here

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +16,7 @@ from worldbase.apps.samsyn.schemas import LayerRead
 from worldbase.apps.samsyn.schemas_features import ImportQueued
 from worldbase.apps.samsyn.service_import import INLINE_IMPORT_BYTES, import_file
 from worldbase.core.auth import CurrentUser
+from worldbase.core.cleanup import staging, work_dir
 from worldbase.core.db import Session
 from worldbase.core.errors import BadInput, PayloadTooLarge
 from worldbase.core.services import JobsDep, StorageDep
@@ -73,21 +73,26 @@ async def import_layer(
         "is_global": is_global,
         "editable": editable.value,
     }
-    with tempfile.TemporaryDirectory(prefix="samsyn-upload-") as tmp:
-        path = Path(tmp) / "upload"
+    with work_dir("samsyn-upload") as tmp:
+        path = tmp / "upload"
         size = await _save(file, path)
         if size <= INLINE_IMPORT_BYTES:
             layer = await import_file(
                 session, user=user, path=path, filename=filename, values=values
             )
             return layer_read(layer)
-        key = f"samsyn/imports/{uuid.uuid4()}"
+        key = f"{samsyn_jobs.IMPORT_PREFIX}/{uuid.uuid4()}"
         await storage.put(key, path.read_bytes(), content_type="application/octet-stream")
-    job = await jobs.enqueue(
-        kind=samsyn_jobs.IMPORT_KIND,
-        params={"key": key, "filename": filename, "values": values, "user_id": str(user.id)},
-        owner_id=user.id,
-        max_attempts=1,
-    )
+    try:
+        job = await jobs.enqueue(
+            kind=samsyn_jobs.IMPORT_KIND,
+            params={"key": key, "filename": filename, "values": values, "user_id": str(user.id)}
+            | staging(key),
+            owner_id=user.id,
+            max_attempts=1,
+        )
+    except BaseException:
+        await storage.delete(key)
+        raise
     body = {"job_id": str(job.id), "status": "queued", "status_url": f"/api/jobs/{job.id}"}
     return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)

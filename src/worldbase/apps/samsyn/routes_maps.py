@@ -284,14 +284,15 @@ async def invite_collaborator(
 @router.delete(
     "/api/maps/{id}/collaborators/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="Remove a collaborator (user id) or a pending invitation (e-mail)",
+    summary="Remove a collaborator (user id or e-mail) or a pending invitation (e-mail)",
     description="The owner removes anyone; a collaborator may remove themselves (leave).",
 )
 async def remove_collaborator(
     id: uuid.UUID, user_id: str, session: Session, user: CurrentUser, hub: HubDep
 ) -> Response:
     access = await map_for_members(id, session, user)
-    if access.role < Role.owner and user_id.lower() != str(user.id):
+    itself = user_id.lower() in (str(user.id), (user.email or "").lower())
+    if access.role < Role.owner and not itself:
         raise Forbidden("Only the map's owner can remove other collaborators")
     removed = await service_collaborators.remove(session, map_=access.map, who=user_id)
     await publish(

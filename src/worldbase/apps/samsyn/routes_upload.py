@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, UploadFile, status
@@ -15,6 +13,7 @@ from worldbase.apps.samsyn import service_upload
 from worldbase.apps.samsyn.models import Editable
 from worldbase.apps.samsyn.schemas_features import ImportQueued
 from worldbase.core.auth import CurrentUser
+from worldbase.core.cleanup import staging, work_dir
 from worldbase.core.errors import BadInput
 from worldbase.core.http import allow_large_body
 from worldbase.core.services import JobsDep, ServicesDep
@@ -93,8 +92,8 @@ async def upload_layer(
         values["source_config"] = {"tileParams": params}
     service_upload.check_values(values)
     storage = services.storage
-    with tempfile.TemporaryDirectory(prefix="samsyn-upload-") as tmp:
-        path = Path(tmp) / "upload.tif"
+    with work_dir("samsyn-upload") as tmp:
+        path = tmp / "upload.tif"
         size = await service_upload.save_upload(
             _chunks(file), path, max_bytes=services.settings.worldbase_upload_max_bytes
         )
@@ -114,7 +113,8 @@ async def upload_layer(
                 "values": values,
                 "overview_resampling": overview_resampling,
                 "user_id": str(user.id),
-            },
+            }
+            | staging(key),
             owner_id=user.id,
             max_attempts=2,
         )

@@ -174,30 +174,39 @@ async def _invite_email(
 
 
 async def remove(session: AsyncSession, *, map_: Map, who: str) -> uuid.UUID | None:
-    """Remove a collaborator (by user id) or a pending invitation (by e-mail); returns the
-    removed user's id (None for an invitation)."""
+    """Remove a collaborator (by user id or e-mail) or a pending invitation (by e-mail);
+    returns the removed collaborator's user id (None when only an invitation went)."""
     try:
         user_id: uuid.UUID | None = uuid.UUID(who)
     except ValueError:
         user_id = None
     if user_id is not None:
-        result = await session.execute(
-            delete(MapCollaborator).where(
-                MapCollaborator.map_id == map_.id, MapCollaborator.user_id == user_id
-            )
-        )
-        if getattr(result, "rowcount", 0):
+        if await _delete_collaborator(session, map_=map_, user_id=user_id):
             await session.commit()
             return user_id
         raise NotFound("Collaborator not found")
     email = users.normalize_email(who)
+    # An e-mail names an active collaborator as well as a pending invitation: remove both.
+    member = await users.get_by_email(session, email=email) if email else None
+    removed = None
+    if member is not None and await _delete_collaborator(session, map_=map_, user_id=member.id):
+        removed = member.id
     result = await session.execute(
         delete(MapInvitation).where(MapInvitation.map_id == map_.id, MapInvitation.email == email)
     )
-    if not getattr(result, "rowcount", 0):
-        raise NotFound("Invitation not found")
+    if removed is None and not getattr(result, "rowcount", 0):
+        raise NotFound("No collaborator or invitation with this e-mail")
     await session.commit()
-    return None
+    return removed
+
+
+async def _delete_collaborator(session: AsyncSession, *, map_: Map, user_id: uuid.UUID) -> bool:
+    result = await session.execute(
+        delete(MapCollaborator).where(
+            MapCollaborator.map_id == map_.id, MapCollaborator.user_id == user_id
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 async def claim_invitations(session: AsyncSession, *, user: User | None) -> int:

@@ -22,6 +22,7 @@ from worldbase.core import users
 from worldbase.core.db import Session
 from worldbase.core.errors import DomainError, ServiceUnavailable
 from worldbase.core.services import HubDep
+from worldbase.core.schemas import web_url_or_none
 from worldbase.settings import Settings
 
 log = logging.getLogger("worldbase.webhooks")
@@ -117,6 +118,6 @@ async def clerk_webhook(request: Request, session: Session, hub: HubDep) -> Webh
             subject=subject,
             email=_primary_email(data),
             name=_full_name(data),
-            avatar_url=_text(data.get("image_url") or data.get("profile_image_url"), 2048),
+            avatar_url=web_url_or_none(data.get("image_url") or data.get("profile_image_url")),
         )
     return WebhookResult(status="ok", event=kind, user_id=str(user.id))
