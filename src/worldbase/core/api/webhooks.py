@@ -21,8 +21,8 @@ from svix.webhooks import Webhook, WebhookVerificationError
 from worldbase.core import users
 from worldbase.core.db import Session
 from worldbase.core.errors import DomainError, ServiceUnavailable
-from worldbase.core.services import HubDep
 from worldbase.core.schemas import web_url_or_none
+from worldbase.core.services import HubDep
 from worldbase.settings import Settings
 
 log = logging.getLogger("worldbase.webhooks")
