@@ -9,7 +9,7 @@ MAPLIBRE_VERSION ?= 5.24.1
 VENDOR := src/worldbase/static/vendor
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: run test install install-dev lint format typecheck bench clean
+.PHONY: run test install install-dev runtime-check lint format typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,16 @@ run: install
 test: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+## What `make run` installs (its `install` target, no dev extras, in a separate venv), checked
+## end to end: pip check, every module imported, one real job of each app over HTTP
+## against `worldbase serve` on a temporary data dir (.ci/runtime_check.py).
+RUNTIME_VENV ?= .venv-runtime
+runtime-check:
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory install VENV=$(RUNTIME_VENV) \
+	&& $(RUNTIME_VENV)/bin/python .ci/runtime_check.py; rc=$$?; \
+	echo "runtime-check took $$(( $$(date +%s) - start )) s"; exit $$rc
+
 lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
@@ -60,4 +70,4 @@ bench: install-dev
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RUNTIME_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,8 @@ import logging
 import sys
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,14 +34,22 @@ REQUESTS_TOTAL = Counter(
 )
 
 
-# Exact paths whose bodies may be larger than WORLDBASE_MAX_BODY_BYTES (bulk imports);
-# apps register them at import time with `allow_large_body`.
-_PATH_BODY_LIMITS: dict[str, int] = {}
+# Set on an endpoint by `body_limit`; read from the matched route when its body is read.
+BODY_LIMIT_ATTR = "__worldbase_max_body_bytes__"
+EndpointT = TypeVar("EndpointT", bound=Callable[..., Any])
 
 
-def allow_large_body(path: str, limit: int) -> None:
-    """Let requests to exactly `path` carry up to `limit` bytes (never less than the default)."""
-    _PATH_BODY_LIMITS[path] = limit
+def body_limit(limit: int) -> Callable[[EndpointT], EndpointT]:
+    """Let requests to the decorated endpoint carry up to `limit` bytes (any path parameters).
+
+    Put it under the route decorator. Routes without it get WORLDBASE_MAX_BODY_BYTES.
+    """
+
+    def declare(endpoint: EndpointT) -> EndpointT:
+        setattr(endpoint, BODY_LIMIT_ATTR, limit)
+        return endpoint
+
+    return declare
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -113,12 +122,8 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            cap = self._limit_for(scope)
-            limit = self._body_limit(cap, headers)
-            if limit is not None:
-                await self._reject_too_large(send_with_id, limit)
-                return
-            await self.app(scope, self._capped_receive(receive, cap), send_with_id)
+            receive = self._capped_receive(scope, receive, headers.get(b"content-length"))
+            await self.app(scope, receive, send_with_id)
         except Exception:
             # Handled here rather than by Starlette's outermost error middleware so that the
             # 500 still carries X-Request-ID; the log line carries it too.
@@ -141,36 +146,35 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
     def _limit_for(self, scope: Scope) -> int:
-        limit = int(scope.get("state", {}).get("max_body_bytes", self.max_body_bytes))
-        return max(limit, _PATH_BODY_LIMITS.get(scope.get("path", ""), 0))
+        default = int(scope.get("state", {}).get("max_body_bytes", self.max_body_bytes))
+        return int(getattr(scope.get("endpoint"), BODY_LIMIT_ATTR, default))
 
-    @staticmethod
-    def _body_limit(limit: int, headers: dict[bytes, bytes]) -> int | None:
-        length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            return limit
-        return None
-
-    def _capped_receive(self, receive: Receive, limit: int) -> Receive:
-        # Chunked bodies carry no Content-Length: count as they arrive.
+    def _capped_receive(self, scope: Scope, receive: Receive, length: bytes | None) -> Receive:
+        # The limit is looked up at the first read: routing has matched by then, so the
+        # route's own declaration applies. A declared Content-Length over it is refused
+        # before a byte is read; chunked bodies are counted as they arrive.
         received = 0
+        limit: int | None = None
+
+        def too_large(limit: int) -> PayloadTooLarge:
+            return PayloadTooLarge(
+                f"Request body is larger than {limit} bytes", detail={"limit": limit}
+            )
 
         async def capped() -> Message:
-            nonlocal received
+            nonlocal received, limit
+            if limit is None:
+                limit = self._limit_for(scope)
+                if length is not None and length.isdigit() and int(length) > limit:
+                    raise too_large(limit)
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise PayloadTooLarge(
-                        f"Request body is larger than {limit} bytes", detail={"limit": limit}
-                    )
+                    raise too_large(limit)
             return message
 
         return capped
-
-    async def _reject_too_large(self, send: Send, limit: int) -> None:
-        message = f"Request body is larger than {limit} bytes"
-        await self._send_json(send, 413, error_body(413, message, {"limit": limit}))
 
     @staticmethod
     async def _send_json(send: Send, status: int, payload: dict[str, Any]) -> None:

@@ -34,7 +34,7 @@ from worldbase.core import users
 from worldbase.core.auth import AdminUser, CurrentUser, authenticate_token
 from worldbase.core.db import Session
 from worldbase.core.errors import BadInput, DomainError, NotAuthenticated, NotFound, PayloadTooLarge
-from worldbase.core.http import allow_large_body
+from worldbase.core.http import body_limit
 from worldbase.core.jobs import job_channels, job_event
 from worldbase.core.realtime import AccessGuard, serve_websocket, user_channel
 from worldbase.core.services import CacheDep, JobsDep, ServicesDep, StorageDep, services_of
@@ -43,7 +43,6 @@ router = APIRouter()
 
 # The body cap of the upload route; BESTIARY_UPLOAD_MAX_BYTES (below it) is checked while reading.
 UPLOAD_BODY_CAP = 2 * 1024 * 1024 * 1024
-allow_large_body("/api/reconstruct/upload", UPLOAD_BODY_CAP)
 MAX_FILES = 1000
 
 assert bestiary_jobs.RECONSTRUCT_KIND == reconstruction.RECONSTRUCT_KIND
@@ -78,6 +77,7 @@ async def _save(files: list[UploadFile], directory: Path, limit: int) -> list[tu
         "photos; `BESTIARY_MAX_IMAGES` at most. Nothing is stored unless everything is valid."
     ),
 )
+@body_limit(UPLOAD_BODY_CAP)
 async def upload_photos(
     session: Session,
     user: CurrentUser,

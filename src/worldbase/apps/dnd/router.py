@@ -40,12 +40,11 @@ from worldbase.apps.dnd.schemas import (
 )
 from worldbase.core.db import Session
 from worldbase.core.health import register_health_counter
-from worldbase.core.http import allow_large_body
+from worldbase.core.http import body_limit
 from worldbase.core.services import StorageDep
 
 router = APIRouter()
 register_health_counter("dnd", service.count_total)
-allow_large_body("/api/v1/migrate/from-localstorage", migration.MAX_BODY_BYTES)
 CLIENT_PAGE = Path(__file__).resolve().parent / "static" / "client.html"
 IncludeData = Annotated[bool, Query(description="Add the WebP file as `base64_data`")]
 
@@ -290,6 +289,7 @@ async def maintenance_stats(
     response_model=MigrationRead,
     summary="Import the game's LocalStorage dump (idempotent; bad entries reported)",
 )
+@body_limit(migration.MAX_BODY_BYTES)
 async def migrate_from_localstorage(
     body: LocalStorageDump,
     session: Session,

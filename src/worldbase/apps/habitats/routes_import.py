@@ -13,15 +13,14 @@ from worldbase.apps.habitats.schemas import ImportRead
 from worldbase.core.auth import AdminUser
 from worldbase.core.db import Session
 from worldbase.core.errors import BadInput, PayloadTooLarge
-from worldbase.core.http import allow_large_body
+from worldbase.core.http import body_limit
 from worldbase.core.services import CacheDep
 
 router = APIRouter()
 CHUNK = 1024 * 1024
 # Uploads are imported during the request; bigger files go through `worldbase import`.
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
-for _path in ("/habitats/import", "/species/import"):
-    allow_large_body(_path, MAX_UPLOAD_BYTES + 64 * 1024)  # + multipart framing
+BODY_LIMIT = MAX_UPLOAD_BYTES + 64 * 1024  # + multipart framing
 
 
 async def _save(upload: UploadFile, path: Path) -> None:
@@ -53,6 +52,7 @@ _ERRORS = (
     description="Columns: `name`, `iucn_code` (required), `description`, `ecosystem_type`, "
     "`color_hex`, `raster_value`, `geometry` (WKT or GeoJSON). " + _ERRORS,
 )
+@body_limit(BODY_LIMIT)
 async def import_habitats(
     session: Session,
     cache: CacheDep,
@@ -87,6 +87,7 @@ async def import_habitats(
     "files: one feature per range or sighting, named by `name`/`species` and "
     "`scientific_name`/`sci_name`/`binomial`. " + _ERRORS,
 )
+@body_limit(BODY_LIMIT)
 async def import_species(
     session: Session,
     _: AdminUser,

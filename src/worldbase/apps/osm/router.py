@@ -7,6 +7,7 @@ are for administrators; a push is authorized by the source's own token or an adm
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, File, Form, Path, Query, Response, UploadFile
@@ -43,10 +44,14 @@ from worldbase.apps.osm.websockets import router as ws_router
 from worldbase.core.auth import AdminUser
 from worldbase.core.db import Session
 from worldbase.core.errors import BadInput
+from worldbase.core.http import body_limit
 from worldbase.core.job_schemas import JobRead
 from worldbase.core.services import HubDep, JobsDep, StorageDep
 
 router = APIRouter()
+# The largest file `POST /data-sources/{id}/import` takes; bigger: `worldbase import osm FILE`.
+MAX_IMPORT_BYTES = 2 * 1024**3
+CHUNK = 1024 * 1024
 
 
 def _page(items: Any, total: int, limit: int, offset: int) -> dict[str, Any]:
@@ -193,6 +198,12 @@ async def ingest_data(
     return summary
 
 
+async def _chunks(file: UploadFile) -> AsyncIterator[bytes]:
+    # Streamed into storage: a large .osm.pbf is never held in memory whole.
+    while chunk := await file.read(CHUNK):
+        yield chunk
+
+
 @router.post(
     "/data-sources/{source_id}/import",
     response_model=JobRead,
@@ -204,9 +215,11 @@ async def ingest_data(
         "Bad elements go to the validation log; `.osc` deletes mark objects deleted. A full "
         "file into an empty objects table is a first load (PostgreSQL: one transaction, "
         "indexes built at the end, object reads wait for it); `create=true` fails the job "
-        "unless the table is empty."
+        "unless the table is empty. Files up to 2 GiB (413 above it); bigger ones through "
+        "`worldbase import osm FILE`."
     ),
 )
+@body_limit(MAX_IMPORT_BYTES)
 async def import_data_file(
     source: SourceForAdmin,
     admin: AdminUser,
@@ -223,7 +236,7 @@ async def import_data_file(
     filename = file.filename or "upload"
     suffix = file_suffix(filename)
     key = f"osm/imports/{uuid.uuid4()}{suffix}"
-    await storage.put(key, await file.read(), content_type="application/octet-stream")
+    await storage.put(key, _chunks(file), content_type="application/octet-stream")
     return await jobs.enqueue(
         kind="osm.import_file",
         params={

@@ -19,11 +19,13 @@ from worldbase.core.auth import CurrentUser
 from worldbase.core.cleanup import staging, work_dir
 from worldbase.core.db import Session
 from worldbase.core.errors import BadInput, PayloadTooLarge
+from worldbase.core.http import body_limit
 from worldbase.core.services import JobsDep, StorageDep
 from worldbase.geo.vector_io import MAX_IMPORT_BYTES
 
 router = APIRouter()
 CHUNK = 1024 * 1024
+BODY_LIMIT = MAX_IMPORT_BYTES + 64 * 1024  # + multipart framing and the form fields
 
 
 async def _save(upload: UploadFile, path: Path) -> int:
@@ -32,7 +34,10 @@ async def _save(upload: UploadFile, path: Path) -> int:
         while chunk := await upload.read(CHUNK):
             size += len(chunk)
             if size > MAX_IMPORT_BYTES:
-                raise PayloadTooLarge(f"Imports take at most {MAX_IMPORT_BYTES} bytes")
+                raise PayloadTooLarge(
+                    f"Imports take at most {MAX_IMPORT_BYTES} bytes",
+                    detail={"limit": MAX_IMPORT_BYTES},
+                )
             out.write(chunk)
     if size == 0:
         raise BadInput("The uploaded file is empty")
@@ -53,6 +58,7 @@ async def _save(upload: UploadFile, path: Path) -> int:
         "whose result names the new `layer_id`)."
     ),
 )
+@body_limit(BODY_LIMIT)
 async def import_layer(
     session: Session,
     user: CurrentUser,

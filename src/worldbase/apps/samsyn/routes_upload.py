@@ -15,12 +15,11 @@ from worldbase.apps.samsyn.schemas_features import ImportQueued
 from worldbase.core.auth import CurrentUser
 from worldbase.core.cleanup import staging, work_dir
 from worldbase.core.errors import BadInput
-from worldbase.core.http import allow_large_body
+from worldbase.core.http import body_limit
 from worldbase.core.services import JobsDep, ServicesDep
 
 router = APIRouter()
 PATH = "/api/layers/upload"
-allow_large_body(PATH, service_upload.MAX_BODY_BYTES)
 
 
 def _json_object(value: str | None, field: str) -> dict[str, Any]:
@@ -57,6 +56,7 @@ def _json_object(value: str | None, field: str) -> dict[str, Any]:
         "whose `source_config.cogUrl` is `storage://samsyn/cogs/<id>.tif`."
     ),
 )
+@body_limit(service_upload.MAX_BODY_BYTES)
 async def upload_layer(
     user: CurrentUser,
     services: ServicesDep,
