@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     worldbase_namespace: str = Field(default="worldbase", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     # Seconds a WMS gets to answer (GetMap, GetCapabilities) before the request is a 504.
     worldbase_wms_timeout: float = Field(default=15.0, gt=0, le=300)
+    # Request line and headers together, in bytes; past it the server answers 431.
+    worldbase_max_header_bytes: int = Field(default=64 * 1024, ge=4096, le=16 * 1024 * 1024)
     # Largest GeoTIFF `POST /api/layers/upload` takes (at most 4 GiB, the route's body cap).
     worldbase_upload_max_bytes: int = Field(default=1024 * 1024 * 1024, gt=0, le=4 * 1024**3)
     # The fast lane (core.fast_lane): memory for public tiles answered before routing
@@ -93,6 +95,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     cache_default_ttl_seconds: int = 3600
     login_rate_limit: str = "10/minute"
+    # Sign-ups per client: each costs an argon2 hash and makes an account.
+    register_rate_limit: str = "5/minute"
     # Reverse proxies in front of the app that append to X-Forwarded-For. Rate limits key
     # on the address the outermost of them saw; 0 ignores the header (a client could
     # otherwise pick its own key and dodge its limit).
