@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     worldbase_max_header_bytes: int = Field(default=64 * 1024, ge=4096, le=16 * 1024 * 1024)
     # Largest GeoTIFF `POST /api/layers/upload` takes (at most 4 GiB, the route's body cap).
     worldbase_upload_max_bytes: int = Field(default=1024 * 1024 * 1024, gt=0, le=4 * 1024**3)
+    # Per GeoTIFF upload, read from its header before anything is stored or queued:
+    # width x height x bands, and that many pixels at the data type's size (decompressed).
+    worldbase_upload_max_pixels: int = Field(default=1024**3, gt=0)
+    worldbase_upload_max_decompressed_bytes: int = Field(default=4 * 1024**3, gt=0)
+    # Heavy jobs (uploads, imports, reconstructions) one user may have queued or running
+    # at once; past it the request is a 429 with Retry-After. 0 turns the limit off.
+    worldbase_max_heavy_jobs_per_user: int = Field(default=2, ge=0)
     # The fast lane (core.fast_lane): memory for public tiles answered before routing
     # (0 turns it off), and the longest an entry lives (changes invalidate it sooner).
     worldbase_fast_lane_mb: int = Field(default=64, ge=0, le=65536)

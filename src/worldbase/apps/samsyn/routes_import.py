@@ -50,7 +50,9 @@ async def _save(upload: UploadFile, path: Path) -> int:
         "bad row fails the import (422 naming its row/index) and no layer is created. Files up "
         f"to {INLINE_IMPORT_BYTES // (1024 * 1024)} MiB are imported during the request (201 "
         "with the layer); larger ones are imported by a job (202; follow `/api/jobs/{id}`, "
-        "whose result names the new `layer_id`)."
+        "whose result names the new `layer_id`); a user with "
+        "`WORLDBASE_MAX_HEAVY_JOBS_PER_USER` heavy jobs queued or running gets 429 with "
+        "`Retry-After`."
     ),
 )
 async def import_layer(
@@ -81,6 +83,7 @@ async def import_layer(
                 session, user=user, path=path, filename=filename, values=values
             )
             return layer_read(layer)
+        await jobs.check_capacity(owner_id=user.id)  # before the file is stored
         key = f"samsyn/imports/{uuid.uuid4()}"
         await storage.put(key, path.read_bytes(), content_type="application/octet-stream")
     job = await jobs.enqueue(
@@ -88,6 +91,7 @@ async def import_layer(
         params={"key": key, "filename": filename, "values": values, "user_id": str(user.id)},
         owner_id=user.id,
         max_attempts=1,
+        heavy=True,
     )
     body = {"job_id": str(job.id), "status": "queued", "status_url": f"/api/jobs/{job.id}"}
     return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)
