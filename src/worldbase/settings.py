@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # Heavy jobs (uploads, imports, reconstructions) one user may have queued or running
     # at once; past it the request is a 429 with Retry-After. 0 turns the limit off.
     worldbase_max_heavy_jobs_per_user: int = Field(default=2, ge=0)
+    # GeoJSON positions per feature and per request (feature writes, imports, OSM objects);
+    # past them the request is a 422 naming the setting.
+    worldbase_max_feature_vertices: int = Field(default=100_000, gt=0)
+    worldbase_max_request_vertices: int = Field(default=1_000_000, gt=0)
     # The fast lane (core.fast_lane): memory for public tiles answered before routing
     # (0 turns it off), and the longest an entry lives (changes invalidate it sooner).
     worldbase_fast_lane_mb: int = Field(default=64, ge=0, le=65536)

@@ -115,6 +115,17 @@ def test_keep_alive_requests_each_get_their_own_budget(tiny_server: int) -> None
             assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
 
 
+def test_large_bodies_are_not_counted_as_heads(tiny_server: int) -> None:
+    # A body's last read (here 1 MiB sent at once) ends one message; it is no head.
+    body = b"x" * (1024 * 1024 + 17)
+    request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+    with socket.create_connection(("127.0.0.1", tiny_server), timeout=10) as sock:
+        for _ in range(3):
+            sock.sendall(request + body)
+            answer = sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+
+
 # --- `worldbase serve` itself ----------------------------------------------------------------
 
 

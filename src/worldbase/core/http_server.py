@@ -95,17 +95,20 @@ else:
             self._in_head = True  # until on_headers_complete; again after each message
             self._head_fed = 0
             self._head_parsed = 0
+            self._head_began_here = False
             self._refused = False
 
         def data_received(self, data: bytes) -> None:
             if self._refused:
                 return
+            self._head_began_here = False
             super().data_received(data)
             if self._refused or self.transport.is_closing():
                 return
-            if self._in_head:
-                # Overcounts by the previous message's tail when requests are pipelined
-                # into one read; the cap is about a head, so that slack is harmless.
+            # A read in which a message ended holds that body's tail too: only reads made
+            # entirely in a head count (a head may so pass the cap by one read, at most
+            # 256 KiB, before the refusal; on_header counts a complete head exactly).
+            if self._in_head and not self._head_began_here:
                 self._head_fed += len(data)
                 if self._head_fed > self._max_head:
                     self._refuse()
@@ -135,6 +138,8 @@ else:
         def on_message_complete(self) -> None:
             super().on_message_complete()
             self._in_head = True
+            self._head_began_here = True
+            self._head_fed = 0
 
         def _count(self, size: int) -> None:
             self._head_parsed += size
