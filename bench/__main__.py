@@ -1,6 +1,6 @@
 """`python -m bench`: run every benchmark in turn."""
 
-from bench import bestiary, core_overhead, dnd, habitats, osm, raster, samsyn, samsyn_wms
+from bench import bestiary, core_overhead, dnd, dos, habitats, osm, raster, samsyn, samsyn_wms
 
 core_overhead.run()
 samsyn.run()
@@ -10,3 +10,4 @@ dnd.run()
 osm.run()
 bestiary.run()
 habitats.run()
+dos.run()

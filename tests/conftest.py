@@ -170,6 +170,10 @@ def base_settings(data_dir: Path, **overrides: Any) -> Settings:
         "redis_url": None,
         # Schedules would enqueue jobs behind the tests' backs; tests run them explicitly.
         "worldbase_periodic_jobs": False,
+        # Tests sign up many users from one client; test_auth checks the default limit.
+        "register_rate_limit": "10000/minute",
+        # Tests queue several uploads in a row; tests of the limit set it themselves.
+        "worldbase_max_heavy_jobs_per_user": 100,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -65,9 +65,14 @@ def serve(
         from worldbase.core.migrate import upgrade_head
 
         upgrade_head(settings)  # once here, so several workers don't race to migrate
+    from worldbase.core.http_server import HTTP_PROTOCOL
+
     uvicorn.run(
         "worldbase.app:create_app_from_env",
         factory=True,
+        # Request heads are capped (431) before the app or a parser buffer pays for them.
+        http=HTTP_PROTOCOL,
+        h11_max_incomplete_event_size=settings.worldbase_max_header_bytes,
         host=host,
         port=port,
         workers=workers,

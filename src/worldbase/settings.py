@@ -54,8 +54,21 @@ class Settings(BaseSettings):
     worldbase_namespace: str = Field(default="worldbase", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     # Seconds a WMS gets to answer (GetMap, GetCapabilities) before the request is a 504.
     worldbase_wms_timeout: float = Field(default=15.0, gt=0, le=300)
+    # Request line and headers together, in bytes; past it the server answers 431.
+    worldbase_max_header_bytes: int = Field(default=64 * 1024, ge=4096, le=16 * 1024 * 1024)
     # Largest GeoTIFF `POST /api/layers/upload` takes (at most 4 GiB, the route's body cap).
     worldbase_upload_max_bytes: int = Field(default=1024 * 1024 * 1024, gt=0, le=4 * 1024**3)
+    # Per GeoTIFF upload, read from its header before anything is stored or queued:
+    # width x height x bands, and that many pixels at the data type's size (decompressed).
+    worldbase_upload_max_pixels: int = Field(default=1024**3, gt=0)
+    worldbase_upload_max_decompressed_bytes: int = Field(default=4 * 1024**3, gt=0)
+    # Heavy jobs (uploads, imports, reconstructions) one user may have queued or running
+    # at once; past it the request is a 429 with Retry-After. 0 turns the limit off.
+    worldbase_max_heavy_jobs_per_user: int = Field(default=2, ge=0)
+    # GeoJSON positions per feature and per request (feature writes, imports, OSM objects);
+    # past them the request is a 422 naming the setting.
+    worldbase_max_feature_vertices: int = Field(default=100_000, gt=0)
+    worldbase_max_request_vertices: int = Field(default=1_000_000, gt=0)
     # The fast lane (core.fast_lane): memory for public tiles answered before routing
     # (0 turns it off), and the longest an entry lives (changes invalidate it sooner).
     worldbase_fast_lane_mb: int = Field(default=64, ge=0, le=65536)
@@ -103,6 +116,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     cache_default_ttl_seconds: int = 3600
     login_rate_limit: str = "10/minute"
+    # Sign-ups per client: each costs an argon2 hash and makes an account.
+    register_rate_limit: str = "5/minute"
     # Reverse proxies in front of the app that append to X-Forwarded-For. Rate limits key
     # on the address the outermost of them saw; 0 ignores the header (a client could
     # otherwise pick its own key and dodge its limit).

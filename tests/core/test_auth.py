@@ -240,6 +240,31 @@ def test_login_is_rate_limited(
     assert 0 < int(response.headers["Retry-After"]) <= 60
 
 
+def test_register_is_rate_limited_by_default(
+    app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    # The attack: sign-ups in a row from one client, each an argon2 hash and an account.
+    default = Settings.model_fields["register_rate_limit"].default
+    assert default == "5/minute"
+    client = reset_limits(fresh_client(app_factory, make_settings(register_rate_limit=default)))
+    statuses = [
+        client.post(
+            "/api/auth/register",
+            json={"email": f"signup{i}@example.org", "password": DEFAULT_PASSWORD},
+        ).status_code
+        for i in range(6)
+    ]
+    assert statuses == [201] * 5 + [429]
+    response = client.post(
+        "/api/auth/register", json={"email": "late@example.org", "password": DEFAULT_PASSWORD}
+    )
+    assert_error(response, 429)
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+    # Login keeps its own count: the limited client still signs in.
+    body = {"email": "signup0@example.org", "password": DEFAULT_PASSWORD}
+    assert client.post("/api/auth/login", json=body).status_code == 200
+
+
 def test_inactive_user_is_403(client: TestClient) -> None:
     user, token = register_user(client, "gone@example.org")
 

@@ -404,6 +404,7 @@ async def test_event_published_on_one_server_reaches_a_websocket_on_another(
         "WORLDBASE_NAMESPACE": NAMESPACE,
         "WORLDBASE_DATA_DIR": str(tmp_path / "data"),
         "LOGIN_RATE_LIMIT": "1000/minute",
+        "REGISTER_RATE_LIMIT": "1000/minute",
         "LOG_JSON": "false",
         "STORAGE_BACKEND": "local",
     }

@@ -23,7 +23,7 @@ from sqlalchemy import func, select, update
 
 from worldbase.core import cleanup
 from worldbase.core.db import Database, utcnow
-from worldbase.core.errors import Conflict, NotFound, ServiceUnavailable
+from worldbase.core.errors import Conflict, NotFound, RateLimited, ServiceUnavailable
 from worldbase.core.job_worker import (
     Handler,
     JobCancelled,
@@ -51,6 +51,7 @@ __all__ = [
     "JobInterrupted",
     "JobRuntime",
     "JobScheduler",
+    "heavy_job_kinds",
     "job_channels",
     "job_event",
     "job_handler",
@@ -60,6 +61,18 @@ __all__ = [
 ]
 
 log = logging.getLogger("worldbase.jobs")
+
+
+# Job kinds that buy minutes of CPU (conversions, reconstructions, imports): an owner may
+# have WORLDBASE_MAX_HEAVY_JOBS_PER_USER of them queued or running at once, all apps together.
+_HEAVY_KINDS: set[str] = set()
+HEAVY_RETRY_AFTER_SECONDS = 30
+
+
+def heavy_job_kinds(*kinds: str) -> None:
+    """Declare heavy kinds (apps call it next to their handlers, so every web process
+    counts every app's heavy jobs, not only the kinds it enqueued itself)."""
+    _HEAVY_KINDS.update(kinds)
 
 
 class _Consumer(Consumer):
@@ -105,6 +118,9 @@ class JobRuntime(JobExecution):
         self._consumer: _Consumer | None = None
         self._thread: threading.Thread | None = None
         self.huey = self._build_huey()
+        # Check and insert of a heavy job in one step per process (across processes the
+        # count is a bound that two simultaneous requests can overshoot by one).
+        self._heavy_lock = asyncio.Lock()
         # Huey retries only what escapes _execute: infrastructure errors (database down).
         run_job = self.huey.task(name="run_job", retries=5, retry_delay=10)
         self._run_task = run_job(self._run_job)
@@ -191,6 +207,32 @@ class JobRuntime(JobExecution):
 
     # --- web-side API ---------------------------------------------------------------------
 
+    async def check_capacity(self, *, owner_id: uuid.UUID | None) -> None:
+        """429 (with Retry-After) when `owner_id` already has the most heavy jobs allowed
+        queued or running. Routes call it before the costly part of a request, too."""
+        limit = self.settings.worldbase_max_heavy_jobs_per_user
+        if owner_id is None or limit <= 0 or not _HEAVY_KINDS:
+            return
+        query = select(func.count(Job.id)).where(
+            Job.owner_id == owner_id,
+            Job.status.in_([JobStatus.queued, JobStatus.running]),
+            Job.kind.in_(sorted(_HEAVY_KINDS)),
+        )
+        async with self.db.sessionmaker() as session:
+            active = int(await session.scalar(query) or 0)
+        if active >= limit:
+            raise RateLimited(
+                f"At most {limit} heavy jobs (uploads, imports, reconstructions) per user "
+                "may be queued or running at once (WORLDBASE_MAX_HEAVY_JOBS_PER_USER); "
+                "wait for one to finish",
+                headers={"Retry-After": str(HEAVY_RETRY_AFTER_SECONDS)},
+                detail={
+                    "limit": limit,
+                    "active": active,
+                    "setting": "WORLDBASE_MAX_HEAVY_JOBS_PER_USER",
+                },
+            )
+
     async def enqueue(
         self,
         *,
@@ -198,11 +240,18 @@ class JobRuntime(JobExecution):
         params: dict[str, Any],
         owner_id: uuid.UUID | None = None,
         max_attempts: int = 2,
+        heavy: bool = False,
     ) -> Job:
+        """Record and queue a job. `heavy=True` counts it against its owner's limit of
+        concurrent heavy jobs (429 past it)."""
         job = new_job(kind=kind, params=params, owner_id=owner_id, max_attempts=max_attempts)
-        async with self.db.sessionmaker() as session:
-            session.add(job)
-            await session.commit()
+        if heavy:
+            heavy_job_kinds(kind)
+            async with self._heavy_lock:
+                await self.check_capacity(owner_id=owner_id)
+                await self._insert(job)
+        else:
+            await self._insert(job)
         await self._emit(job)  # before queueing, so "queued" never follows "running"
         try:
             await asyncio.to_thread(self._run_task, str(job.id))
@@ -214,6 +263,11 @@ class JobRuntime(JobExecution):
             await self._emit(await self.get(job.id))
             raise ServiceUnavailable("The job queue is unavailable") from None
         return job
+
+    async def _insert(self, job: Job) -> None:
+        async with self.db.sessionmaker() as session:
+            session.add(job)
+            await session.commit()
 
     async def get(self, job_id: uuid.UUID) -> Job:
         async with self.db.sessionmaker() as session:

@@ -29,6 +29,9 @@ from shapely.geometry.polygon import orient
 from worldbase.core.errors import BadInput
 
 DEFAULT_MAX_VERTICES = 1_000_000
+# Positions one feature may have (WORLDBASE_MAX_FEATURE_VERTICES): what a 1e6-vertex line
+# costs to validate, store and serialise back is seconds of CPU per request and per read.
+DEFAULT_MAX_FEATURE_VERTICES = 100_000
 MAX_COLLECTION_DEPTH = 4  # RFC 7946 discourages nested collections; bound the recursion.
 
 Position = tuple[float, float]
@@ -46,8 +49,9 @@ def _fail(reason: str, path: str, what: str = "GeoJSON geometry") -> BadInput:
 
 
 class _Parser:
-    def __init__(self, max_vertices: int):
+    def __init__(self, max_vertices: int, limit_name: str = ""):
         self.max_vertices = max_vertices
+        self.limit_name = limit_name  # the setting to name when the limit is hit
         self.vertices = 0
 
     def position(self, value: Any, path: str) -> Position:
@@ -65,7 +69,10 @@ class _Parser:
             raise _fail(f"latitude {lat} is outside [-90, 90]", f"{path}[1]")
         self.vertices += 1
         if self.vertices > self.max_vertices:
-            raise _fail(f"more than {self.max_vertices} positions", path)
+            named = f" ({self.limit_name})" if self.limit_name else ""
+            error = _fail(f"more than {self.max_vertices} positions{named}", path)
+            error.detail |= {"limit": self.max_vertices, "setting": self.limit_name or None}
+            raise error
         return lon, lat
 
     def array(self, value: Any, path: str, what: str) -> Sequence[Any]:
@@ -176,10 +183,11 @@ def normalize(geom: BaseGeometry) -> BaseGeometry:
 
 
 def parse_geojson_geometry(
-    obj: Any, *, max_vertices: int = DEFAULT_MAX_VERTICES, path: str = ""
+    obj: Any, *, max_vertices: int = DEFAULT_MAX_VERTICES, path: str = "", limit_name: str = ""
 ) -> BaseGeometry:
-    """A validated, normalised shapely geometry from a GeoJSON geometry object."""
-    geom = _Parser(max_vertices).geometry(obj, path)
+    """A validated, normalised shapely geometry from a GeoJSON geometry object; more than
+    `max_vertices` positions is a 422 naming `limit_name` (the setting behind the limit)."""
+    geom = _Parser(max_vertices, limit_name).geometry(obj, path)
     reason = shapely.is_valid_reason(geom)
     if reason != "Valid Geometry":
         # e.g. "Self-intersection[0.5 0.5]", "Ring Self-intersection[...]", "Too few points[...]"
@@ -199,6 +207,7 @@ def parse_feature(
     max_vertices: int = DEFAULT_MAX_VERTICES,
     allow_null_geometry: bool = False,
     path: str = "",
+    limit_name: str = "",
 ) -> ParsedFeature:
     """(geometry, properties, id) of a validated GeoJSON Feature."""
     if not isinstance(obj, Mapping) or obj.get("type") != "Feature":
@@ -212,7 +221,7 @@ def parse_feature(
             raise _fail("feature has no geometry", geometry_path, "GeoJSON feature")
     else:
         geometry = parse_geojson_geometry(
-            obj["geometry"], max_vertices=max_vertices, path=geometry_path
+            obj["geometry"], max_vertices=max_vertices, path=geometry_path, limit_name=limit_name
         )
     properties = obj.get("properties")
     if properties is None:
@@ -229,8 +238,12 @@ def parse_feature_collection(
     max_vertices: int = DEFAULT_MAX_VERTICES,
     max_features: int | None = None,
     allow_null_geometry: bool = False,
+    max_feature_vertices: int | None = None,
+    limit_names: tuple[str, str] = ("", ""),
 ) -> list[ParsedFeature]:
-    """Every feature of a validated FeatureCollection; `max_vertices` bounds the whole."""
+    """Every feature of a validated FeatureCollection; `max_vertices` bounds the whole and
+    `max_feature_vertices` each feature. `limit_names` names the settings behind the two
+    (whole, per feature) in the 422."""
     if not isinstance(obj, Mapping) or obj.get("type") != "FeatureCollection":
         raise _fail("expected an object with type 'FeatureCollection'", "", "GeoJSON")
     features = obj.get("features")
@@ -240,15 +253,18 @@ def parse_feature_collection(
         raise _fail(f"more than {max_features} features", "features", "GeoJSON")
     parsed: list[ParsedFeature] = []
     budget = max_vertices
+    whole_name, feature_name = limit_names
     for i, feature in enumerate(features):
+        per_feature = budget if max_feature_vertices is None else min(budget, max_feature_vertices)
         item = parse_feature(
             feature,
-            max_vertices=budget,
+            max_vertices=per_feature,
             allow_null_geometry=allow_null_geometry,
             path=f"features[{i}]",
+            limit_name=whole_name if per_feature == budget else feature_name,
         )
         if item.geometry is not None:
-            budget -= shapely.get_num_coordinates(item.geometry)
+            budget -= int(shapely.get_num_coordinates(item.geometry))
         parsed.append(item)
     return parsed
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from typing import Any
+
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from tests.apps.samsyn.conftest import CALLERS, WMS_CONFIG, Team, feature, point
 from tests.builders import assert_error
+from worldbase.settings import Settings
 
 
 def _features(team: Team, layer_id: str, query: str = "", who: str = "owner") -> dict:
@@ -232,3 +238,49 @@ def test_reading_a_private_page_needs_access_on_either_route(team: Team) -> None
         assert team.client.get(url + query, headers=bad_token).status_code == 401
         malformed = {"Authorization": "Basic abc"}
         assert team.client.get(url + query, headers=malformed).status_code in (401, 404)
+
+
+# --- Vertex limits (issue 18, item 7) --------------------------------------------------------
+
+
+def _line_feature(vertices: int) -> dict[str, Any]:
+    coords = [[i % 90, (i // 90) % 90] for i in range(vertices)]
+    return {"type": "Feature", "geometry": {"type": "LineString", "coordinates": coords}}
+
+
+def test_a_million_vertex_line_is_refused_by_default(team: Team) -> None:
+    layer = team.create_layer()
+    response = team.client.post(
+        f"/api/layers/{layer['id']}/features",
+        content=json.dumps(_line_feature(1_000_000)),
+        headers=team.as_("owner") | {"Content-Type": "application/json"},
+    )
+    body = assert_error(response, 422)
+    assert "WORLDBASE_MAX_FEATURE_VERTICES" in body["message"]
+    assert body["detail"]["limit"] == 100_000
+
+
+def test_vertex_limits_per_feature_and_per_request(
+    app_factory: Callable[[Settings], TestClient],
+    make_settings: Callable[..., Settings],
+    team: Team,
+) -> None:
+    client = app_factory(
+        make_settings(worldbase_max_feature_vertices=100, worldbase_max_request_vertices=250)
+    )
+    layer = team.create_layer()
+    url, owner = f"/api/layers/{layer['id']}/features", team.as_("owner")
+    ok = client.post(url, json=_line_feature(100), headers=owner)
+    assert ok.status_code == 201, ok.text
+    body = assert_error(client.post(url, json=_line_feature(101), headers=owner), 422)
+    assert "WORLDBASE_MAX_FEATURE_VERTICES" in body["message"]
+    three = {"type": "FeatureCollection", "features": [_line_feature(90)] * 3}
+    body = assert_error(client.post(url, json=three, headers=owner), 422)
+    assert "WORLDBASE_MAX_REQUEST_VERTICES" in body["message"]
+    assert body["detail"]["path"].startswith("features[2]")
+    feature_id = ok.json()["features"][0]["id"]
+    update = {"geometry": _line_feature(101)["geometry"]}
+    body = assert_error(client.put(f"{url}/{feature_id}", json=update, headers=owner), 422)
+    assert "WORLDBASE_MAX_FEATURE_VERTICES" in body["message"]
+    assert_error(client.post(url, content=b"[1, 2]", headers=owner), 422)
+    assert_error(client.post(url, content=b"{not json", headers=owner), 422)

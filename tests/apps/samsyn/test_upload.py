@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -234,3 +235,112 @@ def test_the_size_limit(
     body = assert_error(response, 413)
     assert body["detail"] == {"limit": 50_000}
     assert set(stored_keys(small, "samsyn/")) == stored
+
+
+# --- Cheap requests that would buy minutes of work (issue 18, item 8) ----------------------
+
+
+def sparse_giant(tmp_path: Path, side: int = 60_000) -> bytes:
+    """A georeferenced side x side GeoTIFF of a few KB: sparse, no block ever written."""
+    path = tmp_path / "giant.tif"
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": side,
+        "height": side,
+        "count": 1,
+        "dtype": "uint8",
+        "crs": "EPSG:4326",
+        "transform": from_origin(0, 10, 1e-4, 1e-4),
+        "tiled": True,
+        "blockxsize": 1024,
+        "blockysize": 1024,
+        "compress": "deflate",
+        "sparse_ok": True,
+    }
+    with rasterio.open(path, "w", **profile):
+        pass
+    return path.read_bytes()
+
+
+def test_a_sparse_giant_is_refused_from_its_header(team: Team, tmp_path: Path) -> None:
+    stored = set(stored_keys(team.client, "samsyn/"))
+    giant = sparse_giant(tmp_path)
+    assert len(giant) < 200_000  # cheap to send, ~80 s of conversion if accepted
+    started = time.monotonic()
+    body = assert_error(upload(team, giant), 413)
+    assert time.monotonic() - started < 10
+    assert "WORLDBASE_UPLOAD_MAX_PIXELS" in body["message"]
+    assert body["detail"]["limit"] == Settings.model_fields["worldbase_upload_max_pixels"].default
+    assert body["detail"]["pixels"] == 60_000 * 60_000
+    assert team.client.get("/api/jobs", headers=team.as_("owner")).json()["total"] == 0
+    assert set(stored_keys(team.client, "samsyn/")) == stored
+
+
+def test_pixels_count_every_band_and_bytes_their_type(
+    app_factory: Callable[[Settings], TestClient],
+    make_settings: Callable[..., Settings],
+    team: Team,
+    tmp_path: Path,
+) -> None:
+    data = geotiff(tmp_path, size=(300, 200), dtype="float32")  # 60,000 px, 240,000 bytes
+    few_pixels = app_factory(make_settings(worldbase_upload_max_pixels=59_999))
+    body = assert_error(upload(team, data, client=few_pixels), 413)
+    assert "WORLDBASE_UPLOAD_MAX_PIXELS" in body["message"]
+    few_bytes = app_factory(make_settings(worldbase_upload_max_decompressed_bytes=239_999))
+    body = assert_error(upload(team, data, client=few_bytes), 413)
+    assert "WORLDBASE_UPLOAD_MAX_DECOMPRESSED_BYTES" in body["message"]
+    assert body["detail"]["decompressed_bytes"] == 240_000
+    exact = app_factory(
+        make_settings(
+            worldbase_upload_max_pixels=60_000, worldbase_upload_max_decompressed_bytes=240_000
+        )
+    )
+    response = upload(team, data, client=exact)
+    assert response.status_code == 202, response.text
+    wait_job(exact, response.json()["status_url"], team.as_("owner"))
+
+
+def test_heavy_jobs_per_user_are_limited(
+    app_factory: Callable[[Settings], TestClient],
+    make_settings: Callable[..., Settings],
+    team: Team,
+    tmp_path: Path,
+) -> None:
+    # No consumer (and a queue of its own, which the team's app does not consume):
+    # accepted uploads stay queued, as behind a busy worker.
+    assert Settings.model_fields["worldbase_max_heavy_jobs_per_user"].default == 2
+    client = app_factory(
+        make_settings(
+            worldbase_inline_worker=False,
+            worldbase_namespace=f"heavy-{uuid.uuid4().hex[:8]}",
+            worldbase_max_heavy_jobs_per_user=2,
+        )
+    )
+    data = geotiff(tmp_path, size=(64, 64))
+    uploads = set(stored_keys(client, "samsyn/uploads/"))
+    first, second = upload(team, data, client=client), upload(team, data, client=client)
+    assert (first.status_code, second.status_code) == (202, 202), first.text
+    refused = upload(team, data, client=client)
+    body = assert_error(refused, 429)
+    assert "WORLDBASE_MAX_HEAVY_JOBS_PER_USER" in body["message"]
+    assert int(refused.headers["Retry-After"]) > 0
+    assert len(set(stored_keys(client, "samsyn/uploads/")) - uploads) == 2  # nothing stored
+    # Large vector imports are heavy jobs too; other users have their own allowance.
+    big_geojson = b'{"type": "FeatureCollection", "features": []}' + b" " * (3 * 1024 * 1024)
+    imported = client.post(
+        "/api/layers/import",
+        data={"name": "Big"},
+        files={"file": ("big.geojson", big_geojson, "application/geo+json")},
+        headers=team.as_("owner"),
+    )
+    assert_error(imported, 429)
+    other = upload(team, data, "stranger", client=client)
+    assert other.status_code == 202, other.text
+    # A finished (here: cancelled) job frees its place.
+    owner = team.as_("owner")
+    client.post(first.json()["status_url"] + "/cancel", headers=owner)
+    third = upload(team, data, client=client)
+    assert third.status_code == 202, third.text
+    for response in (second, third):
+        client.post(response.json()["status_url"] + "/cancel", headers=owner)
+    client.post(other.json()["status_url"] + "/cancel", headers=team.as_("stranger"))

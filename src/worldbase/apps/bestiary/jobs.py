@@ -26,11 +26,13 @@ from worldbase.apps.bestiary.pipeline import Cancelled, Options, Pipeline
 from worldbase.core.db import utcnow
 from worldbase.core.errors import NotFound
 from worldbase.core.job_worker import JobCancelled, JobContext, job_handler
+from worldbase.core.jobs import heavy_job_kinds
 
 log = logging.getLogger("worldbase.bestiary.jobs")
 
 EXPORT_KIND = exports.EXPORT_KIND
 RECONSTRUCT_KIND = reconstruction.RECONSTRUCT_KIND
+heavy_job_kinds(RECONSTRUCT_KIND)  # counts against its owner's concurrent limit
 
 
 @job_handler(EXPORT_KIND)

@@ -140,7 +140,9 @@ async def create(
     options: dict[str, Any],
 ) -> ReconstructionJob:
     params = {"upload_id": str(upload.id), "options": options}
-    job = await jobs.enqueue(kind=RECONSTRUCT_KIND, params=params, owner_id=user.id, max_attempts=2)
+    job = await jobs.enqueue(
+        kind=RECONSTRUCT_KIND, params=params, owner_id=user.id, max_attempts=2, heavy=True
+    )
     return await ensure_row(
         session, job_id=job.id, owner_id=user.id, upload_id=upload.id, options=options
     )

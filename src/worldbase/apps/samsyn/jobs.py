@@ -14,12 +14,15 @@ from worldbase.core import users
 from worldbase.core.cleanup import register_staging_prefix, work_dir
 from worldbase.core.errors import DomainError, NotFound
 from worldbase.core.job_worker import JobCancelled, JobContext, job_handler
+from worldbase.core.jobs import heavy_job_kinds
 
 IMPORT_KIND = "samsyn.import"
 IMPORT_PREFIX = "samsyn/imports"
 # Uploads waiting for their job: a job owns its keys (`staging_keys`); the rest are swept.
 register_staging_prefix(f"{IMPORT_PREFIX}/")
 register_staging_prefix(f"{service_upload.UPLOAD_PREFIX}/")
+COG_KIND = "samsyn.cog"
+heavy_job_kinds(IMPORT_KIND, COG_KIND)  # each counts against its owner's concurrent limit
 
 
 @job_handler(IMPORT_KIND)
@@ -43,7 +46,6 @@ async def import_layer(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
     return {"layer_id": str(layer.id), "feature_count": count}
 
 
-COG_KIND = "samsyn.cog"
 # Job progress: the download is the first 10 %, the conversion up to 80 %, then storing.
 _CONVERT_FROM, _CONVERT_TO = 0.1, 0.8
 

@@ -55,7 +55,9 @@ async def _save(upload: UploadFile, path: Path) -> int:
         "bad row fails the import (422 naming its row/index) and no layer is created. Files up "
         f"to {INLINE_IMPORT_BYTES // (1024 * 1024)} MiB are imported during the request (201 "
         "with the layer); larger ones are imported by a job (202; follow `/api/jobs/{id}`, "
-        "whose result names the new `layer_id`)."
+        "whose result names the new `layer_id`); a user with "
+        "`WORLDBASE_MAX_HEAVY_JOBS_PER_USER` heavy jobs queued or running gets 429 with "
+        "`Retry-After`."
     ),
 )
 @body_limit(BODY_LIMIT)
@@ -87,6 +89,7 @@ async def import_layer(
                 session, user=user, path=path, filename=filename, values=values
             )
             return layer_read(layer)
+        await jobs.check_capacity(owner_id=user.id)  # before the file is stored
         key = f"{samsyn_jobs.IMPORT_PREFIX}/{uuid.uuid4()}"
         await storage.put(key, path.read_bytes(), content_type="application/octet-stream")
     try:
@@ -96,6 +99,7 @@ async def import_layer(
             | staging(key),
             owner_id=user.id,
             max_attempts=1,
+            heavy=True,
         )
     except BaseException:
         await storage.delete(key)

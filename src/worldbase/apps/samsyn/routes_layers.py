@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Request, Response, status
 
 from worldbase.apps.samsyn import service_features, service_layers, service_raster, service_wms
 from worldbase.apps.samsyn.access import maps_containing
@@ -22,6 +21,7 @@ from worldbase.apps.samsyn.schemas_features import (
 )
 from worldbase.core.auth import CurrentUser, OptionalUser
 from worldbase.core.db import Session
+from worldbase.core.offload import dumps_bytes, json_object, run_sized
 from worldbase.core.services import HubDep, ServicesDep
 from worldbase.geo.geometry import parse_bbox
 
@@ -143,6 +143,15 @@ async def delete_layer(
 # --- Features --------------------------------------------------------------------------------
 
 
+def _feature_body(examples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The request body as OpenAPI shows it (the routes read it themselves, off the loop)."""
+    content = {
+        "schema": {"type": "object"},
+        "examples": {str(i): {"value": e} for i, e in enumerate(examples)},
+    }
+    return {"requestBody": {"required": True, "content": {"application/json": content}}}
+
+
 MAX_PAGE = 10_000  # features per page
 MAX_OFFSET = 10_000_000
 MAX_BBOX_CHARS = 200
@@ -213,54 +222,70 @@ def features_response(
         "Every feature is validated first; the first invalid one fails the request with a 422 "
         "naming its index (`features[3].geometry`) and nothing is written. A top-level "
         "`display_order` on a feature sets its order (else it goes last). 409 on a layer "
-        "that is not a vector layer."
+        "that is not a vector layer. A feature has at most `WORLDBASE_MAX_FEATURE_VERTICES` "
+        "positions and a request `WORLDBASE_MAX_REQUEST_VERTICES` (422 naming the limit)."
     ),
+    openapi_extra=_feature_body([FEATURE_COLLECTION_EXAMPLE, FEATURE_EXAMPLE]),
 )
 async def create_features(
+    request: Request,
     layer: LayerForFeatureEdit,
     session: Session,
     user: CurrentUser,
     hub: HubDep,
-    body: Annotated[
-        dict[str, Any],
-        Body(examples=[FEATURE_COLLECTION_EXAMPLE, FEATURE_EXAMPLE]),
-    ],
-) -> JSONResponse:
+    services: ServicesDep,
+) -> Response:
     service_features.require_vector(layer)
-    items = service_features.parse_input(body)
+    # Large bodies are decoded, validated and answered off the event loop.
+    raw = await request.body()
+    body = await json_object(raw)
+    settings = services.settings
+    items = await run_sized(
+        len(raw),
+        service_features.parse_input,
+        body,
+        max_feature_vertices=settings.worldbase_max_feature_vertices,
+        max_request_vertices=settings.worldbase_max_request_vertices,
+    )
+    del body
     layer, features = await service_features.create_many(session, layer_id=layer.id, items=items)
     await tiles_changed(hub, layer.id)
-    data = [service_features.feature_json(f) for f in features]
+    content = await run_sized(len(raw), service_features.features_json, features)
     maps = await maps_containing(session, layer_id=layer.id)
-    event = {"layer_id": str(layer.id), "ids": [f["id"] for f in data][:1000], "count": len(data)}
+    ids = [str(f.id) for f in features[:1000]]
+    event = {"layer_id": str(layer.id), "ids": ids, "count": len(features)}
     await publish(hub, map_ids=maps, type_="feature.created", actor=user, data=event)
-    return JSONResponse(
-        {"type": "FeatureCollection", "features": data, "numberReturned": len(data)},
-        status_code=status.HTTP_201_CREATED,
-        media_type="application/geo+json",
-    )
+    return Response(content, status_code=status.HTTP_201_CREATED, media_type="application/geo+json")
 
 
 @router.put(
     "/api/layers/{id}/features/{feature_id}",
     response_model=FeatureRead,
     summary="Update a feature's geometry, properties or display_order",
+    description="A geometry has at most `WORLDBASE_MAX_FEATURE_VERTICES` positions (422).",
+    openapi_extra=_feature_body([FEATURE_EXAMPLE]),
 )
 async def update_feature(
+    request: Request,
     feature_id: uuid.UUID,
     layer: LayerForFeatureEdit,
     session: Session,
     user: CurrentUser,
     hub: HubDep,
-    body: Annotated[dict[str, Any], Body(examples=[FEATURE_EXAMPLE])],
-) -> dict[str, Any]:
+    services: ServicesDep,
+) -> Any:
     service_features.require_vector(layer)
-    values = service_features.parse_update(body)
+    raw = await request.body()
+    body = await json_object(raw)
+    limit = services.settings.worldbase_max_feature_vertices
+    values = await run_sized(
+        len(raw), service_features.parse_update, body, max_feature_vertices=limit
+    )
     layer, feature = await service_features.update(
         session, layer_id=layer.id, feature_id=feature_id, values=values
     )
     await tiles_changed(hub, layer.id)
-    data = service_features.feature_json(feature)
+    data = await run_sized(len(raw), service_features.feature_json, feature)
     maps = await maps_containing(session, layer_id=layer.id)
     await publish(
         hub,
@@ -269,7 +294,7 @@ async def update_feature(
         actor=user,
         data={"layer_id": str(layer.id), "feature": data},
     )
-    return data
+    return Response(await run_sized(len(raw), dumps_bytes, data), media_type="application/json")
 
 
 @router.delete(

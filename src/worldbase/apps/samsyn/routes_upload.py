@@ -49,8 +49,12 @@ def _json_object(value: str | None, field: str) -> dict[str, Any]:
         '"viridis"}`), `style_config`, `legend_config` and `metadata` (JSON objects) and '
         "`overview_resampling`. The file is recognised by its content: not a TIFF is 415; a "
         "TIFF rasterio cannot read, corrupt, truncated or without a coordinate reference "
-        "system is 422; larger than `WORLDBASE_UPLOAD_MAX_BYTES` is 413 — and then nothing is "
-        "stored. Otherwise 202: the job (`/api/jobs/{id}`, the uploader's) converts the file "
+        "system is 422; larger than `WORLDBASE_UPLOAD_MAX_BYTES`, or with more pixels (width x "
+        "height x bands) than `WORLDBASE_UPLOAD_MAX_PIXELS` or more decompressed bytes than "
+        "`WORLDBASE_UPLOAD_MAX_DECOMPRESSED_BYTES` (read from its header) is 413; a user "
+        "with `WORLDBASE_MAX_HEAVY_JOBS_PER_USER` heavy jobs queued or running gets 429 with "
+        "`Retry-After` — and then nothing is stored. Otherwise 202: the job "
+        "(`/api/jobs/{id}`, the uploader's) converts the file "
         "to a COG (DEFLATE, 512 px blocks, internal overviews, its own projection) in "
         "Worldbase's storage, reporting progress, and its result names the new `layer_id`, "
         "whose `source_config.cogUrl` is `storage://samsyn/cogs/<id>.tif`."
@@ -91,6 +95,12 @@ async def upload_layer(
     if params:
         values["source_config"] = {"tileParams": params}
     service_upload.check_values(values)
+    await jobs.check_capacity(owner_id=user.id)  # before the file is described and stored
+    settings = services.settings
+    limits = service_upload.UploadLimits(
+        max_pixels=settings.worldbase_upload_max_pixels,
+        max_decompressed_bytes=settings.worldbase_upload_max_decompressed_bytes,
+    )
     storage = services.storage
     with work_dir("samsyn-upload") as tmp:
         path = tmp / "upload.tif"
@@ -98,7 +108,7 @@ async def upload_layer(
             _chunks(file), path, max_bytes=services.settings.worldbase_upload_max_bytes
         )
         service_upload.sniff(path)
-        summary = await service_upload.describe(path)
+        summary = await service_upload.describe(path, limits=limits)
         key = service_upload.upload_key()
         await service_upload.store(storage, path, key)
     try:
@@ -117,6 +127,7 @@ async def upload_layer(
             | staging(key),
             owner_id=user.id,
             max_attempts=2,
+            heavy=True,
         )
     except BaseException:
         await storage.delete(key)

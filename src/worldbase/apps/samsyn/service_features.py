@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,10 @@ from worldbase.apps.samsyn.pgraw import driver
 from worldbase.apps.samsyn.service_layers import refresh_stats
 from worldbase.core.db import Database, utcnow
 from worldbase.core.errors import BadInput, Conflict, NotFound
+from worldbase.core.offload import run_sized
 from worldbase.geo.geometry import (
+    DEFAULT_MAX_FEATURE_VERTICES,
+    DEFAULT_MAX_VERTICES,
     parse_feature,
     parse_feature_collection,
     parse_geojson_geometry,
@@ -172,14 +175,20 @@ async def _list_sqlite(
     ).all()
     if not rows:
         return FeaturePage("", int(total or 0), 0)
+    size = sum(len(row[1]) for row in rows)
+    body = await run_sized(size, _page_text, rows)  # large geometries: off the loop
+    return FeaturePage(body, int(total or 0), len(rows))
+
+
+def _page_text(rows: Sequence[Any]) -> str:
+    # The raw WKB, parsed and written as GeoJSON by shapely for the whole page at once.
     wkbs = np.array([bytes(row[1]) for row in rows], dtype=object)
     geojson = shapely.to_geojson(shapely.from_wkb(wkbs)).tolist()
-    body = ",".join(
+    return ",".join(
         f'{{"type":"Feature","id":"{row[0]}","geometry":{geometry},'
         f'"properties":{row[2] or "{}"},"display_order":{int(row[3])}}}'
         for row, geometry in zip(rows, geojson, strict=True)
     )
-    return FeaturePage(body, int(total or 0), len(rows))
 
 
 def feature_json(feature: LayerFeature) -> dict[str, Any]:
@@ -190,6 +199,13 @@ def feature_json(feature: LayerFeature) -> dict[str, Any]:
         "properties": feature.properties or {},
         "display_order": feature.display_order,
     }
+
+
+def features_json(features: builtins.list[LayerFeature]) -> bytes:
+    """The written features as the FeatureCollection the write routes answer with."""
+    data = [feature_json(f) for f in features]
+    body = {"type": "FeatureCollection", "features": data, "numberReturned": len(data)}
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 async def get_or_raise(
@@ -217,15 +233,34 @@ def _display_order(obj: Mapping[str, Any], path: str) -> int | None:
     return value
 
 
-def parse_input(body: Any) -> builtins.list[tuple[BaseGeometry, dict[str, Any], int | None]]:
+FEATURE_LIMIT = "WORLDBASE_MAX_FEATURE_VERTICES"
+REQUEST_LIMIT = "WORLDBASE_MAX_REQUEST_VERTICES"
+
+
+def parse_input(
+    body: Any,
+    *,
+    max_feature_vertices: int = DEFAULT_MAX_FEATURE_VERTICES,
+    max_request_vertices: int = DEFAULT_MAX_VERTICES,
+) -> builtins.list[tuple[BaseGeometry, dict[str, Any], int | None]]:
     """(geometry, properties, display_order) of one Feature or each of a FeatureCollection;
-    the first invalid feature fails the whole request, its index named in the error."""
+    the first invalid feature fails the whole request, its index named in the error, and
+    so does a feature past `max_feature_vertices` or a request past `max_request_vertices`
+    (the parser stops counting there: an oversized body costs no more than the limit)."""
     if isinstance(body, Mapping) and body.get("type") == "Feature":
-        parsed = parse_feature(body)
+        per_feature = min(max_feature_vertices, max_request_vertices)
+        name = FEATURE_LIMIT if per_feature == max_feature_vertices else REQUEST_LIMIT
+        parsed = parse_feature(body, max_vertices=per_feature, limit_name=name)
         assert parsed.geometry is not None
         return [(parsed.geometry, parsed.properties, _display_order(body, ""))]
     if isinstance(body, Mapping) and body.get("type") == "FeatureCollection":
-        items = parse_feature_collection(body, max_features=MAX_FEATURES_PER_REQUEST)
+        items = parse_feature_collection(
+            body,
+            max_vertices=max_request_vertices,
+            max_feature_vertices=max_feature_vertices,
+            max_features=MAX_FEATURES_PER_REQUEST,
+            limit_names=(REQUEST_LIMIT, FEATURE_LIMIT),
+        )
         raw = body["features"]
         result = []
         for i, item in enumerate(items):
@@ -307,7 +342,9 @@ async def insert_rows(session: AsyncSession, features: builtins.list[LayerFeatur
         await session.execute(insert(LayerFeature), rows[start : start + 5000])
 
 
-def parse_update(body: Any) -> dict[str, Any]:
+def parse_update(
+    body: Any, *, max_feature_vertices: int = DEFAULT_MAX_FEATURE_VERTICES
+) -> dict[str, Any]:
     if not isinstance(body, Mapping):
         raise BadInput("Send a GeoJSON Feature or an object with geometry/properties")
     unknown = set(body) - {"type", "id", "geometry", "properties", "display_order"}
@@ -317,7 +354,12 @@ def parse_update(body: Any) -> dict[str, Any]:
         raise BadInput("'type' must be 'Feature'")
     values: dict[str, Any] = {}
     if "geometry" in body:
-        values["geometry"] = parse_geojson_geometry(body["geometry"], path="geometry")
+        values["geometry"] = parse_geojson_geometry(
+            body["geometry"],
+            max_vertices=max_feature_vertices,
+            path="geometry",
+            limit_name=FEATURE_LIMIT,
+        )
     if "properties" in body:
         properties = body["properties"]
         if properties is not None and not isinstance(properties, Mapping):

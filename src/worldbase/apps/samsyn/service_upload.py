@@ -2,8 +2,11 @@
 
 The request (`routes_upload`) only accepts what it can vouch for: a TIFF by its magic bytes
 (415 otherwise), that rasterio opens, georeferenced, whose first and last blocks decode
-(a truncated or corrupt file is 422), within `WORLDBASE_UPLOAD_MAX_BYTES` (413). Nothing is
-stored before that. The upload then goes to storage and a `samsyn.cog` job converts it
+(a truncated or corrupt file is 422), within `WORLDBASE_UPLOAD_MAX_BYTES`,
+`WORLDBASE_UPLOAD_MAX_PIXELS` and `WORLDBASE_UPLOAD_MAX_DECOMPRESSED_BYTES` (413), and while
+the user has fewer than `WORLDBASE_MAX_HEAVY_JOBS_PER_USER` heavy jobs queued or running
+(429). Nothing is stored before that. The upload then goes to storage and a `samsyn.cog`
+job converts it
 (rio-cogeo: DEFLATE with a predictor, 512 px blocks, internal overviews, the file's own
 projection kept — rio-tiler reprojects per tile, so the data are resampled once, not
 twice) and creates the GeoTIFF layer, `cogUrl: storage://samsyn/cogs/<id>.tif`, with its
@@ -33,7 +36,6 @@ UPLOAD_PREFIX = "samsyn/uploads"
 COG_PREFIX = "samsyn/cogs"
 CHUNK = 1024 * 1024
 MAX_BODY_BYTES = 4 * 1024**3  # the route's body cap; WORLDBASE_UPLOAD_MAX_BYTES is below it
-MAX_PIXELS = 4 * 1024**3  # width x height: beyond this a conversion would run for hours
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # TIFF and BigTIFF, LE/BE
 RESAMPLING = ("nearest", "average", "bilinear", "cubic", "mode")
 
@@ -94,7 +96,41 @@ def sniff(path: Path) -> None:
         )
 
 
-def _describe_sync(path: Path) -> RasterSummary:
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one upload may cost its conversion, judged from the file's header."""
+
+    max_pixels: int  # width x height x bands
+    max_decompressed_bytes: int  # those pixels at their data type's size
+
+
+def _check_size(src: Any, limits: UploadLimits) -> None:
+    # A few KB of sparse or well-compressed TIFF can claim 60000 x 60000 pixels: the
+    # header says what the conversion would cost, before it is stored or queued.
+    import numpy as np
+
+    pixels = src.width * src.height * src.count
+    decompressed = sum(src.width * src.height * np.dtype(d).itemsize for d in src.dtypes)
+    shape = {"width": src.width, "height": src.height, "bands": src.count}
+    if pixels > limits.max_pixels:
+        raise PayloadTooLarge(
+            f"The GeoTIFF has {pixels} pixels (width x height x bands); uploads take at most "
+            f"{limits.max_pixels} (WORLDBASE_UPLOAD_MAX_PIXELS)",
+            detail={"limit": limits.max_pixels, "pixels": pixels, **shape},
+        )
+    if decompressed > limits.max_decompressed_bytes:
+        raise PayloadTooLarge(
+            f"The GeoTIFF decompresses to {decompressed} bytes; uploads take at most "
+            f"{limits.max_decompressed_bytes} (WORLDBASE_UPLOAD_MAX_DECOMPRESSED_BYTES)",
+            detail={
+                "limit": limits.max_decompressed_bytes,
+                "decompressed_bytes": decompressed,
+                **shape,
+            },
+        )
+
+
+def _describe_sync(path: Path, limits: UploadLimits) -> RasterSummary:
     import rasterio
     from rasterio.errors import RasterioError
     from rasterio.warp import transform_bounds
@@ -104,8 +140,7 @@ def _describe_sync(path: Path) -> RasterSummary:
         with rasterio.open(path) as src:
             if src.crs is None:
                 raise BadInput("The GeoTIFF has no coordinate reference system (not georeferenced)")
-            if src.width * src.height > MAX_PIXELS:
-                raise BadInput(f"The GeoTIFF has more than {MAX_PIXELS} pixels")
+            _check_size(src, limits)
             # Decoding the first and the last block finds truncated and corrupt files.
             block_h, block_w = src.block_shapes[0]
             for row, col in ((0, 0), (src.height - 1, src.width - 1)):
@@ -145,9 +180,10 @@ def _reason(exc: Exception) -> str:
     return text[:300]
 
 
-async def describe(path: Path) -> RasterSummary:
-    """What the GeoTIFF is (422 when rasterio cannot read it); blocking work in a thread."""
-    return await asyncio.to_thread(_describe_sync, path)
+async def describe(path: Path, *, limits: UploadLimits) -> RasterSummary:
+    """What the GeoTIFF is (422 when rasterio cannot read it, 413 past `limits`); blocking
+    work in a thread."""
+    return await asyncio.to_thread(_describe_sync, path, limits)
 
 
 def upload_key() -> str:

@@ -40,7 +40,16 @@ def _token(user: User, settings: Settings) -> TokenRead:
     status_code=status.HTTP_201_CREATED,
     response_model=TokenRead,
     summary="Create a password account and log in",
-    responses={409: {"description": "The email is already registered"}, 422: _ERRORS[422]},
+    description=(
+        "Sign-ups are rate limited per client (`REGISTER_RATE_LIMIT`); over the limit the "
+        "answer is 429 with `Retry-After`."
+    ),
+    responses={
+        409: {"description": "The email is already registered"},
+        422: _ERRORS[422],
+        429: {"description": "Too many sign-ups; see Retry-After"},
+    },
+    dependencies=[Depends(rate_limit("register", lambda s: s.register_rate_limit))],
 )
 async def register(body: UserCreate, session: Session, request: Request) -> TokenRead:
     user = await users.create(
