@@ -280,9 +280,9 @@ async def run_in_pool(fn: Callable[[], T]) -> T:
     return await loop.run_in_executor(_EXECUTOR, fn)
 
 
-def source_path(url: str, settings: Settings) -> str:
-    """The allow-listed, resolved path of `url`, or the final URL for http(s)."""
-    return resolve_source(url, settings)
+def source_path(url: str, settings: Settings, *, own_storage: str | None = None) -> str:
+    """The checked, resolved path of `url` (the URL itself for http(s))."""
+    return resolve_source(url, settings, own_storage=own_storage)
 
 
 # --- Tile matrix sets ------------------------------------------------------------------------
@@ -364,6 +364,7 @@ async def tile(
     url: str,
     *,
     settings: Settings,
+    own_storage: str | None = None,
     z: int,
     x: int,
     y: int,
@@ -378,7 +379,7 @@ async def tile(
     validate_tms_tile(matrix_set, z, x, y)
     if scale not in (1, 2, 3, 4):
         raise BadInput("Tile scale must be 1 to 4 (e.g. @2x)")
-    source = resolve_source(url, settings)
+    source = resolve_source(url, settings, own_storage=own_storage)
     fn = partial(_tile_sync, tms=matrix_set, z=z, x=x, y=y, params=params, fmt=fmt, scale=scale)
     content = await run_in_pool(lambda: with_reader(source, settings, fn, matrix_set))
     return Rendered(content, kind)
@@ -396,9 +397,9 @@ def _info_sync(reader: Reader) -> dict[str, Any]:
     return data
 
 
-async def info(url: str, *, settings: Settings) -> dict[str, Any]:
+async def info(url: str, *, settings: Settings, own_storage: str | None = None) -> dict[str, Any]:
     """rio-tiler's Info (bounds, CRS, dtype, bands, overviews...) plus WGS84 bounds and zooms."""
-    source = resolve_source(url, settings)
+    source = resolve_source(url, settings, own_storage=own_storage)
     return await run_in_pool(lambda: with_reader(source, settings, _info_sync))
 
 
@@ -447,6 +448,7 @@ async def statistics(
     url: str,
     *,
     settings: Settings,
+    own_storage: str | None = None,
     params: RenderParams,
     categorical: bool = False,
     categories: list[float] | None = None,
@@ -460,7 +462,7 @@ async def statistics(
         raise BadInput(f"max_size must be between 16 and {MAX_STATS_SIZE}")
     if percentiles is not None and not all(0 <= p <= 100 for p in percentiles):
         raise BadInput("percentiles must be between 0 and 100")
-    source = resolve_source(url, settings)
+    source = resolve_source(url, settings, own_storage=own_storage)
     fn = partial(
         _statistics_sync,
         params=params,
@@ -483,13 +485,19 @@ def _preview_sync(reader: Reader, *, params: RenderParams, fmt: str, max_size: i
 
 
 async def preview(
-    url: str, *, settings: Settings, params: RenderParams, fmt: str = "png", max_size: int = 1024
+    url: str,
+    *,
+    settings: Settings,
+    own_storage: str | None = None,
+    params: RenderParams,
+    fmt: str = "png",
+    max_size: int = 1024,
 ) -> Rendered:
     """The whole raster, its longest side at most `max_size` pixels."""
     kind = media_type(fmt)
     if not 16 <= max_size <= MAX_PREVIEW:
         raise BadInput(f"max_size must be between 16 and {MAX_PREVIEW}")
-    source = resolve_source(url, settings)
+    source = resolve_source(url, settings, own_storage=own_storage)
     fn = partial(_preview_sync, params=params, fmt=fmt, max_size=max_size)
     return Rendered(await run_in_pool(lambda: with_reader(source, settings, fn)), kind)
 
@@ -507,12 +515,18 @@ def _point_sync(reader: Reader, *, lon: float, lat: float, params: RenderParams)
 
 
 async def point(
-    url: str, *, settings: Settings, lon: float, lat: float, params: RenderParams
+    url: str,
+    *,
+    settings: Settings,
+    own_storage: str | None = None,
+    lon: float,
+    lat: float,
+    params: RenderParams,
 ) -> dict[str, Any]:
     """The raster's values at (lon, lat); `null` where masked; 404 outside its bounds."""
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise BadInput("Coordinates out of range: lon -180..180, lat -90..90")
-    source = resolve_source(url, settings)
+    source = resolve_source(url, settings, own_storage=own_storage)
     fn = partial(_point_sync, lon=lon, lat=lat, params=params)
     return await run_in_pool(lambda: with_reader(source, settings, fn))
 
@@ -534,6 +548,7 @@ async def tilejson(
     url: str,
     *,
     settings: Settings,
+    own_storage: str | None = None,
     tiles_url: str,
     tms: str = DEFAULT_TMS,
     name: str = "",
@@ -542,7 +557,7 @@ async def tilejson(
     """TileJSON 3.0 for the raster with `tiles_url` (a {z}/{x}/{y} template) as its tiles;
     `params` (those the tiles will use) are checked against the raster's bands."""
     matrix_set = tms_or_raise(tms)
-    source = resolve_source(url, settings)
+    source = resolve_source(url, settings, own_storage=own_storage)
     extent = await run_in_pool(
         lambda: with_reader(
             source, settings, partial(_tilejson_sync, tms=matrix_set, params=params), matrix_set

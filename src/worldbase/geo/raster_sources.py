@@ -9,8 +9,9 @@ A source names a raster in one of four ways:
 - `s3://bucket/key.tif` — read through GDAL's /vsis3/ at the configured endpoint
   (`AWS_ENDPOINT_URL` or AWS) with the storage credentials; Worldbase's own storage bucket
   is not a source (its objects are reachable only through the app that owns them);
-- `storage://<key>` — an object in Worldbase's own storage: only for the apps' internal use
-  (a layer's uploaded COG, the habitat raster), never from a request (`internal=True`);
+- `storage://<key>` — an object in Worldbase's own storage: only for an app reading its own
+  objects (`own_storage=<its key prefix>`: a layer's uploaded COG, the habitat raster),
+  never a request's URL;
 - a local path (`/srv/rasters/x.tif` or `file:///srv/rasters/x.tif`) — only under
   `WORLDBASE_RASTER_DIRS`, never the data directory, the database, /proc, /dev or /sys.
   Every local path outside them is refused with the same answer, whether it exists or not.
@@ -107,22 +108,23 @@ def _own_bucket(url: str, settings: Settings) -> bool:
     return bucket == settings.storage_bucket
 
 
-def check_source_allowed(url: str, settings: Settings, *, internal: bool = False) -> None:
+def check_source_allowed(url: str, settings: Settings, *, own_storage: str | None = None) -> None:
     """Raise `SourceNotAllowed` (403) unless the source may be read; `BadInput` if malformed.
 
-    `internal`: the source comes from the apps themselves (a layer's uploaded COG, the
-    configured habitat raster), not from a request: `storage://` and the configured
-    `HABITAT_RASTER_URL` are allowed then.
+    `own_storage`: the caller is an app reading its own source (a layer's uploaded COG,
+    the habitat raster), not a request's URL: `storage://` keys under this prefix, and the
+    operator's `HABITAT_RASTER_URL`, are allowed then. Without it `storage://` never is.
     """
     _check_shape(url)
+    configured = own_storage is not None and url == settings.habitat_raster_url
     if url.startswith(STORAGE_SCHEME):
-        validate_key(url[len(STORAGE_SCHEME) :])
-        if not internal:
-            raise _reject(url, "storage:// objects are readable only through their app")
-        return
+        key = validate_key(url[len(STORAGE_SCHEME) :])
+        if configured or (own_storage and key.startswith(own_storage)):
+            return
+        raise _reject(url, "storage:// objects are readable only through the app that owns them")
     path = _local_path(url)
     if path is not None:
-        if internal and url == settings.habitat_raster_url:
+        if configured:
             return
         if _local_allowed(path, settings) is None:
             # One answer for every refused path, existing or not (no existence oracle).
@@ -143,7 +145,7 @@ def check_source_allowed(url: str, settings: Settings, *, internal: bool = False
         raise BadInput("A raster source URL must not contain '.' or '..' segments")
     rules = policy(settings)
     if scheme == "s3":
-        if _own_bucket(url, settings) and not internal:
+        if _own_bucket(url, settings) and not configured:
             raise _reject(url, "Worldbase's own storage bucket is not a source")
         if rules.mode == "allowlist" and not rules.prefix_allows(url):
             raise _reject(url, "the URL matches no WORLDBASE_SOURCE_ALLOWLIST entry")
@@ -166,9 +168,9 @@ def storage_source(settings: Settings, key: str) -> str:
     return str(settings.local_storage_path / full)
 
 
-def resolve_source(url: str, settings: Settings, *, internal: bool = False) -> str:
+def resolve_source(url: str, settings: Settings, *, own_storage: str | None = None) -> str:
     """Check the source, then return the path or URL it names (`gdal_path` makes it GDAL's)."""
-    check_source_allowed(url, settings, internal=internal)
+    check_source_allowed(url, settings, own_storage=own_storage)
     if url.startswith(STORAGE_SCHEME):
         return storage_source(settings, url[len(STORAGE_SCHEME) :])
     path = _local_path(url)
