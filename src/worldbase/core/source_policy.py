@@ -197,10 +197,13 @@ class SourcePolicy:
         literal = _ip_literal(host)
         if literal is not None:
             addresses: list[IPAddress] = [literal]
-        elif resolve:
+        elif resolve or (self.mode == "allowlist" and not opened):
             try:
                 addresses = _resolve(host, port)
             except OSError:
+                if self.mode == "allowlist" and not opened:
+                    # Strict: a name is allowed only when it is seen inside a listed network.
+                    raise _refuse(url, "the host cannot be resolved to a listed network") from None
                 return
         else:
             return
