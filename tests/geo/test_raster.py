@@ -135,11 +135,10 @@ def test_allowlist_rules(local: Settings, data_dir: Path) -> None:
     ):
         with pytest.raises(SourceNotAllowed):
             check_source_allowed(refused, public)
-    # The configured habitat raster is readable by its app (own_storage), wherever it is.
+    # The configured habitat raster (exactly that) is readable, wherever it is.
     local_raster = settings_for(data_dir, habitat_raster_url="/srv/habitats/classes.tif")
     check_source_allowed("/srv/habitats/classes.tif", local_raster, own_storage="habitats/")
-    with pytest.raises(SourceNotAllowed):
-        check_source_allowed("/srv/habitats/classes.tif", local_raster)
+    check_source_allowed("/srv/habitats/classes.tif", local_raster)  # the game's /cog URLs
     with pytest.raises(SourceNotAllowed):
         check_source_allowed("/srv/habitats/other.tif", local_raster, own_storage="habitats/")
     check_source_allowed("storage://habitats/x.tif", local_raster, own_storage="habitats/")

@@ -112,11 +112,13 @@ def check_source_allowed(url: str, settings: Settings, *, own_storage: str | Non
     """Raise `SourceNotAllowed` (403) unless the source may be read; `BadInput` if malformed.
 
     `own_storage`: the caller is an app reading its own source (a layer's uploaded COG,
-    the habitat raster), not a request's URL: `storage://` keys under this prefix, and the
-    operator's `HABITAT_RASTER_URL`, are allowed then. Without it `storage://` never is.
+    the habitat raster), not a request's URL: `storage://` keys under this prefix are
+    allowed then; without it `storage://` never is. The operator's `HABITAT_RASTER_URL`,
+    exactly as configured, is always readable.
     """
     _check_shape(url)
-    configured = own_storage is not None and url == settings.habitat_raster_url
+    # The operator's habitat raster is public by design (the game reads it through /cog).
+    configured = bool(settings.habitat_raster_url) and url == settings.habitat_raster_url
     if url.startswith(STORAGE_SCHEME):
         key = validate_key(url[len(STORAGE_SCHEME) :])
         if configured or (own_storage and key.startswith(own_storage)):
