@@ -72,7 +72,7 @@ def test_the_address_is_checked_when_connecting(loopback: tuple[str, list[str]])
 
 
 def test_every_redirect_hop_is_checked(loopback: tuple[str, list[str]]) -> None:
-    base, hits = loopback
+    base, _ = loopback
     policy = SourcePolicy.from_entries([f"{base}/"])
     with source_policy.client(policy, follow_redirects=True) as http:
         assert http.get(f"{base}/redirect?to={base}/a.txt").text == "hello"
@@ -83,7 +83,7 @@ def test_every_redirect_hop_is_checked(loopback: tuple[str, list[str]]) -> None:
 
 
 def test_requests_session_for_pyosmium(loopback: tuple[str, list[str]]) -> None:
-    base, hits = loopback
+    base, _ = loopback
     session = source_policy.requests_session(SourcePolicy.from_entries([f"{base}/"]))
     with session.get(f"{base}/a.txt", timeout=5) as response:
         response.raise_for_status()
