@@ -3,7 +3,9 @@
 `make_cog` writes a Cloud Optimized GeoTIFF (rio-cogeo, deflate, internal overviews) with
 a known pattern, so tests can check pixel values. `RangeServer` serves a directory on a
 loopback port with `Range: bytes=a-b` (what GDAL's /vsicurl/ sends), and `/redirect?to=`
-answers a 302 (for the allow-list's redirect checks).
+answers a 302 (for the allow-list's redirect checks). `turn_after=n, turn_to=url` makes it a
+turncoat: the first n requests are served, every later one 302s to `turn_to`; `hits` records
+the paths each server was asked for.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ def make_cog(
 
 class _Handler(BaseHTTPRequestHandler):
     root: Path
+    hits: list[str]
+    turn_after: int | None = None
+    turn_to: str = ""
 
     def log_message(self, *args: Any) -> None:
         return
@@ -81,9 +86,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, *, body: bool) -> None:
         parts = urlsplit(self.path)
-        if parts.path == "/redirect":
+        self.hits.append(self.path)
+        turned = self.turn_after is not None and len(self.hits) > self.turn_after
+        if parts.path == "/redirect" or turned:
             self.send_response(302)
-            self.send_header("Location", parse_qs(parts.query)["to"][0])
+            self.send_header("Location", self.turn_to or parse_qs(parts.query)["to"][0])
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -114,9 +121,21 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def range_server(root: Path) -> Iterator[str]:
+def range_server(
+    root: Path,
+    *,
+    hits: list[str] | None = None,
+    turn_after: int | None = None,
+    turn_to: str = "",
+) -> Iterator[str]:
     """Serve `root` on 127.0.0.1; yields the base URL (no trailing slash)."""
-    handler = type("Handler", (_Handler,), {"root": root.resolve()})
+    attrs = {
+        "root": root.resolve(),
+        "hits": [] if hits is None else hits,
+        "turn_after": turn_after,
+        "turn_to": turn_to,
+    }
+    handler = type("Handler", (_Handler,), attrs)
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -141,14 +141,27 @@ class Settings(BaseSettings):
     backup_retention_days: int = 30
     backup_dir: Path | None = None
 
-    # --- Raster sources (geo.raster) ------------------------------------------------------
-    # URL prefixes that COG/WMS sources may name (SSRF guard); Worldbase's own storage
-    # (`storage://`) and HABITAT_RASTER_URL are always allowed.
+    # --- Source policy (core.source_policy, geo.raster_sources) ------------------------------
+    # `public`: http(s)/s3 sources on public addresses are allowed, loopback, private,
+    # link-local, multicast and metadata addresses refused (after DNS resolution);
+    # `allowlist`: only WORLDBASE_SOURCE_ALLOWLIST.
+    worldbase_source_policy: Literal["public", "allowlist"] = "public"
+    # URL prefixes (`http://wms.internal:8080/`, `s3://bucket/rasters/`) and networks
+    # (`10.2.0.0/16`) sources may name besides public addresses.
     worldbase_source_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Folders whose GeoTIFFs may be named by local path; none by default. Never the data
+    # directory, the database or /proc, /dev, /sys (start-up refuses such a folder).
+    worldbase_raster_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     # The habitat classification COG the habitats app paints tiles from.
     habitat_raster_url: str | None = None
 
-    @field_validator("worldbase_apps", "cors_origins", "worldbase_source_allowlist", mode="before")
+    @field_validator(
+        "worldbase_apps",
+        "cors_origins",
+        "worldbase_source_allowlist",
+        "worldbase_raster_dirs",
+        mode="before",
+    )
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
@@ -231,6 +244,39 @@ class Settings(BaseSettings):
             raise ConfigurationError("STORAGE_BACKEND=gcs is not supported yet: use local or s3")
         if self.is_production and self.database_url is None:
             raise ConfigurationError("DATABASE_URL is not set: production needs PostgreSQL")
+        for folder in self.worldbase_raster_dirs:
+            reason = self.raster_dir_problem(folder)
+            if reason:
+                raise ConfigurationError(f"WORLDBASE_RASTER_DIRS: {folder} {reason}")
+
+    @property
+    def protected_paths(self) -> list[Path]:
+        """What no raster source may ever be: the data dir, the database, system folders."""
+        paths = [self.data_dir, Path("/proc"), Path("/dev"), Path("/sys")]
+        if self.is_sqlite:
+            database = self.sqlalchemy_url.split(":///", 1)[-1].split("?", 1)[0]
+            if database and database != ":memory:":
+                paths.append(Path(database).resolve())
+        return paths
+
+    def raster_dir_problem(self, folder: Path) -> str | None:
+        """Why `folder` cannot be a raster folder (None when it can)."""
+        resolved = folder.resolve()
+        if not folder.is_absolute():
+            return "must be an absolute path"
+        for protected in self.protected_paths:
+            if resolved.is_relative_to(protected) or protected.is_relative_to(resolved):
+                return f"overlaps {protected}, which is never a raster source"
+        return None
+
+    @property
+    def raster_dirs(self) -> list[Path]:
+        """The configured raster folders that are allowed (see `raster_dir_problem`)."""
+        return [
+            folder.resolve()
+            for folder in self.worldbase_raster_dirs
+            if self.raster_dir_problem(folder) is None
+        ]
 
 
 def get_settings() -> Settings:

@@ -55,9 +55,15 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def settings_for(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings whose raster folder holds the test rasters (the data dir is elsewhere)."""
+    overrides.setdefault("worldbase_raster_dirs", [str(data_dir)])
+    return base_settings(data_dir.parent / "wb-data", **overrides)
+
+
 @pytest.fixture
 def local(data_dir: Path) -> Settings:
-    return base_settings(data_dir)
+    return settings_for(data_dir)
 
 
 @pytest.fixture(scope="module")
@@ -82,46 +88,67 @@ def closed_port() -> int:
 
 
 def test_allowlist_rules(local: Settings, data_dir: Path) -> None:
-    settings = base_settings(
+    settings = settings_for(
         data_dir,
-        worldbase_source_allowlist="https://data.example.org,s3://bucket/rasters/,file:///srv/x",
+        worldbase_source_allowlist="http://data.internal:8080,s3://bucket/rasters/,10.20.0.0/16",
+        worldbase_source_policy="allowlist",
         habitat_raster_url="https://habitats.example.org/h.tif",
     )
     for ok in (
-        "https://data.example.org/a.tif",
-        "https://data.example.org",
+        "http://data.internal:8080/a.tif",
+        "http://data.internal:8080",
         "s3://bucket/rasters/a.tif",
-        "storage://uploads/a.tif",
-        "https://habitats.example.org/h.tif",
+        "http://10.20.3.4/a.tif",
         str(data_dir / "cog.tif"),
-        "/srv/x/y.tif",
-        "file:///srv/x/y.tif",
+        f"file://{data_dir}/cog.tif",
     ):
         check_source_allowed(ok, settings)
     for refused in (
-        "https://data.example.org.evil.com/a.tif",
-        "https://data.example.orgx/a.tif",
+        "http://data.internal:8081/a.tif",
+        "https://public.example.org/a.tif",  # strict mode: only the allow-list
         "s3://bucket/other/a.tif",
-        "https://habitats.example.org/h.tif.evil",
+        "http://10.21.0.1/a.tif",
+        "http://169.254.169.254/a.tif",
+        "storage://uploads/a.tif",  # never from a request
         "/etc/passwd",
         str(data_dir / ".." / ".." / "etc" / "passwd"),
         "file:///etc/passwd",
-        "/srv/xy/y.tif",
+        str(settings.data_dir / "worldbase.db"),
+        "/vsicurl/http://10.20.3.4/a.tif",
     ):
         with pytest.raises(SourceNotAllowed) as err:
             check_source_allowed(refused, settings)
         assert err.value.status_code == 403
-    # A local habitat raster is readable wherever it is; its neighbours are not.
-    local_raster = base_settings(data_dir, habitat_raster_url="/srv/habitats/classes.tif")
-    check_source_allowed("/srv/habitats/classes.tif", local_raster)
-    check_source_allowed("file:///srv/habitats/classes.tif", local_raster)
+    # The public default: public addresses yes, private, loopback and metadata no.
+    public = settings_for(data_dir)
+    for ok in ("https://8.8.8.8/a.tif", "s3://any-bucket/a.tif"):
+        check_source_allowed(ok, public)
+    for refused in (
+        "http://127.0.0.1/a.tif",
+        "http://[::1]/a.tif",
+        "http://[::ffff:10.0.0.1]/a.tif",
+        "http://[64:ff9b::a9fe:a9fe]/a.tif",
+        "http://192.168.1.1/a.tif",
+        "http://100.100.100.200/a.tif",
+        "http://224.0.0.1/a.tif",
+        "http://0.0.0.0/a.tif",
+    ):
+        with pytest.raises(SourceNotAllowed):
+            check_source_allowed(refused, public)
+    # The configured habitat raster (exactly that) is readable, wherever it is.
+    local_raster = settings_for(data_dir, habitat_raster_url="/srv/habitats/classes.tif")
+    check_source_allowed("/srv/habitats/classes.tif", local_raster, own_storage="habitats/")
+    check_source_allowed("/srv/habitats/classes.tif", local_raster)  # the game's /cog URLs
     with pytest.raises(SourceNotAllowed):
-        check_source_allowed("/srv/habitats/other.tif", local_raster)
+        check_source_allowed("/srv/habitats/other.tif", local_raster, own_storage="habitats/")
+    check_source_allowed("storage://habitats/x.tif", local_raster, own_storage="habitats/")
+    with pytest.raises(SourceNotAllowed):
+        check_source_allowed("storage://bestiary/x.jpg", local_raster, own_storage="habitats/")
     for bad in (
-        "ftp://data.example.org/a.tif",
-        "https://user:pw@data.example.org/a.tif",
-        "https://data.example.org/x/../../admin",
-        "https://data.example.org/a\\b",
+        "ftp://data.internal:8080/a.tif",
+        "https://user:pw@data.internal:8080/a.tif",
+        "http://data.internal:8080/x/../../admin",
+        "http://data.internal:8080/a\\b",
         "storage://../etc/passwd",
         "",
         "x" * 3000,
@@ -131,18 +158,20 @@ def test_allowlist_rules(local: Settings, data_dir: Path) -> None:
 
 
 def test_resolve_source(local: Settings, data_dir: Path) -> None:
-    assert resolve_source("storage://up/a.tif", local) == str(
+    assert resolve_source("storage://up/a.tif", local, own_storage="up/") == str(
         local.local_storage_path / "up" / "a.tif"
     )
-    s3 = base_settings(
+    s3 = settings_for(
         data_dir,
         storage_backend="s3",
         storage_bucket="b",
         storage_prefix="pre",
         worldbase_source_allowlist="s3://other/",
     )
-    assert resolve_source("storage://up/a.tif", s3) == "/vsis3/b/pre/up/a.tif"
+    assert resolve_source("storage://up/a.tif", s3, own_storage="up/") == "/vsis3/b/pre/up/a.tif"
     assert resolve_source("s3://other/k.tif", s3) == "/vsis3/other/k.tif"
+    with pytest.raises(SourceNotAllowed):
+        resolve_source("s3://b/pre/up/a.tif", s3)  # our own bucket
     assert resolve_source(f"file://{data_dir}/cog.tif", local) == str(data_dir / "cog.tif")
 
 
@@ -346,7 +375,7 @@ async def test_http_source_with_range_requests(data_dir: Path, http_base: str) -
     with pytest.raises(UpstreamError):
         await raster.info(f"{http_base}/missing.tif", settings=settings)
     with pytest.raises(SourceNotAllowed):
-        await raster.info(url, settings=base_settings(data_dir))
+        await raster.info(url, settings=settings_for(data_dir))
 
 
 async def test_unreachable_source_is_502(data_dir: Path) -> None:
@@ -378,6 +407,7 @@ async def test_s3_and_storage_sources(
         aws_access_key_id="test",
         aws_secret_access_key="test",
         worldbase_source_allowlist="s3://rasters/cogs/",
+        worldbase_source_policy="allowlist",
     )
     tile = await raster.tile(
         "s3://rasters/cogs/cog.tif", settings=settings, z=Z, x=X, y=Y, params=P
@@ -398,11 +428,19 @@ async def test_storage_source_on_the_current_backend(
     try:
         await storage.put("uploads/cog.tif", (data_dir / "cog.tif").read_bytes())
         tile = await raster.tile(
-            "storage://uploads/cog.tif", settings=settings, z=Z, x=X, y=Y, params=P
+            "storage://uploads/cog.tif",
+            settings=settings,
+            z=Z,
+            x=X,
+            y=Y,
+            params=P,
+            own_storage="uploads/",
         )
         assert png(tile.content).shape == (256, 256, 4)
         with pytest.raises(DomainError) as err:
-            await raster.info("storage://uploads/none.tif", settings=settings)
+            await raster.info(
+                "storage://uploads/none.tif", settings=settings, own_storage="uploads/"
+            )
         assert err.value.status_code in (404, 502)
     finally:
         await storage.close()
@@ -441,7 +479,7 @@ async def test_silent_source_is_504(data_dir: Path, monkeypatch: pytest.MonkeyPa
     """A host that accepts the connection and never answers: a timeout, 504."""
     import threading
 
-    from worldbase.geo import raster_sources
+    from worldbase.geo import raster_relay
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -459,7 +497,7 @@ async def test_silent_source_is_504(data_dir: Path, monkeypatch: pytest.MonkeyPa
 
     thread = threading.Thread(target=hold, daemon=True)
     thread.start()
-    monkeypatch.setattr(raster_sources, "PROBE_TIMEOUT", 0.5)
+    monkeypatch.setattr(raster_relay, "UPSTREAM_TIMEOUT", 0.5)
     base = f"http://127.0.0.1:{listener.getsockname()[1]}"
     settings = base_settings(data_dir, worldbase_source_allowlist=base)
     try:

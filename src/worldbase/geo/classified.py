@@ -373,8 +373,10 @@ async def render_tile(
     vectors: Sequence[VectorLayer] = (),
     tilesize: int = 256,
     fmt: str = "png",
+    own_storage: str | None = None,
 ) -> bytes:
-    """`render_classes` for the raster at `url` (allow-listed; None: vectors only)."""
+    """`render_classes` for the raster at `url` (checked by the source policy; None: vectors
+    only); `own_storage` as in `raster_sources.check_source_allowed`."""
     if fmt not in FORMATS:
         raise BadInput(f"Unknown tile format {fmt!r}: png or webp")
     validate_tile(z, x, y)
@@ -383,15 +385,21 @@ async def render_tile(
     )
     if url is None or not colors:
         return await raster.run_in_pool(lambda: paint(None))
-    source = raster_sources.resolve_source(url, settings)
+    source = raster_sources.resolve_source(url, settings, own_storage=own_storage)
     return await raster.run_in_pool(lambda: raster.with_reader(source, settings, paint))
 
 
 async def classes_near(
-    url: str, *, settings: Settings, lon: float, lat: float, metres: float
+    url: str,
+    *,
+    settings: Settings,
+    lon: float,
+    lat: float,
+    metres: float,
+    own_storage: str | None = None,
 ) -> list[int]:
     """`classes_near_in` for the raster at `url` (allow-listed)."""
-    source = raster_sources.resolve_source(url, settings)
+    source = raster_sources.resolve_source(url, settings, own_storage=own_storage)
 
     def near(reader: Reader) -> list[int]:
         assert reader.dataset is not None

@@ -5,9 +5,11 @@ titiler.core's `TilerFactory` provides the endpoints clients written for TiTiler
 `/cog/{tms}/tilejson.json`, `/cog/point/{lon},{lat}`, `/cog/preview`, `/cog/bounds`, ...)
 with Worldbase's pieces plugged in:
 
-- `url` is checked and resolved by `cog_source` (the allow-list, storage://, s3://,
-  redirects checked hop by hop) before any reader opens it;
-- readers open under Worldbase's GDAL environment (`CogReader`, the credentials for s3);
+- `url` is checked and resolved by `cog_source` (the source policy: public http(s) read
+  through the policy relay, s3://, local files only under WORLDBASE_RASTER_DIRS; never
+  `storage://` nor Worldbase's own bucket, whose objects are read only through their app);
+- readers open read-only, GeoTIFF driver only, under Worldbase's GDAL environment
+  (`CogReader`, the credentials for s3);
 - errors leave in Worldbase's error shape (`CogErrorRoute`), and a tile outside the
   raster is `204`, as every empty tile here;
 - the older TiTiler path `/cog/tiles/{z}/{x}/{y}` (no TileMatrixSet, as the SamSyn seed's
@@ -19,9 +21,6 @@ and the HTML viewer are left out.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -37,7 +36,6 @@ from rio_tiler.errors import (
     RioTilerError,
     TileOutsideBounds,
 )
-from rio_tiler.io import Reader
 from rio_tiler.models import ImageData, PointData
 from starlette.status import HTTP_200_OK
 from titiler.core.dependencies import DefaultDependency
@@ -45,14 +43,12 @@ from titiler.core.factory import TilerFactory
 
 from worldbase.core.errors import BadInput, DomainError, NotFound
 from worldbase.geo import raster
-from worldbase.geo.raster import RenderParams, RenderQueryDep, check_bands
-from worldbase.geo.raster_sources import check_redirects, gdal_env, gdal_options, resolve_source
+from worldbase.geo.raster import RenderParams, RenderQueryDep, SafeReader, check_bands
+from worldbase.geo.raster_sources import gdal_env, gdal_options, gdal_path, resolve_source
 from worldbase.geo.tiles import etag_for, tile_response
 from worldbase.settings import Settings
 
 TILE_MAX_AGE = 3600
-_FINAL_URLS: OrderedDict[str, str] = OrderedDict()
-_FINAL_LOCK = threading.Lock()
 
 
 def _settings(request: Request) -> Settings:
@@ -65,26 +61,15 @@ async def cog_source(
     url: Annotated[
         str,
         Query(
-            description="The COG: http(s)://, s3://bucket/key or storage://<key>, within "
-            "WORLDBASE_SOURCE_ALLOWLIST (Worldbase's own storage is always allowed)",
+            description="The COG: http(s):// (public addresses, or WORLDBASE_SOURCE_ALLOWLIST), "
+            "s3://bucket/key or a path under WORLDBASE_RASTER_DIRS",
             max_length=2048,
         ),
     ],
 ) -> str:
-    """`url` checked against the allow-list and resolved to what rasterio opens."""
+    """`url` checked by the source policy and resolved to what GDAL opens."""
     settings = _settings(request)
-    path = resolve_source(url, settings)
-    if not path.startswith(("http://", "https://")):
-        return path
-    with _FINAL_LOCK:
-        final = _FINAL_URLS.get(path)
-    if final is None:
-        final = await asyncio.to_thread(check_redirects, path, settings)
-        with _FINAL_LOCK:
-            _FINAL_URLS[path] = final
-            while len(_FINAL_URLS) > 256:
-                _FINAL_URLS.popitem(last=False)
-    return final
+    return gdal_path(resolve_source(url, settings), settings)
 
 
 def cog_environment(request: Request) -> dict[str, Any]:
@@ -93,7 +78,7 @@ def cog_environment(request: Request) -> dict[str, Any]:
 
 
 @attr.s
-class CogReader(Reader):
+class CogReader(SafeReader):
     """rio-tiler's Reader, opened under Worldbase's GDAL environment and AWS session."""
 
     settings: Settings | None = attr.ib(default=None, kw_only=True)

@@ -2,8 +2,9 @@
 
 Built on rio-tiler (reads, warps, masks) with Worldbase's own pieces around it:
 
-- sources are checked against the allow-list and resolved in `geo.raster_sources`
-  (http(s), s3://, storage://, local paths) and read with the GDAL settings from there;
+- sources are checked by the source policy and resolved in `geo.raster_sources`
+  (http(s) through the policy relay, s3://, storage://, local raster folders), opened
+  read-only with the GeoTIFF driver only (`SafeReader`), with the GDAL settings from there;
 - opened datasets are kept in a small pool (`READERS`), an LRU keyed by the resolved
   source, holding a few idle readers per source: a tile costs no open/header read, and a
   GDAL dataset is never used by two threads at once (handles are not thread-safe);
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
+import attr
 import morecantile
 import numpy
 from rasterio.errors import RasterioError, RasterioIOError
@@ -55,13 +57,15 @@ from worldbase.geo.raster_params import (
     RenderQueryDep,
     parse_render_params,
 )
+from worldbase.geo.raster_relay import last_error
 from worldbase.geo.raster_sources import (
     STORAGE_SCHEME,
     SourceNotAllowed,
-    check_redirects,
     check_source_allowed,
     gdal_env,
     gdal_options,
+    gdal_path,
+    open_dataset,
     resolve_source,
 )
 from worldbase.settings import Settings
@@ -110,6 +114,17 @@ class Rendered:
 # --- Readers -----------------------------------------------------------------------------------
 
 
+@attr.s
+class SafeReader(Reader):
+    """rio-tiler's Reader over `open_dataset`: read-only, GeoTIFF driver only."""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.dataset:
+            assert self.input is not None
+            self.dataset = self._ctx_stack.enter_context(open_dataset(self.input))
+        super().__attrs_post_init__()
+
+
 class ReaderPool:
     """Open rio-tiler readers by resolved source: an LRU of sources, a few idle readers each.
 
@@ -123,7 +138,6 @@ class ReaderPool:
         self._lock = threading.Lock()
         # Keyed by (source, TileMatrixSet id): a reader is bound to its TMS.
         self._idle: OrderedDict[tuple[str, str], list[Reader]] = OrderedDict()
-        self._final_url: dict[str, str] = {}
 
     def _take(self, key: tuple[str, str]) -> Reader | None:
         with self._lock:
@@ -143,21 +157,15 @@ class ReaderPool:
             else:
                 evicted.append(reader)
             while len(self._idle) > self.max_sources:
-                old_key, old = self._idle.popitem(last=False)
-                self._final_url.pop(old_key[0], None)
+                _, old = self._idle.popitem(last=False)
                 evicted.extend(old)
         for item in evicted:
             _close(item)
 
     def _open(self, source: str, settings: Settings, tms: morecantile.TileMatrixSet) -> Reader:
-        target = self._final_url.get(source)
-        if target is None:
-            target = check_redirects(source, settings)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            reader = Reader(_gdal_path(target), tms=tms)
-        self._final_url[source] = target
-        return reader
+            return SafeReader(gdal_path(source, settings), tms=tms)
 
     @contextlib.contextmanager
     def reader(
@@ -180,7 +188,6 @@ class ReaderPool:
         with self._lock:
             keys = [key for key in self._idle if key[0] == source]
             idle = [r for key in keys for r in self._idle.pop(key)]
-            self._final_url.pop(source, None)
         for item in idle:
             _close(item)
 
@@ -188,7 +195,6 @@ class ReaderPool:
         with self._lock:
             idle = [r for readers in self._idle.values() for r in readers]
             self._idle.clear()
-            self._final_url.clear()
         for item in idle:
             _close(item)
 
@@ -198,12 +204,6 @@ def _close(reader: Reader) -> None:
         reader.close()
 
 
-def _gdal_path(target: str) -> str:
-    if target.startswith(("http://", "https://")):
-        return "/vsicurl/" + target
-    return target
-
-
 READERS = ReaderPool()
 
 
@@ -211,6 +211,9 @@ READERS = ReaderPool()
 
 
 def open_error(source: str, exc: Exception) -> DomainError:
+    relayed = last_error(source)
+    if relayed is not None:
+        return relayed  # the policy's refusal or the upstream's own failure
     text = str(exc)
     remote = source.startswith(("http://", "https://", "s3://", "/vsis3/"))
     if "timed out" in text.lower() or "timeout" in text.lower():
@@ -277,9 +280,9 @@ async def run_in_pool(fn: Callable[[], T]) -> T:
     return await loop.run_in_executor(_EXECUTOR, fn)
 
 
-def source_path(url: str, settings: Settings) -> str:
-    """The allow-listed, resolved path of `url`, or the final URL for http(s)."""
-    return resolve_source(url, settings)
+def source_path(url: str, settings: Settings, *, own_storage: str | None = None) -> str:
+    """The checked, resolved path of `url` (the URL itself for http(s))."""
+    return resolve_source(url, settings, own_storage=own_storage)
 
 
 # --- Tile matrix sets ------------------------------------------------------------------------
@@ -361,6 +364,7 @@ async def tile(
     url: str,
     *,
     settings: Settings,
+    own_storage: str | None = None,
     z: int,
     x: int,
     y: int,
@@ -375,7 +379,7 @@ async def tile(
     validate_tms_tile(matrix_set, z, x, y)
     if scale not in (1, 2, 3, 4):
         raise BadInput("Tile scale must be 1 to 4 (e.g. @2x)")
-    source = resolve_source(url, settings)
+    source = resolve_source(url, settings, own_storage=own_storage)
     fn = partial(_tile_sync, tms=matrix_set, z=z, x=x, y=y, params=params, fmt=fmt, scale=scale)
     content = await run_in_pool(lambda: with_reader(source, settings, fn, matrix_set))
     return Rendered(content, kind)
@@ -393,9 +397,9 @@ def _info_sync(reader: Reader) -> dict[str, Any]:
     return data
 
 
-async def info(url: str, *, settings: Settings) -> dict[str, Any]:
+async def info(url: str, *, settings: Settings, own_storage: str | None = None) -> dict[str, Any]:
     """rio-tiler's Info (bounds, CRS, dtype, bands, overviews...) plus WGS84 bounds and zooms."""
-    source = resolve_source(url, settings)
+    source = resolve_source(url, settings, own_storage=own_storage)
     return await run_in_pool(lambda: with_reader(source, settings, _info_sync))
 
 
@@ -444,6 +448,7 @@ async def statistics(
     url: str,
     *,
     settings: Settings,
+    own_storage: str | None = None,
     params: RenderParams,
     categorical: bool = False,
     categories: list[float] | None = None,
@@ -457,7 +462,7 @@ async def statistics(
         raise BadInput(f"max_size must be between 16 and {MAX_STATS_SIZE}")
     if percentiles is not None and not all(0 <= p <= 100 for p in percentiles):
         raise BadInput("percentiles must be between 0 and 100")
-    source = resolve_source(url, settings)
+    source = resolve_source(url, settings, own_storage=own_storage)
     fn = partial(
         _statistics_sync,
         params=params,
@@ -480,13 +485,19 @@ def _preview_sync(reader: Reader, *, params: RenderParams, fmt: str, max_size: i
 
 
 async def preview(
-    url: str, *, settings: Settings, params: RenderParams, fmt: str = "png", max_size: int = 1024
+    url: str,
+    *,
+    settings: Settings,
+    own_storage: str | None = None,
+    params: RenderParams,
+    fmt: str = "png",
+    max_size: int = 1024,
 ) -> Rendered:
     """The whole raster, its longest side at most `max_size` pixels."""
     kind = media_type(fmt)
     if not 16 <= max_size <= MAX_PREVIEW:
         raise BadInput(f"max_size must be between 16 and {MAX_PREVIEW}")
-    source = resolve_source(url, settings)
+    source = resolve_source(url, settings, own_storage=own_storage)
     fn = partial(_preview_sync, params=params, fmt=fmt, max_size=max_size)
     return Rendered(await run_in_pool(lambda: with_reader(source, settings, fn)), kind)
 
@@ -504,12 +515,18 @@ def _point_sync(reader: Reader, *, lon: float, lat: float, params: RenderParams)
 
 
 async def point(
-    url: str, *, settings: Settings, lon: float, lat: float, params: RenderParams
+    url: str,
+    *,
+    settings: Settings,
+    own_storage: str | None = None,
+    lon: float,
+    lat: float,
+    params: RenderParams,
 ) -> dict[str, Any]:
     """The raster's values at (lon, lat); `null` where masked; 404 outside its bounds."""
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise BadInput("Coordinates out of range: lon -180..180, lat -90..90")
-    source = resolve_source(url, settings)
+    source = resolve_source(url, settings, own_storage=own_storage)
     fn = partial(_point_sync, lon=lon, lat=lat, params=params)
     return await run_in_pool(lambda: with_reader(source, settings, fn))
 
@@ -531,6 +548,7 @@ async def tilejson(
     url: str,
     *,
     settings: Settings,
+    own_storage: str | None = None,
     tiles_url: str,
     tms: str = DEFAULT_TMS,
     name: str = "",
@@ -539,7 +557,7 @@ async def tilejson(
     """TileJSON 3.0 for the raster with `tiles_url` (a {z}/{x}/{y} template) as its tiles;
     `params` (those the tiles will use) are checked against the raster's bands."""
     matrix_set = tms_or_raise(tms)
-    source = resolve_source(url, settings)
+    source = resolve_source(url, settings, own_storage=own_storage)
     extent = await run_in_pool(
         lambda: with_reader(
             source, settings, partial(_tilejson_sync, tms=matrix_set, params=params), matrix_set

@@ -1,22 +1,24 @@
-"""Raster sources: the allow-list, what rasterio opens for a source, and GDAL's environment.
+"""Raster sources: what may be read (the source policy), what rasterio opens, GDAL's environment.
 
 A source names a raster in one of four ways:
 
-- `http(s)://host/path.tif` — read with HTTP range requests (GDAL's /vsicurl/);
-- `s3://bucket/key.tif` — read through GDAL's /vsis3/ with the storage settings'
-  credentials and endpoint (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ENDPOINT_URL`);
-- `storage://<key>` — an object in Worldbase's own storage (uploads converted to COG live
-  there): a file under the local storage directory, or /vsis3/ on the s3 backend;
-- a local path (`/srv/rasters/x.tif` or `file:///srv/rasters/x.tif`).
+- `http(s)://host/path.tif` — read with HTTP range requests, never by GDAL directly: GDAL
+  reads through `geo.raster_relay`, which makes each request (every redirect hop and range
+  read) under `core.source_policy` (public addresses by default, the allow-list, the address
+  checked at connect);
+- `s3://bucket/key.tif` — read through GDAL's /vsis3/ at the configured endpoint
+  (`AWS_ENDPOINT_URL` or AWS) with the storage credentials; Worldbase's own storage bucket
+  is not a source (its objects are reachable only through the app that owns them);
+- `storage://<key>` — an object in Worldbase's own storage: only for an app reading its own
+  objects (`own_storage=<its key prefix>`: a layer's uploaded COG, the habitat raster),
+  never a request's URL;
+- a local path (`/srv/rasters/x.tif` or `file:///srv/rasters/x.tif`) — only under
+  `WORLDBASE_RASTER_DIRS`, never the data directory, the database, /proc, /dev or /sys.
+  Every local path outside them is refused with the same answer, whether it exists or not.
 
-Every source passes `check_source_allowed` before anything opens it. An open raster proxy
-is an SSRF hole, so only these are readable: Worldbase's own storage, the configured
-`HABITAT_RASTER_URL`, files under the data directory, and URLs starting with one of the
-`WORLDBASE_SOURCE_ALLOWLIST` prefixes (a prefix matches at a path boundary only, so
-`https://data.example.org` does not admit `https://data.example.org.evil.com`). GDAL
-follows HTTP redirects on its own, so an http(s) source is probed once without following
-them (`check_redirects`), and every hop must be allowed too; GDAL is then pointed at the
-final URL.
+Whatever the source, rasterio opens it read-only with the GeoTIFF driver only (`DRIVER`):
+no SQLite, GeoPackage, VRT or other driver ever touches a file, and no sidecar is written
+or read (`GDAL_PAM_ENABLED=NO`).
 """
 
 from __future__ import annotations
@@ -26,46 +28,38 @@ import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urlsplit
 
-import httpx
 import rasterio
 from rasterio.session import AWSSession
 
-from worldbase.core.errors import BadInput, Forbidden, UpstreamError, UpstreamTimeout
+from worldbase.core.errors import BadInput
+from worldbase.core.source_policy import SourceNotAllowed, SourcePolicy
 from worldbase.core.storage import validate_key
+from worldbase.geo.raster_relay import relay_path
 from worldbase.settings import Settings
 
+__all__ = ["DRIVER", "STORAGE_SCHEME", "SourceNotAllowed"]
+
 STORAGE_SCHEME = "storage://"
-MAX_REDIRECTS = 5
-PROBE_TIMEOUT = 10.0
 MAX_SOURCE_LENGTH = 2048
-
-
-class SourceNotAllowed(Forbidden):
-    """The source is outside the allow-list (403: the request is understood, and refused)."""
-
-
-def _boundary_match(url: str, prefix: str) -> bool:
-    if not url.startswith(prefix):
-        return False
-    if prefix.endswith(("/", "?", "=", "&")) or len(url) == len(prefix):
-        return True
-    return url[len(prefix)] in "/?#"
-
-
-def allowlist(settings: Settings) -> list[str]:
-    """The configured prefixes plus the always-allowed ones (storage, the habitat raster)."""
-    prefixes = [STORAGE_SCHEME, *settings.worldbase_source_allowlist]
-    if settings.habitat_raster_url:
-        prefixes.append(settings.habitat_raster_url)
-    return prefixes
+# The only GDAL driver a raster source is opened with (COGs are GeoTIFFs).
+DRIVER = "GTiff"
+_LOCAL_REFUSAL = "local files are readable only under WORLDBASE_RASTER_DIRS"
 
 
 def _reject(url: str, reason: str) -> SourceNotAllowed:
     return SourceNotAllowed(
         f"Raster source not allowed: {reason}",
-        detail={"source": url[:200], "reason": reason, "setting": "WORLDBASE_SOURCE_ALLOWLIST"},
+        detail={
+            "source": url[:200],
+            "reason": reason,
+            "settings": [
+                "WORLDBASE_SOURCE_POLICY",
+                "WORLDBASE_SOURCE_ALLOWLIST",
+                "WORLDBASE_RASTER_DIRS",
+            ],
+        },
     )
 
 
@@ -84,32 +78,66 @@ def _local_path(url: str) -> Path | None:
     return None
 
 
-def check_source_allowed(url: str, settings: Settings) -> None:
-    """Raise `SourceNotAllowed` (403) unless the source may be read; `BadInput` if malformed."""
+@functools.lru_cache(maxsize=64)
+def _policy(mode: Any, entries: tuple[str, ...]) -> SourcePolicy:
+    return SourcePolicy.from_entries(entries, mode=mode)
+
+
+def policy(settings: Settings) -> SourcePolicy:
+    """The source policy of `settings` (one object per configuration)."""
+    return _policy(settings.worldbase_source_policy, tuple(settings.worldbase_source_allowlist))
+
+
+def _local_allowed(path: Path, settings: Settings) -> Path | None:
+    """The resolved path when it lies in a raster folder and nowhere protected."""
+    resolved = path.resolve()
+    text = str(resolved)
+    if text.startswith("/vsi") or "/vsi" in str(path):
+        return None  # a GDAL virtual file system, not a file
+    if any(resolved.is_relative_to(p) for p in settings.protected_paths):
+        return None
+    if any(resolved.is_relative_to(folder) for folder in settings.raster_dirs):
+        return resolved
+    return None
+
+
+def _own_bucket(url: str, settings: Settings) -> bool:
+    if settings.storage_backend != "s3" or not settings.storage_bucket:
+        return False
+    bucket = urlsplit(url).netloc
+    return bucket == settings.storage_bucket
+
+
+def check_source_allowed(url: str, settings: Settings, *, own_storage: str | None = None) -> None:
+    """Raise `SourceNotAllowed` (403) unless the source may be read; `BadInput` if malformed.
+
+    `own_storage`: the caller is an app reading its own source (a layer's uploaded COG,
+    the habitat raster), not a request's URL: `storage://` keys under this prefix are
+    allowed then; without it `storage://` never is. The operator's `HABITAT_RASTER_URL`,
+    exactly as configured, is always readable.
+    """
     _check_shape(url)
+    # The operator's habitat raster is public by design (the game reads it through /cog).
+    configured = bool(settings.habitat_raster_url) and url == settings.habitat_raster_url
     if url.startswith(STORAGE_SCHEME):
-        validate_key(url[len(STORAGE_SCHEME) :])
-        return
+        key = validate_key(url[len(STORAGE_SCHEME) :])
+        if configured or (own_storage and key.startswith(own_storage)):
+            return
+        raise _reject(url, "storage:// objects are readable only through the app that owns them")
     path = _local_path(url)
     if path is not None:
-        resolved = path.resolve()
-        if resolved.is_relative_to(settings.data_dir.resolve()):
+        if configured:
             return
-        # The configured habitat raster is always readable, wherever an operator put it.
-        configured = settings.habitat_raster_url and _local_path(settings.habitat_raster_url)
-        if configured and resolved == configured.resolve():
-            return
-        for prefix in settings.worldbase_source_allowlist:
-            local = _local_path(prefix)
-            if local is not None and resolved.is_relative_to(local.resolve()):
-                return
-        raise _reject(url, "local files are readable only under the data directory")
+        if _local_allowed(path, settings) is None:
+            # One answer for every refused path, existing or not (no existence oracle).
+            raise _reject("(local path)", _LOCAL_REFUSAL)
+        return
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https", "s3"):
         raise BadInput(
             f"Unsupported raster source scheme {scheme or '(none)'!r}: "
-            "use http(s)://, s3://, storage:// or a path",
+            "use http(s)://, s3:// or a path under WORLDBASE_RASTER_DIRS",
             detail={"source": url[:200]},
         )
     if not parts.hostname or parts.username or parts.password:
@@ -117,10 +145,19 @@ def check_source_allowed(url: str, settings: Settings) -> None:
     segments = unquote(parts.path).split("/")
     if ".." in segments or "." in segments:
         raise BadInput("A raster source URL must not contain '.' or '..' segments")
-    for prefix in allowlist(settings):
-        if _boundary_match(url, prefix):
-            return
-    raise _reject(url, "the URL matches no allow-listed prefix")
+    rules = policy(settings)
+    if scheme == "s3":
+        if _own_bucket(url, settings) and not configured:
+            raise _reject(url, "Worldbase's own storage bucket is not a source")
+        if rules.mode == "allowlist" and not rules.prefix_allows(url):
+            raise _reject(url, "the URL matches no WORLDBASE_SOURCE_ALLOWLIST entry")
+        return
+    rules.check_url(url)
+
+
+def allowlist(settings: Settings) -> list[str]:
+    """The configured allow-list entries (URL prefixes and networks)."""
+    return list(settings.worldbase_source_allowlist)
 
 
 def storage_source(settings: Settings, key: str) -> str:
@@ -133,9 +170,9 @@ def storage_source(settings: Settings, key: str) -> str:
     return str(settings.local_storage_path / full)
 
 
-def resolve_source(url: str, settings: Settings) -> str:
-    """Check the allow-list, then return the path or URL rasterio opens for `url`."""
-    check_source_allowed(url, settings)
+def resolve_source(url: str, settings: Settings, *, own_storage: str | None = None) -> str:
+    """Check the source, then return the path or URL it names (`gdal_path` makes it GDAL's)."""
+    check_source_allowed(url, settings, own_storage=own_storage)
     if url.startswith(STORAGE_SCHEME):
         return storage_source(settings, url[len(STORAGE_SCHEME) :])
     path = _local_path(url)
@@ -146,39 +183,16 @@ def resolve_source(url: str, settings: Settings) -> str:
     return url
 
 
-def check_redirects(url: str, settings: Settings) -> str:
-    """The final URL of an http(s) source after allowed redirects (blocking: run in a thread).
+def gdal_path(source: str, settings: Settings) -> str:
+    """What GDAL opens for a resolved source: http(s) through the policy relay."""
+    if source.startswith(("http://", "https://")):
+        return relay_path(source, policy(settings))
+    return source
 
-    Each hop is requested without following it; a hop outside the allow-list is refused,
-    an unreachable host is 502, a timeout 504. Other URLs are returned as they are.
-    """
-    if not url.startswith(("http://", "https://")):
-        return url
-    current = url
-    try:
-        with httpx.Client(timeout=PROBE_TIMEOUT, follow_redirects=False) as client:
-            for _ in range(MAX_REDIRECTS + 1):
-                response = client.get(current, headers={"Range": "bytes=0-0"})
-                if not response.is_redirect:
-                    if response.status_code >= 400:
-                        raise UpstreamError(
-                            f"The raster source answered HTTP {response.status_code}",
-                            detail={"source": url[:200], "status": response.status_code},
-                        )
-                    return current
-                target = urljoin(current, response.headers.get("location", ""))
-                check_source_allowed(target, settings)
-                current = target
-    except httpx.TimeoutException:
-        raise UpstreamTimeout(
-            "The raster source did not answer in time", detail={"source": url[:200]}
-        ) from None
-    except httpx.HTTPError as exc:
-        raise UpstreamError(
-            "The raster source is unreachable",
-            detail={"source": url[:200], "reason": type(exc).__name__},
-        ) from None
-    raise UpstreamError("The raster source redirects too many times", detail={"source": url[:200]})
+
+def open_dataset(path: str) -> Any:
+    """rasterio's read-only dataset over a GDAL path, with the GeoTIFF driver only."""
+    return rasterio.open(path, "r", driver=DRIVER)
 
 
 def gdal_options(settings: Settings) -> dict[str, Any]:
@@ -190,7 +204,8 @@ def gdal_options(settings: Settings) -> dict[str, Any]:
         "GDAL_CACHEMAX": 256,  # MB of decoded block cache
         "GDAL_HTTP_MULTIPLEX": "YES",
         "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-        "GDAL_HTTP_VERSION": "2",
+        # HTTP/2 where TLS negotiates it (s3 endpoints); GDAL's http reads go to the relay.
+        "GDAL_HTTP_VERSION": "2TLS",
         "GDAL_HTTP_TIMEOUT": 20,
         "GDAL_HTTP_CONNECTTIMEOUT": 5,
         "GDAL_HTTP_MAX_RETRY": 2,
@@ -200,6 +215,10 @@ def gdal_options(settings: Settings) -> dict[str, Any]:
         "CPL_VSIL_CURL_CACHE_SIZE": 200_000_000,
         "GDAL_BAND_BLOCK_CACHE": "HASHSET",
         "PROJ_NETWORK": "OFF",
+        # Never write (or read) .aux.xml sidecars next to a source.
+        "GDAL_PAM_ENABLED": "NO",
+        # Curl must not pick up an environment proxy for the loopback relay.
+        "GDAL_HTTP_PROXY": "",
     }
     if settings.aws_endpoint_url:
         endpoint = urlsplit(settings.aws_endpoint_url)

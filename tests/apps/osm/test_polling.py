@@ -8,7 +8,7 @@ import gzip
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,6 +25,16 @@ from worldbase.apps.osm import polling
 from worldbase.apps.osm.models import DataSource
 from worldbase.core.db import utcnow
 from worldbase.core.errors import BadInput, UpstreamError
+from worldbase.core.source_policy import SourceNotAllowed, SourcePolicy
+from worldbase.settings import Settings
+
+METADATA = "http://169.254.169.254/latest/meta-data/"
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], migrated_served: None) -> Settings:
+    # The test upstream is on loopback: allow-listed, as an operator opens an internal mirror.
+    return make_settings(worldbase_source_allowlist=["127.0.0.1/32"])
 
 
 class Upstream:
@@ -38,6 +48,7 @@ class Upstream:
         self.status: dict[str, int] = {}  # path -> HTTP error to answer
         self.delay: dict[str, float] = {}  # path -> seconds to wait first
         self.queries: list[str] = []
+        self.redirect: dict[str, str] = {}  # path -> Location of a 302
 
     def write(self, relative: str, data: bytes) -> None:
         path = self.root / relative
@@ -71,6 +82,12 @@ def _handler(upstream: Upstream) -> type[SimpleHTTPRequestHandler]:
             path = self.path.split("?")[0]
             if path in upstream.delay:
                 time.sleep(upstream.delay[path])
+            if path in upstream.redirect:
+                self.send_response(302)
+                self.send_header("Location", upstream.redirect[path])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return True
             if path in upstream.status:
                 self.send_error(upstream.status[path])
                 return True
@@ -168,10 +185,12 @@ def _poll(client: TestClient, source_id: str) -> dict[str, Any]:
     async def progress(fraction: float, message: str) -> None:
         pass
 
-    async def call() -> dict[str, Any]:
-        return await polling.poll(db, source_id=source_id, progress=progress)
+    policy = SourcePolicy.from_settings(client.app.state.settings)  # type: ignore[attr-defined]
 
-    return client.portal.call(call)  # type: ignore[union-attr,no-any-return]
+    async def call() -> dict[str, Any]:
+        return await polling.poll(db, source_id=source_id, progress=progress, policy=policy)
+
+    return client.portal.call(call)  # type: ignore[union-attr]
 
 
 def _set_source(client: TestClient, source_id: str, **values: Any) -> None:
@@ -460,3 +479,73 @@ def test_updating_a_polling_source_checks_its_connection(
     assert kept["query"] == "[out:json];node(1);out meta;"
     good = {"connection_info": {"url": upstream.overpass_url, "query": "[out:json];"}}
     assert client.patch(url, json=good, headers=osm.admin).status_code == 200
+
+
+# --- source policy (issue 18 items 2 and 3) ------------------------------------------------------
+
+
+def test_metadata_address_is_refused_at_create_update_and_poll(
+    osm: OSM, client: TestClient, upstream: Upstream
+) -> None:
+    for kind, info in (
+        ("replication", {"url": METADATA}),
+        ("overpass", {"url": METADATA + "interpreter", "query": "[out:json];node(1);out;"}),
+        ("replication", {"url": "http://[::ffff:169.254.169.254]/x/"}),
+        ("replication", {"url": "http://10.0.0.7/replication/"}),
+    ):
+        body = {"name": "metadata", "type": kind, "connection_info": info}
+        assert_error(client.post("/data-sources", json=body, headers=osm.admin), 403)
+    source = _replication(osm, upstream)
+    patch = {"connection_info": {"url": METADATA}}
+    response = client.patch(f"/data-sources/{source['id']}", json=patch, headers=osm.admin)
+    assert_error(response, 403)
+    # Stored before the policy existed (or written behind the API's back): refused at poll.
+    _set_source(client, source["id"], connection_info={"url": METADATA})
+    with pytest.raises(SourceNotAllowed):
+        _poll(client, source["id"])
+
+
+def test_redirects_to_refused_addresses_are_not_followed(
+    osm: OSM, client: TestClient, upstream: Upstream
+) -> None:
+    upstream.redirect["/api/interpreter"] = METADATA
+    source = _overpass(osm, upstream)
+    with pytest.raises(SourceNotAllowed):
+        _poll(client, source["id"])
+    upstream.redirect["/replication/state.txt"] = METADATA + "state.txt"
+    replication = _replication(osm, upstream)
+    with pytest.raises(SourceNotAllowed):
+        _poll(client, replication["id"])
+    # A diff that redirects: pyosmium's requests session goes through the policy too.
+    upstream.redirect.clear()
+    upstream.state(1)
+    upstream.diff(1, DIFF_1)
+    upstream.redirect["/replication/000/000/001.osc.gz"] = "http://10.0.0.7/001.osc.gz"
+    _set_source(
+        client,
+        replication["id"],
+        connection_info={"url": upstream.replication_url, "start_sequence": 0},
+    )
+    with pytest.raises(SourceNotAllowed):
+        _poll(client, replication["id"])
+
+
+def test_default_policy_refuses_loopback(
+    app_factory: Callable[[Settings], TestClient],
+    make_settings: Callable[..., Settings],
+    upstream: Upstream,
+) -> None:
+    plain = OSM(app_factory(make_settings()))
+    body = {
+        "name": "x",
+        "type": "replication",
+        "connection_info": {"url": upstream.replication_url},
+    }
+    assert_error(plain.client.post("/data-sources", json=body, headers=plain.admin), 403)
+    public = {"url": "https://planet.openstreetmap.org/replication/minute/"}
+    created = plain.client.post(
+        "/data-sources",
+        json={"name": "osm", "type": "replication", "connection_info": public},
+        headers=plain.admin,
+    )
+    assert created.status_code == 201, created.text

@@ -371,7 +371,14 @@ def test_bad_tiles_and_layers(team: Team, http: str, settings: Settings) -> None
 
 def test_sources_outside_the_allow_list(team: Team, http: str) -> None:
     owner = team.as_("owner")
-    for url in ("https://evil.example.org/a.tif", "s3://somebody/a.tif", "storage://../x.tif"):
+    for url in (
+        "http://169.254.169.254/latest/a.tif",
+        "http://10.0.0.1/a.tif",
+        "http://127.0.0.1:1/a.tif",
+        "storage://../x.tif",
+        "storage://samsyn/cogs/someone-else.tif",
+        "/etc/passwd",
+    ):
         response = team.client.post(
             "/api/layers",
             json={
@@ -399,10 +406,64 @@ def test_sources_outside_the_allow_list(team: Team, http: str) -> None:
     assert_error(bad_params, 422)
 
 
+def _uploaded_layer(team: Team, key: str) -> dict[str, Any]:
+    """A layer over a stored COG, made as the upload service makes it (not from a request)."""
+    from worldbase.apps.samsyn import service_layers
+    from worldbase.core import users
+
+    async def create(session: AsyncSession) -> Layer:
+        owner = await users.get(session, user_id=uuid.UUID(team.users["owner"]["id"]))
+        assert owner is not None
+        config = {"delivery": "tiles", "cogUrl": f"storage://{key}"}
+        values = {"name": "upload", "source_type": "geotiff", "source_config": config}
+        return await service_layers.create(session, user=owner, values=values)
+
+    layer = run_db(team.client, create)
+    return {"id": str(layer.id)}
+
+
+def test_storage_is_named_only_by_the_upload_service(team: Team, cogs: Path) -> None:
+    """Issue 18 item 4: Bob cannot point a layer at Alice's stored objects."""
+    storage = team.client.app.state.services.storage  # type: ignore[attr-defined]
+    data = (cogs / "rgb.tif").read_bytes()
+    for key in ("samsyn/cogs/alice.tif", "bestiary/uploads/alice/img_0000.jpg"):
+        team.client.portal.call(storage.put, key, data)  # type: ignore[union-attr]
+    alice = _uploaded_layer(team, "samsyn/cogs/alice.tif")
+    for key in ("samsyn/cogs/alice.tif", "bestiary/uploads/alice/img_0000.jpg"):
+        body = {
+            "name": "mine now",
+            "source_type": "geotiff",
+            "source_config": {"delivery": "tiles", "cogUrl": f"storage://{key}"},
+        }
+        assert_error(team.client.post("/api/layers", json=body, headers=team.as_("stranger")), 403)
+    bob = geotiff(team, "https://example.org/rgb.tif", who="stranger")
+    change = {"source_config": {"delivery": "tiles", "cogUrl": "storage://samsyn/cogs/alice.tif"}}
+    response = team.client.put(
+        f"/api/layers/{bob['id']}", json=change, headers=team.as_("stranger")
+    )
+    assert_error(response, 403)
+    # The owner may send the layer's own COG back unchanged (a client saving its form).
+    response = team.client.put(
+        f"/api/layers/{alice['id']}",
+        json={
+            "source_config": {
+                "delivery": "tiles",
+                "cogUrl": "storage://samsyn/cogs/alice.tif",
+                "tileParams": {"rescale": "0,200"},
+            }
+        },
+        headers=team.as_("owner"),
+    )
+    assert response.status_code == 200, response.text
+    assert_error(
+        team.client.get(f"/api/layers/{alice['id']}/info", headers=team.as_("stranger")), 404
+    )
+
+
 def test_storage_layers(team: Team, cogs: Path) -> None:
     storage = team.client.app.state.services.storage  # type: ignore[attr-defined]
-    team.client.portal.call(storage.put, "uploads/rgb.tif", (cogs / "rgb.tif").read_bytes())  # type: ignore[union-attr]
-    layer = geotiff(team, "storage://uploads/rgb.tif")
+    team.client.portal.call(storage.put, "samsyn/cogs/rgb.tif", (cogs / "rgb.tif").read_bytes())  # type: ignore[union-attr]
+    layer = _uploaded_layer(team, "samsyn/cogs/rgb.tif")
     response = team.client.get(f"/api/layers/{layer['id']}/{TILE}", headers=team.as_("owner"))
     assert response.status_code == 200 and png(response.content).shape == (256, 256, 4)
     info = team.client.get(f"/api/layers/{layer['id']}/info", headers=team.as_("owner")).json()

@@ -126,7 +126,7 @@ def test_a_failing_or_forbidden_wms_is_not_saved(
         assert needle in body["message"], body
         assert body["detail"]["upstream"].startswith(base)
     body = assert_error(create(team, url="http://169.254.169.254/wms"), 403)
-    assert body["detail"]["setting"] == "WORLDBASE_SOURCE_ALLOWLIST"
+    assert "WORLDBASE_SOURCE_ALLOWLIST" in body["detail"]["settings"]
     impatient = app_factory(
         make_settings(worldbase_wms_timeout=0.3, worldbase_source_allowlist=[f"{base}/"])
     )

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.habitats.models import Habitat, Species, SpeciesOccurrence
+from worldbase.apps.habitats.raster import OWN_STORAGE
 from worldbase.geo import classified
 from worldbase.geo.spatial import within_distance
 from worldbase.settings import Settings
@@ -76,7 +77,12 @@ async def location_info(
     if raster_url is not None:
         raster_task = asyncio.ensure_future(
             classified.classes_near(
-                raster_url, settings=settings, lon=lon, lat=lat, metres=habitat_radius_m
+                raster_url,
+                settings=settings,
+                lon=lon,
+                lat=lat,
+                metres=habitat_radius_m,
+                own_storage=OWN_STORAGE,
             )
         )
     try:

@@ -16,6 +16,8 @@ from worldbase.geo.raster_sources import STORAGE_SCHEME
 from worldbase.settings import Settings
 
 DEMO_RASTER_URL = f"{STORAGE_SCHEME}{DEMO_RASTER_KEY}"
+# The app's own objects in storage, readable as its raster (`check_source_allowed`).
+OWN_STORAGE = "habitats/"
 # Storage backends on which the demo raster was seen: it is never deleted by the app, so
 # one successful check per storage object is enough.
 _seen: weakref.WeakSet[Storage] = weakref.WeakSet()

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request, Response
 from worldbase.apps.habitats import codes, service_tiles, tile_state
 from worldbase.apps.habitats.dependencies import MAX_ID, TileReader
 from worldbase.apps.habitats.exceptions import HabitatNotFound
-from worldbase.apps.habitats.raster import raster_url
+from worldbase.apps.habitats.raster import OWN_STORAGE, raster_url
 from worldbase.core.db import Session
 from worldbase.core.services import StorageDep
 from worldbase.geo import classified
@@ -85,7 +85,15 @@ async def _habitat_tile(
         if habitat.has_geometry and habitat.raster_value is None:
             vectors = await service_tiles.vectors_in_tile(session, ids=[habitat.id], z=z, x=x, y=y)
         return await classified.render_tile(
-            url, settings=settings, z=z, x=x, y=y, colors=colors, vectors=vectors, fmt=fmt
+            url,
+            settings=settings,
+            z=z,
+            x=x,
+            y=y,
+            colors=colors,
+            vectors=vectors,
+            fmt=fmt,
+            own_storage=OWN_STORAGE,
         )
 
     tile = await tiles.get_or_render(key, media_type=media_type, render=render)
@@ -118,7 +126,15 @@ async def _all_tile(
         vector_ids = [h.id for h in habitats if h.has_geometry and h.raster_value is None]
         vectors = await service_tiles.vectors_in_tile(session, ids=vector_ids, z=z, x=x, y=y)
         return await classified.render_tile(
-            url, settings=settings, z=z, x=x, y=y, colors=colors, vectors=vectors, fmt=fmt
+            url,
+            settings=settings,
+            z=z,
+            x=x,
+            y=y,
+            colors=colors,
+            vectors=vectors,
+            fmt=fmt,
+            own_storage=OWN_STORAGE,
         )
 
     tile = await tiles.get_or_render(key, media_type=media_type, render=render)

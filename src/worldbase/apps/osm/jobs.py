@@ -19,6 +19,7 @@ from worldbase.apps.osm.events import publish_changes_threadsafe
 from worldbase.apps.osm.files import file_suffix, import_file
 from worldbase.apps.osm.ingest import IngestReport
 from worldbase.core.job_worker import JobContext, JobScheduler, job_handler, periodic_job
+from worldbase.core.source_policy import SourcePolicy
 
 
 @job_handler("osm.import_file")
@@ -53,7 +54,11 @@ async def poll_source_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, 
         publish_changes_threadsafe(ctx.publish, report)
 
     return await polling.poll(
-        ctx.db, source_id=str(params["source_id"]), progress=ctx.progress, publish=publish
+        ctx.db,
+        source_id=str(params["source_id"]),
+        progress=ctx.progress,
+        publish=publish,
+        policy=SourcePolicy.from_settings(ctx.settings),
     )
 
 

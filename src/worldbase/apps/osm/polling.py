@@ -15,6 +15,11 @@ is harmless. Upstream trouble (timeouts, HTTP errors, a malformed state file, di
 response) fails the job with the reason and writes a validation-log entry; the source is
 polled again at its next interval, never in a tight loop.
 
+Every request goes through the source policy (`core.source_policy`): the URL is checked
+when a source is saved and again at each poll (an admin's source at 169.254.169.254 is
+refused both times), and each request, redirect hops included, connects only to a checked
+address (pyosmium's `requests` session is served by the policy's client).
+
 Scheduling: once a minute each job consumer runs `schedule_due`, which claims each due
 source with a guarded UPDATE of `last_polled_at` (several consumers never enqueue the same
 poll twice) and skips sources whose previous poll is still queued or running.
@@ -43,9 +48,11 @@ from worldbase.apps.osm.files import BATCH, Progress, Publish, import_file
 from worldbase.apps.osm.ingest import IngestReport, ingest
 from worldbase.apps.osm.models import DataSource, ValidationLogEntry
 from worldbase.apps.osm.parsing import parse_payload, truncate_payload
+from worldbase.core import source_policy
 from worldbase.core.db import Database, utcnow
-from worldbase.core.errors import BadInput, Conflict, UpstreamError
+from worldbase.core.errors import BadInput, Conflict, Forbidden, UpstreamError
 from worldbase.core.models import Job, JobStatus
+from worldbase.core.source_policy import RefusedByPolicy, SourcePolicy
 
 POLL_KIND = "osm.poll_source"
 POLLING_TYPES = ("replication", "overpass")
@@ -84,14 +91,19 @@ def _number(info: dict[str, Any], name: str, low: int, high: int, default: Any) 
     return value
 
 
-def poll_config(source_type: str, info: dict[str, Any]) -> PollConfig:
-    """The checked settings of a polling source (BadInput naming the wrong field)."""
+def poll_config(
+    source_type: str, info: dict[str, Any], *, policy: SourcePolicy | None = None
+) -> PollConfig:
+    """The checked settings of a polling source (BadInput naming the wrong field); with
+    `policy`, its URL must pass the source policy too (`SourceNotAllowed`, 403)."""
     url = info.get("url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 2000:
         raise BadInput(
             f"A {source_type} source needs connection_info.url (http or https)",
             detail={"field": "connection_info.url"},
         )
+    if policy is not None:
+        policy.check_url(url)
     interval = int(_number(info, "interval_seconds", 1, 7 * 86400, DEFAULT_INTERVAL[source_type]))
     timeout = float(_number(info, "timeout_seconds", 1, 600, 60))
     if source_type == "replication":
@@ -232,9 +244,16 @@ async def _log_failure(db: Database, source: DataSource, reason: str, payload: A
 
 
 async def poll(
-    db: Database, *, source_id: str, progress: Progress, publish: Publish | None = None
+    db: Database,
+    *,
+    source_id: str,
+    progress: Progress,
+    publish: Publish | None = None,
+    policy: SourcePolicy | None = None,
 ) -> dict[str, Any]:
-    """One poll of one source (the body of the `osm.poll_source` job)."""
+    """One poll of one source (the body of the `osm.poll_source` job), under `policy`
+    (the default policy when None: public addresses only)."""
+    policy = policy or SourcePolicy()
     async with db.sessionmaker() as session:
         source = await session.get(DataSource, source_id)
     if source is None:
@@ -244,11 +263,11 @@ async def poll(
     if source.type not in POLLING_TYPES:
         raise BadInput(f"A {source.type} source is not polled")
     try:
-        config = poll_config(source.type, source.connection_info or {})
+        config = poll_config(source.type, source.connection_info or {}, policy=policy)
         if source.type == "replication":
-            return await _poll_replication(db, source, config, progress, publish)
-        return await _poll_overpass(db, source, config, progress, publish)
-    except (UpstreamError, BadInput) as exc:
+            return await _poll_replication(db, source, config, policy, progress, publish)
+        return await _poll_overpass(db, source, config, policy, progress, publish)
+    except (UpstreamError, BadInput, Forbidden) as exc:
         await _log_failure(db, source, exc.message, {"url": source.connection_info.get("url")})
         raise
 
@@ -256,19 +275,24 @@ async def poll(
 # --- replication -------------------------------------------------------------------------------
 
 
-def _replication_server(config: PollConfig) -> ReplicationServer:
+def _replication_server(config: PollConfig, policy: SourcePolicy) -> ReplicationServer:
     server = ReplicationServer(config.url, diff_type="osc.gz")
     server.set_request_parameter("timeout", config.timeout_seconds)
     # pyosmium retries 3 times with back-off by default; the next poll is the retry here.
     server.retry = Retry(total=1, backoff_factor=0.2, allowed_methods={"GET"})
+    # Every request (and redirect hop) through the policy's client, checked at connect.
+    server.session = source_policy.requests_session(policy)
     return server
 
 
-async def _state_error(config: PollConfig) -> str:
-    """Why pyosmium could not read state.txt (it only says None): one plain GET tells."""
+async def _state_error(config: PollConfig, policy: SourcePolicy) -> str:
+    """Why pyosmium could not read state.txt (it only says None): one plain GET tells
+    (a refusal by the policy is raised as such)."""
     url = config.url + "state.txt"
     try:
-        async with httpx.AsyncClient(timeout=config.timeout_seconds) as client:
+        async with source_policy.async_client(
+            policy, timeout=config.timeout_seconds, follow_redirects=True
+        ) as client:
             response = await client.get(url, headers={"User-Agent": USER_AGENT})
     except httpx.TimeoutException:
         return f"Replication state {url} timed out after {config.timeout_seconds:g} s"
@@ -280,6 +304,8 @@ async def _state_error(config: PollConfig) -> str:
 
 
 def _diff_error(seq: int, url: str, exc: requests.RequestException, timeout: float) -> str:
+    if isinstance(exc, RefusedByPolicy):
+        return f"Diff {seq} ({url}) refused: {exc.refusal.message}"
     if isinstance(exc, requests.Timeout):
         return f"Diff {seq} ({url}) timed out after {timeout:g} s"
     if exc.response is not None:
@@ -291,13 +317,29 @@ async def _poll_replication(
     db: Database,
     source: DataSource,
     config: PollConfig,
+    policy: SourcePolicy,
     progress: Progress,
     publish: Publish | None,
 ) -> dict[str, Any]:
-    server = _replication_server(config)
+    server = _replication_server(config, policy)
+    try:
+        return await _replicate(db, source, config, policy, server, progress, publish)
+    finally:
+        server.close()
+
+
+async def _replicate(
+    db: Database,
+    source: DataSource,
+    config: PollConfig,
+    policy: SourcePolicy,
+    server: ReplicationServer,
+    progress: Progress,
+    publish: Publish | None,
+) -> dict[str, Any]:
     state = await asyncio.to_thread(server.get_state_info)
     if state is None:
-        raise UpstreamError(await _state_error(config))
+        raise UpstreamError(await _state_error(config, policy))
     last = source.sequence_number
     if last is None and config.start_sequence is None:
         # No starting point: follow the changes from now on.
@@ -317,6 +359,8 @@ async def _poll_replication(
             url = server.get_diff_url(seq)
             try:
                 data = await asyncio.to_thread(server.get_diff_block, seq)
+            except RefusedByPolicy as exc:
+                raise exc.refusal from None
             except requests.RequestException as exc:
                 raise UpstreamError(_diff_error(seq, url, exc, config.timeout_seconds)) from None
             path = Path(tmp) / f"{seq}.osc.gz"
@@ -362,12 +406,14 @@ async def _store_sequence(db: Database, source_id: str, seq: int) -> None:
 # --- overpass ------------------------------------------------------------------------------------
 
 
-async def fetch_overpass(config: PollConfig) -> Any:
+async def fetch_overpass(config: PollConfig, policy: SourcePolicy | None = None) -> Any:
+    """The Overpass answer under `policy` (each redirect hop and connection checked)."""
     assert config.query is not None
     where = f"Overpass at {config.url}"
     body = bytearray()
     try:
-        async with httpx.AsyncClient(
+        async with source_policy.async_client(
+            policy or SourcePolicy(),
             timeout=config.timeout_seconds,
             follow_redirects=True,
             headers={"User-Agent": USER_AGENT},
@@ -406,10 +452,11 @@ async def _poll_overpass(
     db: Database,
     source: DataSource,
     config: PollConfig,
+    policy: SourcePolicy,
     progress: Progress,
     publish: Publish | None,
 ) -> dict[str, Any]:
-    payload = await fetch_overpass(config)
+    payload = await fetch_overpass(config, policy)
     try:
         elements, rejected = parse_payload(payload)
     except BadInput as exc:

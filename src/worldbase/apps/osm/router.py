@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, File, Form, Path, Query, Response, UploadFile
+from fastapi import APIRouter, Body, File, Form, Path, Query, Request, Response, UploadFile
 
 from worldbase.apps.osm import jobs as _jobs  # noqa: F401  (registers the job kinds)
 from worldbase.apps.osm import polling, service
@@ -47,6 +47,7 @@ from worldbase.core.errors import BadInput
 from worldbase.core.http import body_limit
 from worldbase.core.job_schemas import JobRead
 from worldbase.core.services import HubDep, JobsDep, StorageDep
+from worldbase.core.source_policy import SourcePolicy
 
 router = APIRouter()
 # The largest file `POST /data-sources/{id}/import` takes; bigger: `worldbase import osm FILE`.
@@ -110,6 +111,10 @@ async def get_data_sources(
     return _page(items, total, limit, offset)
 
 
+def _policy(request: Request) -> SourcePolicy:
+    return SourcePolicy.from_settings(request.app.state.settings)
+
+
 @router.post(
     "/data-sources",
     response_model=DataSourceCreated,
@@ -117,9 +122,11 @@ async def get_data_sources(
     summary="Create a data source (admin); its push token is shown only in this response",
 )
 async def create_data_source(
-    body: DataSourceCreate, _admin: AdminUser, session: Session
+    request: Request, body: DataSourceCreate, _admin: AdminUser, session: Session
 ) -> dict[str, Any]:
-    source, token = await service.create_source(session, values=body.model_dump())
+    source, token = await service.create_source(
+        session, values=body.model_dump(), policy=_policy(request)
+    )
     return {**DataSourceRead.model_validate(source).model_dump(), "token": token}
 
 
@@ -132,13 +139,15 @@ async def get_data_source(source: SourceForAdmin) -> Any:
     "/data-sources/{source_id}", response_model=DataSourceRead, summary="Update a data source"
 )
 async def update_data_source(
-    body: DataSourceUpdate, source: SourceForAdmin, session: Session
+    request: Request, body: DataSourceUpdate, source: SourceForAdmin, session: Session
 ) -> Any:
     values = body.model_dump(exclude_unset=True)
     for required in ("name", "connection_info"):
         if required in values and values[required] is None:
             raise BadInput(f"{required} cannot be null")
-    return await service.update_source(session, source=source, values=values)
+    return await service.update_source(
+        session, source=source, values=values, policy=_policy(request)
+    )
 
 
 @router.delete("/data-sources/{source_id}", status_code=204, summary="Delete a data source")

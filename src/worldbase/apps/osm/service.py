@@ -27,6 +27,7 @@ from worldbase.apps.osm.parsing import parse_payload, truncate_payload
 from worldbase.apps.osm.polling import POLLING_TYPES, poll_config
 from worldbase.core.db import utcnow
 from worldbase.core.errors import BadInput
+from worldbase.core.source_policy import SourcePolicy
 from worldbase.geo.spatial import bbox_filter
 
 TOKEN_PREFIX = "wbsrc_"  # noqa: S105  (marks source tokens, not a secret)
@@ -164,10 +165,15 @@ async def get_source_or_raise(session: AsyncSession, *, source_id: str) -> DataS
     return source
 
 
-async def create_source(session: AsyncSession, *, values: dict[str, Any]) -> tuple[DataSource, str]:
-    """The new source and its push token (only the token's hash is stored)."""
+async def create_source(
+    session: AsyncSession, *, values: dict[str, Any], policy: SourcePolicy | None = None
+) -> tuple[DataSource, str]:
+    """The new source and its push token (only the token's hash is stored); a polling
+    source's URL must pass `policy` (the default policy when None)."""
     if values.get("type") in POLLING_TYPES:
-        poll_config(values["type"], values.get("connection_info") or {})
+        poll_config(
+            values["type"], values.get("connection_info") or {}, policy=policy or SourcePolicy()
+        )
     token = new_token()
     source = DataSource(**values, token_hash=hash_token(token))
     session.add(source)
@@ -176,10 +182,14 @@ async def create_source(session: AsyncSession, *, values: dict[str, Any]) -> tup
 
 
 async def update_source(
-    session: AsyncSession, *, source: DataSource, values: dict[str, Any]
+    session: AsyncSession,
+    *,
+    source: DataSource,
+    values: dict[str, Any],
+    policy: SourcePolicy | None = None,
 ) -> DataSource:
     if source.type in POLLING_TYPES and values.get("connection_info") is not None:
-        poll_config(source.type, values["connection_info"])
+        poll_config(source.type, values["connection_info"], policy=policy or SourcePolicy())
     for name, value in values.items():
         setattr(source, name, value)
     source.updated_at = utcnow()

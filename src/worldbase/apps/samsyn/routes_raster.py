@@ -18,7 +18,7 @@ from starlette.status import HTTP_200_OK
 
 from worldbase.apps.samsyn import service_raster
 from worldbase.apps.samsyn.events import layer_tiles_tag
-from worldbase.apps.samsyn.service_raster import NAMESPACE, RasterLayer
+from worldbase.apps.samsyn.service_raster import NAMESPACE, OWN_STORAGE, RasterLayer
 from worldbase.core import fast_lane
 from worldbase.core.auth import OptionalUser
 from worldbase.core.db import Session
@@ -104,7 +104,15 @@ async def geotiff_tile(
 
     async def render() -> bytes:
         tile = await raster.tile(
-            src.url, settings=services.settings, z=z, x=x, y=y, params=params, fmt=fmt, scale=scale
+            src.url,
+            settings=services.settings,
+            own_storage=OWN_STORAGE,
+            z=z,
+            x=x,
+            y=y,
+            params=params,
+            fmt=fmt,
+            scale=scale,
         )
         return tile.content
 
@@ -237,7 +245,7 @@ async def layer_info(
 ) -> dict[str, Any]:
     layer = await _layer(session, id, user)
     src = service_raster.source(layer, time=time)
-    data = await raster.info(src.url, settings=services.settings)
+    data = await raster.info(src.url, settings=services.settings, own_storage=OWN_STORAGE)
     data["delivery"] = layer.delivery
     data["url"] = await service_raster.direct_url(layer, src, services.storage)
     data["time"] = src.time_iso
@@ -321,6 +329,7 @@ async def layer_statistics(
     return await raster.statistics(
         src.url,
         settings=services.settings,
+        own_storage=OWN_STORAGE,
         params=params,
         categorical=categorical,
         categories=c,
@@ -353,7 +362,12 @@ async def layer_preview(
     src = service_raster.source(layer, time=time)
     params = service_raster.render_params(layer, render)
     image = await raster.preview(
-        src.url, settings=services.settings, params=params, fmt=format, max_size=max_size
+        src.url,
+        settings=services.settings,
+        own_storage=OWN_STORAGE,
+        params=params,
+        fmt=format,
+        max_size=max_size,
     )
     return Response(image.content, media_type=image.media_type)
 
@@ -378,7 +392,14 @@ async def layer_point(
     layer = await _layer(session, id, user)
     src = service_raster.source(layer, time=time)
     params = service_raster.render_params(layer, render)
-    data = await raster.point(src.url, settings=services.settings, lon=lon, lat=lat, params=params)
+    data = await raster.point(
+        src.url,
+        settings=services.settings,
+        own_storage=OWN_STORAGE,
+        lon=lon,
+        lat=lat,
+        params=params,
+    )
     data["time"] = src.time_iso
     return data
 
@@ -440,7 +461,12 @@ async def geotiff_tilejson(
     base = str(request.base_url).rstrip("/")
     tiles = f"{base}/api/layers/{layer.id}/tiles/{{z}}/{{x}}/{{y}}" + (f"?{query}" if query else "")
     data = await raster.tilejson(
-        src.url, settings=services.settings, tiles_url=tiles, name=layer.name, params=params
+        src.url,
+        settings=services.settings,
+        own_storage=OWN_STORAGE,
+        tiles_url=tiles,
+        name=layer.name,
+        params=params,
     )
     data["delivery"] = layer.delivery
     data["url"] = await service_raster.direct_url(layer, src, services.storage)

@@ -125,7 +125,7 @@ async def update(
             config = await service_wms.complete_config(config, settings=settings)
         config = validate_source_config(layer.source_type, config)
         if layer.source_type == SourceType.geotiff and settings is not None:
-            service_raster.check_sources(config, settings)
+            service_raster.check_sources(config, settings, previous=layer.source_config)
         if layer.source_type == SourceType.vector:
             # The derived statistics are the server's, whatever the client sent.
             config |= {k: layer.source_config.get(k) for k in DERIVED_VECTOR_KEYS}

@@ -37,6 +37,9 @@ from worldbase.geo.tile_cache import TileCache
 from worldbase.settings import Settings
 
 NAMESPACE = "samsyn"
+# The app's own objects in storage (uploaded COGs, the seeded demo): the only storage://
+# sources a layer may read (`geo.raster_sources.check_source_allowed`).
+OWN_STORAGE = "samsyn/"
 
 
 @dataclass(frozen=True)
@@ -210,14 +213,30 @@ def render_params(layer: RasterLayer, query: RenderQuery) -> RenderParams:
     return query.params(defaults if isinstance(defaults, dict) else {})
 
 
-def check_sources(config: dict[str, Any], settings: Settings) -> None:
-    """Every COG a GeoTIFF config names must be allowed (for create and update)."""
+def _storage_urls(config: dict[str, Any]) -> set[str]:
+    return {
+        str(config[key])
+        for key in ("url", "cogUrl")
+        if str(config.get(key) or "").startswith(STORAGE_SCHEME)
+    }
+
+
+def check_sources(
+    config: dict[str, Any], settings: Settings, *, previous: dict[str, Any] | None = None
+) -> None:
+    """Every COG a GeoTIFF config from a client names must be allowed (create and update).
+
+    `storage://` is set only by the upload service (the layer's own COG): a client may keep
+    the one the layer already has (`previous`), never name another object.
+    """
+    kept = _storage_urls(previous or {})
     for key in ("url", "cogUrl"):
-        if config.get(key):
-            check_source_allowed(str(config[key]), settings)
+        value = config.get(key)
+        if value and str(value) not in kept:
+            check_source_allowed(str(value), settings)
     template = config.get("cogUrlTemplate") or config.get("urlTemplate")
     if template:
-        # The allow-list applies to every step: the part before the first placeholder.
+        # The policy applies to every step: the part before the first placeholder too.
         check_source_allowed(fill_template(str(template), datetime(2000, 1, 1)), settings)
         check_source_allowed(str(template).split("{", 1)[0] + "x", settings)
 

@@ -3,8 +3,9 @@
 Creating or updating a WMS layer asks the WMS for its capabilities (OWSLib): every name in
 `layers` must be one of its layers (422 otherwise, listing the available ones), and
 `bounds` and the `temporal` range are filled from them where the client left them out. The
-URL must pass the source allow-list (`WORLDBASE_SOURCE_ALLOWLIST`, 403), and a WMS that
-cannot answer makes the request fail with 502/504 and its reason.
+URL must pass the source policy (`core.source_policy`: public addresses, or
+`WORLDBASE_SOURCE_ALLOWLIST`; 403 otherwise), checked on every redirect hop and on the
+address at connect time; a WMS that cannot answer makes the request fail with 502/504.
 
 A tile is a GetMap for the tile's EPSG:3857 bounds (`geo.wms`), cached in `geo.tile_cache`
 and ETagged by the layer, a digest of its `source_config` (so any configuration change
@@ -33,11 +34,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worldbase.apps.samsyn.models import Layer
 from worldbase.apps.samsyn.service_temporal import InvalidTime
 from worldbase.apps.samsyn.source_config import WmsConfig
+from worldbase.core import source_policy
 from worldbase.core.cache import Cache
 from worldbase.core.errors import BadInput, NotFound
 from worldbase.core.storage import Storage
 from worldbase.geo import wms
-from worldbase.geo.raster_sources import check_source_allowed
+from worldbase.geo.raster_sources import policy
 from worldbase.geo.tile_cache import TileCache, TileKey, tile_key
 from worldbase.settings import Settings
 
@@ -49,25 +51,31 @@ MAX_TILE_BYTES = 8 * 1024 * 1024
 MAX_CAPABILITIES_BYTES = 16 * 1024 * 1024
 CONNECTIONS_PER_LOOP = 20
 
-# One connection pool per event loop (connections belong to the loop that opened them).
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-    weakref.WeakKeyDictionary()
-)
+# One connection pool per event loop (connections belong to the loop that opened them) and
+# source policy (its connections were checked under that policy).
+_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[source_policy.SourcePolicy, httpx.AsyncClient]
+] = weakref.WeakKeyDictionary()
 
 
-def _client() -> httpx.AsyncClient:
+def _client(settings: Settings) -> httpx.AsyncClient:
+    rules = policy(settings)
     loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
+    clients = _clients.setdefault(loop, {})
+    client = clients.get(rules)
     if client is None or client.is_closed:
         limits = httpx.Limits(max_connections=CONNECTIONS_PER_LOOP, max_keepalive_connections=10)
-        client = httpx.AsyncClient(limits=limits, follow_redirects=False)
-        _clients[loop] = client
+        client = source_policy.async_client(rules, limits=limits, follow_redirects=False)
+        clients[rules] = client
     return client
 
 
 def _url_check(settings: Settings) -> wms.UrlCheck:
+    rules = policy(settings)
+
     def check(url: str) -> None:
-        check_source_allowed(url, settings)
+        # The address is checked when the client connects (no DNS lookup per tile here).
+        rules.check_url(url, resolve=False)
 
     return check
 
@@ -111,7 +119,7 @@ async def complete_config(config: dict[str, Any], *, settings: Settings) -> dict
     except ValidationError:
         return config
     layers = await wms.get_capabilities(
-        _client(),
+        _client(settings),
         parsed.url,
         version=parsed.version,
         check_url=_url_check(settings),
@@ -270,7 +278,7 @@ async def render(tile: WmsTile, *, settings: Settings, cache: Cache, storage: St
 
     async def fetch() -> bytes:
         image = await wms.get_map(
-            _client(),
+            _client(settings),
             tile.source,
             z=tile.z,
             x=tile.x,
