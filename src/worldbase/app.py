@@ -17,6 +17,7 @@ from worldbase.apps.habitats.router import router as habitats_router
 from worldbase.apps.osm.router import router as osm_router
 from worldbase.apps.samsyn.router import priority_routes as samsyn_priority_routes
 from worldbase.apps.samsyn.router import router as samsyn_router
+from worldbase.core import offload
 from worldbase.core.api.auth import router as auth_router
 from worldbase.core.api.jobs import router as jobs_router
 from worldbase.core.api.meta import router as meta_router
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await stop_listener(invalidations)
             await services.stop()
+            offload.shutdown()
 
     app = FastAPI(
         title="Worldbase",

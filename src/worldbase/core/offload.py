@@ -1,33 +1,82 @@
 """CPU-bound work of a request (JSON, geometry) off the event loop once it is large.
 
-A few KB parse faster than a thread hop costs; megabytes would stall every other request
-on the loop (a 1e6-vertex LineString stalled `/health` for 10 s). Above `OFFLOAD_BYTES`
-the work runs in the thread pool instead.
+A few KB parse faster than any hop costs; megabytes would stall every other request on
+the loop (a 1e6-vertex LineString stalled `/health` for 10 s). A worker thread does not
+help there: `json.loads`, shapely's GeoJSON writer and the encoders hold the GIL for the
+whole call. So past `OFFLOAD_BYTES` the work runs in a small pool of worker *processes*
+(spawned, so no thread state is forked), and only bytes and compact results cross over
+(shapely geometries pickle as WKB). Functions sent there must be module-level and pure.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
+import multiprocessing
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-import anyio.to_thread
-
-from worldbase.core.errors import BadInput
+from worldbase.core.errors import BadInput, DomainError
 
 T = TypeVar("T")
 OFFLOAD_BYTES = 64 * 1024
+PROCESS_WORKERS = max(1, min(2, os.cpu_count() or 1))
+
+_pool: ProcessPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ProcessPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            context = multiprocessing.get_context("spawn")
+            _pool = ProcessPoolExecutor(max_workers=PROCESS_WORKERS, mp_context=context)
+        return _pool
+
+
+def shutdown() -> None:
+    """Stop the worker processes (at application shutdown; a later call starts new ones)."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _call(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    # Domain errors cross back as data: their keyword-only constructor does not unpickle.
+    try:
+        return ("ok", fn(*args, **kwargs))
+    except DomainError as exc:
+        return ("error", type(exc), exc.message, exc.detail, exc.headers)
 
 
 async def run_sized(size: int, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """`fn(*args, **kwargs)`: inline for small inputs, in a worker thread past OFFLOAD_BYTES."""
+    """`fn(*args, **kwargs)`: inline for small inputs, in a worker process past OFFLOAD_BYTES."""
     if size <= OFFLOAD_BYTES:
         return fn(*args, **kwargs)
-    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+    loop = asyncio.get_running_loop()
+    call = functools.partial(_call, fn, args, kwargs)
+    try:
+        outcome = await loop.run_in_executor(_executor(), call)
+    except BrokenProcessPool:
+        shutdown()  # a worker died (killed, out of memory): the next call gets a fresh pool
+        raise
+    if outcome[0] == "error":
+        _, cls, message, detail, headers = outcome
+        raise cls(message, detail=detail, headers=headers)
+    result: T = outcome[1]
+    return result
 
 
-def _loads_object(raw: bytes) -> dict[str, Any]:
+def loads_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object body (422 when it is not JSON or not an object)."""
     try:
         value = json.loads(raw)
     except ValueError:
@@ -41,12 +90,3 @@ def _loads_object(raw: bytes) -> dict[str, Any]:
             detail=[{"loc": ["body"], "msg": "Input should be an object", "type": "dict_type"}],
         )
     return value
-
-
-async def json_object(raw: bytes) -> dict[str, Any]:
-    """A JSON object body, decoded off the loop when large (422 when not an object)."""
-    return await run_sized(len(raw), _loads_object, raw)
-
-
-def dumps_bytes(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()

@@ -21,7 +21,7 @@ from worldbase.apps.samsyn.schemas_features import (
 )
 from worldbase.core.auth import CurrentUser, OptionalUser
 from worldbase.core.db import Session
-from worldbase.core.offload import dumps_bytes, json_object, run_sized
+from worldbase.core.offload import run_sized
 from worldbase.core.services import HubDep, ServicesDep
 from worldbase.geo.geometry import parse_bbox
 
@@ -238,19 +238,18 @@ async def create_features(
     service_features.require_vector(layer)
     # Large bodies are decoded, validated and answered off the event loop.
     raw = await request.body()
-    body = await json_object(raw)
     settings = services.settings
     items = await run_sized(
         len(raw),
-        service_features.parse_input,
-        body,
+        service_features.decode_input,
+        raw,
         max_feature_vertices=settings.worldbase_max_feature_vertices,
         max_request_vertices=settings.worldbase_max_request_vertices,
     )
-    del body
     layer, features = await service_features.create_many(session, layer_id=layer.id, items=items)
     await tiles_changed(hub, layer.id)
-    content = await run_sized(len(raw), service_features.features_json, features)
+    rows = [service_features.written(f) for f in features]
+    content = await run_sized(len(raw), service_features.features_json, rows)
     maps = await maps_containing(session, layer_id=layer.id)
     ids = [str(f.id) for f in features[:1000]]
     event = {"layer_id": str(layer.id), "ids": ids, "count": len(features)}
@@ -276,16 +275,18 @@ async def update_feature(
 ) -> Any:
     service_features.require_vector(layer)
     raw = await request.body()
-    body = await json_object(raw)
     limit = services.settings.worldbase_max_feature_vertices
     values = await run_sized(
-        len(raw), service_features.parse_update, body, max_feature_vertices=limit
+        len(raw), service_features.decode_update, raw, max_feature_vertices=limit
     )
     layer, feature = await service_features.update(
         session, layer_id=layer.id, feature_id=feature_id, values=values
     )
     await tiles_changed(hub, layer.id)
-    data = await run_sized(len(raw), service_features.feature_json, feature)
+    size = len(raw) if "geometry" in values else 0
+    data, content = await run_sized(
+        size, service_features.feature_payload, service_features.written(feature)
+    )
     maps = await maps_containing(session, layer_id=layer.id)
     await publish(
         hub,
@@ -294,7 +295,7 @@ async def update_feature(
         actor=user,
         data={"layer_id": str(layer.id), "feature": data},
     )
-    return Response(await run_sized(len(raw), dumps_bytes, data), media_type="application/json")
+    return Response(content, media_type="application/json")
 
 
 @router.delete(

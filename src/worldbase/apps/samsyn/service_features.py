@@ -20,7 +20,7 @@ from worldbase.apps.samsyn.pgraw import driver
 from worldbase.apps.samsyn.service_layers import refresh_stats
 from worldbase.core.db import Database, utcnow
 from worldbase.core.errors import BadInput, Conflict, NotFound
-from worldbase.core.offload import run_sized
+from worldbase.core.offload import loads_object, run_sized
 from worldbase.geo.geometry import (
     DEFAULT_MAX_FEATURE_VERTICES,
     DEFAULT_MAX_VERTICES,
@@ -175,8 +175,9 @@ async def _list_sqlite(
     ).all()
     if not rows:
         return FeaturePage("", int(total or 0), 0)
-    size = sum(len(row[1]) for row in rows)
-    body = await run_sized(size, _page_text, rows)  # large geometries: off the loop
+    plain = [(row[0], bytes(row[1]), row[2], row[3]) for row in rows]
+    size = sum(len(row[1]) for row in plain)
+    body = await run_sized(size, _page_text, plain)  # large geometries: off the loop
     return FeaturePage(body, int(total or 0), len(rows))
 
 
@@ -191,21 +192,42 @@ def _page_text(rows: Sequence[Any]) -> str:
     )
 
 
-def feature_json(feature: LayerFeature) -> dict[str, Any]:
+# A written feature as plain values (id, geometry, properties, display_order): what the
+# response builders take, so they can run in a worker process (geometries pickle as WKB).
+WrittenFeature = tuple[str, BaseGeometry, dict[str, Any], int]
+
+
+def written(feature: LayerFeature) -> WrittenFeature:
+    return (str(feature.id), feature.geometry, feature.properties or {}, feature.display_order)
+
+
+def feature_dict(row: WrittenFeature) -> dict[str, Any]:
+    fid, geometry, properties, order = row
     return {
         "type": "Feature",
-        "id": str(feature.id),
-        "geometry": to_geojson(feature.geometry),
-        "properties": feature.properties or {},
-        "display_order": feature.display_order,
+        "id": fid,
+        "geometry": to_geojson(geometry),
+        "properties": properties,
+        "display_order": order,
     }
 
 
-def features_json(features: builtins.list[LayerFeature]) -> bytes:
+def feature_payload(row: WrittenFeature) -> tuple[dict[str, Any], bytes]:
+    """The feature as a dict (for its event) and as the response body."""
+    data = feature_dict(row)
+    return data, json.dumps(data, separators=(",", ":")).encode()
+
+
+def features_json(rows: builtins.list[WrittenFeature]) -> bytes:
     """The written features as the FeatureCollection the write routes answer with."""
-    data = [feature_json(f) for f in features]
-    body = {"type": "FeatureCollection", "features": data, "numberReturned": len(data)}
-    return json.dumps(body, separators=(",", ":")).encode()
+    geojson = shapely.to_geojson(np.array([row[1] for row in rows], dtype=object)).tolist()
+    features = ",".join(
+        f'{{"type":"Feature","id":"{fid}","geometry":{geometry},'
+        f'"properties":{json.dumps(props, separators=(",", ":"))},"display_order":{int(order)}}}'
+        for (fid, _, props, order), geometry in zip(rows, geojson, strict=True)
+    )
+    body = f'{{"type":"FeatureCollection","features":[{features}],"numberReturned":{len(rows)}}}'
+    return body.encode()
 
 
 async def get_or_raise(
@@ -272,6 +294,17 @@ def parse_input(
             raise BadInput("The FeatureCollection has no features")
         return result
     raise BadInput("Send a GeoJSON Feature or FeatureCollection", detail={"path": "type"})
+
+
+def decode_input(
+    raw: bytes, *, max_feature_vertices: int, max_request_vertices: int
+) -> builtins.list[tuple[BaseGeometry, dict[str, Any], int | None]]:
+    """`parse_input` of a raw JSON body (one call, so it can run in a worker process)."""
+    return parse_input(
+        loads_object(raw),
+        max_feature_vertices=max_feature_vertices,
+        max_request_vertices=max_request_vertices,
+    )
 
 
 def summarize(geoms: builtins.list[BaseGeometry]) -> tuple[int, Box | None, set[str]]:
@@ -371,6 +404,11 @@ def parse_update(
     if not values:
         raise BadInput("Nothing to update: send geometry, properties or display_order")
     return values
+
+
+def decode_update(raw: bytes, *, max_feature_vertices: int) -> dict[str, Any]:
+    """`parse_update` of a raw JSON body (one call, so it can run in a worker process)."""
+    return parse_update(loads_object(raw), max_feature_vertices=max_feature_vertices)
 
 
 async def update(
