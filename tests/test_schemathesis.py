@@ -6,6 +6,7 @@ Bounded: a fixed seed, a few examples per operation, no shrinking. It must find 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import tempfile
 import time
@@ -21,7 +22,7 @@ from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from tests.conftest import base_settings
-from tests.rasters import make_cog
+from worldbase.seeding import seed_demo_data
 
 MAX_EXAMPLES = 4
 SEED = 18_2025
@@ -42,16 +43,18 @@ def fuzz_app(
     event loop of its own, so no TestClient (and no second loop) touches it."""
     from worldbase.app import create_app
 
-    root = tmp_path_factory.mktemp("fuzz")
     settings_ = base_settings(
-        root / "data",
+        tmp_path_factory.mktemp("fuzz") / "data",
         **served_overrides,
         # Configured as after `make run`, so that "not configured" 503s are not what is tested.
-        habitat_raster_url=str(make_cog(root / "rasters" / "habitats.tif", count=1)),
-        clerk_webhook_secret="whsec_"
-        + base64.b64encode(b"fuzz-secret-32-bytes-long-enough").decode(),
+        clerk_webhook_secret="whsec_" + base64.b64encode(b"fuzz-secret-32-bytes-long!").decode(),
     )
     app = create_app(settings_)
+    with asgi.get_client(app):  # starts the lifespan (and migrates an embedded database)
+        pass
+    # The demo data of `make run` (habitat raster, maps, characters, images, OSM objects), so
+    # that reads find rows and lists have items to serialize.
+    asyncio.run(seed_demo_data(settings_))
     _stats["started"] = time.monotonic()
     yield app
     asgi.shutdown_lifespans()
@@ -63,15 +66,33 @@ def fuzz_app(
 
 
 @pytest.fixture(scope="module")
-def bearer(fuzz_app: Any) -> str:
-    """A registered user's token, made through the API like a client would."""
+def owned(fuzz_app: Any) -> dict[str, str]:
+    """A registered user, made through the API like a client would, who owns a private map
+    and a finished export job (so that their lists are not empty): token and ids."""
     with asgi.get_client(fuzz_app) as session:
         response = session.post(
             "/api/auth/register",
             json={"email": "fuzzer@example.org", "password": "correct horse battery"},
         )
-    assert response.status_code == 201, response.text
-    return str(response.json()["access_token"])
+        assert response.status_code == 201, response.text
+        token = str(response.json()["access_token"])
+        session.headers["Authorization"] = f"Bearer {token}"
+        made = session.post("/api/maps", json={"name": "Fuzzed map"})
+        assert made.status_code == 201, made.text
+        character = session.get("/api/characters").json()["items"][0]
+        body = {"character_id": character["id"], "format": "obj"}
+        assert session.post("/api/export", json=body).status_code in (200, 201, 202)
+        for _ in range(300):
+            jobs = session.get("/api/jobs").json()["items"]
+            if jobs and all(job["status"] not in ("queued", "running") for job in jobs):
+                break
+            time.sleep(0.1)
+    return {"token": token, "map": made.json()["id"], "job": jobs[0]["id"]}
+
+
+@pytest.fixture(scope="module")
+def bearer(owned: dict[str, str]) -> str:
+    return owned["token"]
 
 
 def _openapi() -> dict[str, Any]:
@@ -113,3 +134,25 @@ def test_anonymous(case: Any, fuzz_app: Any) -> None:
 @seed(SEED)
 def test_signed_in(case: Any, fuzz_app: Any, bearer: str) -> None:
     _run(fuzz_app, case, {"Authorization": f"Bearer {bearer}"})
+
+
+def test_the_owners_own_objects(fuzz_app: Any, owned: dict[str, str]) -> None:
+    """Random ids never hit a real row: these requests do, with the same checks (they found
+    naive job timestamps and the undocumented 200 of inviting a collaborator again)."""
+    headers = {"Authorization": f"Bearer {owned['token']}"}
+    collaborators = schema["/api/maps/{id}/collaborators"]["POST"]
+    invite = {"email": "friend@example.org", "permission": "view"}
+    calls = [
+        (schema["/api/jobs"]["GET"], {}, None, 200),
+        (schema["/api/jobs/{job_id}"]["GET"], {"job_id": owned["job"]}, None, 200),
+        (schema["/api/maps/{id}"]["GET"], {"id": owned["map"]}, None, 200),
+        (collaborators, {"id": owned["map"]}, invite, 201),
+        (collaborators, {"id": owned["map"]}, invite | {"permission": "edit"}, 200),
+    ]
+    for operation, path, body, expected in calls:
+        kwargs: dict[str, Any] = {"path_parameters": path}
+        if body is not None:
+            kwargs["body"] = body
+        case = operation.Case(**kwargs)
+        response = case.call_and_validate(app=fuzz_app, headers=headers, checks=CHECKS)
+        assert response.status_code == expected, (operation.label, response.text)

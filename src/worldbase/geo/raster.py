@@ -156,6 +156,7 @@ class ReaderPool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             reader = Reader(_gdal_path(target), tms=tms)
+        require_crs(reader, source)
         self._final_url[source] = target
         return reader
 
@@ -224,6 +225,17 @@ def open_error(source: str, exc: Exception) -> DomainError:
     if "No such file" in text or "does not exist" in text:
         return NotFound("Raster source not found", detail={"source": source})
     return BadInput("The source is not a readable raster", detail={"source": source})
+
+
+def require_crs(reader: Reader, source: str) -> None:
+    """A raster without a CRS cannot be placed on a map (rio-tiler fails on it with an
+    AttributeError, a 500): 422 instead. The reader is closed."""
+    if reader.crs is None:
+        _close(reader)
+        raise BadInput(
+            "The raster has no CRS (coordinate reference system), so it cannot be placed on a map",
+            detail={"source": source},
+        )
 
 
 def check_bands(params: RenderParams, count: int) -> None:
