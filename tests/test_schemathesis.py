@@ -113,6 +113,7 @@ _FUZZ_SETTINGS = settings(
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=list(HealthCheck),
     print_blob=True,
+    database=None,  # the same cases every run: no replay of earlier failures
 )
 
 
