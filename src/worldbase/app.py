@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
@@ -26,6 +26,7 @@ from worldbase.core.docs import install_offline_docs
 from worldbase.core.errors import ERROR_RESPONSES, install_error_handlers
 from worldbase.core.fast_lane import FastLaneMiddleware, start_listener, stop_listener
 from worldbase.core.http import RequestContextMiddleware, configure_logging
+from worldbase.core.input_checks import refuse_nul_characters
 from worldbase.core.redact import install_redaction
 from worldbase.core.services import Services
 from worldbase.core.viewer import install_viewer
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             '`{"status": "error", "code": 404, "message": "...", "detail": ...}`.'
         ),
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul_characters)],
         docs_url=None,
         redoc_url=None,
     )

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from pydantic import ConfigDict, Field
 
 from worldbase.core.models import JobStatus
-from worldbase.core.schemas import Schema
+from worldbase.core.schemas import Schema, UTCDateTime
 
 JOB_EXAMPLE: dict[str, Any] = {
     "id": "0b7f6a52-4a8e-4d0e-9d4c-2f1f3f0a9b11",
@@ -46,10 +45,11 @@ class JobRead(Schema):
     attempts: int
     max_attempts: int
     cancel_requested: bool
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    # With their UTC offset: SQLite hands back naive datetimes, and `date-time` needs one.
+    created_at: UTCDateTime
+    updated_at: UTCDateTime
+    started_at: UTCDateTime | None
+    finished_at: UTCDateTime | None
 
 
 class JobPage(Schema):

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, HttpUrl, TypeAdapter
 from pydantic.config import JsonDict
 
@@ -45,6 +46,17 @@ def web_url_or_none(value: object) -> str | None:
         return _http_url(value)
     except ValueError:
         return None
+
+
+# Serial (INTEGER) keys: PostgreSQL refuses a larger value with an error (once a 500, for
+# 9223372036854775808 as for 2**31), so every id in a body or a path is bounded here: 422.
+SERIAL_MAX = 2**31 - 1
+SerialId = Annotated[int, Field(ge=1, le=SERIAL_MAX)]
+
+
+def serial_id_path(description: str, **kwargs: Any) -> Any:
+    """`Path(...)` of a serial id, bounded like `SerialId`."""
+    return Path(ge=1, le=SERIAL_MAX, description=description, **kwargs)
 
 
 class Schema(BaseModel):

@@ -21,13 +21,15 @@ and the HTML viewer are left out.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import attr
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.routing import APIRoute
+from pydantic import ValidationError
 from rasterio.errors import RasterioError, RasterioIOError
 from rio_tiler.errors import (
     InvalidColorFormat,
@@ -38,6 +40,8 @@ from rio_tiler.errors import (
 )
 from rio_tiler.models import ImageData, PointData
 from starlette.status import HTTP_200_OK
+from titiler.core.algorithm import BaseAlgorithm
+from titiler.core.algorithm import algorithms as titiler_algorithms
 from titiler.core.dependencies import DefaultDependency
 from titiler.core.factory import TilerFactory
 
@@ -86,9 +90,10 @@ class CogReader(SafeReader):
     def __attrs_post_init__(self) -> None:
         if self.settings is None:
             super().__attrs_post_init__()
-            return
-        with gdal_env(self.settings):
-            super().__attrs_post_init__()
+        else:
+            with gdal_env(self.settings):
+                super().__attrs_post_init__()
+        raster.require_crs(self, str(self.input))
 
     def _check(self, indexes: Any, expression: str | None) -> None:
         # GDAL would return an empty band for an index past the last one: 422 instead.
@@ -120,6 +125,41 @@ class CogReaderParams(DefaultDependency):
 
     def as_dict(self, exclude_none: bool = True) -> dict[str, Any]:
         return {"settings": _settings(self.request)}
+
+
+ALGORITHMS = titiler_algorithms.data
+
+
+def post_process(
+    algorithm: Annotated[
+        Literal[tuple(ALGORITHMS)] | None,  # type: ignore[valid-type]
+        Query(description="Algorithm name"),
+    ] = None,
+    algorithm_params: Annotated[
+        str | None,
+        Query(
+            description='The algorithm\'s parameters, a JSON object: `{"azimuth": 315}`',
+            max_length=2000,
+        ),
+    ] = None,
+) -> BaseAlgorithm | None:
+    """TiTiler's algorithm dependency, strict: its own passes `null`, a list or a number
+    straight to the algorithm's constructor (a TypeError, so a 500)."""
+    if algorithm is None:
+        return None
+    params: Any = {}
+    if algorithm_params is not None:
+        try:
+            params = json.loads(algorithm_params)
+        except ValueError:
+            raise BadInput("algorithm_params must be a JSON object") from None
+        if not isinstance(params, dict):
+            raise BadInput("algorithm_params must be a JSON object")
+    try:
+        return ALGORITHMS[algorithm](**params)
+    except ValidationError as exc:
+        fields = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        raise BadInput(f"Invalid algorithm_params for {algorithm}", detail=fields) from None
 
 
 def _domain_error(exc: Exception, source: str) -> DomainError | None:
@@ -205,6 +245,7 @@ def build_router() -> APIRouter:
         reader_dependency=CogReaderParams,
         path_dependency=cog_source,
         environment_dependency=cog_environment,
+        process_dependency=post_process,
         router_prefix="/cog",
         add_part=False,
         add_viewer=False,

@@ -165,7 +165,13 @@ class ReaderPool:
     def _open(self, source: str, settings: Settings, tms: morecantile.TileMatrixSet) -> Reader:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return SafeReader(gdal_path(source, settings), tms=tms)
+            reader = SafeReader(gdal_path(source, settings), tms=tms)
+        try:
+            require_crs(reader, source)
+        except Exception:
+            _close(reader)
+            raise
+        return reader
 
     @contextlib.contextmanager
     def reader(
@@ -227,6 +233,17 @@ def open_error(source: str, exc: Exception) -> DomainError:
     if "No such file" in text or "does not exist" in text:
         return NotFound("Raster source not found", detail={"source": source})
     return BadInput("The source is not a readable raster", detail={"source": source})
+
+
+def require_crs(reader: Reader, source: str) -> None:
+    """A raster without a CRS cannot be placed on a map (rio-tiler fails on it with an
+    AttributeError, a 500): 422 instead. The reader is closed."""
+    if reader.crs is None:
+        _close(reader)
+        raise BadInput(
+            "The raster has no CRS (coordinate reference system), so it cannot be placed on a map",
+            detail={"source": source},
+        )
 
 
 def check_bands(params: RenderParams, count: int) -> None:

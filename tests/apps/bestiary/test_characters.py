@@ -9,6 +9,7 @@ import trimesh
 from PIL import Image
 
 from tests.apps.bestiary.conftest import CALLERS, TROLL, Cast, box_glb, mesh_bytes, png, stored_keys
+from tests.bombs import jpeg_bomb, png_bomb, webp_bomb
 from tests.builders import assert_error
 
 WRITE_STATUS = {"owner": 403, "other": 403, "anonymous": 401}
@@ -168,3 +169,14 @@ def test_anyone_gets_a_portrait_and_a_model(cast: Cast, who: str) -> None:
         again = cast.client.get(url + path, headers=headers | {"If-None-Match": etag})
         assert again.status_code == 304 and again.content == b""
     assert_error(cast.client.get("/api/characters/999999/model", headers=headers), 404)
+
+
+def test_decompression_bombs_are_422_and_change_nothing(cast: Cast) -> None:
+    character = cast.character()
+    client, admin = cast.client, cast.as_("admin")
+    url = f"/api/characters/{character['id']}/image"
+    for name, bomb in (("a.png", png_bomb()), ("b.webp", webp_bomb()), ("c.jpg", jpeg_bomb())):
+        body = assert_error(client.put(url, files={"file": (name, bomb)}, headers=admin), 422)
+        assert "too large" in body["message"]
+    assert_error(client.get(url), 404)
+    assert stored_keys(client) == []

@@ -120,3 +120,12 @@ def test_obj_of_a_vertex_coloured_model_keeps_its_colours() -> None:
     original = trimesh.load(io.BytesIO(glb), file_type="glb", force="mesh")
     back = trimesh.load(io.BytesIO(text.encode()), file_type="obj", force="mesh")
     assert np.allclose(back.extents, original.extents, atol=1e-5)
+
+
+@pytest.mark.parametrize("character_id", [2**31, 2**63 - 1, 2**63, 10**30])
+def test_ids_beyond_the_database_range_are_422(cast: Cast, character_id: int) -> None:
+    client, owner = cast.client, cast.as_("owner")
+    body = {"character_id": character_id, "format": "obj"}
+    assert_error(client.post("/api/export", json=body, headers=owner), 422)
+    assert_error(client.get(f"/api/characters/{character_id}"), 422)
+    assert_error(client.get(f"/api/export/status/{character_id}"), 422)

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.apps.bestiary.conftest import Cast, png, stored_keys
+from tests.bombs import jpeg_bomb, png_bomb, webp_bomb
 from tests.builders import assert_error
 from worldbase.apps.bestiary.uploads import Limits, collect
 from worldbase.core.errors import BadInput, PayloadTooLarge
@@ -145,3 +146,21 @@ def test_an_upload_over_the_size_limit_is_413(
     response = client.post("/api/reconstruct/upload", files=files, headers=cast.as_("owner"))
     assert_error(response, 413)
     assert stored_keys(client) == []
+
+
+def test_decompression_bombs_in_a_reconstruction_upload_are_422(cast: Cast) -> None:
+    good = [("files", (f"{i}.png", png(seed=i), "image/png")) for i in range(3)]
+    for name, bomb in (("a.png", png_bomb()), ("b.webp", webp_bomb()), ("c.jpg", jpeg_bomb())):
+        files = [*good, ("files", (name, bomb, "application/octet-stream"))]
+        response = cast.client.post(
+            "/api/reconstruct/upload", files=files, headers=cast.as_("owner")
+        )
+        body = assert_error(response, 422)
+        assert name in body["message"] and "too large" in body["message"]
+    assert stored_keys(cast.client, "bestiary/uploads/") == []
+    # Inside a zip, an entry that is no usable image is skipped, as a readme would be.
+    bombs = _zip(("a.png", png_bomb()), ("b.webp", webp_bomb()), ("c.jpg", jpeg_bomb()))
+    zipped = [*good, ("files", ("z.zip", bombs, "application/zip"))]
+    response = cast.client.post("/api/reconstruct/upload", files=zipped, headers=cast.as_("owner"))
+    assert response.status_code == 201, response.text
+    assert response.json()["image_count"] == 3

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.apps.dnd.conftest import reset_app, stored_keys
+from tests.bombs import jpeg_bomb, png_bomb, webp_bomb
 from tests.builders import assert_error
 from worldbase.settings import Settings
 
@@ -113,3 +114,33 @@ def test_migration_accepts_bodies_above_the_default_limit(
     assert client.post(URL, json=big).status_code == 200
     # ...while every other route keeps the default.
     assert_error(client.post("/api/v1/images/generate", json=big), 413)
+
+
+def test_decompression_bombs_are_per_entry_errors_and_the_rest_migrates(
+    client: TestClient,
+) -> None:
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    dump = {
+        "scene_cache": {
+            "scene_cache_Tavern_Evening_Clear": {"image": b64(png_bomb())},
+            "scene_cache_Forest_Night_Clear": {"image": _png((10, 40, 10))},
+        },
+        "item_images": {
+            "item_image_Rope": {
+                "images": [
+                    {"image": b64(webp_bomb())},
+                    {"image": _png((200, 0, 0), (32, 32))},
+                    {"image": b64(jpeg_bomb())},
+                ]
+            }
+        },
+    }
+    response = client.post(URL, json=dump)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["scenes"], report["items"]) == (1, 1)
+    assert len(report["errors"]) == 3
+    assert all("too large" in error["error"] for error in report["errors"]), report["errors"]
+    assert len(stored_keys(client)) == 4

@@ -472,3 +472,13 @@ def test_storage_layers(team: Team, cogs: Path) -> None:
         assert info["url"].startswith("http")
     else:
         assert info["url"] is None
+
+
+def test_a_raster_without_a_crs_is_422_not_500(team: Team, cogs: Path, http: str) -> None:
+    make_cog(cogs / "nocrs.tif", crs=None)  # type: ignore[arg-type]
+    layer = geotiff(team, f"{http}/nocrs.tif")
+    base = f"/api/layers/{layer['id']}"
+    owner = team.as_("owner")
+    for path in ("info", TILE, f"{TILE}.png", "point/5.0,53.5", "preview", "tilejson.json"):
+        body = assert_error(team.client.get(f"{base}/{path}", headers=owner), 422)
+        assert "CRS" in body["message"], (path, body)

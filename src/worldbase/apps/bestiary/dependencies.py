@@ -13,16 +13,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends
 
 from worldbase.apps.bestiary import exports, reconstruction, service
 from worldbase.apps.bestiary.models import Character, ExportJob, ReconstructionJob
 from worldbase.core.auth import AdminUser, CurrentUser
 from worldbase.core.db import Session
 from worldbase.core.models import Job, User
+from worldbase.core.schemas import serial_id_path
 
-CharacterId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Character id")]
-ExportId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Export id")]
+CharacterId = Annotated[int, serial_id_path("Character id")]
+ExportId = Annotated[int, serial_id_path("Export id")]
 
 
 async def character_for_read(id: CharacterId, session: Session) -> Character:

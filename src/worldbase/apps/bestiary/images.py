@@ -4,15 +4,13 @@ Blocking: callers run these in a worker thread."""
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
-from worldbase.core.errors import BadInput
+from worldbase.core.images import open_image
 
 THUMBNAIL_SIZE = (200, 200)
-MAX_PIXELS = 40_000_000  # decompression bombs
 
 
 @dataclass(frozen=True)
@@ -21,24 +19,6 @@ class Portrait:
     thumbnail: bytes
     width: int
     height: int
-
-
-def open_image(data: bytes) -> Image.Image:
-    """Decode image bytes of any format Pillow knows; `BadInput` for anything else."""
-    if not data:
-        raise BadInput("Not an image: the file is empty")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.width * image.height > MAX_PIXELS:
-                raise BadInput(f"Image is too large: {image.width}x{image.height} pixels")
-            image.load()
-    except BadInput:
-        raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as exc:
-        raise BadInput(f"Not an image ({type(exc).__name__})") from None
-    return image
 
 
 def rgb(image: Image.Image) -> Image.Image:

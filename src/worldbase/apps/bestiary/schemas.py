@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
-from worldbase.core.schemas import InputSchema, Schema, UTCDateTime
+from worldbase.core.schemas import InputSchema, Schema, SerialId, UTCDateTime
 
 _AT = "2026-11-23T08:00:00Z"
 
@@ -182,7 +182,7 @@ class MeshFormat(enum.StrEnum):
 
 
 class ExportCreate(InputSchema):
-    character_id: int = Field(ge=1)
+    character_id: SerialId
     format: MeshFormat
 
     model_config = _examples({"character_id": 7, "format": "obj"}, forbid=True)
@@ -325,6 +325,6 @@ class ReconstructStatus(Schema):
 
 
 class AttachResult(InputSchema):
-    character_id: int = Field(ge=1)
+    character_id: SerialId
 
     model_config = _examples({"character_id": 7}, forbid=True)

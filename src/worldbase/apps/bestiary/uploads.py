@@ -19,8 +19,9 @@ from typing import Any
 import cv2
 from PIL import Image
 
-from worldbase.apps.bestiary.images import MAX_PIXELS, open_image, rgb
+from worldbase.apps.bestiary.images import rgb
 from worldbase.core.errors import BadInput, PayloadTooLarge
+from worldbase.core.images import open_header, open_image
 
 MIN_IMAGES = 3
 MAX_SIDE = 4096  # photos are scaled down to this before storing
@@ -64,19 +65,16 @@ def photo(data: bytes) -> bytes:
     1/8 scale (fast; truncation and corruption still fail) and kept as it is, EXIF focal
     length included, which COLMAP uses; anything else is decoded and re-encoded."""
     if data[:3] == b"\xff\xd8\xff":
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                plain = image.format == "JPEG" and image.mode in ("RGB", "L")
-                if (
-                    plain
-                    and max(image.size) <= MAX_SIDE
-                    and image.size[0] * image.size[1] <= MAX_PIXELS
-                ):
+        # The header's size is checked before any decoding (a JPEG may claim 65500x65500).
+        with open_header(data) as image:
+            plain = image.format == "JPEG" and image.mode in ("RGB", "L")
+            if plain and max(image.size) <= MAX_SIDE:
+                try:
                     image.draft("RGB", (max(image.width // 8, 1), max(image.height // 8, 1)))
                     image.load()
-                    return data
-        except (OSError, ValueError, SyntaxError):
-            raise BadInput("Not an image (corrupt JPEG)") from None
+                except (OSError, ValueError, SyntaxError):
+                    raise BadInput("Not an image (corrupt JPEG)") from None
+                return data
     return _encode(rgb(open_image(data)))
 
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends
 from starlette.requests import HTTPConnection, Request
 
 from worldbase.apps.dnd import service
@@ -25,6 +25,7 @@ from worldbase.core.db import Session
 from worldbase.core.errors import Forbidden, NotAuthenticated, RateLimited
 from worldbase.core.models import User
 from worldbase.core.ratelimit import rate_limit
+from worldbase.core.schemas import serial_id_path
 from worldbase.settings import Settings
 
 
@@ -72,7 +73,7 @@ async def maintainer(user: Writer, settings: SettingsDep) -> User | None:
 
 
 Maintainer = Annotated[User | None, Depends(maintainer)]
-ImageId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Image id")]
+ImageId = Annotated[int, serial_id_path("Image id")]
 
 
 async def image_for_read(image_id: ImageId, session: Session) -> ImageAsset:

@@ -38,7 +38,8 @@ TOKEN_PREFIX = "wbsrc_"  # noqa: S105  (marks source tokens, not a secret)
 
 def parse_tag_filter(text: str) -> tuple[str, str | None]:
     key, sep, value = text.partition("=")
-    if not key or len(key) > 255 or '"' in key or "\\" in key:
+    # NUL: PostgreSQL text and JSONB cannot hold it (the filter also comes from WebSockets).
+    if not key or len(key) > 255 or '"' in key or "\\" in key or "\x00" in text:
         raise BadInput(f"Invalid tag filter {text!r}: use key or key=value", detail={"tag": text})
     return key, (value if sep else None)
 

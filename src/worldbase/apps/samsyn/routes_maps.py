@@ -251,6 +251,7 @@ async def list_collaborators(access: MapForMembers, session: Session) -> dict[st
         "Inviting again changes the permission (200). Sharing a private map makes it a "
         "`collaborators` map."
     ),
+    responses={200: {"model": CollaboratorRead, "description": "Invited again: permission set"}},
 )
 async def invite_collaborator(
     body: CollaboratorInvite,
