@@ -46,6 +46,9 @@ def fuzz_app(
     settings_ = base_settings(
         tmp_path_factory.mktemp("fuzz") / "data",
         **served_overrides,
+        # No internet here: outside sources (the examples' public WMS, the demo's WMS layer)
+        # are refused (403) instead of unreachable (502), so a 5xx is always ours.
+        worldbase_source_policy="allowlist",
         # Configured as after `make run`, so that "not configured" 503s are not what is tested.
         clerk_webhook_secret="whsec_" + base64.b64encode(b"fuzz-secret-32-bytes-long!").decode(),
     )

@@ -55,10 +55,14 @@ def test_redact_keeps_ordinary_text() -> None:
 
 
 def test_log_records_are_redacted_for_every_handler(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     install_redaction()
     caplog.set_level(logging.DEBUG)
+    # An earlier in-process uvicorn may have configured its loggers not to propagate.
+    for name in ("uvicorn.access", "uvicorn.error"):
+        monkeypatch.setattr(logging.getLogger(name), "propagate", True)
+        monkeypatch.setattr(logging.getLogger(name), "disabled", False)
     access = logging.getLogger("uvicorn.access")
     access.info(
         '%s - "%s %s HTTP/%s" %d',
