@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from tests.apps.osm.conftest import OSM
 from tests.builders import assert_error, auth_headers, register_user
 from worldbase.apps.osm.files import import_file
 from worldbase.core.errors import BadInput
+from worldbase.settings import Settings
 
 OSM_XML = """<?xml version='1.0' encoding='UTF-8'?>
 <osm version="0.6" generator="test">
@@ -143,6 +146,50 @@ def test_upload_runs_an_import_job(osm: OSM, client: TestClient) -> None:
     else:
         assert job["status"] == "failed" and "empty" in str(job), job
     assert client.get(f"/objects?source_id={source['id']}").json()["total"] == 12
+
+
+def test_file_imports_count_against_the_heavy_job_limit(
+    app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    """Issue 18 item 8: an import is a heavy job; two queued, the third is 429 with
+    Retry-After and stores nothing; another admin keeps their own allowance."""
+    # No consumer and a queue of its own: accepted imports stay queued, as behind a busy worker.
+    client = app_factory(
+        make_settings(
+            worldbase_inline_worker=False,
+            worldbase_namespace=f"heavy-{uuid.uuid4().hex[:8]}",
+            worldbase_max_heavy_jobs_per_user=2,
+        )
+    )
+    osm, other = OSM(client), OSM(client)
+    source, _ = osm.source(type="file")
+    url = f"/data-sources/{source['id']}/import"
+    storage = client.app.state.services.storage  # type: ignore[attr-defined]
+
+    def stored() -> set[str]:
+        async def keys() -> set[str]:
+            return {obj.key async for obj in storage.list("osm/imports/")}
+
+        return set(client.portal.call(keys))  # type: ignore[union-attr]
+
+    def upload(headers: dict[str, str]) -> Any:
+        files = {"file": ("area.osm", OSM_XML.encode(), "application/xml")}
+        return client.post(url, files=files, headers=headers)
+
+    before = stored()
+    first, second = upload(osm.admin), upload(osm.admin)
+    assert (first.status_code, second.status_code) == (202, 202), first.text
+    refused = upload(osm.admin)
+    body = assert_error(refused, 429)
+    assert "WORLDBASE_MAX_HEAVY_JOBS_PER_USER" in body["message"]
+    assert int(refused.headers["Retry-After"]) > 0
+    assert len(stored() - before) == 2  # the refused file was not stored
+    third = upload(other.admin)
+    assert third.status_code == 202, third.text
+    # A finished (here: cancelled) job frees its place.
+    cancel = client.post(f"/api/jobs/{first.json()['id']}/cancel", headers=osm.admin)
+    assert cancel.status_code == 200, cancel.text
+    assert upload(osm.admin).status_code == 202
 
 
 def _finished_job(client: TestClient, osm: OSM, response: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, File, Form, Path, Query, Request, Response, UploadFile
 
-from worldbase.apps.osm import jobs as _jobs  # noqa: F401  (registers the job kinds)
+from worldbase.apps.osm import jobs as osm_jobs  # (also registers the job kinds)
 from worldbase.apps.osm import polling, service
 from worldbase.apps.osm.dependencies import (
     Limit,
@@ -225,7 +225,9 @@ async def _chunks(file: UploadFile) -> AsyncIterator[bytes]:
         "file into an empty objects table is a first load (PostgreSQL: one transaction, "
         "indexes built at the end, object reads wait for it); `create=true` fails the job "
         "unless the table is empty. Files up to 2 GiB (413 above it); bigger ones through "
-        "`worldbase import osm FILE`."
+        "`worldbase import osm FILE`. An import is a heavy job: an admin with "
+        "`WORLDBASE_MAX_HEAVY_JOBS_PER_USER` heavy jobs queued or running gets 429 with "
+        "`Retry-After` before the file is stored."
     ),
 )
 @body_limit(MAX_IMPORT_BYTES)
@@ -244,19 +246,25 @@ async def import_data_file(
 ) -> Any:
     filename = file.filename or "upload"
     suffix = file_suffix(filename)
+    await jobs.check_capacity(owner_id=admin.id)  # before the file is stored
     key = f"osm/imports/{uuid.uuid4()}{suffix}"
     await storage.put(key, _chunks(file), content_type="application/octet-stream")
-    return await jobs.enqueue(
-        kind="osm.import_file",
-        params={
-            "storage_key": key,
-            "filename": filename,
-            "source_id": source.id,
-            "create": create,
-        },
-        owner_id=admin.id,
-        max_attempts=1,
-    )
+    try:
+        return await jobs.enqueue(
+            kind=osm_jobs.IMPORT_KIND,
+            params={
+                "storage_key": key,
+                "filename": filename,
+                "source_id": source.id,
+                "create": create,
+            },
+            owner_id=admin.id,
+            max_attempts=1,
+            heavy=True,
+        )
+    except BaseException:
+        await storage.delete(key)
+        raise
 
 
 @router.post(
