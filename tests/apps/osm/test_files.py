@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from tests.apps.osm.conftest import OSM
 from tests.builders import assert_error, auth_headers, register_user
+from tests.conftest import truncate_all
 from worldbase.apps.osm.files import import_file
 from worldbase.core.errors import BadInput
 from worldbase.settings import Settings
@@ -146,6 +147,33 @@ def test_upload_runs_an_import_job(osm: OSM, client: TestClient) -> None:
     else:
         assert job["status"] == "failed" and "empty" in str(job), job
     assert client.get(f"/objects?source_id={source['id']}").json()["total"] == 12
+
+
+def test_file_ways_and_relations_over_the_vertex_cap_are_rejected(
+    app_factory: Callable[[Settings], TestClient],
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    """Issue 18 item 7: WORLDBASE_MAX_FEATURE_VERTICES holds for file imports: a way with
+    more nodes, or a multipolygon with a longer outline, goes to the validation log."""
+    client = app_factory(make_settings(worldbase_max_feature_vertices=5))
+    client.portal.call(truncate_all, client.app.state.services)  # type: ignore[union-attr, attr-defined]
+    path = tmp_path / "area.osm"
+    # OSM_XML: ways 10 and 11 are rings of 5 positions (at the cap); way 12 has 2.
+    longer = (
+        '<way id="13" version="1"><nd ref="1"/><nd ref="2"/><nd ref="3"/><nd ref="4"/>'
+        '<nd ref="5"/><nd ref="6"/></way>'
+    )
+    path.write_text(OSM_XML.replace("<relation", longer + "\n  <relation"))
+    report = _run(client, path)
+    # The relation's multipolygon has 10 positions (outer ring and hole): over the cap too.
+    assert (report.created, report.rejected) == (11, 2), report
+    reasons = sorted(e["reason"] for e in report.errors)
+    assert reasons[0].startswith("relation 20 has more than 5 positions"), reasons
+    assert reasons[1].startswith("way 13 has more than 5 positions"), reasons
+    assert all("WORLDBASE_MAX_FEATURE_VERTICES" in r for r in reasons)
+    assert client.get("/objects/osm/way/13").status_code == 404
+    assert client.get("/objects/osm/way/10").status_code == 200
 
 
 def test_file_imports_count_against_the_heavy_job_limit(

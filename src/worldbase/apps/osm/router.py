@@ -46,7 +46,7 @@ from worldbase.core.db import Session
 from worldbase.core.errors import BadInput
 from worldbase.core.http import body_limit
 from worldbase.core.job_schemas import JobRead
-from worldbase.core.services import HubDep, JobsDep, StorageDep
+from worldbase.core.services import HubDep, JobsDep, ServicesDep, StorageDep
 from worldbase.core.source_policy import SourcePolicy
 
 router = APIRouter()
@@ -189,21 +189,31 @@ async def rotate_data_source_token(source: SourceForAdmin, session: Session) -> 
     description=(
         "Each element is accepted or rejected on its own: rejected ones are listed in "
         "`errors` and written to the validation log, the others are stored. 422 when the "
-        "body is in neither format or no element was accepted; 409 when the source is "
-        "inactive. Idempotent by (type, osm_id, version)."
+        "body is in neither format or no element was accepted (the message gives the first "
+        "reason); 409 when the source is inactive. Idempotent by (type, osm_id, version). "
+        "An element with more than `WORLDBASE_MAX_FEATURE_VERTICES` positions (a way's "
+        "nodes or geometry, a feature's coordinates) is rejected naming the setting."
     ),
 )
 async def ingest_data(
     source: SourceForPush,
     session: Session,
     hub: HubDep,
+    services: ServicesDep,
     payload: Annotated[dict[str, Any], Body(examples=INGEST_EXAMPLES)],
 ) -> dict[str, Any]:
-    report = await service.ingest_payload(session, source=source, payload=payload, channel="rest")
+    report = await service.ingest_payload(
+        session,
+        source=source,
+        payload=payload,
+        channel="rest",
+        max_vertices=services.settings.worldbase_max_feature_vertices,
+    )
     await publish_changes(hub, report)
     summary = report.summary()
     if report.rejected and not report.accepted:
-        raise BadInput("No element was accepted", detail=summary)
+        first = report.errors[0]["reason"] if report.errors else "see errors"
+        raise BadInput(f"No element was accepted ({first})", detail=summary)
     return summary
 
 
