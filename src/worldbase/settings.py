@@ -16,6 +16,9 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ALL_APPS = ("habitats", "samsyn", "dnd", "osm", "bestiary")
+# The habitats app's raster when HABITAT_RASTER_URL is unset: the COG `worldbase seed`
+# writes. Named here so the source policy (geo) knows it without importing the app.
+DEMO_HABITAT_RASTER_KEY = "habitats/demo-habitat-raster.tif"
 
 
 class ConfigurationError(RuntimeError):
@@ -201,6 +204,25 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.sqlalchemy_url.startswith("sqlite")
+
+    @property
+    def habitat_raster(self) -> str | None:
+        """The habitat raster in effect: HABITAT_RASTER_URL, else the seeded demo COG.
+
+        None when neither applies (HABITAT_RASTER_URL unset and the habitats app disabled).
+        """
+        if self.habitat_raster_url:
+            return self.habitat_raster_url
+        if "habitats" in self.worldbase_apps:
+            return f"storage://{DEMO_HABITAT_RASTER_KEY}"
+        return None
+
+    @property
+    def public_raster_urls(self) -> frozenset[str]:
+        """Rasters public by design, readable through `/cog` exactly as named (the game
+        reads its habitat raster there): the habitat raster in effect, nothing else."""
+        raster = self.habitat_raster
+        return frozenset({raster}) if raster else frozenset()
 
     @property
     def local_storage_path(self) -> Path:

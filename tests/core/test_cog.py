@@ -16,7 +16,7 @@ from tests.builders import DEFAULT_PASSWORD, assert_error, register_user
 from tests.conftest import BACKEND, free_port
 from tests.rasters import make_cog, range_server
 from worldbase.geo import raster
-from worldbase.settings import Settings
+from worldbase.settings import DEMO_HABITAT_RASTER_KEY, Settings
 
 Z, X, Y = 7, 65, 41
 
@@ -163,6 +163,39 @@ def test_storage_objects_are_never_cog_sources(
         assert_error(client.get(f"/cog/info?url=s3://{bucket}/samsyn/cogs/x.tif"), 403)
         allowed = app_factory(make_settings(worldbase_source_allowlist=[f"s3://{bucket}/"]))
         assert_error(allowed.get(f"/cog/info?url=s3://{bucket}/samsyn/cogs/x.tif"), 403)
+    raster.READERS.clear()
+
+
+def test_the_demo_habitat_raster_is_a_cog_source(
+    app_factory: Callable[[Settings], TestClient],
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    """HABITAT_RASTER_URL unset (`make run`): the game reads the seeded demo raster through
+    /cog; every other stored object, under habitats/ too, stays refused."""
+    client = app_factory(make_settings(habitat_raster_url=None))
+    storage = client.app.state.services.storage  # type: ignore[attr-defined]
+    cog = make_cog(tmp_path / "x.tif").read_bytes()
+    for key in (DEMO_HABITAT_RASTER_KEY, "habitats/other.tif", "samsyn/cogs/x.tif"):
+        client.portal.call(storage.put, key, cog)  # type: ignore[union-attr]
+    demo = q(f"storage://{DEMO_HABITAT_RASTER_KEY}")
+    assert client.get(f"/cog/info?url={demo}").status_code == 200
+    tj = client.get(f"/cog/WebMercatorQuad/tilejson.json?url={demo}")
+    assert tj.status_code == 200, tj.text
+    assert client.get(f"/cog/tiles/WebMercatorQuad/{Z}/{X}/{Y}?url={demo}").status_code == 200
+    for other in (
+        "storage://habitats/other.tif",
+        "storage://samsyn/cogs/x.tif",
+        f"storage://{DEMO_HABITAT_RASTER_KEY}.aux.xml",
+        f"storage://habitats/../{DEMO_HABITAT_RASTER_KEY}",
+    ):
+        assert client.get(f"/cog/info?url={q(other)}").status_code in (403, 422), other
+    # Another raster configured: the demo key is just a stored object again.
+    configured = app_factory(make_settings(habitat_raster_url="https://example.org/h.tif"))
+    assert_error(configured.get(f"/cog/info?url={demo}"), 403)
+    # The habitats app disabled: nothing of it is public.
+    others = app_factory(make_settings(habitat_raster_url=None, worldbase_apps=["samsyn"]))
+    assert_error(others.get(f"/cog/info?url={demo}"), 403)
     raster.READERS.clear()
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import shapely
 from pyogrio.raw import write
-from shapely.geometry import Point, Polygon, box
+from shapely.geometry import LineString, Point, Polygon, box
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
@@ -270,6 +270,51 @@ def test_zip_guards(tmp_path: Path) -> None:
 def test_shapefile_invalid_geometry_names_the_feature(tmp_path: Path) -> None:
     parts = shapefile_parts(tmp_path, [Point(1, 2), Point(1, 95)])
     bad(zip_of(tmp_path, parts), "feature 1", "latitude 95")
+
+
+# --- The per-feature vertex cap -------------------------------------------------------------
+
+
+def _line(n: int) -> LineString:
+    return LineString([(i / n, (i % 2) / n) for i in range(n)])
+
+
+def _capped_file(tmp_path: Path, kind: str, geoms: list[Any]) -> Path:
+    tmp_path.mkdir(exist_ok=True)
+    if kind == "geojson":
+        features = [feature(shapely.geometry.mapping(g)) for g in geoms]
+        return geojson(tmp_path, collection(*features))
+    if kind == "gpkg":
+        write_gpkg(tmp_path / "in.gpkg", geoms)
+        return tmp_path / "in.gpkg"
+    if kind == "shapefile":
+        return zip_of(tmp_path, shapefile_parts(tmp_path, geoms))
+    return csv_file(tmp_path, "n,wkt\n" + "".join(f'{i},"{g.wkt}"\n' for i, g in enumerate(geoms)))
+
+
+@pytest.mark.parametrize(
+    ("kind", "where"),
+    [
+        ("geojson", "features[1]"),
+        ("gpkg", "feature 1"),
+        ("shapefile", "feature 1"),
+        ("csv", "line 3"),
+    ],
+)
+def test_a_feature_over_the_vertex_cap_is_a_bad_row(tmp_path: Path, kind: str, where: str) -> None:
+    """Issue 18 item 7 (imports): `max_vertices` positions per feature, in every format; one
+    more fails the read, the feature and the setting named."""
+    path = _capped_file(tmp_path, kind, [_line(50), _line(51), _line(2)])
+    with pytest.raises(BadInput) as caught:
+        list(read_features(path, filename="up", max_vertices=50, limit_name="THE_SETTING"))
+    error = caught.value
+    assert where in error.message and "THE_SETTING" in error.message, error.message
+    assert "more than 50 positions" in error.message
+    assert error.detail["limit"] == 50 and error.detail["setting"] == "THE_SETTING"
+    # At the cap, every feature is read.
+    fine = _capped_file(tmp_path / "fine", kind, [_line(50), _line(2)])
+    rows = list(read_features(fine, filename="up", max_vertices=50, limit_name="THE_SETTING"))
+    assert [len(r.geometry.coords) for r in rows] == [50, 2]
 
 
 # --- CSV -------------------------------------------------------------------------------------

@@ -113,12 +113,13 @@ def check_source_allowed(url: str, settings: Settings, *, own_storage: str | Non
 
     `own_storage`: the caller is an app reading its own source (a layer's uploaded COG,
     the habitat raster), not a request's URL: `storage://` keys under this prefix are
-    allowed then; without it `storage://` never is. The operator's `HABITAT_RASTER_URL`,
-    exactly as configured, is always readable.
+    allowed then; without it `storage://` never is. The habitat raster in effect
+    (`HABITAT_RASTER_URL` exactly as configured, else the seeded demo COG while the habitats
+    app is enabled: `settings.public_raster_urls`) is always readable.
     """
     _check_shape(url)
-    # The operator's habitat raster is public by design (the game reads it through /cog).
-    configured = bool(settings.habitat_raster_url) and url == settings.habitat_raster_url
+    # The habitat raster is public by design (the game reads it through /cog).
+    configured = url in settings.public_raster_urls
     if url.startswith(STORAGE_SCHEME):
         key = validate_key(url[len(STORAGE_SCHEME) :])
         if configured or (own_storage and key.startswith(own_storage)):

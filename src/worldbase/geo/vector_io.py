@@ -5,6 +5,8 @@ GeoPackage application id, a ZIP local header, a JSON object; anything else must
 CSV. Every geometry goes through `geo.geometry` (RFC 7946 rules, valid, 2D, right-hand
 rule) after reprojection to EPSG:4326 when the source declares another CRS. A bad row
 raises `BadInput` naming it (`features[3]`, `line 12`, `feature 7`); nothing is skipped.
+So does a feature with more than `max_vertices` positions (the caller's per-feature cap,
+`limit_name` the setting named in the 422).
 
 `bulk_insert_features` writes many rows fast: binary COPY on PostgreSQL, executemany on
 SQLite; `prepare_rows` and `insert_prepared` are its two halves, and `read_ahead` runs a
@@ -43,7 +45,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
 
 from worldbase.core.errors import BadInput, PayloadTooLarge
-from worldbase.geo.geometry import parse_feature, parse_geojson_geometry, to_geojson
+from worldbase.geo.geometry import (
+    DEFAULT_MAX_VERTICES,
+    parse_feature,
+    parse_geojson_geometry,
+    to_geojson,
+)
 from worldbase.geo.spatial import Geometry
 
 __all__ = [
@@ -82,12 +89,25 @@ class ImportedFeature:
     properties: dict[str, Any]
 
 
-def read_features(path: Path, *, filename: str) -> Iterator[ImportedFeature]:
+@dataclass(frozen=True, slots=True)
+class _Cap:
+    """Positions one feature may have, and the setting behind that limit (for the 422)."""
+
+    max_vertices: int = DEFAULT_MAX_VERTICES
+    limit_name: str = ""
+
+
+def read_features(
+    path: Path, *, filename: str, max_vertices: int = DEFAULT_MAX_VERTICES, limit_name: str = ""
+) -> Iterator[ImportedFeature]:
     """The features of an uploaded file, validated, in EPSG:4326.
 
     The format is recognised (and the size checked) at once; rows are validated as the
-    iterator is consumed, so callers import inside a transaction (all or nothing).
+    iterator is consumed, so callers import inside a transaction (all or nothing). A
+    feature with more than `max_vertices` positions is a `BadInput` naming the feature and
+    `limit_name` (the setting behind the cap), like any other bad row.
     """
+    cap = _Cap(max_vertices, limit_name)
     path = Path(path)
     size = path.stat().st_size
     if size > MAX_IMPORT_BYTES:
@@ -100,15 +120,15 @@ def read_features(path: Path, *, filename: str) -> Iterator[ImportedFeature]:
     if head.startswith(_SQLITE_MAGIC):
         if head[68:72] not in _GPKG_IDS:
             raise _bad(f"{filename} is an SQLite database but not a GeoPackage", "format")
-        return _read_ogr(path, filename, suffix=".gpkg", what="GeoPackage")
+        return _read_ogr(path, filename, cap, suffix=".gpkg", what="GeoPackage")
     if head[:4] in _ZIP_MAGIC:
-        return _read_zipped_shapefile(path, filename)
+        return _read_zipped_shapefile(path, filename, cap)
     stripped = head.removeprefix(b"\xef\xbb\xbf").lstrip()
     if stripped.startswith(b"{"):
-        return _read_geojson(path, filename)
+        return _read_geojson(path, filename, cap)
     if not stripped:
         raise _bad(f"{filename} is empty", "format")
-    return _read_csv(path, filename)
+    return _read_csv(path, filename, cap)
 
 
 def _bad(message: str, reason: str, **detail: Any) -> BadInput:
@@ -146,11 +166,26 @@ def _reproject(geoms: np.ndarray, transformer: Transformer | None) -> np.ndarray
     return shapely.transform(geoms, apply)
 
 
-def _validated(geom: BaseGeometry | None, where: str, filename: str, **detail: Any) -> BaseGeometry:
+def _validated(
+    geom: BaseGeometry | None, where: str, filename: str, cap: _Cap, **detail: Any
+) -> BaseGeometry:
     if geom is None or geom.is_empty:
         raise _bad(f"{filename}, {where}: the feature has no geometry", "no geometry", **detail)
+    count = int(shapely.get_num_coordinates(geom))
+    if count > cap.max_vertices:
+        # Counted on the shapely geometry: a huge one is refused before it is re-encoded.
+        named = f" ({cap.limit_name})" if cap.limit_name else ""
+        raise _bad(
+            f"{filename}, {where}: more than {cap.max_vertices} positions{named}",
+            "too many positions",
+            limit=cap.max_vertices,
+            setting=cap.limit_name or None,
+            **detail,
+        )
     try:
-        return parse_geojson_geometry(to_geojson(geom))
+        return parse_geojson_geometry(
+            to_geojson(geom), max_vertices=cap.max_vertices, limit_name=cap.limit_name
+        )
     except BadInput as exc:
         raise _bad(f"{filename}, {where}: {exc.message}", "invalid geometry", **detail) from None
 
@@ -158,7 +193,7 @@ def _validated(geom: BaseGeometry | None, where: str, filename: str, **detail: A
 # --- GeoJSON ---------------------------------------------------------------------------------
 
 
-def _read_geojson(path: Path, filename: str) -> Iterator[ImportedFeature]:
+def _read_geojson(path: Path, filename: str, cap: _Cap) -> Iterator[ImportedFeature]:
     data = path.read_bytes()
     try:
         # orjson parses ~3x faster; it refuses NaN/Infinity, which json takes so that the
@@ -179,7 +214,7 @@ def _read_geojson(path: Path, filename: str) -> Iterator[ImportedFeature]:
     if not isinstance(features, list):
         raise _bad(f"{filename}: 'features' must be an array", "not a FeatureCollection")
     transformer = _transformer(_geojson_crs(document.get("crs"), filename), filename)
-    return _geojson_features(features, transformer)
+    return _geojson_features(features, transformer, cap)
 
 
 def _geojson_crs(member: Any, filename: str) -> str | None:
@@ -193,7 +228,7 @@ def _geojson_crs(member: Any, filename: str) -> str | None:
 
 
 def _geojson_features(
-    features: list[Any], transformer: Transformer | None, chunk: int = 10_000
+    features: list[Any], transformer: Transformer | None, cap: _Cap, chunk: int = 10_000
 ) -> Iterator[ImportedFeature]:
     for begin in range(0, len(features), chunk):
         done: list[ImportedFeature | None] = []
@@ -208,7 +243,12 @@ def _geojson_features(
                 fast.append((i, *point))
                 done.append(None)
                 continue
-            parsed = parse_feature(feature, path=f"features[{i}]")
+            parsed = parse_feature(
+                feature,
+                path=f"features[{i}]",
+                max_vertices=cap.max_vertices,
+                limit_name=cap.limit_name,
+            )
             assert parsed.geometry is not None  # null geometries are rejected by parse_feature
             done.append(ImportedFeature(i, parsed.geometry, parsed.properties))
         # Points built in one vectorised call (one by one they cost more than the parsing).
@@ -272,7 +312,9 @@ def _transform_geojson(geometry: Any, transformer: Transformer) -> Any:
 # --- GeoPackage and Shapefile (GDAL through pyogrio) ------------------------------------------
 
 
-def _read_ogr(path: Path, filename: str, *, suffix: str, what: str) -> Iterator[ImportedFeature]:
+def _read_ogr(
+    path: Path, filename: str, cap: _Cap, *, suffix: str, what: str
+) -> Iterator[ImportedFeature]:
     import pyogrio
     from pyogrio.raw import read
 
@@ -310,7 +352,7 @@ def _read_ogr(path: Path, filename: str, *, suffix: str, what: str) -> Iterator[
     geoms = _reproject(shapely.from_wkb(wkbs), transformer)
     field_names = [str(n) for n in meta["fields"]]
     integer = [str(t).startswith("OFTInteger") for t in meta.get("ogr_types", [])]
-    return _ogr_features(geoms, fields, field_names, integer, filename)
+    return _ogr_features(geoms, fields, field_names, integer, filename, cap)
 
 
 def _ogr_features(
@@ -319,9 +361,10 @@ def _ogr_features(
     names: list[str],
     integer: list[bool],
     filename: str,
+    cap: _Cap,
 ) -> Iterator[ImportedFeature]:
     for i, geom in enumerate(geoms):
-        geometry = _validated(geom, f"feature {i}", filename, index=i)
+        geometry = _validated(geom, f"feature {i}", filename, cap, index=i)
         properties = {
             name: _field_value(column[i], integer[j] if j < len(integer) else False)
             for j, (name, column) in enumerate(zip(names, fields, strict=True))
@@ -353,7 +396,7 @@ def _safe_member(name: str) -> PurePosixPath | None:
     return member
 
 
-def _read_zipped_shapefile(path: Path, filename: str) -> Iterator[ImportedFeature]:
+def _read_zipped_shapefile(path: Path, filename: str, cap: _Cap) -> Iterator[ImportedFeature]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -396,7 +439,7 @@ def _read_zipped_shapefile(path: Path, filename: str) -> Iterator[ImportedFeatur
                 # Written under a fixed name: the member's own path never reaches the disk.
                 budget = _extract(archive, info, workdir / f"upload{suffix}", budget, filename)
             # _read_ogr reads everything before it returns: the files can go afterwards.
-            return _read_ogr(workdir / "upload.shp", filename, suffix=".shp", what="Shapefile")
+            return _read_ogr(workdir / "upload.shp", filename, cap, suffix=".shp", what="Shapefile")
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -422,7 +465,7 @@ def _extract(
 # --- CSV -------------------------------------------------------------------------------------
 
 
-def _read_csv(path: Path, filename: str) -> Iterator[ImportedFeature]:
+def _read_csv(path: Path, filename: str, cap: _Cap) -> Iterator[ImportedFeature]:
     try:
         content = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -450,7 +493,7 @@ def _read_csv(path: Path, filename: str) -> Iterator[ImportedFeature]:
             "no geometry column",
         )
     geometry_columns: set[int | None] = {wkt} if wkt is not None else {lon, lat}
-    return _csv_rows(reader, names, wkt, lon, lat, geometry_columns, filename)
+    return _csv_rows(reader, names, wkt, lon, lat, geometry_columns, filename, cap)
 
 
 def _csv_rows(
@@ -461,6 +504,7 @@ def _csv_rows(
     lat: int | None,
     geometry_columns: set[int | None],
     filename: str,
+    cap: _Cap,
 ) -> Iterator[ImportedFeature]:
     index = 0
     for row in reader:
@@ -474,7 +518,7 @@ def _csv_rows(
                 line=line,
             )
         geom = _csv_geometry(row, wkt, lon, lat, line, filename)
-        geometry = _validated(geom, f"line {line}", filename, line=line)
+        geometry = _validated(geom, f"line {line}", filename, cap, line=line)
         properties = {
             name: _cell(row[j]) for j, name in enumerate(names) if j not in geometry_columns
         }

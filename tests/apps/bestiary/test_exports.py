@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 import zipfile
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 import trimesh
+from fastapi.testclient import TestClient
 
 from tests.apps.bestiary.conftest import CALLERS, Cast, wait_for
-from tests.builders import assert_error
+from tests.builders import assert_error, register_user
+from worldbase.settings import Settings
 
 
 def _export(cast: Cast, character_id: int, fmt: str, who: str = "owner") -> dict[str, object]:
@@ -129,3 +134,48 @@ def test_ids_beyond_the_database_range_are_422(cast: Cast, character_id: int) ->
     assert_error(client.post("/api/export", json=body, headers=owner), 422)
     assert_error(client.get(f"/api/characters/{character_id}"), 422)
     assert_error(client.get(f"/api/export/status/{character_id}"), 422)
+
+
+def test_exports_count_against_the_heavy_job_limit(
+    app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    """Issue 18 item 8: a conversion is a heavy job; two queued, the third is 429 with
+    Retry-After and records nothing; another user keeps their own allowance."""
+    # No consumer and a queue of its own: accepted exports stay queued, as behind a busy worker.
+    client = app_factory(
+        make_settings(
+            worldbase_inline_worker=False,
+            worldbase_namespace=f"heavy-{uuid.uuid4().hex[:8]}",
+            worldbase_max_heavy_jobs_per_user=2,
+        )
+    )
+    users: dict[str, dict[str, Any]] = {}
+    tokens: dict[str, str] = {}
+    for who in ("owner", "other"):
+        users[who], tokens[who] = register_user(client)
+    users["admin"], tokens["admin"] = register_user(client, admin=True)
+    cast = Cast(client, users, tokens)
+    character = cast.with_model()
+
+    def export(fmt: str, who: str = "owner") -> Any:
+        body = {"character_id": character["id"], "format": fmt}
+        return client.post("/api/export", json=body, headers=cast.as_(who))
+
+    first, second = export("obj"), export("ply")
+    assert (first.status_code, second.status_code) == (202, 202), first.text
+    refused = export("stl")
+    body = assert_error(refused, 429)
+    assert "WORLDBASE_MAX_HEAVY_JOBS_PER_USER" in body["message"]
+    assert int(refused.headers["Retry-After"]) > 0
+    # An identical export already queued costs nothing: reused, even at the limit.
+    assert export("obj").status_code == 200
+    other = export("glb", "other")
+    assert other.status_code == 202, other.text
+    # Nothing was recorded for the refused request: the same export is new once there is room.
+    mine = client.get("/api/jobs?kind=bestiary.export", headers=cast.as_("owner")).json()
+    assert mine["total"] == 2  # the refused request queued nothing
+    job_id = mine["items"][0]["id"]
+    cancel = client.post(f"/api/jobs/{job_id}/cancel", headers=cast.as_("owner"))
+    assert cancel.status_code == 200, cancel.text
+    again = export("stl")
+    assert again.status_code == 202 and again.json()["reused"] is False, again.text

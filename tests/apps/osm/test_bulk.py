@@ -111,7 +111,12 @@ def test_a_conflicting_writer_falls_back_to_the_per_element_path(
     db = client.app.state.services.db  # type: ignore[attr-defined]
     report: Any = client.portal.call(  # type: ignore[union-attr]
         lambda: _store_batch(
-            db.sessionmaker, ([], [], rows), source_id=None, channel="file", lookup=False
+            db.sessionmaker,
+            ([], [], rows),
+            source_id=None,
+            channel="file",
+            lookup=False,
+            max_vertices=100,
         )
     )
     assert (report.created, report.modified, report.unchanged) == (2, 1, 0)

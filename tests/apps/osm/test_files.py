@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +14,10 @@ from fastapi.testclient import TestClient
 
 from tests.apps.osm.conftest import OSM
 from tests.builders import assert_error, auth_headers, register_user
+from tests.conftest import truncate_all
 from worldbase.apps.osm.files import import_file
 from worldbase.core.errors import BadInput
+from worldbase.settings import Settings
 
 OSM_XML = """<?xml version='1.0' encoding='UTF-8'?>
 <osm version="0.6" generator="test">
@@ -143,6 +147,77 @@ def test_upload_runs_an_import_job(osm: OSM, client: TestClient) -> None:
     else:
         assert job["status"] == "failed" and "empty" in str(job), job
     assert client.get(f"/objects?source_id={source['id']}").json()["total"] == 12
+
+
+def test_file_ways_and_relations_over_the_vertex_cap_are_rejected(
+    app_factory: Callable[[Settings], TestClient],
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    """Issue 18 item 7: WORLDBASE_MAX_FEATURE_VERTICES holds for file imports: a way with
+    more nodes, or a multipolygon with a longer outline, goes to the validation log."""
+    client = app_factory(make_settings(worldbase_max_feature_vertices=5))
+    client.portal.call(truncate_all, client.app.state.services)  # type: ignore[union-attr, attr-defined]
+    path = tmp_path / "area.osm"
+    # OSM_XML: ways 10 and 11 are rings of 5 positions (at the cap); way 12 has 2.
+    longer = (
+        '<way id="13" version="1"><nd ref="1"/><nd ref="2"/><nd ref="3"/><nd ref="4"/>'
+        '<nd ref="5"/><nd ref="6"/></way>'
+    )
+    path.write_text(OSM_XML.replace("<relation", longer + "\n  <relation"))
+    report = _run(client, path)
+    # The relation's multipolygon has 10 positions (outer ring and hole): over the cap too.
+    assert (report.created, report.rejected) == (11, 2), report
+    reasons = sorted(e["reason"] for e in report.errors)
+    assert reasons[0].startswith("relation 20 has more than 5 positions"), reasons
+    assert reasons[1].startswith("way 13 has more than 5 positions"), reasons
+    assert all("WORLDBASE_MAX_FEATURE_VERTICES" in r for r in reasons)
+    assert client.get("/objects/osm/way/13").status_code == 404
+    assert client.get("/objects/osm/way/10").status_code == 200
+
+
+def test_file_imports_count_against_the_heavy_job_limit(
+    app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    """Issue 18 item 8: an import is a heavy job; two queued, the third is 429 with
+    Retry-After and stores nothing; another admin keeps their own allowance."""
+    # No consumer and a queue of its own: accepted imports stay queued, as behind a busy worker.
+    client = app_factory(
+        make_settings(
+            worldbase_inline_worker=False,
+            worldbase_namespace=f"heavy-{uuid.uuid4().hex[:8]}",
+            worldbase_max_heavy_jobs_per_user=2,
+        )
+    )
+    osm, other = OSM(client), OSM(client)
+    source, _ = osm.source(type="file")
+    url = f"/data-sources/{source['id']}/import"
+    storage = client.app.state.services.storage  # type: ignore[attr-defined]
+
+    def stored() -> set[str]:
+        async def keys() -> set[str]:
+            return {obj.key async for obj in storage.list("osm/imports/")}
+
+        return set(client.portal.call(keys))  # type: ignore[union-attr]
+
+    def upload(headers: dict[str, str]) -> Any:
+        files = {"file": ("area.osm", OSM_XML.encode(), "application/xml")}
+        return client.post(url, files=files, headers=headers)
+
+    before = stored()
+    first, second = upload(osm.admin), upload(osm.admin)
+    assert (first.status_code, second.status_code) == (202, 202), first.text
+    refused = upload(osm.admin)
+    body = assert_error(refused, 429)
+    assert "WORLDBASE_MAX_HEAVY_JOBS_PER_USER" in body["message"]
+    assert int(refused.headers["Retry-After"]) > 0
+    assert len(stored() - before) == 2  # the refused file was not stored
+    third = upload(other.admin)
+    assert third.status_code == 202, third.text
+    # A finished (here: cancelled) job frees its place.
+    cancel = client.post(f"/api/jobs/{first.json()['id']}/cancel", headers=osm.admin)
+    assert cancel.status_code == 200, cancel.text
+    assert upload(osm.admin).status_code == 202
 
 
 def _finished_job(client: TestClient, osm: OSM, response: Any) -> Any:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.apps.osm.conftest import OSM, node
 from tests.builders import assert_error, auth_headers, register_user
+from tests.conftest import truncate_all
+from worldbase.settings import Settings
 
 
 def test_overpass_json_is_stored_with_history_and_is_idempotent(osm: OSM) -> None:
@@ -234,3 +241,106 @@ def test_a_moved_node_reshapes_the_stored_ways_that_use_it(osm: OSM) -> None:
     # Re-sending the same node version changes nothing, ways included.
     again = osm.push(source["id"], token, {"elements": [node(2, 2, 0, 2)]})
     assert (again["unchanged"], again["reshaped"]) == (1, 0)
+
+
+CAP = 5  # WORLDBASE_MAX_FEATURE_VERTICES of the capped app below
+
+
+@pytest.fixture
+def capped(
+    app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> OSM:
+    client = app_factory(make_settings(worldbase_max_feature_vertices=CAP))
+    client.portal.call(truncate_all, client.app.state.services)  # type: ignore[union-attr, attr-defined]
+    return OSM(client)
+
+
+def _nodes(count: int, start: int = 1) -> list[dict[str, Any]]:
+    return [node(start + i, 13.0 + i / 100, 52.0 + (i % 2) / 100) for i in range(count)]
+
+
+def _way(osm_id: int, refs: list[int], **extra: Any) -> dict[str, Any]:
+    return {"type": "way", "id": osm_id, "version": 1, "nodes": refs, **extra}
+
+
+def test_elements_over_the_vertex_cap_are_refused_naming_the_setting(capped: OSM) -> None:
+    """Issue 18 item 7: WORLDBASE_MAX_FEATURE_VERTICES holds for OSM ingestion as for
+    feature writes: an element with more positions is refused, the setting named."""
+    source, token = capped.source()
+    over_line = {"type": "LineString", "coordinates": [[i / 10, 1] for i in range(CAP + 1)]}
+    geometry = [{"lon": i / 10, "lat": 2} for i in range(CAP + 1)]
+    payload = {
+        "elements": [
+            *_nodes(CAP + 1),
+            _way(10, list(range(1, CAP + 1))),  # at the cap: stored
+            _way(11, list(range(1, CAP + 2))),  # one node more
+            _way(12, [], geometry=geometry),  # an inline geometry one position over
+        ]
+    }
+    result = capped.push(source["id"], token, payload)
+    assert (result["created"], result["rejected"]) == (CAP + 2, 2), result
+    reasons = {e["index"]: e["reason"] for e in result["errors"]}
+    for index, way in ((CAP + 2, 11), (CAP + 3, 12)):
+        assert f"way {way} has more than {CAP} positions" in reasons[index], reasons
+        assert "WORLDBASE_MAX_FEATURE_VERTICES" in reasons[index]
+    log = capped.client.get("/admin/validation-log", headers=capped.admin).json()
+    assert all("WORLDBASE_MAX_FEATURE_VERTICES" in e["reason"] for e in log["items"])
+    assert log["total"] == 2
+    # A batch of nothing else: 422, the setting in the message.
+    feature = {
+        "type": "Feature",
+        "geometry": over_line,
+        "properties": {"osm_type": "way", "osm_id": 20, "highway": "path"},
+    }
+    refused = capped.push(
+        source["id"], token, {"type": "FeatureCollection", "features": [feature]}, status=422
+    )
+    assert "WORLDBASE_MAX_FEATURE_VERTICES" in refused["message"], refused
+    assert refused["detail"]["rejected"] == 1
+    # A relation assembled from ways within the cap, its outline over it.
+    ring = {
+        "elements": [
+            *(
+                node(100 + i, 13 + math.cos(i * math.pi / 3), 52 + math.sin(i * math.pi / 3))
+                for i in range(6)
+            ),
+            _way(30, [100, 101, 102, 103]),
+            _way(31, [103, 104, 105, 100]),
+            {
+                "type": "relation",
+                "id": 40,
+                "version": 1,
+                "tags": {"type": "multipolygon", "landuse": "forest"},
+                "members": [
+                    {"type": "way", "ref": 30, "role": "outer"},
+                    {"type": "way", "ref": 31, "role": "outer"},
+                ],
+            },
+        ]
+    }
+    assembled = capped.push(source["id"], token, ring)
+    assert (assembled["created"], assembled["rejected"]) == (8, 1), assembled
+    assert "relation 40 has more than" in assembled["errors"][0]["reason"]
+    assert capped.client.get("/objects/osm/relation/40").status_code == 404
+    # Within the cap (one way's ring of 5 positions), the same relation is stored.
+    small = {
+        "elements": [
+            _way(32, [100, 101, 102, 103, 100]),
+            {
+                "type": "relation",
+                "id": 41,
+                "version": 1,
+                "tags": {"type": "multipolygon", "landuse": "forest"},
+                "members": [{"type": "way", "ref": 32, "role": "outer"}],
+            },
+        ]
+    }
+    assert capped.push(source["id"], token, small)["created"] == 2
+    forest = capped.client.get("/objects/osm/relation/41").json()
+    assert forest["geom"]["type"] in ("Polygon", "MultiPolygon"), forest
+    # The WebSocket push: the same refusal in its ack.
+    with capped.client.websocket_connect(f"/ws/data-source/{source['id']}?token={token}") as ws:
+        ws.send_json({"batch_id": "b", "elements": [_way(50, list(range(1, CAP + 2)))]})
+        ack = ws.receive_json()
+    assert (ack["type"], ack["rejected"]) == ("ack", 1), ack
+    assert "WORLDBASE_MAX_FEATURE_VERTICES" in ack["errors"][0]["reason"]

@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.apps.samsyn.conftest import SQUARE, Team, feature, point
-from tests.builders import assert_error, run_db
+from tests.builders import assert_error, auth_headers, register_user, run_db
 from worldbase.apps.samsyn import service_import
 from worldbase.apps.samsyn.models import LayerFeature
+from worldbase.settings import Settings
 
 
 def _layers(team: Team) -> int:
@@ -212,3 +215,54 @@ def test_a_failed_write_stops_the_reader(
     assert writes == [3]
     assert _layers(team) == 0 and _stored_features(team) == 0
     assert _no_reader_thread()
+
+
+def _line(n: int, **properties: Any) -> dict[str, Any]:
+    coordinates = [[i / n, (i % 2) / n] for i in range(n)]
+    return feature({"type": "LineString", "coordinates": coordinates}, **properties)
+
+
+def test_a_feature_over_the_vertex_cap_fails_the_import(
+    app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    """Issue 18 item 7: WORLDBASE_MAX_FEATURE_VERTICES holds for imports as for feature
+    writes, inline and in the job; the feature is named and nothing is created."""
+    client = app_factory(make_settings(worldbase_max_feature_vertices=50))
+    _, token = register_user(client)
+    headers = auth_headers(token)
+
+    def post(data: bytes, filename: str) -> Any:
+        files = {"file": (filename, data, "application/octet-stream")}
+        return client.post("/api/layers/import", data={"name": "L"}, files=files, headers=headers)
+
+    def layers() -> int:
+        return int(client.get("/api/layers", headers=headers).json()["total"])
+
+    at_cap = post(_collection([_line(50), point(1, 2)]), "ok.geojson")
+    assert at_cap.status_code == 201, at_cap.text
+    over = assert_error(post(_collection([_line(50), _line(51)]), "over.geojson"), 422)
+    assert "features[1]" in over["message"], over
+    assert "WORLDBASE_MAX_FEATURE_VERTICES" in over["message"], over
+    assert over["detail"]["limit"] == 50
+    wkt = "LINESTRING (" + ", ".join(f"{i / 51} {i % 2}" for i in range(51)) + ")"
+    csv = f'n,wkt\n1,POINT (1 2)\n2,"{wkt}"\n'.encode()
+    over_csv = assert_error(post(csv, "over.csv"), 422)
+    assert "line 3" in over_csv["message"], over_csv
+    assert "WORLDBASE_MAX_FEATURE_VERTICES" in over_csv["message"], over_csv
+    assert layers() == 1
+    # Large files are imported by a job: the same cap, the job fails naming the feature.
+    padded = [point(1, 2, pad="x" * 400) for _ in range(6_000)] + [_line(51)]
+    big = _collection(padded)
+    assert len(big) > service_import.INLINE_IMPORT_BYTES
+    queued = post(big, "big.geojson")
+    assert queued.status_code == 202, queued.text
+    deadline = time.monotonic() + 60
+    while True:
+        job = client.get(queued.json()["status_url"], headers=headers).json()
+        if job["status"] in ("succeeded", "failed", "cancelled") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert job["status"] == "failed", job
+    assert "features[6000]" in str(job["error"]), job
+    assert "WORLDBASE_MAX_FEATURE_VERTICES" in str(job["error"]), job
+    assert layers() == 1

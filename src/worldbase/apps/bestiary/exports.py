@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worldbase.apps.bestiary import meshes
 from worldbase.apps.bestiary.models import Character, ExportJob, ExportStatus
 from worldbase.core.db import utcnow
-from worldbase.core.errors import Conflict, NotFound
+from worldbase.core.errors import Conflict, NotFound, RateLimited
 from worldbase.core.jobs import JobRuntime
 from worldbase.core.models import User
 
@@ -60,6 +60,8 @@ async def create(
     )
     if existing is not None:
         return existing, True
+    # A conversion is a heavy job: 429 past the owner's limit, before anything is recorded.
+    await jobs.check_capacity(owner_id=user.id)
     export = ExportJob(
         character_id=character.id,
         format=fmt,
@@ -71,8 +73,17 @@ async def create(
     await session.commit()
     try:
         job = await jobs.enqueue(
-            kind=EXPORT_KIND, params={"export_id": export.id}, owner_id=user.id, max_attempts=2
+            kind=EXPORT_KIND,
+            params={"export_id": export.id},
+            owner_id=user.id,
+            max_attempts=2,
+            heavy=True,
         )
+    except RateLimited:
+        # Another request of this user took the last place meanwhile: leave no row behind.
+        await session.delete(export)
+        await session.commit()
+        raise
     except Exception:
         export.status, export.error = ExportStatus.failed.value, "could not be queued"
         await session.commit()

@@ -32,7 +32,7 @@ log = logging.getLogger("worldbase.bestiary.jobs")
 
 EXPORT_KIND = exports.EXPORT_KIND
 RECONSTRUCT_KIND = reconstruction.RECONSTRUCT_KIND
-heavy_job_kinds(RECONSTRUCT_KIND)  # counts against its owner's concurrent limit
+heavy_job_kinds(RECONSTRUCT_KIND, EXPORT_KIND)  # each counts against its owner's concurrent limit
 
 
 @job_handler(EXPORT_KIND)

@@ -38,7 +38,9 @@ CONTENT_TYPES = {
         "Signed-in users. 202 with a queued export; 200 with the existing export when the "
         "same character, format and model were exported (or are being exported) before. "
         "Follow `/api/export/status/{id}`, then download `/api/export/{id}`. A character "
-        "without a model answers 409."
+        "without a model answers 409. A new export is a heavy job: a user with "
+        "`WORLDBASE_MAX_HEAVY_JOBS_PER_USER` heavy jobs queued or running gets 429 with "
+        "`Retry-After`."
     ),
 )
 async def create_export(

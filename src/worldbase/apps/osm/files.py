@@ -7,6 +7,8 @@ geometry from pyosmium's area assembler (full files only). The whole file is rea
 before anything is written, so a malformed file is rejected with nothing stored; then it
 is stored in batches, each committed on its own (in create mode: all together). Full
 imports publish no live events (a planet extract would flood subscribers); diffs do.
+Ways and relations with more than WORLDBASE_MAX_FEATURE_VERTICES positions (the database's
+settings) are rejected into the validation log, like any invalid element.
 
 Speed: a full file into an empty objects table on PostgreSQL is imported in one
 transaction with the indexes built at the end (`create.py`, like osm2pgsql's create mode);
@@ -43,7 +45,14 @@ from worldbase.apps.osm.bulk import (
 from worldbase.apps.osm.create import NotEmpty, SessionFactory, create_mode, unavailable
 from worldbase.apps.osm.ingest import IngestReport, ingest
 from worldbase.apps.osm.models import DataSource
-from worldbase.apps.osm.parsing import Element, Invalid, Rejected, coordinate, way_geometry
+from worldbase.apps.osm.parsing import (
+    Element,
+    Invalid,
+    Rejected,
+    check_positions,
+    coordinate,
+    way_geometry,
+)
 from worldbase.core.db import Database, utcnow
 from worldbase.core.errors import BadInput
 
@@ -81,7 +90,7 @@ def _metadata(obj: Any, element: Element) -> None:
     element.deleted = bool(obj.deleted) or not obj.visible
 
 
-def _element(obj: Any) -> Element:
+def _element(obj: Any, max_vertices: int) -> Element:
     if obj.is_node():
         element = Element(type="node", osm_id=str(obj.id))
         _metadata(obj, element)
@@ -92,6 +101,7 @@ def _element(obj: Any) -> Element:
         return element
     if obj.is_way():
         element = Element(type="way", osm_id=str(obj.id))
+        check_positions(len(obj.nodes), max_vertices, f"way {obj.id}")
         _metadata(obj, element)
         element.refs = [n.ref for n in obj.nodes]
         if not element.deleted and all(n.location.valid() for n in obj.nodes):
@@ -155,10 +165,13 @@ def _node_row(obj: Any) -> NodeRow | None:
     )
 
 
-def iter_batches(path: Path, *, change: bool, with_nodes: bool = True) -> Iterator[Batch]:
+def iter_batches(
+    path: Path, *, change: bool, max_vertices: int, with_nodes: bool = True
+) -> Iterator[Batch]:
     """(elements, rejected, node rows) in file order; node rows only from full files (a
     diff's nodes are few and may modify or delete: they take the per-element path).
-    `with_nodes=False`: ways and relations only (the nodes were stored by osmium-tool)."""
+    `with_nodes=False`: ways and relations only (the nodes were stored by osmium-tool).
+    Ways over `max_vertices` nodes are rejected before their geometry is built."""
     good: list[tuple[int, Element]] = []
     bad: list[Rejected] = []
     nodes: list[tuple[int, NodeRow]] = []
@@ -186,7 +199,7 @@ def iter_batches(path: Path, *, change: bool, with_nodes: bool = True) -> Iterat
                     pass  # a broken multipolygon keeps no geometry
             continue
         try:
-            element = _element(obj)
+            element = _element(obj, max_vertices)
         except Invalid as exc:
             bad.append(
                 Rejected(str(exc), {"type": obj.type_str(), "id": obj.id}, None, str(obj.id), index)
@@ -217,6 +230,7 @@ async def _store_batch(
     source_id: str | None,
     channel: str,
     lookup: bool,
+    max_vertices: int,
 ) -> IngestReport:
     good, bad, nodes = batch
     async with sessions() as session:
@@ -237,7 +251,14 @@ async def _store_batch(
                     source = await session.get(DataSource, source_id)
             # Nodes come before the ways in a file: keep that order for `ingest`.
             good = rest + good
-        report = await ingest(session, elements=good, rejected=bad, source=source, channel=channel)
+        report = await ingest(
+            session,
+            elements=good,
+            rejected=bad,
+            source=source,
+            channel=channel,
+            max_vertices=max_vertices,
+        )
     report.add(fast)
     return report
 
@@ -256,11 +277,13 @@ async def import_file(
     """Import a file. A full file into an empty objects table on PostgreSQL takes the
     first-load mode (`create.create_mode`: one transaction, indexes built at the end);
     `create=True` insists on it (`CreateModeUnavailable` when the table is not empty; on
-    SQLite it is the usual path)."""
+    SQLite it is the usual path). Ways and relations over `db.settings`'
+    WORLDBASE_MAX_FEATURE_VERTICES positions are rejected into the validation log."""
     name = name or path.name
     change = is_change_file(name)
     if create and change:
         raise BadInput("Create mode is for full files (.osm, .osm.pbf), not diffs (.osc)")
+    max_vertices = db.settings.worldbase_max_feature_vertices
     info = await osmium_tool.file_info(path)  # None without osmium-tool
     total = max(info.total if info is not None else count_elements(path), 1)
     async with db.sessionmaker() as session:
@@ -277,6 +300,7 @@ async def import_file(
                     return await _import(
                         sessions, path, change=change, total=total, source_id=source_id,
                         progress=progress, publish=publish, channel=channel, lookup=False,
+                        max_vertices=max_vertices,
                         fast=fast,
                     )  # fmt: skip
             except osmium_tool.NotPlain as exc:  # rolled back: the per-element path decides
@@ -285,6 +309,7 @@ async def import_file(
                     return await _import(
                         sessions, path, change=change, total=total, source_id=source_id,
                         progress=progress, publish=publish, channel=channel, lookup=False,
+                        max_vertices=max_vertices,
                     )  # fmt: skip
         except NotEmpty as exc:  # another writer was first
             if create:
@@ -292,6 +317,7 @@ async def import_file(
     return await _import(
         db.sessionmaker, path, change=change, total=total, source_id=source_id,
         progress=progress, publish=publish, channel=channel, lookup=lookup,
+        max_vertices=max_vertices,
     )  # fmt: skip
 
 
@@ -306,6 +332,7 @@ async def _import(
     publish: Publish | None,
     channel: str,
     lookup: bool,
+    max_vertices: int,
     fast: osmium_tool.FileInfo | None = None,
 ) -> IngestReport:
     report = IngestReport()
@@ -324,14 +351,19 @@ async def _import(
             await progress(min(done / total, 1.0), f"{done} of {total} elements")
         if fast.ways + fast.relations == 0:
             return report
-    batches = iter_batches(path, change=change, with_nodes=fast is None)
+    batches = iter_batches(path, change=change, max_vertices=max_vertices, with_nodes=fast is None)
     # The file is read one batch ahead, in a thread, while the database stores the last.
     ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
     try:
         while (batch := await ahead) is not None:
             ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
             stored = await _store_batch(
-                sessions, batch, source_id=source_id, channel=channel, lookup=lookup
+                sessions,
+                batch,
+                source_id=source_id,
+                channel=channel,
+                lookup=lookup,
+                max_vertices=max_vertices,
             )
             report.add(stored)
             if publish is not None and change:

@@ -4,7 +4,9 @@ Idempotent by (type, osm_id, version): a version already stored (or older) chang
 so re-sending a batch or re-reading a diff is harmless. Elements without a version (plain
 GeoJSON) get the next version when their content differs. Per-element accept/reject: an
 invalid element goes to the validation log and the rest of the batch is stored; the
-batch's writes (objects, history, log) commit together.
+batch's writes (objects, history, log) commit together. An element whose geometry has more
+than `max_vertices` positions (WORLDBASE_MAX_FEATURE_VERTICES; a relation assembled from
+its ways included) is invalid, whatever the channel.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from worldbase.apps.osm.models import (
     ValidationLogEntry,
     new_id,
 )
-from worldbase.apps.osm.parsing import Element, Rejected, way_geometry
+from worldbase.apps.osm.parsing import Element, Invalid, Rejected, check_positions, way_geometry
 from worldbase.apps.osm.ways import reshape_ways
 from worldbase.core.db import utcnow
+from worldbase.geo.geometry import DEFAULT_MAX_FEATURE_VERTICES
 
 log = logging.getLogger("worldbase.osm")
 
@@ -148,10 +151,18 @@ def _same(obj: OSMObject, element: Element) -> bool:
 class Ingestor:
     """Stores one batch of elements; create one per batch."""
 
-    def __init__(self, session: AsyncSession, *, source: DataSource | None, channel: str):
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        source: DataSource | None,
+        channel: str,
+        max_vertices: int = DEFAULT_MAX_FEATURE_VERTICES,
+    ):
         self.session = session
         self.source = source
         self.channel = channel
+        self.max_vertices = max_vertices
         self.report = IngestReport()
         self.moved: dict[str, Element] = {}  # nodes of this batch stored at a new position
         self.unrecorded: set[str] = set()  # stored objects whose create entry is not written
@@ -213,6 +224,11 @@ class Ingestor:
                 and element.refs
                 and not element.deleted
             ):
+                try:  # before the nodes are looked up (the parsers check too; this is the net)
+                    check_positions(len(element.refs), self.max_vertices, f"way {element.osm_id}")
+                except Invalid as exc:
+                    self.reject(_as_rejected(element, index, str(exc)))
+                    continue
                 missing = [n for n in element.refs if in_batch.get(("node", str(n))) is None]
                 if missing:
                     reason = f"way {element.osm_id} refers to unknown nodes {missing[:10]}"
@@ -229,7 +245,24 @@ class Ingestor:
         for _, element in keep:
             if element.type == "relation" and element.geom is None and not element.deleted:
                 element.geom = _relation_geometry(element, in_batch)
-        elements[:] = keep
+        elements[:] = self._within_vertex_cap(keep)
+
+    def _within_vertex_cap(
+        self, elements: builtins.list[tuple[int, Element]]
+    ) -> builtins.list[tuple[int, Element]]:
+        """The elements whose geometry has at most `max_vertices` positions; the others
+        are rejected naming the setting (files' ways and relations, assembled relations)."""
+        keep: builtins.list[tuple[int, Element]] = []
+        for index, element in elements:
+            if element.geom is not None and element.type != "node":
+                count = int(shapely.get_num_coordinates(element.geom))
+                try:
+                    check_positions(count, self.max_vertices, f"{element.type} {element.osm_id}")
+                except Invalid as exc:
+                    self.reject(_as_rejected(element, index, str(exc)))
+                    continue
+            keep.append((index, element))
+        return keep
 
     def _in_area(self, element: Element) -> bool:
         area = self.source.area if self.source else None
@@ -368,11 +401,13 @@ async def ingest(
     rejected: builtins.list[Rejected],
     source: DataSource | None,
     channel: str,
+    max_vertices: int = DEFAULT_MAX_FEATURE_VERTICES,
 ) -> IngestReport:
     """Store a parsed batch and commit; retried once when a concurrent writer inserted one
-    of the same objects first (the retry sees it and applies versions on top)."""
+    of the same objects first (the retry sees it and applies versions on top). Elements
+    with more than `max_vertices` positions are rejected."""
     for attempt in (1, 2):
-        ingestor = Ingestor(session, source=source, channel=channel)
+        ingestor = Ingestor(session, source=source, channel=channel, max_vertices=max_vertices)
         try:
             report = await ingestor.run(elements, rejected)
             await session.commit()

@@ -19,10 +19,14 @@ from worldbase.apps.osm.events import publish_changes_threadsafe
 from worldbase.apps.osm.files import file_suffix, import_file
 from worldbase.apps.osm.ingest import IngestReport
 from worldbase.core.job_worker import JobContext, JobScheduler, job_handler, periodic_job
+from worldbase.core.jobs import heavy_job_kinds
 from worldbase.core.source_policy import SourcePolicy
 
+IMPORT_KIND = "osm.import_file"
+heavy_job_kinds(IMPORT_KIND)  # counts against its owner's concurrent limit
 
-@job_handler("osm.import_file")
+
+@job_handler(IMPORT_KIND)
 async def import_file_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     filename = str(params["filename"])
     data = await ctx.storage.get(str(params["storage_key"]))

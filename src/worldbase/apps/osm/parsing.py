@@ -2,7 +2,9 @@
 
 Parsing is per element: a bad element becomes a `Rejected` (with the reason and the raw
 input, for the validation log) and the others go on. Only a payload that is not one of
-the two formats at all raises `BadInput`.
+the two formats at all raises `BadInput`. An element with more than `max_vertices`
+positions (WORLDBASE_MAX_FEATURE_VERTICES: a way's nodes or geometry, a feature's
+coordinates) is a bad element, refused before its positions are read.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from shapely.geometry import LineString, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from worldbase.core.errors import BadInput
-from worldbase.geo.geometry import parse_geojson_geometry
+from worldbase.geo.geometry import DEFAULT_MAX_FEATURE_VERTICES, parse_geojson_geometry
 
 OSM_TYPES = ("node", "way", "relation")
 MAX_TAG_LENGTH = 255  # OSM's own limit for keys and values
 MAX_PAYLOAD_CHARS = 4000  # raw input kept in the validation log
+VERTEX_LIMIT = "WORLDBASE_MAX_FEATURE_VERTICES"  # the setting behind `max_vertices`
 # Closed ways with these keys are areas (a simplified version of OSM's area rules).
 AREA_KEYS = frozenset(
     {"building", "landuse", "amenity", "leisure", "natural", "area", "shop", "place", "water"}
@@ -115,6 +118,12 @@ def coordinate(lon: Any, lat: Any) -> tuple[float, float]:
     return float(lon), float(lat)
 
 
+def check_positions(count: int, max_vertices: int, what: str) -> None:
+    """`Invalid` naming the setting when `what` has more than `max_vertices` positions."""
+    if count > max_vertices:
+        raise Invalid(f"{what} has more than {max_vertices} positions ({VERTEX_LIMIT})")
+
+
 def timestamp_of(value: Any) -> datetime | None:
     if value is None:
         return None
@@ -164,7 +173,9 @@ def _metadata(raw: dict[str, Any], element: Element) -> Element:
 # --- Overpass JSON -------------------------------------------------------------------------------
 
 
-def parse_overpass_element(raw: Any) -> Element:
+def parse_overpass_element(
+    raw: Any, *, max_vertices: int = DEFAULT_MAX_FEATURE_VERTICES
+) -> Element:
     if not isinstance(raw, dict):
         raise Invalid("an element must be an object")
     element = Element(type=osm_type(raw.get("type")), osm_id=str(_int(raw.get("id"), "id")))
@@ -179,11 +190,13 @@ def parse_overpass_element(raw: Any) -> Element:
         if nodes is not None:
             if not isinstance(nodes, list):
                 raise Invalid("'nodes' must be an array of node ids")
+            check_positions(len(nodes), max_vertices, f"way {element.osm_id}")
             element.refs = [_int(n, "nodes[]") for n in nodes]
         geometry = raw.get("geometry")
         if geometry is not None:
             if not isinstance(geometry, list) or not all(isinstance(p, dict) for p in geometry):
                 raise Invalid("'geometry' must be an array of {lat, lon}")
+            check_positions(len(geometry), max_vertices, f"way {element.osm_id}")
             coords = [coordinate(p.get("lon"), p.get("lat")) for p in geometry]
             element.geom = way_geometry(coords, element.tags)
         elif nodes is None and not element.deleted:
@@ -207,7 +220,9 @@ def parse_overpass_element(raw: Any) -> Element:
     return element
 
 
-def parse_overpass(payload: dict[str, Any]) -> tuple[list[tuple[int, Element]], list[Rejected]]:
+def parse_overpass(
+    payload: dict[str, Any], *, max_vertices: int = DEFAULT_MAX_FEATURE_VERTICES
+) -> tuple[list[tuple[int, Element]], list[Rejected]]:
     elements = payload.get("elements")
     if not isinstance(elements, list):
         raise BadInput("OSM JSON needs an 'elements' array", detail={"path": "elements"})
@@ -215,7 +230,7 @@ def parse_overpass(payload: dict[str, Any]) -> tuple[list[tuple[int, Element]], 
     bad: list[Rejected] = []
     for index, raw in enumerate(elements):
         try:
-            good.append((index, parse_overpass_element(raw)))
+            good.append((index, parse_overpass_element(raw, max_vertices=max_vertices)))
         except (Invalid, BadInput) as exc:
             bad.append(_rejected(exc, raw, index))
     return good, bad
@@ -255,7 +270,7 @@ def _feature_identity(feature: dict[str, Any], props: dict[str, Any]) -> tuple[s
     return osm_type(typ), str(_int(ident, "osm_id"))
 
 
-def parse_geojson_feature(raw: Any) -> Element:
+def parse_geojson_feature(raw: Any, *, max_vertices: int = DEFAULT_MAX_FEATURE_VERTICES) -> Element:
     if not isinstance(raw, dict) or raw.get("type") != "Feature":
         raise Invalid("expected a GeoJSON Feature")
     props = raw.get("properties") or {}
@@ -275,7 +290,9 @@ def parse_geojson_feature(raw: Any) -> Element:
         if not element.deleted:
             raise Invalid("feature has no geometry")
         return element
-    geom = parse_geojson_geometry(raw["geometry"])
+    geom = parse_geojson_geometry(
+        raw["geometry"], max_vertices=max_vertices, limit_name=VERTEX_LIMIT
+    )
     if element.type == "node" and geom.geom_type != "Point":
         raise Invalid("a node's geometry must be a Point")
     if element.type == "way" and geom.geom_type not in ("LineString", "Polygon"):
@@ -284,7 +301,9 @@ def parse_geojson_feature(raw: Any) -> Element:
     return element
 
 
-def parse_geojson(payload: dict[str, Any]) -> tuple[list[tuple[int, Element]], list[Rejected]]:
+def parse_geojson(
+    payload: dict[str, Any], *, max_vertices: int = DEFAULT_MAX_FEATURE_VERTICES
+) -> tuple[list[tuple[int, Element]], list[Rejected]]:
     features = payload.get("features")
     if not isinstance(features, list):
         raise BadInput("A FeatureCollection needs a 'features' array", detail={"path": "features"})
@@ -292,18 +311,20 @@ def parse_geojson(payload: dict[str, Any]) -> tuple[list[tuple[int, Element]], l
     bad: list[Rejected] = []
     for index, raw in enumerate(features):
         try:
-            good.append((index, parse_geojson_feature(raw)))
+            good.append((index, parse_geojson_feature(raw, max_vertices=max_vertices)))
         except (Invalid, BadInput) as exc:
             bad.append(_rejected(exc, raw, index))
     return good, bad
 
 
-def parse_payload(payload: Any) -> tuple[list[tuple[int, Element]], list[Rejected]]:
-    """Either format, recognised by its shape."""
+def parse_payload(
+    payload: Any, *, max_vertices: int = DEFAULT_MAX_FEATURE_VERTICES
+) -> tuple[list[tuple[int, Element]], list[Rejected]]:
+    """Either format, recognised by its shape; `max_vertices` positions per element."""
     if not isinstance(payload, dict):
         raise BadInput("Expected OSM JSON ({'elements': [...]}) or a GeoJSON FeatureCollection")
     if payload.get("type") == "FeatureCollection":
-        return parse_geojson(payload)
+        return parse_geojson(payload, max_vertices=max_vertices)
     if "elements" in payload:
-        return parse_overpass(payload)
+        return parse_overpass(payload, max_vertices=max_vertices)
     raise BadInput("Expected OSM JSON ({'elements': [...]}) or a GeoJSON FeatureCollection")

@@ -457,8 +457,9 @@ async def _poll_overpass(
     publish: Publish | None,
 ) -> dict[str, Any]:
     payload = await fetch_overpass(config, policy)
+    max_vertices = db.settings.worldbase_max_feature_vertices
     try:
-        elements, rejected = parse_payload(payload)
+        elements, rejected = parse_payload(payload, max_vertices=max_vertices)
     except BadInput as exc:
         raise UpstreamError(f"Overpass at {config.url} sent no OSM JSON: {exc.message}") from None
     report = IngestReport()
@@ -473,6 +474,7 @@ async def _poll_overpass(
                 rejected=rejected if start == 0 else [],
                 source=current,
                 channel="overpass",
+                max_vertices=max_vertices,
             )
         report.add(batch)
         if publish is not None:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, File, Form, Path, Query, Request, Response, UploadFile
 
-from worldbase.apps.osm import jobs as _jobs  # noqa: F401  (registers the job kinds)
+from worldbase.apps.osm import jobs as osm_jobs  # (also registers the job kinds)
 from worldbase.apps.osm import polling, service
 from worldbase.apps.osm.dependencies import (
     Limit,
@@ -46,7 +46,7 @@ from worldbase.core.db import Session
 from worldbase.core.errors import BadInput
 from worldbase.core.http import body_limit
 from worldbase.core.job_schemas import JobRead
-from worldbase.core.services import HubDep, JobsDep, StorageDep
+from worldbase.core.services import HubDep, JobsDep, ServicesDep, StorageDep
 from worldbase.core.source_policy import SourcePolicy
 
 router = APIRouter()
@@ -189,21 +189,31 @@ async def rotate_data_source_token(source: SourceForAdmin, session: Session) -> 
     description=(
         "Each element is accepted or rejected on its own: rejected ones are listed in "
         "`errors` and written to the validation log, the others are stored. 422 when the "
-        "body is in neither format or no element was accepted; 409 when the source is "
-        "inactive. Idempotent by (type, osm_id, version)."
+        "body is in neither format or no element was accepted (the message gives the first "
+        "reason); 409 when the source is inactive. Idempotent by (type, osm_id, version). "
+        "An element with more than `WORLDBASE_MAX_FEATURE_VERTICES` positions (a way's "
+        "nodes or geometry, a feature's coordinates) is rejected naming the setting."
     ),
 )
 async def ingest_data(
     source: SourceForPush,
     session: Session,
     hub: HubDep,
+    services: ServicesDep,
     payload: Annotated[dict[str, Any], Body(examples=INGEST_EXAMPLES)],
 ) -> dict[str, Any]:
-    report = await service.ingest_payload(session, source=source, payload=payload, channel="rest")
+    report = await service.ingest_payload(
+        session,
+        source=source,
+        payload=payload,
+        channel="rest",
+        max_vertices=services.settings.worldbase_max_feature_vertices,
+    )
     await publish_changes(hub, report)
     summary = report.summary()
     if report.rejected and not report.accepted:
-        raise BadInput("No element was accepted", detail=summary)
+        first = report.errors[0]["reason"] if report.errors else "see errors"
+        raise BadInput(f"No element was accepted ({first})", detail=summary)
     return summary
 
 
@@ -225,7 +235,9 @@ async def _chunks(file: UploadFile) -> AsyncIterator[bytes]:
         "file into an empty objects table is a first load (PostgreSQL: one transaction, "
         "indexes built at the end, object reads wait for it); `create=true` fails the job "
         "unless the table is empty. Files up to 2 GiB (413 above it); bigger ones through "
-        "`worldbase import osm FILE`."
+        "`worldbase import osm FILE`. An import is a heavy job: an admin with "
+        "`WORLDBASE_MAX_HEAVY_JOBS_PER_USER` heavy jobs queued or running gets 429 with "
+        "`Retry-After` before the file is stored."
     ),
 )
 @body_limit(MAX_IMPORT_BYTES)
@@ -244,19 +256,25 @@ async def import_data_file(
 ) -> Any:
     filename = file.filename or "upload"
     suffix = file_suffix(filename)
+    await jobs.check_capacity(owner_id=admin.id)  # before the file is stored
     key = f"osm/imports/{uuid.uuid4()}{suffix}"
     await storage.put(key, _chunks(file), content_type="application/octet-stream")
-    return await jobs.enqueue(
-        kind="osm.import_file",
-        params={
-            "storage_key": key,
-            "filename": filename,
-            "source_id": source.id,
-            "create": create,
-        },
-        owner_id=admin.id,
-        max_attempts=1,
-    )
+    try:
+        return await jobs.enqueue(
+            kind=osm_jobs.IMPORT_KIND,
+            params={
+                "storage_key": key,
+                "filename": filename,
+                "source_id": source.id,
+                "create": create,
+            },
+            owner_id=admin.id,
+            max_attempts=1,
+            heavy=True,
+        )
+    except BaseException:
+        await storage.delete(key)
+        raise
 
 
 @router.post(

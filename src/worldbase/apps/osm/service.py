@@ -235,21 +235,27 @@ async def log_rejection(
 
 
 async def ingest_payload(
-    session: AsyncSession, *, source: DataSource, payload: Any, channel: str
+    session: AsyncSession, *, source: DataSource, payload: Any, channel: str, max_vertices: int
 ) -> IngestReport:
     """Parse OSM JSON or GeoJSON and store it. A payload in neither format is logged and
-    rejected whole (BadInput); otherwise each element is accepted or rejected on its own."""
+    rejected whole (BadInput); otherwise each element is accepted or rejected on its own
+    (more than `max_vertices` positions: rejected, WORLDBASE_MAX_FEATURE_VERTICES named)."""
     if not source.is_active:
         raise SourceInactive("Data source is inactive")
     try:
-        elements, rejected = parse_payload(payload)
+        elements, rejected = parse_payload(payload, max_vertices=max_vertices)
     except BadInput as exc:
         await log_rejection(
             session, source=source, channel=channel, reason=exc.message, payload=payload
         )
         raise
     return await ingest(
-        session, elements=elements, rejected=rejected, source=source, channel=channel
+        session,
+        elements=elements,
+        rejected=rejected,
+        source=source,
+        channel=channel,
+        max_vertices=max_vertices,
     )
 
 

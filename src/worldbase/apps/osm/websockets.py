@@ -266,7 +266,11 @@ async def _push_batch(websocket: WebSocket, source_id: str, text: str) -> bool:
         async with services.db.sessionmaker() as session:
             source = await service.get_source_or_raise(session, source_id=source_id)
             report = await service.ingest_payload(
-                session, source=source, payload=payload, channel="websocket"
+                session,
+                source=source,
+                payload=payload,
+                channel="websocket",
+                max_vertices=services.settings.worldbase_max_feature_vertices,
             )
     except DomainError as exc:
         await websocket.send_json(

@@ -39,7 +39,12 @@ async def import_layer(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
                 raise NotFound("The importing user no longer exists")
             await ctx.progress(0.2, "importing features")
             layer = await import_file(
-                session, user=user, path=path, filename=params["filename"], values=params["values"]
+                session,
+                user=user,
+                path=path,
+                filename=params["filename"],
+                values=params["values"],
+                max_feature_vertices=ctx.settings.worldbase_max_feature_vertices,
             )
             count = int(layer.source_config.get("featureCount") or 0)
     await _forget(ctx, params["key"])  # (core also drops a failed or cancelled job's upload)

@@ -52,7 +52,8 @@ async def _save(upload: UploadFile, path: Path) -> int:
     summary="Import GeoJSON, GeoPackage, zipped Shapefile or CSV into a new vector layer",
     description=(
         "The format is recognised from the content, not the name. All or nothing: the first "
-        "bad row fails the import (422 naming its row/index) and no layer is created. Files up "
+        "bad row fails the import (422 naming its row/index) and no layer is created; a feature "
+        "with more than `WORLDBASE_MAX_FEATURE_VERTICES` positions is a bad row. Files up "
         f"to {INLINE_IMPORT_BYTES // (1024 * 1024)} MiB are imported during the request (201 "
         "with the layer); larger ones are imported by a job (202; follow `/api/jobs/{id}`, "
         "whose result names the new `layer_id`); a user with "
@@ -86,7 +87,12 @@ async def import_layer(
         size = await _save(file, path)
         if size <= INLINE_IMPORT_BYTES:
             layer = await import_file(
-                session, user=user, path=path, filename=filename, values=values
+                session,
+                user=user,
+                path=path,
+                filename=filename,
+                values=values,
+                max_feature_vertices=jobs.settings.worldbase_max_feature_vertices,
             )
             return layer_read(layer)
         await jobs.check_capacity(owner_id=user.id)  # before the file is stored

@@ -1,6 +1,7 @@
 """Importing a GeoJSON, GeoPackage, zipped Shapefile or CSV (WKT or lon/lat) file into a new
 vector layer: all or nothing (one transaction; the first bad row fails the whole import,
-named by its row or index).
+named by its row or index). A feature with more than WORLDBASE_MAX_FEATURE_VERTICES
+positions is a bad row too (422 naming the setting), as in the feature write routes.
 
 The file is read, validated and encoded for the driver in a worker thread, one chunk ahead
 of the writes: while a chunk is COPYed (PostgreSQL's per-row work, the foreign key check and
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.samsyn import service_layers
 from worldbase.apps.samsyn.models import Layer, LayerFeature
-from worldbase.apps.samsyn.service_features import Box, summarize
+from worldbase.apps.samsyn.service_features import FEATURE_LIMIT, Box, summarize
 from worldbase.core.db import utcnow
 from worldbase.core.errors import BadInput
 from worldbase.core.models import User
@@ -44,12 +45,21 @@ Stats = tuple[int, Box | None, set[str]]
 
 
 def _chunks(
-    path: Path, filename: str, *, layer_id: uuid.UUID, dialect: Dialect, now: datetime, size: int
+    path: Path,
+    filename: str,
+    *,
+    layer_id: uuid.UUID,
+    dialect: Dialect,
+    now: datetime,
+    size: int,
+    max_feature_vertices: int,
 ) -> Iterator[tuple[PreparedRows, Stats]]:
     """The file's features, validated and encoded for the driver, `size` at a time (the
     first chunk at most FIRST_CHUNK_FEATURES), each chunk with its stats (`summarize`).
     Runs in the worker thread, file opening included."""
-    features = read_features(path, filename=filename)
+    features = read_features(
+        path, filename=filename, max_vertices=max_feature_vertices, limit_name=FEATURE_LIMIT
+    )
     order = 0  # display_order runs on across chunks
     sizes = itertools.chain([min(size, FIRST_CHUNK_FEATURES)], itertools.repeat(size))
     while batch := list(itertools.islice(features, next(sizes))):
@@ -80,9 +90,16 @@ def _union(a: Box, b: Box) -> Box:
 
 
 async def import_file(
-    session: AsyncSession, *, user: User, path: Path, filename: str, values: dict[str, Any]
+    session: AsyncSession,
+    *,
+    user: User,
+    path: Path,
+    filename: str,
+    values: dict[str, Any],
+    max_feature_vertices: int,
 ) -> Layer:
-    """Creates the layer and every feature, or nothing (a failure rolls the session back)."""
+    """Creates the layer and every feature, or nothing (a failure rolls the session back);
+    a feature past `max_feature_vertices` positions fails it (422 naming the feature)."""
     # The id is chosen here so that the thread can encode rows before the layer row exists;
     # the layer is created with the first chunk, so an unreadable or empty file writes nothing.
     layer_id = uuid.uuid4()
@@ -93,6 +110,7 @@ async def import_file(
         dialect=session.get_bind().dialect,
         now=utcnow(),
         size=CHUNK_FEATURES,
+        max_feature_vertices=max_feature_vertices,
     )
     layer: Layer | None = None
     stats: Stats = (0, None, set())
