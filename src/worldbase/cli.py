@@ -90,10 +90,12 @@ def worker() -> None:
     """Consume jobs (use with REDIS_URL; start as many as you like)."""
     from worldbase.core.http import configure_logging
     from worldbase.core.jobs import run_worker
+    from worldbase.env_names import warn_unknown_variables
     from worldbase.plugins import app_modules
 
     settings = _settings()
     configure_logging(settings.log_level, json_logs=settings.log_json)
+    warn_unknown_variables()
     app_modules(settings.worldbase_apps, "jobs")  # registers the apps' job handlers
     run_worker(settings)
 
