@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.testclient import WebSocketDenialResponse
 
 from worldbase.settings import Settings
 
@@ -178,5 +180,36 @@ def test_allowed_hosts_refuses_other_host_headers(
         "message": "Invalid host header",
         "detail": {"setting": "ALLOWED_HOSTS"},
     }
+    # WebSockets too (the OSM live feed): refused before the app accepts them.
+    with (
+        pytest.raises(WebSocketDenialResponse) as denied,
+        client.websocket_connect("/ws/c1", headers={"Host": "evil.example"}),
+    ):
+        pass
+    assert denied.value.status_code == 400
+    with client.websocket_connect("/ws/c1", headers={"Host": "localhost"}) as ws:
+        ws.send_json({"type": "ping"})
     # Without ALLOWED_HOSTS any host is served (the TestClient's own is `testserver`).
     assert app_factory(make_settings()).get("/health").status_code == 200
+
+
+def test_image_storage_dir_holds_the_dnd_images(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    app_factory: Callable[[Settings], TestClient],
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Seed 002's IMAGE_STORAGE_DIR names the local folder its images are written to."""
+    folder = tmp_path / "images"
+    monkeypatch.setenv("IMAGE_STORAGE_DIR", str(folder))
+    client = app_factory(make_settings(storage_backend="local"))
+    created = client.post(
+        "/api/v1/images/generate",
+        json={"subject_type": "item", "subject_name": "Lockpicks", "prompt": "A set of picks"},
+    )
+    assert created.status_code == 201, created.text
+    stored = sorted(folder.rglob("*.webp"))
+    assert len(stored) == 2  # the image and its thumbnail
+    served = client.get(f"/api/v1/images/{created.json()['id']}/file")
+    assert served.status_code == 200
+    assert served.content in [path.read_bytes() for path in stored]
