@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.conftest import free_port, wait_for_port
 from worldbase.core.storage import create_storage
 from worldbase.core.storage_s3 import S3Storage
 from worldbase.env_names import unknown_variable_warnings, warn_unknown_variables
@@ -225,3 +230,76 @@ def test_unknown_variables_are_logged_at_start_up(
     messages = [record.getMessage() for record in caplog.records]
     assert "STORAGE_BACKNED is not a Worldbase setting (did you mean STORAGE_BACKEND?)" in messages
     assert any(m.startswith("WORLDBASE_DATADIR is not a Worldbase setting") for m in messages)
+
+
+SERVE = "from worldbase.cli import app; app()"  # `worldbase serve` on this interpreter
+
+
+def test_serve_takes_seed_004s_env_file_and_warns_about_the_rest(tmp_path: Path) -> None:
+    """`worldbase serve` in a folder holding seed 004's `.env` (plus one typo)."""
+    port = free_port()
+    (tmp_path / ".env").write_text(
+        "NODE_ENV=development\n"
+        "STORAGE_TYPE=local  # or 's3'\n"
+        "STORAGE_PATH=./uploads\n"
+        "QUEUE_NAME=photogrammetry\n"
+        "QUEUE_CONCURRENCY=2\n"
+        f"JWT_SECRET={'s' * 48}\n"
+        "CORS_ORIGIN=https://bestiary.example\n"
+        "DATABSE_URL=postgresql://user:password@localhost:5432/skyrim_bestiary\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORLDBASE_", "DATABASE_"))}
+    env.update(
+        WORLDBASE_DATA_DIR=str(tmp_path / "data"),
+        WORLDBASE_APPS="dnd",
+        WORLDBASE_PERIODIC_JOBS="false",
+        LOG_JSON="false",
+    )
+    for name in ("REDIS_URL", "CORS_ORIGINS", "STORAGE_BACKEND", "STORAGE_BUCKET"):
+        env.pop(name, None)
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SERVE, "serve", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            try:
+                wait_for_port(port, timeout=90)
+            except TimeoutError:
+                raise AssertionError(log_path.read_text()[-3000:]) from None
+            base = f"http://127.0.0.1:{port}"
+            health = httpx.get(f"{base}/health").json()
+            assert health["checks"]["images"] == {"total": 0}
+            assert (health["database"], health["storage"]) == (True, True)
+            for origin in ("https://bestiary.example", "http://localhost:5173"):
+                preflight = httpx.options(
+                    f"{base}/api/v1/images/search",
+                    headers={"Origin": origin, "Access-Control-Request-Method": "GET"},
+                )
+                assert preflight.status_code == 200
+                assert preflight.headers["access-control-allow-origin"] == origin
+            created = httpx.post(
+                f"{base}/api/v1/images/generate",
+                json={
+                    "subject_type": "item",
+                    "subject_name": "Dagger",
+                    "prompt": "A plain iron dagger",
+                },
+                timeout=60,
+            )
+            assert created.status_code == 201, created.text
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+    assert len(list((tmp_path / "uploads").rglob("*.webp"))) == 2  # STORAGE_PATH from .env
+    text = log_path.read_text()
+    assert "DATABSE_URL is not a Worldbase setting (did you mean DATABASE_URL?)" in text
+    assert "QUEUE_NAME is not" not in text and "NODE_ENV is not" not in text
