@@ -239,6 +239,7 @@ def test_serve_takes_seed_004s_env_file_and_warns_about_the_rest(tmp_path: Path)
     """`worldbase serve` in a folder holding seed 004's `.env` (plus one typo)."""
     port = free_port()
     (tmp_path / ".env").write_text(
+        f"PORT={port}\n"
         "NODE_ENV=development\n"
         "STORAGE_TYPE=local  # or 's3'\n"
         "STORAGE_PATH=./uploads\n"
@@ -255,12 +256,12 @@ def test_serve_takes_seed_004s_env_file_and_warns_about_the_rest(tmp_path: Path)
         WORLDBASE_PERIODIC_JOBS="false",
         LOG_JSON="false",
     )
-    for name in ("REDIS_URL", "CORS_ORIGINS", "STORAGE_BACKEND", "STORAGE_BUCKET"):
+    for name in ("REDIS_URL", "CORS_ORIGINS", "STORAGE_BACKEND", "STORAGE_BUCKET", "PORT"):
         env.pop(name, None)
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-c", SERVE, "serve", "--port", str(port)],
+            [sys.executable, "-c", SERVE, "serve"],  # PORT from the .env
             env=env,
             cwd=tmp_path,
             stdout=log,

@@ -39,14 +39,19 @@ def _settings() -> Settings:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(envvar="HOST", help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="PORT", help="TCP port.")] = 8000,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind (default HOST, else 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default PORT, else 8000).")] = None,
     workers: Annotated[int, typer.Option(help="Web worker processes.")] = 1,
 ) -> None:
     """Serve the API (and, in embedded mode, run jobs in-process)."""
     import uvicorn
 
     settings = _settings()
+    # HOST/PORT from the environment or `.env` (seed 004's `.env` sets PORT).
+    host = host or settings.host
+    port = port or settings.port
     if workers > 1 and settings.inline_worker:
         # In-process jobs and hub are per process: N workers would each recover (and rerun)
         # the others' running jobs, and events would not cross between them.

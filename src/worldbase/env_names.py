@@ -21,7 +21,7 @@ log = logging.getLogger("worldbase.settings")
 
 # --- Variables that look like settings but are not ------------------------------------------
 # Read by Worldbase outside Settings (`worldbase serve`, prometheus-client) or by the tests.
-OTHER_KNOWN_VARIABLES = frozenset({"HOST", "PORT", "PROMETHEUS_MULTIPROC_DIR"})
+OTHER_KNOWN_VARIABLES = frozenset({"PROMETHEUS_MULTIPROC_DIR"})
 IGNORED_PREFIXES = ("WORLDBASE_TEST_",)
 # Prefixes of our settings' names: a set variable starting with one of them is meant for us.
 SETTING_PREFIXES = (

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # samsyn/imports/) and a legacy temp folder are orphans, removed at start-up and by the
     # job reaper. Temp folders of dead processes go at once.
     worldbase_orphan_grace: float = Field(default=3600.0, ge=0, le=30 * 86400)
+    # Where `worldbase serve` listens (its --host/--port win).
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "INFO"
     log_json: bool = True
     # Seed 003's DEBUG: debug-level logs (unless LOG_LEVEL says otherwise). Never tracebacks
