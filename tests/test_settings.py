@@ -141,6 +141,9 @@ def test_debug_leaves_an_explicit_log_level_alone(tmp_path: Path) -> None:
     assert make(tmp_path).log_level == "INFO"
     assert make(tmp_path, debug="1").log_level == "DEBUG"
     assert make(tmp_path, debug="t", log_level="WARNING").log_level == "WARNING"
+    # Seed 003 reads anything but true/1/t as off; Node's `DEBUG=express:*` is no error.
+    assert make(tmp_path, debug="express:*").debug is False
+    assert make(tmp_path, debug="False").log_level == "INFO"
 
 
 def test_storage_backend_gcs_is_s3_at_googles_endpoint(tmp_path: Path) -> None:

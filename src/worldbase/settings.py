@@ -224,6 +224,15 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown apps {unknown}; known: {', '.join(ALL_APPS)}")
         return value
 
+    @field_validator("debug", mode="before")
+    @classmethod
+    def _debug_flag(cls, value: Any) -> Any:
+        # Seed 003's reading: true/1/t (any case) is on, anything else off, so a Node-style
+        # `DEBUG=express:*` in the same environment is not a start-up error.
+        if isinstance(value, str):
+            return value.strip().lower() in ("true", "1", "t", "yes", "on")
+        return value
+
     @model_validator(mode="after")
     def _debug_logs(self) -> Self:
         if self.debug and "log_level" not in self.model_fields_set:
