@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from starlette.testclient import WebSocketDenialResponse
 
 from worldbase.settings import Settings
 
@@ -77,3 +81,135 @@ def test_cors_allows_only_the_configured_origins(
     assert allowed.headers["access-control-allow-origin"] == "https://yourgame.com"
     refused = client.get("/", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in refused.headers
+
+
+def _preflight(client: TestClient, origin: str, path: str = "/api/v1/images/search") -> Any:
+    return client.options(
+        path,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,authorization",
+        },
+    )
+
+
+DEV_ORIGINS = (
+    "http://localhost:3000",
+    "http://127.0.0.1:3000",
+    "http://localhost:5173",
+    "http://127.0.0.1:5173",
+)
+
+
+def test_cors_in_development_allows_the_local_frontends(
+    app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    client = app_factory(make_settings(worldbase_env="development"))
+    for origin in DEV_ORIGINS:
+        response = _preflight(client, origin)
+        assert response.status_code == 200, origin
+        assert response.headers["access-control-allow-origin"] == origin
+        assert "POST" in response.headers["access-control-allow-methods"]
+        allowed_headers = response.headers["access-control-allow-headers"].lower()
+        assert "content-type" in allowed_headers and "authorization" in allowed_headers
+        assert response.headers["access-control-allow-credentials"] == "true"
+    # Simple requests carry the header too.
+    answer = client.get("/", headers={"Origin": "http://localhost:5173"})
+    assert answer.headers["access-control-allow-origin"] == "http://localhost:5173"
+    # Other origins are not allowed, even in development.
+    refused = _preflight(client, "https://evil.example")
+    assert refused.status_code == 400
+    assert "access-control-allow-origin" not in refused.headers
+
+
+def test_cors_in_development_adds_the_configured_origins(
+    app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    # Seed 004's singular CORS_ORIGIN, through the environment as its .env sets it.
+    client = app_factory(
+        make_settings(worldbase_env="development", cors_origins="https://yourgame.com")
+    )
+    for origin in ("https://yourgame.com", "http://localhost:3000"):
+        response = _preflight(client, origin)
+        assert response.status_code == 200
+        assert response.headers["access-control-allow-origin"] == origin
+
+
+def test_cors_in_production_allows_only_what_is_configured(
+    app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    production = {"worldbase_env": "production", "jwt_secret": "p" * 48}
+    if not make_settings().database_url:
+        production["database_url"] = make_settings().sqlalchemy_url  # SQLite, as configured
+    nothing = app_factory(make_settings(**production))
+    refused = _preflight(nothing, "http://localhost:3000")
+    assert refused.status_code >= 400
+    assert "access-control-allow-origin" not in refused.headers
+
+    configured = app_factory(make_settings(cors_origins="https://yourgame.com", **production))
+    assert _preflight(configured, "https://yourgame.com").status_code == 200
+    local = _preflight(configured, "http://localhost:3000")
+    assert local.status_code == 400
+    assert "access-control-allow-origin" not in local.headers
+
+
+def test_cors_origin_singular_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+    app_factory: Callable[[Settings], TestClient],
+    make_settings: Callable[..., Settings],
+) -> None:
+    monkeypatch.setenv("CORS_ORIGIN", "https://bestiary.example")
+    client = app_factory(make_settings())  # the tests' env: no development origins
+    response = _preflight(client, "https://bestiary.example")
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "https://bestiary.example"
+
+
+def test_allowed_hosts_refuses_other_host_headers(
+    app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    client = app_factory(make_settings(allowed_hosts="localhost,127.0.0.1,*.example.org"))
+    for host in ("localhost", "127.0.0.1:8000", "api.example.org"):
+        assert client.get("/health", headers={"Host": host}).status_code == 200, host
+    refused = client.get("/health", headers={"Host": "evil.example"})
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "status": "error",
+        "code": 400,
+        "message": "Invalid host header",
+        "detail": {"setting": "ALLOWED_HOSTS"},
+    }
+    # WebSockets too (the OSM live feed): refused before the app accepts them.
+    with (
+        pytest.raises(WebSocketDenialResponse) as denied,
+        client.websocket_connect("/ws/c1", headers={"Host": "evil.example"}),
+    ):
+        pass
+    assert denied.value.status_code == 400
+    with client.websocket_connect("/ws/c1", headers={"Host": "localhost"}) as ws:
+        ws.send_json({"type": "ping"})
+    # Without ALLOWED_HOSTS any host is served (the TestClient's own is `testserver`).
+    assert app_factory(make_settings()).get("/health").status_code == 200
+
+
+def test_image_storage_dir_holds_the_dnd_images(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    app_factory: Callable[[Settings], TestClient],
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Seed 002's IMAGE_STORAGE_DIR names the local folder its images are written to."""
+    folder = tmp_path / "images"
+    monkeypatch.setenv("IMAGE_STORAGE_DIR", str(folder))
+    client = app_factory(make_settings(storage_backend="local"))
+    created = client.post(
+        "/api/v1/images/generate",
+        json={"subject_type": "item", "subject_name": "Lockpicks", "prompt": "A set of picks"},
+    )
+    assert created.status_code == 201, created.text
+    stored = sorted(folder.rglob("*.webp"))
+    assert len(stored) == 2  # the image and its thumbnail
+    served = client.get(f"/api/v1/images/{created.json()['id']}/file")
+    assert served.status_code == 200
+    assert served.content in [path.read_bytes() for path in stored]

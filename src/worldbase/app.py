@@ -25,11 +25,13 @@ from worldbase.core.api.webhooks import router as webhooks_router
 from worldbase.core.docs import install_offline_docs
 from worldbase.core.errors import ERROR_RESPONSES, install_error_handlers
 from worldbase.core.fast_lane import FastLaneMiddleware, start_listener, stop_listener
+from worldbase.core.hosts import TrustedHostsMiddleware
 from worldbase.core.http import RequestContextMiddleware, configure_logging
 from worldbase.core.input_checks import refuse_nul_characters
 from worldbase.core.redact import install_redaction
 from worldbase.core.services import Services
 from worldbase.core.viewer import install_viewer
+from worldbase.env_names import warn_unknown_variables
 from worldbase.geo.cog_router import router as cog_router
 from worldbase.settings import Settings, get_settings
 
@@ -99,15 +101,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.worldbase_fast_lane_mb * 1024 * 1024,
         ttl=settings.worldbase_fast_lane_ttl,
     )
-    if settings.cors_origins:
+    # CORS_ORIGINS, plus the usual local frontend dev servers in development.
+    origins = settings.cors_allowed_origins
+    if origins:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_credentials="*" not in settings.cors_origins,
+            allow_origins=origins,
+            allow_credentials="*" not in origins,
             allow_methods=["*"],
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "ETag", "Retry-After"],
         )
+    if settings.allowed_hosts:
+        app.add_middleware(TrustedHostsMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.worldbase_max_body_bytes)
 
     for router, prefix, tags in CORE_ROUTERS:
@@ -123,4 +129,5 @@ def create_app_from_env() -> FastAPI:
     """Uvicorn factory used by `worldbase serve` (also with --workers)."""
     settings = get_settings()
     configure_logging(settings.log_level, json_logs=settings.log_json)
+    warn_unknown_variables()
     return create_app(settings)

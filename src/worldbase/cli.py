@@ -39,14 +39,19 @@ def _settings() -> Settings:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(envvar="HOST", help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="PORT", help="TCP port.")] = 8000,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind (default HOST, else 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default PORT, else 8000).")] = None,
     workers: Annotated[int, typer.Option(help="Web worker processes.")] = 1,
 ) -> None:
     """Serve the API (and, in embedded mode, run jobs in-process)."""
     import uvicorn
 
     settings = _settings()
+    # HOST/PORT from the environment or `.env` (seed 004's `.env` sets PORT).
+    host = host or settings.host
+    port = port or settings.port
     if workers > 1 and settings.inline_worker:
         # In-process jobs and hub are per process: N workers would each recover (and rerun)
         # the others' running jobs, and events would not cross between them.
@@ -90,10 +95,12 @@ def worker() -> None:
     """Consume jobs (use with REDIS_URL; start as many as you like)."""
     from worldbase.core.http import configure_logging
     from worldbase.core.jobs import run_worker
+    from worldbase.env_names import warn_unknown_variables
     from worldbase.plugins import app_modules
 
     settings = _settings()
     configure_logging(settings.log_level, json_logs=settings.log_json)
+    warn_unknown_variables()
     app_modules(settings.worldbase_apps, "jobs")  # registers the apps' job handlers
     run_worker(settings)
 

@@ -10,15 +10,30 @@ import json
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ALL_APPS = ("habitats", "samsyn", "dnd", "osm", "bestiary")
 # The habitats app's raster when HABITAT_RASTER_URL is unset: the COG `worldbase seed`
 # writes. Named here so the source policy (geo) knows it without importing the app.
 DEMO_HABITAT_RASTER_KEY = "habitats/demo-habitat-raster.tif"
+# Google Cloud Storage's S3-compatible (XML) API, used with HMAC keys (`STORAGE_BACKEND=gcs`).
+GCS_ENDPOINT = "https://storage.googleapis.com"
+# The frontends' usual development servers (Next.js/CRA on 3000, Vite on 5173): allowed as
+# CORS origins in development besides CORS_ORIGINS, never in production.
+DEV_CORS_ORIGINS = (
+    "http://localhost:3000",
+    "http://127.0.0.1:3000",
+    "http://localhost:5173",
+    "http://127.0.0.1:5173",
+)
+
+
+def _env(*names: str) -> AliasChoices:
+    """The field's own name first, then the seeds' other names for it (first one set wins)."""
+    return AliasChoices(*names)
 
 
 class ConfigurationError(RuntimeError):
@@ -41,7 +56,10 @@ class Settings(BaseSettings):
     )
 
     # --- Worldbase itself -------------------------------------------------------------
-    worldbase_env: Literal["development", "production", "test"] = "development"
+    # NODE_ENV: seed 004's name (the same three values).
+    worldbase_env: Literal["development", "production", "test"] = Field(
+        default="development", validation_alias=_env("worldbase_env", "node_env")
+    )
     worldbase_apps: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(ALL_APPS))
     worldbase_data_dir: Path = Path("./data")
     worldbase_admin_email: str | None = None
@@ -50,11 +68,19 @@ class Settings(BaseSettings):
     worldbase_max_body_bytes: int = 10 * 1024 * 1024
     # Run the Huey consumer inside `serve` (embedded); off when dedicated workers run.
     worldbase_inline_worker: bool | None = None
-    worldbase_worker_threads: int = 2
+    # QUEUE_CONCURRENCY: seed 004's name.
+    worldbase_worker_threads: int = Field(
+        default=2, ge=1, validation_alias=_env("worldbase_worker_threads", "queue_concurrency")
+    )
     # The apps' periodic schedules (daily cleanups, source polling); tests run them by hand.
     worldbase_periodic_jobs: bool = True
     # Names this deployment's job queue and event channels in a Redis shared with others.
-    worldbase_namespace: str = Field(default="worldbase", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # QUEUE_NAME: seed 004's name for its queue.
+    worldbase_namespace: str = Field(
+        default="worldbase",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        validation_alias=_env("worldbase_namespace", "queue_name"),
+    )
     # Seconds a WMS gets to answer (GetMap, GetCapabilities) before the request is a 504.
     worldbase_wms_timeout: float = Field(default=15.0, gt=0, le=300)
     # Request line and headers together, in bytes; past it the server answers 431.
@@ -86,8 +112,14 @@ class Settings(BaseSettings):
     # samsyn/imports/) and a legacy temp folder are orphans, removed at start-up and by the
     # job reaper. Temp folders of dead processes go at once.
     worldbase_orphan_grace: float = Field(default=3600.0, ge=0, le=30 * 86400)
+    # Where `worldbase serve` listens (its --host/--port win).
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "INFO"
     log_json: bool = True
+    # Seed 003's DEBUG: debug-level logs (unless LOG_LEVEL says otherwise). Never tracebacks
+    # in responses.
+    debug: bool = False
 
     # --- Database -----------------------------------------------------------------------
     database_url: str | None = None
@@ -96,13 +128,23 @@ class Settings(BaseSettings):
     database_pool_recycle: int = 1800
 
     # --- Object storage -----------------------------------------------------------------
-    storage_backend: Literal["local", "s3", "gcs"] = "local"
-    storage_bucket: str | None = None
+    # STORAGE_TYPE (seed 004): local|s3. `gcs` is Google Cloud Storage through its
+    # S3-compatible API (HMAC keys in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).
+    storage_backend: Literal["local", "s3", "gcs"] = Field(
+        default="local", validation_alias=_env("storage_backend", "storage_type")
+    )
+    storage_bucket: str | None = Field(
+        default=None, validation_alias=_env("storage_bucket", "aws_bucket")
+    )
     storage_prefix: str = ""
-    storage_path: Path | None = None
+    # The local storage folder (default <data dir>/storage). IMAGE_STORAGE_DIR: seed 002's
+    # name for the folder its images go to (D&D images are under <folder>/dnd/images/).
+    storage_path: Path | None = Field(
+        default=None, validation_alias=_env("storage_path", "image_storage_dir")
+    )
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
-    aws_region: str = "us-east-1"
+    aws_region: str | None = None  # us-east-1 (s3) or auto (gcs) when unset
     aws_endpoint_url: str | None = None
 
     # --- Identity -----------------------------------------------------------------------
@@ -115,7 +157,12 @@ class Settings(BaseSettings):
     clerk_webhook_secret: str | None = None
 
     # --- Shared services ----------------------------------------------------------------
-    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # CORS_ORIGIN: seed 004's singular name (one origin or a list, like CORS_ORIGINS).
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("cors_origins", "cors_origin")
+    )
+    # Seed 003's ALLOWED_HOSTS: when set, other Host headers are refused (400).
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     redis_url: str | None = None
     cache_default_ttl_seconds: int = 3600
     login_rate_limit: str = "10/minute"
@@ -161,6 +208,7 @@ class Settings(BaseSettings):
     @field_validator(
         "worldbase_apps",
         "cors_origins",
+        "allowed_hosts",
         "worldbase_source_allowlist",
         "worldbase_raster_dirs",
         mode="before",
@@ -178,6 +226,21 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown apps {unknown}; known: {', '.join(ALL_APPS)}")
         return value
+
+    @field_validator("debug", mode="before")
+    @classmethod
+    def _debug_flag(cls, value: Any) -> Any:
+        # Seed 003's reading: true/1/t (any case) is on, anything else off, so a Node-style
+        # `DEBUG=express:*` in the same environment is not a start-up error.
+        if isinstance(value, str):
+            return value.strip().lower() in ("true", "1", "t", "yes", "on")
+        return value
+
+    @model_validator(mode="after")
+    def _debug_logs(self) -> Self:
+        if self.debug and "log_level" not in self.model_fields_set:
+            self.log_level = "DEBUG"
+        return self
 
     # --- Derived values ------------------------------------------------------------------
     @property
@@ -200,6 +263,32 @@ class Settings(BaseSettings):
             if url.startswith(plain):
                 return driver + url[len(plain) :]
         return url
+
+    @property
+    def uses_s3(self) -> bool:
+        """The S3 storage backend serves `s3` and `gcs` (GCS's S3-compatible API)."""
+        return self.storage_backend in ("s3", "gcs")
+
+    @property
+    def storage_endpoint_url(self) -> str | None:
+        """AWS_ENDPOINT_URL, else GCS's endpoint for `gcs`, else None (AWS itself)."""
+        if self.aws_endpoint_url:
+            return self.aws_endpoint_url
+        return GCS_ENDPOINT if self.storage_backend == "gcs" else None
+
+    @property
+    def storage_region(self) -> str:
+        if self.aws_region:
+            return self.aws_region
+        return "auto" if self.storage_backend == "gcs" else "us-east-1"
+
+    @property
+    def cors_allowed_origins(self) -> list[str]:
+        """CORS_ORIGINS, plus the usual local frontend servers in development."""
+        origins = list(self.cors_origins)
+        if self.worldbase_env == "development" and "*" not in origins:
+            origins += [origin for origin in DEV_CORS_ORIGINS if origin not in origins]
+        return origins
 
     @property
     def is_sqlite(self) -> bool:
@@ -260,10 +349,10 @@ class Settings(BaseSettings):
     def check(self) -> None:
         """Fail fast, with one line, on settings that cannot serve."""
         _ = self.secret
-        if self.storage_backend == "s3" and not self.storage_bucket:
-            raise ConfigurationError("STORAGE_BACKEND=s3 needs STORAGE_BUCKET")
-        if self.storage_backend == "gcs":
-            raise ConfigurationError("STORAGE_BACKEND=gcs is not supported yet: use local or s3")
+        if self.uses_s3 and not self.storage_bucket:
+            raise ConfigurationError(
+                f"STORAGE_BACKEND={self.storage_backend} needs STORAGE_BUCKET (or AWS_BUCKET)"
+            )
         if self.is_production and self.database_url is None:
             raise ConfigurationError("DATABASE_URL is not set: production needs PostgreSQL")
         for folder in self.worldbase_raster_dirs:

@@ -122,7 +122,35 @@ def test_health_ok_shape(client: TestClient) -> None:
     assert datetime.fromisoformat(body["timestamp"]).tzinfo is not None
     # Apps with a health counter report under their name (dnd counts its images).
     assert body["apps"]["dnd"] == {"images": {"total": 0}}
+    # Seed 002's document: the image count under `checks.images.total`.
+    assert checks["images"] == {"total": 0}
+    # Seed 000's monitors: `database` and `storage` booleans at the top level.
+    assert body["database"] is True
+    assert body["storage"] is True
     assert response.headers["cache-control"] == "no-store"
+
+
+def test_health_counts_images_where_seed_002_shows_them(client: TestClient) -> None:
+    generated = client.post(
+        "/api/v1/images/generate",
+        json={"subject_type": "item", "subject_name": "Dagger", "prompt": "A plain dagger"},
+    )
+    assert generated.status_code == 201, generated.text
+    body = client.get("/health").json()
+    # Seed 002's expected response, key for key (plus our additions).
+    assert {"status", "timestamp", "checks"} <= set(body)
+    assert {"database", "disk_space", "images"} <= set(body["checks"])
+    assert body["checks"]["images"]["total"] == 1
+    assert body["apps"]["dnd"]["images"]["total"] == 1
+    assert isinstance(body["checks"]["disk_space"]["free_gb"], float)
+
+
+def test_health_without_dnd_has_no_image_check(
+    app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    body = app_factory(make_settings(worldbase_apps="osm")).get("/health").json()
+    assert "images" not in body["checks"]
+    assert body["database"] is True and body["storage"] is True
 
 
 def test_low_disk_space_is_degraded_not_down(
@@ -169,6 +197,26 @@ def test_app_counters_run_for_enabled_apps_only_and_are_bounded(
     }
 
 
+def test_counts_a_seed_reads_under_checks_keep_their_shape_when_the_counter_fails(
+    app_factory: Callable[[Settings], TestClient],
+    make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(health, "_COUNTERS", {})
+
+    async def broken(session: AsyncSession) -> dict[str, Any]:
+        raise RuntimeError("no such table: image_assets")
+
+    health.register_health_counter("dnd", broken, checks=("images",))
+    body = app_factory(make_settings(worldbase_apps=["dnd"])).get("/health").json()
+    assert body["checks"]["images"] == {
+        "total": None,
+        "status": "error: RuntimeError: no such table: image_assets",
+    }
+    assert body["status"] == "degraded"
+    assert body["database"] is True
+
+
 def test_dead_database_is_503_with_health_shape(
     app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
 ) -> None:
@@ -178,6 +226,7 @@ def test_dead_database_is_503_with_health_shape(
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "error"
+    assert body["database"] is False
     assert body["checks"]["database"].startswith("error: ")
     assert "Traceback" not in response.text
     assert "\n" not in body["checks"]["database"]
@@ -232,4 +281,5 @@ def test_missing_bucket_is_a_storage_error(
     body = response.json()
     assert body["checks"]["storage"].startswith("error: ")
     assert body["checks"]["database"] == "ok"
+    assert (body["database"], body["storage"]) == (True, False)
     assert body["status"] == "degraded"

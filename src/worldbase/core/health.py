@@ -2,7 +2,9 @@
 
 Every check is bounded by a timeout so the endpoint never hangs, and reports a short
 string (exception class + first line), never a stack trace. Apps add their counts with
-`register_health_counter("dnd", count_fn)`; only enabled apps' counters run.
+`register_health_counter("dnd", count_fn)`; only enabled apps' counters run. The document
+is seed 002's (`status`, `timestamp`, `checks.database`, `checks.disk_space`,
+`checks.images.total`) with seed 000's `database`/`storage` booleans at the top level.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,12 +35,24 @@ LOW_DISK_BYTES = 1024**3
 STORAGE_PROBE_PREFIX = "health/"
 
 HealthCounter = Callable[[AsyncSession], Awaitable[dict[str, Any]]]
-_COUNTERS: dict[str, HealthCounter] = {}
 
 
-def register_health_counter(name: str, counter: HealthCounter) -> None:
-    """Let an app report counts (e.g. `{"images": 12}`) under `apps.<name>` in /health."""
-    _COUNTERS[name] = counter
+@dataclass(frozen=True)
+class _Registered:
+    counter: HealthCounter
+    # Keys of the counts that a seed's monitors read under `checks` (002's `checks.images`).
+    checks: tuple[str, ...]
+
+
+_COUNTERS: dict[str, _Registered] = {}
+
+
+def register_health_counter(
+    name: str, counter: HealthCounter, *, checks: tuple[str, ...] = ()
+) -> None:
+    """Let an app report counts (e.g. `{"images": 12}`) under `apps.<name>` in /health;
+    the keys in `checks` are also reported under `checks.<key>`."""
+    _COUNTERS[name] = _Registered(counter, checks)
 
 
 def short_error(exc: BaseException) -> str:
@@ -191,7 +206,7 @@ async def check_health(*, services: Services) -> dict[str, Any]:
         check_storage(services),
         check_jobs(db, queued_grace=timedelta(seconds=settings.worldbase_job_queued_grace)),
         check_redis(settings.redis_url) if settings.redis_url else _none(),
-        *(_app_counts(db, name, _COUNTERS[name]) for name in enabled),
+        *(_app_counts(db, name, _COUNTERS[name].counter) for name in enabled),
     )
     checks: dict[str, Any] = {
         "database": database,
@@ -201,13 +216,27 @@ async def check_health(*, services: Services) -> dict[str, Any]:
     if redis is not None:
         checks["redis"] = redis
     checks["jobs"] = jobs
+    counts = dict(zip(enabled, apps, strict=True))
+    for name in enabled:
+        for key in _COUNTERS[name].checks:
+            checks[key] = _check_entry(counts[name], key)
     return {
         "status": overall_status(checks),
+        # Seed 000's monitors read these two booleans.
+        "database": database == "ok",
+        "storage": storage == "ok",
         "timestamp": datetime.now(UTC).isoformat(),
         "version": __version__,
         "checks": checks,
-        "apps": dict(zip(enabled, apps, strict=True)),
+        "apps": counts,
     }
+
+
+def _check_entry(counts: dict[str, Any], key: str) -> Any:
+    if key in counts:
+        return counts[key]
+    # The counter failed (its error is in `status`): same shape, no numbers.
+    return {"total": None, "status": counts.get("status", "error: missing")}
 
 
 async def _none() -> None:
@@ -217,5 +246,7 @@ async def _none() -> None:
 def overall_status(checks: dict[str, Any]) -> str:
     if checks["database"] != "ok":
         return "error"
-    states = [value["status"] if isinstance(value, dict) else value for value in checks.values()]
+    states = [
+        value.get("status", "ok") if isinstance(value, dict) else value for value in checks.values()
+    ]
     return "ok" if all(state == "ok" for state in states) else "degraded"

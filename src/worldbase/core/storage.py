@@ -321,18 +321,22 @@ def _object(key: str, st: os.stat_result, etag: str, content_type: str | None) -
 
 
 def create_storage(settings: Settings) -> Storage:
-    if settings.storage_backend == "s3":
+    if settings.uses_s3:  # s3, or gcs through Google's S3-compatible API
         from worldbase.core.storage_s3 import S3Storage
 
         if not settings.storage_bucket:
-            raise ConfigurationError("STORAGE_BACKEND=s3 needs STORAGE_BUCKET")
+            raise ConfigurationError(
+                f"STORAGE_BACKEND={settings.storage_backend} needs STORAGE_BUCKET"
+            )
         return S3Storage(
             bucket=settings.storage_bucket,
             prefix=settings.storage_prefix,
-            endpoint_url=settings.aws_endpoint_url,
+            endpoint_url=settings.storage_endpoint_url,
             access_key_id=settings.aws_access_key_id,
             secret_access_key=settings.aws_secret_access_key,
-            region=settings.aws_region,
+            region=settings.storage_region,
+            # GCS's XML API takes no flexible (CRC) checksums nor aws-chunked uploads.
+            checksums_when_required=settings.storage_backend == "gcs",
         )
     if settings.storage_backend == "local":
         return LocalStorage(settings.local_storage_path, settings.storage_prefix)

@@ -7,7 +7,7 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import boto3
@@ -47,10 +47,14 @@ class S3Storage:
         secret_access_key: str | None = None,
         region: str = "us-east-1",
         url_expiry_seconds: int = 3600,
+        checksums_when_required: bool = False,
     ):
         self.bucket = bucket
         self.prefix = normalize_prefix(prefix)
         self.url_expiry_seconds = url_expiry_seconds
+        checksums: Literal["when_supported", "when_required"] = (
+            "when_required" if checksums_when_required else "when_supported"
+        )
         # boto3 clients are thread-safe; one per process shares its connection pool.
         self.client: S3Client = _boto_session().client(
             "s3",
@@ -58,7 +62,13 @@ class S3Storage:
             aws_access_key_id=access_key_id,
             aws_secret_access_key=secret_access_key,
             region_name=region,
-            config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+            config=Config(
+                retries={"max_attempts": 3, "mode": "standard"},
+                # botocore adds CRC checksums to every upload by default; GCS's XML API
+                # (and other look-alikes) take them only where S3 requires them.
+                request_checksum_calculation=checksums,
+                response_checksum_validation=checksums,
+            ),
         )
 
     def _key(self, key: str) -> str:

@@ -102,7 +102,7 @@ def _local_allowed(path: Path, settings: Settings) -> Path | None:
 
 
 def _own_bucket(url: str, settings: Settings) -> bool:
-    if settings.storage_backend != "s3" or not settings.storage_bucket:
+    if not settings.uses_s3 or not settings.storage_bucket:
         return False
     bucket = urlsplit(url).netloc
     return bucket == settings.storage_bucket
@@ -166,7 +166,7 @@ def storage_source(settings: Settings, key: str) -> str:
     key = validate_key(key)
     prefix = settings.storage_prefix.strip("/")
     full = f"{prefix}/{key}" if prefix else key
-    if settings.storage_backend == "s3":
+    if settings.uses_s3:
         return f"/vsis3/{settings.storage_bucket}/{full}"
     return str(settings.local_storage_path / full)
 
@@ -221,8 +221,8 @@ def gdal_options(settings: Settings) -> dict[str, Any]:
         # Curl must not pick up an environment proxy for the loopback relay.
         "GDAL_HTTP_PROXY": "",
     }
-    if settings.aws_endpoint_url:
-        endpoint = urlsplit(settings.aws_endpoint_url)
+    if settings.storage_endpoint_url:
+        endpoint = urlsplit(settings.storage_endpoint_url)
         options["AWS_HTTPS"] = "YES" if endpoint.scheme == "https" else "NO"
         options["AWS_VIRTUAL_HOSTING"] = "FALSE"
     return options
@@ -244,11 +244,14 @@ def _aws_session(
 def aws_session(settings: Settings) -> AWSSession:
     """The credentials and endpoint for /vsis3/ (rasterio takes them only as a session)."""
     endpoint = None
-    if settings.aws_endpoint_url:
-        parts = urlsplit(settings.aws_endpoint_url)
+    if settings.storage_endpoint_url:
+        parts = urlsplit(settings.storage_endpoint_url)
         endpoint = parts.netloc + parts.path.rstrip("/")
     return _aws_session(
-        settings.aws_access_key_id, settings.aws_secret_access_key, settings.aws_region, endpoint
+        settings.aws_access_key_id,
+        settings.aws_secret_access_key,
+        settings.storage_region,
+        endpoint,
     )
 
 

@@ -44,7 +44,7 @@ from worldbase.core.http import body_limit
 from worldbase.core.services import StorageDep
 
 router = APIRouter()
-register_health_counter("dnd", service.count_total)
+register_health_counter("dnd", service.count_total, checks=("images",))  # seed 002
 CLIENT_PAGE = Path(__file__).resolve().parent / "static" / "client.html"
 IncludeData = Annotated[bool, Query(description="Add the WebP file as `base64_data`")]
 

@@ -31,6 +31,8 @@ INFO_EXAMPLE = {
 }
 HEALTH_EXAMPLE = {
     "status": "ok",
+    "database": True,
+    "storage": True,
     "timestamp": "2026-11-23T05:44:17.351438+00:00",
     "version": "0.1.0",
     "checks": {
@@ -39,8 +41,9 @@ HEALTH_EXAMPLE = {
         "disk_space": {"status": "ok", "free_gb": 78.25},
         "redis": "ok",
         "jobs": {"status": "ok", "queued": 0, "running": 1, "failed_last_24h": 0},
+        "images": {"total": 12},
     },
-    "apps": {},
+    "apps": {"dnd": {"images": {"total": 12}}},
 }
 
 
@@ -73,7 +76,12 @@ async def api_info(services: ServicesDep) -> dict[str, Any]:
             HEALTH_EXAMPLE, "Every check; `degraded` when one besides the database fails"
         ),
         503: _json_example(
-            {**HEALTH_EXAMPLE, "status": "error", "checks": {"database": "error: OSError: ..."}},
+            {
+                **HEALTH_EXAMPLE,
+                "status": "error",
+                "database": False,
+                "checks": {"database": "error: OSError: ..."},
+            },
             "The database is unreachable (same document shape)",
         ),
     },
