@@ -137,6 +137,31 @@ def test_search_filters_orders_featured_first_then_newest_and_paginates(
     assert_error(client.get("/api/v1/images/search", params={"subject_type": "x"}), 422)
 
 
+def test_search_reports_the_seeds_pagination_and_sorts(client: TestClient) -> None:
+    ids = [
+        generate(client, subject_name=f"Rope {n}", prompt=f"A coil of rope number {n}").json()["id"]
+        for n in range(3)
+    ]
+    client.put(f"/api/v1/images/{ids[0]}/feature")
+    for _ in range(2):
+        client.get(f"/api/v1/images/{ids[1]}")
+
+    def order(sort: str | None) -> list[int]:
+        params = {"sort": sort} if sort else {}
+        page = client.get("/api/v1/images/search", params=params).json()
+        return [item["id"] for item in page["items"]]
+
+    assert order(None) == order("featured") == [ids[0], ids[2], ids[1]]
+    assert order("newest") == [ids[2], ids[1], ids[0]]
+    assert order("oldest") == ids
+    assert order("most_used") == [ids[1], ids[2], ids[0]]
+    page = client.get("/api/v1/images/search", params={"page_size": 2, "sort": "oldest"}).json()
+    assert (page["total"], page["total_items"], page["total_pages"]) == (3, 3, 2)
+    assert page["sort"] == "oldest"
+    body = assert_error(client.get("/api/v1/images/search", params={"sort": "random"}), 422)
+    assert "sort" in body["message"]
+
+
 def test_get_counts_uses_and_can_omit_data(client: TestClient) -> None:
     image_id = generate(client).json()["id"]
     first = client.get(f"/api/v1/images/{image_id}").json()

@@ -24,21 +24,25 @@ from worldbase.apps.dnd.dependencies import (
 )
 from worldbase.apps.dnd.files import stream_object
 from worldbase.apps.dnd.schemas import (
+    SCENE_TEXT_PATTERN,
     CacheStatsRead,
     CountRead,
     FeatureUpdate,
     ImageGenerate,
     ImagePage,
+    ImageSort,
     ImageWithData,
     LocalStorageDump,
     MessageRead,
     MigrationRead,
     OrphanCleanupRead,
+    SceneGenerate,
     SceneRead,
     StatsRead,
     SubjectType,
 )
 from worldbase.core.db import Session
+from worldbase.core.errors import BadInput
 from worldbase.core.health import register_health_counter
 from worldbase.core.http import body_limit
 from worldbase.core.services import StorageDep
@@ -86,13 +90,17 @@ async def generate_image(
 @router.get(
     "/api/v1/images/search",
     response_model=ImagePage,
-    summary="Search images: featured first, then newest",
+    summary="Search images (default order: featured first, then newest)",
 )
 async def search_images(
     session: Session,
     subject_name: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     subject_type: SubjectType | None = None,
     is_featured: bool | None = None,
+    sort: Annotated[
+        ImageSort,
+        Query(description="featured (featured first, then newest), newest, oldest, most_used"),
+    ] = "featured",
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> dict[str, Any]:
@@ -101,6 +109,7 @@ async def search_images(
         subject_name=subject_name,
         subject_type=subject_type,
         is_featured=is_featured,
+        sort=sort,
         page=page,
         page_size=page_size,
     )
@@ -177,13 +186,18 @@ async def restore_image(image: DeletedImageForEdit, session: Session) -> ImageWi
 
 # --- Scenes ------------------------------------------------------------------------------------
 
-SceneText = Annotated[str, Query(min_length=1, max_length=100, pattern=r"^[^<>]*\S[^<>]*$")]
+SceneText = Annotated[str | None, Query(min_length=1, max_length=100, pattern=SCENE_TEXT_PATTERN)]
 
 
 @router.post(
     "/api/v1/scenes/generate",
     response_model=SceneRead,
     summary="The cached scene image, generated once per (location, time of day, weather)",
+    description=(
+        "Parameters come in the query string (`?location=Tavern`) or as the JSON body the "
+        "seed's frontend sends (`{location, time_of_day, weather}`), or both: a field given "
+        "in both is taken from the query string. time_of_day defaults to Day, weather to Clear."
+    ),
 )
 async def generate_scene(
     request: Request,
@@ -192,12 +206,25 @@ async def generate_scene(
     runtime: RuntimeDep,
     settings: SettingsDep,
     user: Writer,
-    location: SceneText,
-    time_of_day: SceneText = "Day",
-    weather: SceneText = "Clear",
-    force_regenerate: bool = False,
+    body: SceneGenerate | None = None,
+    location: SceneText = None,
+    time_of_day: SceneText = None,
+    weather: SceneText = None,
+    force_regenerate: bool | None = None,
     include_data: IncludeData = True,
 ) -> SceneRead:
+    given = body or SceneGenerate()
+    location = location or given.location
+    if location is None:
+        raise BadInput(
+            "location is required (query string or JSON body)",
+            detail=[{"loc": ["query", "location"], "msg": "Field required"}],
+        )
+    time_of_day = time_of_day or given.time_of_day or "Day"
+    weather = weather or given.weather or "Clear"
+    if force_regenerate is None:
+        force_regenerate = bool(given.force_regenerate)
+
     async def limit() -> None:
         await scene_rate_limit(request)
 
