@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import FileResponse, Response
 from starlette.requests import Request
 
@@ -22,7 +22,7 @@ from worldbase.apps.dnd.dependencies import (
     image_rate_limit,
     scene_rate_limit,
 )
-from worldbase.apps.dnd.files import stream_object
+from worldbase.apps.dnd.files import serve_object, stream_object
 from worldbase.apps.dnd.schemas import (
     SCENE_TEXT_PATTERN,
     CacheStatsRead,
@@ -49,7 +49,7 @@ from worldbase.core.services import StorageDep
 
 router = APIRouter()
 register_health_counter("dnd", service.count_total)
-CLIENT_PAGE = Path(__file__).resolve().parent / "static" / "client.html"
+CLIENT_PAGE = FilePath(__file__).resolve().parent / "static" / "client.html"
 IncludeData = Annotated[bool, Query(description="Add the WebP file as `base64_data`")]
 
 
@@ -151,6 +151,42 @@ async def get_image_thumbnail(
     image: ImageForRead, request: Request, storage: StorageDep
 ) -> Response:
     return await stream_object(request, storage, image.storage_path_thumbnail)
+
+
+StoredName = Annotated[
+    str,
+    Path(
+        pattern=r"^[0-9a-f]{32}\.webp$",
+        description="The file name of a stored image (`storage_path_full`'s last part)",
+    ),
+]
+
+
+@router.get(
+    "/dnd/images/{kind}/{name}",
+    summary="A stored path (`storage_path_full`, `storage_path_thumbnail`) as a URL",
+    description=(
+        "Every stored path the API returns is also a URL path of this server, as the game's "
+        "portal page loads `${base}/${storage_path_thumbnail}`. Local storage: the file with "
+        "ETag, Range and 304, as `/file`; S3: a 307 redirect to a presigned URL."
+    ),
+    response_class=Response,
+    responses={
+        200: {"content": {"image/webp": {"example": "(binary WebP)"}}},
+        206: {},
+        304: {},
+        307: {},
+    },
+)
+async def get_stored_file(
+    kind: Literal["full", "thumbnails"],
+    name: StoredName,
+    request: Request,
+    session: Session,
+    storage: StorageDep,
+) -> Response:
+    key = await service.get_by_path_or_raise(session, kind=kind, name=name)
+    return await serve_object(request, storage, key)
 
 
 @router.put(

@@ -28,6 +28,7 @@ from worldbase.apps.dnd.models import ImageAsset
 from worldbase.apps.dnd.providers import GenerationSpec, ImageProvider
 from worldbase.apps.dnd.schemas import ImageGenerate
 from worldbase.core.db import utcnow
+from worldbase.core.errors import NotFound
 from worldbase.core.storage import Storage
 
 FULL_PREFIX = "dnd/images/full/"
@@ -178,6 +179,23 @@ _ORDERS: dict[str, tuple[Any, ...]] = {
     "oldest": (ImageAsset.created_at.asc(), ImageAsset.id.asc()),
     "most_used": (ImageAsset.use_count.desc(), *_NEWEST),
 }
+
+
+async def get_by_path_or_raise(session: AsyncSession, *, kind: str, name: str) -> str:
+    """The storage key `dnd/images/{kind}/{name}` of a live image, else `NotFound`.
+
+    `kind` is `full` or `thumbnails`; both files of an image share its name, and the row
+    is found by its full path (indexed). Deleted images are not served, as by `/file`.
+    """
+    full = f"{FULL_PREFIX}{name}"
+    found = await session.scalar(
+        select(ImageAsset.id).where(
+            ImageAsset.storage_path_full == full, ImageAsset.is_deleted.is_(False)
+        )
+    )
+    if found is None:
+        raise NotFound("Image not found", detail={"path": f"dnd/images/{kind}/{name}"})
+    return full if kind == "full" else f"{THUMB_PREFIX}{name}"
 
 
 async def list(
