@@ -351,6 +351,14 @@ async def maintenance_stats(
     "/api/v1/migrate/from-localstorage",
     response_model=MigrationRead,
     summary="Import the game's LocalStorage dump (idempotent; bad entries reported)",
+    description=(
+        "Takes seed 002's `{scene_cache, item_images}` body, or the game's raw LocalStorage "
+        "as it sits in the browser (`JSON.stringify({...localStorage})`: flat "
+        "`scene_cache_*` / `item_image_*` keys whose values are JSON text, and the game's "
+        "own `nanoBananaSceneCache` / `nanoBananaImageLibrary`). Bad entries are listed in "
+        "`errors`, keys that hold no images in `ignored`; `status` is success, partial, "
+        "failed (only errors) or empty (nothing usable)."
+    ),
 )
 @body_limit(migration.MAX_BODY_BYTES)
 async def migrate_from_localstorage(
@@ -364,8 +372,7 @@ async def migrate_from_localstorage(
         session,
         storage=storage,
         settings=settings,
-        scene_cache=body.scene_cache,
-        item_images=body.item_images,
+        dump=body.model_dump(),
         created_by=user.id if user else None,
     )
 

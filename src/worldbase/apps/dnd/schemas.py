@@ -353,27 +353,32 @@ class MigrationRead(Schema):
         json_schema_extra={
             "examples": [
                 {
+                    "status": "partial",
                     "scenes": 3,
                     "items": 5,
                     "skipped": 0,
                     "errors": [{"key": "item_image_Rope", "error": "images[0]: not an image"}],
+                    "ignored": [{"key": "dnd-theme", "error": "not a scene or item image key"}],
                     "total_size_mb": 1.42,
                 }
             ]
         }
     )
 
+    status: Literal["success", "partial", "failed", "empty"]
     scenes: int
     items: int
     skipped: int
     errors: list[MigrationError]
+    ignored: list[MigrationError]  # keys that hold no scene or item image
     total_size_mb: float
 
 
 class LocalStorageDump(Schema):
-    """The game's LocalStorage, as its migration button sends it."""
+    """The game's LocalStorage: seed 002's two groups, or the raw keys (see localstorage.py)."""
 
     model_config = ConfigDict(
+        extra="allow",
         json_schema_extra={
             "examples": [
                 {
@@ -394,9 +399,14 @@ class LocalStorageDump(Schema):
                             ]
                         }
                     },
-                }
+                },
+                {
+                    "scene_cache_Tavern_Evening_Rain": '{"image": "iVBORw0KGgo..."}',
+                    "item_image_Dagger": '{"images": [{"image": "iVBORw0KGgo..."}]}',
+                    "dnd-theme": "cyber",
+                },
             ]
-        }
+        },
     )
 
     # Values are checked entry by entry (a bad one is reported, the rest still migrate).
