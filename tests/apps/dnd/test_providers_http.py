@@ -299,3 +299,19 @@ def test_openai_urls_and_sizes() -> None:
     assert openai_size("gpt-image-1", "9:16") == "1024x1536"
     assert openai_size("dall-e-3", "16:9") == "1792x1024"
     assert openai_size("stable-diffusion", "4:3") == "1024x1024"
+
+
+def test_automatic1111_basic_auth_from_the_url(
+    app_factory: Callable[[Settings], TestClient],
+    make_settings: Callable[..., Settings],
+    fake_server: tuple[str, FakeImageServer],
+) -> None:
+    """A web UI started with `--api-auth user:pass`; the LAN allow-listed as a network."""
+    url, fake = fake_server
+    with_auth = url.replace("http://", "http://artist:secret@")
+    client = _sd_app(
+        app_factory, make_settings, with_auth, worldbase_source_allowlist=["127.0.0.1/32"]
+    )
+    assert generate(client).status_code == 201
+    expected = "Basic " + base64.b64encode(b"artist:secret").decode()
+    assert fake.requests[0]["auth"] == expected
