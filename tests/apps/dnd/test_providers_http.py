@@ -53,11 +53,14 @@ class FakeImageServer:
         else:
             status, payload = 404, {"detail": "Not Found"}
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        handler.send_response(status)
-        handler.send_header("content-type", "application/json")
-        handler.send_header("content-length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        try:
+            handler.send_response(status)
+            handler.send_header("content-type", "application/json")
+            handler.send_header("content-length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # "slow": the provider gave up waiting, as it should
 
     def _openai(self, body: dict[str, Any]) -> tuple[int, Any]:
         if self.mode == "quota":
