@@ -183,6 +183,16 @@ class Settings(BaseSettings):
     gemini_api_key: str | None = None
     # Points Google's SDK at another endpoint (a proxy, or a local fake in tests).
     gemini_base_url: str | None = None
+    # D&D image provider: auto = gemini with GEMINI_API_KEY, else automatic1111 with
+    # SD_WEBUI_URL, else procedural (offline); openai = an OpenAI-compatible images API.
+    # Providers on loopback/private addresses must be in WORLDBASE_SOURCE_ALLOWLIST.
+    image_provider: Literal["auto", "procedural", "gemini", "openai", "automatic1111"] = "auto"
+    openai_api_key: str | None = None
+    openai_base_url: str = "https://api.openai.com/v1"  # with or without the trailing /v1
+    openai_image_model: str = "gpt-image-1"
+    sd_webui_url: str | None = None  # AUTOMATIC1111 / Forge started with --api
+    sd_webui_steps: int = Field(default=20, ge=1, le=150)
+    image_timeout_seconds: float = Field(default=120.0, gt=0, le=600)
     # Seed 002's clients send no credentials; true requires a bearer token for D&D writes.
     dnd_require_auth: bool = False
     max_requests_per_minute: int = 10
@@ -359,6 +369,18 @@ class Settings(BaseSettings):
             reason = self.raster_dir_problem(folder)
             if reason:
                 raise ConfigurationError(f"WORLDBASE_RASTER_DIRS: {folder} {reason}")
+        self._check_image_provider()
+
+    def _check_image_provider(self) -> None:
+        if self.image_provider == "gemini" and not self.gemini_api_key:
+            raise ConfigurationError("IMAGE_PROVIDER=gemini needs GEMINI_API_KEY")
+        if self.image_provider == "automatic1111" and not self.sd_webui_url:
+            raise ConfigurationError("IMAGE_PROVIDER=automatic1111 needs SD_WEBUI_URL")
+        official = self.openai_base_url.rstrip("/").startswith("https://api.openai.com")
+        if self.image_provider == "openai" and official and not self.openai_api_key:
+            raise ConfigurationError(
+                "IMAGE_PROVIDER=openai needs OPENAI_API_KEY (or OPENAI_BASE_URL)"
+            )
 
     @property
     def protected_paths(self) -> list[Path]:

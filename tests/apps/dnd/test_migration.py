@@ -77,6 +77,7 @@ def test_migrates_good_entries_and_reports_bad_ones_then_is_idempotent(client: T
         "item_image_Shield",
     }
     assert len(report["errors"]) == 6
+    assert report["status"] == "partial" and report["ignored"] == []
     assert 0.18 < report["total_size_mb"] < 0.2  # the decoded originals (noise PNG: 197 kB)
 
     scene = client.post(
@@ -101,7 +102,8 @@ def test_bad_shapes_are_422(client: TestClient) -> None:
         client.post(URL, content=b"{not json", headers={"content-type": "application/json"}), 422
     )
     assert client.post(URL, json={}).json() == {
-        "scenes": 0, "items": 0, "skipped": 0, "errors": [], "total_size_mb": 0.0
+        "status": "empty", "scenes": 0, "items": 0, "skipped": 0, "errors": [], "ignored": [],
+        "total_size_mb": 0.0,
     }  # fmt: skip
 
 
@@ -144,3 +146,93 @@ def test_decompression_bombs_are_per_entry_errors_and_the_rest_migrates(
     assert len(report["errors"]) == 3
     assert all("too large" in error["error"] for error in report["errors"]), report["errors"]
     assert len(stored_keys(client)) == 4
+
+
+def test_the_raw_localstorage_dump_migrates_and_unusable_keys_are_reported(
+    client: TestClient,
+) -> None:
+    """`JSON.stringify({...localStorage})`: flat keys whose values are JSON text."""
+    import json
+
+    tavern = _png((120, 60, 20))
+    raw = {
+        "scene_cache_Tavern_Evening_Rain": json.dumps(
+            {"image": "data:image/png;base64," + tavern, "timestamp": "2025-10-20T18:00:00Z"}
+        ),
+        "scene_cache_Forest_Night_Clear": {"imageData": _png((10, 40, 10))},
+        "item_image_Dagger": json.dumps(
+            {"images": [{"data": _png((90, 90, 90), (32, 32)), "customPrompt": ""}]}
+        ),
+        "item_image_Lockpicks": _png((200, 200, 0), (32, 32)),
+        "item_image_Rope": "{broken json",
+        "dnd-theme": "cyber",
+        "aidnd_savegame": json.dumps({"hp": 10}),
+        "lastActiveTab": "inventory",
+    }
+    response = client.post(URL, json=raw)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["scenes"], report["items"], report["status"]) == (2, 2, "partial")
+    assert [e["key"] for e in report["errors"]] == ["item_image_Rope"]
+    assert sorted(i["key"] for i in report["ignored"]) == [
+        "aidnd_savegame", "dnd-theme", "lastActiveTab"
+    ]  # fmt: skip
+    scene = client.post(
+        "/api/v1/scenes/generate",
+        json={"location": "Tavern", "time_of_day": "evening", "weather": "rain"},
+    ).json()
+    assert scene["cached"] is True and scene["image"]["provider"] == "localstorage"
+    names = {i["subject_name"] for i in client.get("/api/v1/images/search").json()["items"]}
+    assert names == {"Tavern", "Forest", "Dagger", "Lockpicks"}
+    again = client.post(URL, json=raw).json()
+    assert (again["scenes"], again["items"], again["skipped"]) == (0, 0, 4)
+
+
+def test_the_games_own_library_keys_migrate(client: TestClient) -> None:
+    """retro-adventure-game.html keeps `nanoBananaSceneCache` and `nanoBananaImageLibrary`."""
+    import json
+
+    scenes = {
+        "scene_emberpeak_dawn_clear": {
+            "location": "Emberpeak", "imageData": "data:image/png;base64," + _png((250, 120, 40)),
+            "timeOfDay": "dawn", "weather": "clear", "prompt": "A village", "useCount": 3,
+        },
+        "scene_broken": {"location": "Nowhere"},
+    }  # fmt: skip
+    library = {
+        "Healing Potion": {
+            "featured": "img_2",
+            "images": [
+                {"id": "img_1", "data": _png((200, 0, 0), (32, 32)), "customPrompt": ""},
+                {
+                    "id": "img_2",
+                    "data": _png((0, 200, 0), (32, 32)),
+                    "customPrompt": "A green potion",
+                },
+            ],
+        }
+    }
+    dump = {
+        "nanoBananaSceneCache": json.dumps(scenes),
+        "nanoBananaImageLibrary": json.dumps(library),
+    }
+    report = client.post(URL, json=dump).json()
+    assert (report["scenes"], report["items"]) == (1, 2), report
+    assert [e["key"] for e in report["errors"]] == ["nanoBananaSceneCache/scene_broken"]
+    scene = client.post(
+        "/api/v1/scenes/generate", params={"location": "Emberpeak", "time_of_day": "Dawn"}
+    ).json()
+    assert scene["cached"] is True
+    potions = client.get("/api/v1/images/search", params={"subject_name": "Healing Potion"})
+    items = potions.json()["items"]
+    assert [(i["is_featured"], i["custom_prompt"]) for i in items] == [
+        (True, "A green potion"), (False, None)
+    ]  # fmt: skip
+
+
+def test_a_dump_with_nothing_usable_says_so(client: TestClient) -> None:
+    report = client.post(URL, json={"dnd-theme": "cyber", "gameState": "{}"}).json()
+    assert report["status"] == "empty" and report["scenes"] == report["items"] == 0
+    assert {i["key"] for i in report["ignored"]} == {"dnd-theme", "gameState"}
+    failed = client.post(URL, json={"scene_cache_Tavern_Day_Clear": "not an image"}).json()
+    assert failed["status"] == "failed" and len(failed["errors"]) == 1

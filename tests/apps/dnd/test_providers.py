@@ -180,3 +180,58 @@ def test_procedural_sizes_and_speed(ratio: str) -> None:
     assert time.perf_counter() - started < 1.0
     assert image.size == {"1:1": (1024, 1024), "16:9": (1024, 576), "4:3": (1024, 768),
                           "9:16": (576, 1024)}[ratio]  # fmt: skip
+
+
+GAME_ITEMS = {  # the game's starting items (retro-adventure-game.html) and their painters
+    "Dagger": ("A small, easily concealed blade. Perfect for sneaking.", "dagger"),
+    "Lockpicks": ("A set of specialized picks, files, and tension wrenches.", "lockpicks"),
+    "Rope (50ft)": ("Hempen rope, sturdy and reliable. Essential for climbing.", "rope"),
+    "Torch": ("A wooden stick wrapped in oil-soaked rags. Burns brightly.", "torch"),
+    "Sealing Stone": ("A perfectly smooth stone carved with ancient runes.", "stone"),
+    "Miner's Note": ("A bloodstained note from the mining camp.", "scroll"),
+    "Healing Potion": ("A small vial filled with red liquid.", "potion"),
+}
+
+
+def _game_prompt(name: str) -> str:
+    """What the game's item modal sends (buildBasePrompt + its suffix)."""
+    description = GAME_ITEMS[name][0]
+    return f"{name}, {description} Fantasy RPG item, detailed illustration on neutral background."
+
+
+@pytest.mark.parametrize("name", sorted(GAME_ITEMS))
+def test_the_painter_draws_the_item_the_prompt_names(name: str) -> None:
+    from worldbase.apps.dnd import item_shapes
+
+    text = _game_prompt(name)
+    assert item_shapes.kind_of(procedural.ordered_words(text)) == GAME_ITEMS[name][1]
+    # The game sends its items as "scene"s: they are still painted as items.
+    assert procedural.subject_of(text, "scene") == "item"
+    picture = _render(text, kind="scene", size=(256, 256))
+    assert picture[:24, :24].mean() < 40  # the item's dark backdrop, not a sky
+    assert picture[96:160, 96:160].std() > 15  # something stands in the middle
+
+
+def test_different_items_are_different_pictures_and_places_stay_scenes() -> None:
+    dagger = _render(_game_prompt("Dagger"), kind="item", size=(256, 256))
+    picks = _render(_game_prompt("Lockpicks"), kind="item", size=(256, 256))
+    assert np.abs(dagger - picks).mean() > 5
+    for text in ["Emberpeak village at dawn", "A tavern where adventurers trade items"]:
+        assert procedural.subject_of(text, "scene") == "scene"
+    assert procedural.subject_of("Hero, a Fighter. Character portrait", "scene") == "character"
+    assert procedural.subject_of("Dagger on a table", "item") == "item"
+
+
+def test_an_item_asked_as_a_scene_over_http_is_the_item(client: TestClient) -> None:
+    def image(kind: str) -> np.ndarray:
+        response = generate(
+            client, subject_type=kind, subject_name="Lockpicks",
+            prompt=_game_prompt("Lockpicks"), seed=7,
+        )  # fmt: skip
+        assert response.status_code == 201, response.text
+        data = base64.b64decode(response.json()["base64_data"])
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
+
+    as_scene, as_item = image("scene"), image("item")
+    assert np.array_equal(as_scene, as_item)
+    assert as_scene[:64, :64].mean() < 40

@@ -137,6 +137,31 @@ def test_search_filters_orders_featured_first_then_newest_and_paginates(
     assert_error(client.get("/api/v1/images/search", params={"subject_type": "x"}), 422)
 
 
+def test_search_reports_the_seeds_pagination_and_sorts(client: TestClient) -> None:
+    ids = [
+        generate(client, subject_name=f"Rope {n}", prompt=f"A coil of rope number {n}").json()["id"]
+        for n in range(3)
+    ]
+    client.put(f"/api/v1/images/{ids[0]}/feature")
+    for _ in range(2):
+        client.get(f"/api/v1/images/{ids[1]}")
+
+    def order(sort: str | None) -> list[int]:
+        params = {"sort": sort} if sort else {}
+        page = client.get("/api/v1/images/search", params=params).json()
+        return [item["id"] for item in page["items"]]
+
+    assert order(None) == order("featured") == [ids[0], ids[2], ids[1]]
+    assert order("newest") == [ids[2], ids[1], ids[0]]
+    assert order("oldest") == ids
+    assert order("most_used") == [ids[1], ids[2], ids[0]]
+    page = client.get("/api/v1/images/search", params={"page_size": 2, "sort": "oldest"}).json()
+    assert (page["total"], page["total_items"], page["total_pages"]) == (3, 3, 2)
+    assert page["sort"] == "oldest"
+    body = assert_error(client.get("/api/v1/images/search", params={"sort": "random"}), 422)
+    assert "sort" in body["message"]
+
+
 def test_get_counts_uses_and_can_omit_data(client: TestClient) -> None:
     image_id = generate(client).json()["id"]
     first = client.get(f"/api/v1/images/{image_id}").json()
@@ -207,3 +232,98 @@ def test_health_counts_images(client: TestClient) -> None:
 def test_demo_client_page_is_served(client: TestClient) -> None:
     page = client.get("/api/v1/client")
     assert page.status_code == 200 and "/api/v1/images/generate" in page.text
+
+
+def _bucket(endpoint: str) -> str:
+    import uuid
+
+    import boto3
+
+    name = f"dnd-paths-{uuid.uuid4().hex[:8]}"
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    ).create_bucket(Bucket=name)
+    return name
+
+
+def _fetch_stored(client: TestClient, path: str, **headers: str) -> Any:
+    """GET `/{path}` as the portal page does; an S3 redirect is followed outside the app."""
+    import httpx
+
+    response = client.get(f"/{path}", headers=headers, follow_redirects=False)
+    if response.status_code != 307:
+        return response
+    assert response.headers["cache-control"] == "no-store"
+    return httpx.get(response.headers["location"], headers=headers)
+
+
+def test_stored_paths_are_urls_that_serve_the_files(client: TestClient) -> None:
+    image = generate(client).json()
+    full = client.get(f"/api/v1/images/{image['id']}/file").content
+    thumb = client.get(f"/api/v1/images/{image['id']}/thumbnail").content
+    served_full = _fetch_stored(client, image["storage_path_full"])
+    assert served_full.status_code == 200 and served_full.content == full
+    served_thumb = _fetch_stored(client, image["storage_path_thumbnail"])
+    assert served_thumb.status_code == 200 and served_thumb.content == thumb
+    etag = served_full.headers["etag"]
+    assert (
+        _fetch_stored(client, image["storage_path_full"], **{"If-None-Match": etag}).status_code
+        == 304
+    )
+    part = _fetch_stored(client, image["storage_path_full"], Range="bytes=0-9")
+    assert part.status_code == 206 and part.content == full[:10]
+    # Listed images carry the same paths.
+    listed = client.get("/api/v1/images/search").json()["items"][0]
+    assert _fetch_stored(client, listed["storage_path_thumbnail"]).content == thumb
+    # A deleted image is not served (as /file), a restored one again.
+    client.delete(f"/api/v1/images/{image['id']}")
+    assert_error(client.get(f"/{image['storage_path_thumbnail']}"), 404)
+    client.post(f"/api/v1/images/{image['id']}/restore")
+    assert _fetch_stored(client, image["storage_path_thumbnail"]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("dnd/images/full/" + "0" * 32 + ".webp", 404),
+        ("dnd/images/other/" + "0" * 32 + ".webp", 422),
+        ("dnd/images/full/..%2F..%2Fsecret.webp", 404),
+        ("dnd/images/full/%2e%2e", 422),
+        ("dnd/images/full/" + "0" * 32 + ".png", 422),
+        ("dnd/images/thumbnails/" + "A" * 32 + ".webp", 422),
+    ],
+)
+def test_stored_paths_are_validated(client: TestClient, path: str, status: int) -> None:
+    generate(client)
+    assert_error(client.get(f"/{path}"), status)
+
+
+def test_stored_paths_redirect_to_presigned_urls_on_s3(
+    app_factory: Any, make_settings: Any, s3_endpoint: str
+) -> None:
+    import httpx
+
+    from tests.apps.dnd.conftest import reset_app
+
+    settings = make_settings(
+        storage_backend="s3",
+        storage_bucket=_bucket(s3_endpoint),
+        aws_endpoint_url=s3_endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    client = app_factory(settings)
+    reset_app(client)
+    image = generate(client).json()
+    response = client.get(f"/{image['storage_path_thumbnail']}", follow_redirects=False)
+    assert response.status_code == 307
+    location = response.headers["location"]
+    assert location.startswith(s3_endpoint) and "Signature" in location
+    served = httpx.get(location)
+    assert served.status_code == 200
+    assert served.content == client.get(f"/api/v1/images/{image['id']}/thumbnail").content
+    assert httpx.get(location, headers={"If-None-Match": served.headers["etag"]}).status_code == 304

@@ -130,3 +130,41 @@ def test_single_flight_holds_across_workers_with_redis(
         results = list(pool.map(ask, [first, second, first, second]))
     assert provider.calls == 1
     assert len({r["image_id"] for r in results}) == 1
+
+
+def test_json_body_as_the_seeds_frontend_sends_it(client: TestClient) -> None:
+    body = {"location": "Tavern", "time_of_day": "Evening", "weather": "Rain"}
+    first = client.post(SCENE, json=body)
+    assert first.status_code == 200, first.text
+    assert first.json()["cache_key"] == "tavern|evening|rain" and first.json()["cached"] is False
+    # The same scene by query string is the same cache entry.
+    again = _scene(client, time_of_day="Evening", weather="Rain")
+    assert again["cached"] is True and again["image_id"] == first.json()["image_id"]
+    # Missing or null fields take the defaults; force_regenerate works in the body too.
+    day = client.post(SCENE, json={"location": "Tavern", "weather": None}).json()
+    assert day["cache_key"] == "tavern|day|clear"
+    forced = client.post(SCENE, json={**body, "force_regenerate": True}).json()
+    assert forced["cached"] is False and forced["image_id"] != first.json()["image_id"]
+
+
+def test_query_string_wins_over_the_body(client: TestClient) -> None:
+    response = client.post(
+        SCENE,
+        params={"location": "Forest", "weather": "Snow"},
+        json={"location": "Tavern", "time_of_day": "Night", "weather": "Rain"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["cache_key"] == "forest|night|snow"
+
+
+def test_bad_scene_bodies_are_422(client: TestClient) -> None:
+    assert "location" in assert_error(client.post(SCENE, json={}), 422)["message"]
+    assert_error(client.post(SCENE, json={"location": "x" * 101}), 422)
+    assert_error(client.post(SCENE, json={"location": "<script>"}), 422)
+    assert_error(client.post(SCENE, json={"location": "Tavern", "timeOfDay": "Night"}), 422)
+    assert_error(client.post(SCENE, json=["Tavern"]), 422)
+    assert_error(
+        client.post(SCENE, content=b"{not json", headers={"content-type": "application/json"}),
+        422,
+    )
+    assert client.get("/api/v1/scenes/cache/stats").json()["total_entries"] == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.requests import Request
 
 from worldbase.core.errors import error_response
@@ -75,3 +75,13 @@ async def stream_object(request: Request, storage: Storage, key: str) -> Respons
         media_type=media,
         headers=headers,
     )
+
+
+async def serve_object(request: Request, storage: Storage, key: str) -> Response:
+    """Like `stream_object`, but a backend that presigns URLs (S3) answers with a redirect
+    to one: the object store then serves ETag, 304 and ranges itself."""
+    url = await storage.url(key)
+    if url is None:
+        return await stream_object(request, storage, key)
+    # The presigned URL expires: the redirect itself must not be cached for long.
+    return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})

@@ -6,11 +6,13 @@ for the glow), sized from the centre (x, y) and scale s.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFilter
 
-from worldbase.apps.dnd.shapes import RGB, Rng, _first, _scale
+from worldbase.apps.dnd import item_gear
+from worldbase.apps.dnd.item_gear import both as _both
+from worldbase.apps.dnd.shapes import RGB, Rng, _scale
 
 Draw = ImageDraw.ImageDraw
 
@@ -24,14 +26,23 @@ ITEMS = {
     "helmet": "helmet", "helm": "helmet", "crown": "helmet", "chest": "chest",
     "treasure": "chest", "key": "key", "book": "book", "tome": "book", "spellbook": "book",
     "grimoire": "book", "gem": "gem", "crystal": "gem", "orb": "gem", "jewel": "gem",
+    "note": "scroll", "letter": "scroll", "parchment": "scroll", "spear": "staff",
+    **item_gear.GEAR,
 }  # fmt: skip
+
+
+def kind_of(words: Sequence[str]) -> str | None:
+    """The item the text names first (the subject's name comes first in a prompt)."""
+    return next((ITEMS[w] for w in words if w in ITEMS), None)
 
 
 # --- Painting -------------------------------------------------------------------------------------
 
 
-def item(image: Image.Image, words: frozenset[str], accent: RGB, rng: Rng) -> None:
-    kind = _first(words, ITEMS, rng, sorted(set(ITEMS.values())))
+def item(image: Image.Image, words: Sequence[str], accent: RGB, rng: Rng) -> None:
+    """Paint the item `words` (in text order) name first; an unknown item gets a seeded kind."""
+    kinds = sorted(set(ITEMS.values()))
+    kind = kind_of(words) or kinds[int(rng.integers(len(kinds)))]
     w, h = image.size
     s = min(w, h) * 0.36
     cx, cy = w / 2, h / 2
@@ -46,12 +57,6 @@ def item(image: Image.Image, words: frozenset[str], accent: RGB, rng: Rng) -> No
         x, y = cx + (rng.random() - 0.5) * s * 2.6, cy + (rng.random() - 0.5) * s * 2.6
         r = 1 + rng.random() * 3
         draw.ellipse((x - r, y - r, x + r, y + r), fill=_scale(accent, 1.4))
-
-
-def _both(draws: tuple[Draw, Draw], method: str, xy: Any, fill: RGB, **kw: Any) -> None:
-    color, mask = draws
-    getattr(color, method)(xy, fill=fill, **kw)
-    getattr(mask, method)(xy, fill=255, **kw)
 
 
 def _sword(
@@ -328,4 +333,5 @@ _ITEM_PAINTERS = {
     "sword": _sword, "dagger": _dagger, "potion": _potion, "shield": _shield, "staff": _staff,
     "scroll": _scroll, "ring": _ring, "amulet": _amulet, "bow": _bow, "axe": _axe,
     "helmet": _helmet, "chest": _chest, "key": _key, "book": _book, "gem": _gem,
+    **item_gear.PAINTERS,
 }  # fmt: skip

@@ -21,7 +21,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worldbase.apps.dnd import imaging, scenes, service
+from worldbase.apps.dnd import imaging, localstorage, scenes, service
+from worldbase.apps.dnd.localstorage import ITEM_PREFIX, SCENE_PREFIX
 from worldbase.apps.dnd.models import ImageAsset, SceneCache
 from worldbase.apps.dnd.schemas import NAME_PATTERN, refuse_markup
 from worldbase.core.db import utcnow
@@ -29,8 +30,6 @@ from worldbase.core.errors import BadInput
 from worldbase.core.storage import Storage
 from worldbase.settings import Settings
 
-SCENE_PREFIX = "scene_cache_"
-ITEM_PREFIX = "item_image_"
 # Browsers cap LocalStorage at 5-10 MB per origin; the route accepts a generous multiple.
 MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_IMAGE_BYTES = 16 * 1024 * 1024
@@ -45,14 +44,24 @@ class Report:
     items: int = 0
     skipped: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
+    ignored: list[dict[str, str]] = field(default_factory=list)
     total_bytes: int = 0
+
+    @property
+    def status(self) -> str:
+        done = self.scenes + self.items + self.skipped
+        if self.errors:
+            return "partial" if done else "failed"
+        return "success" if done else "empty"
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "status": self.status,
             "scenes": self.scenes,
             "items": self.items,
             "skipped": self.skipped,
             "errors": self.errors,
+            "ignored": self.ignored,
             "total_size_mb": round(self.total_bytes / 1024**2, 3),
         }
 
@@ -76,16 +85,26 @@ def parse_scene_key(key: str) -> tuple[str, str, str]:
     parts = key[len(SCENE_PREFIX) :].split("_", 2)
     if len(parts) != 3 or not all(p.strip() for p in parts):
         raise BadInput("scene key must be scene_cache_<Location>_<TimeOfDay>_<Weather>")
-    location, time_of_day, weather = (p.strip() for p in parts)
+    return _check_scene_names(*parts)
+
+
+def _check_scene_names(location: str, time_of_day: str, weather: str) -> tuple[str, str, str]:
+    location, time_of_day, weather = location.strip(), time_of_day.strip(), weather.strip()
     if len(location) > 100 or len(time_of_day) > 50 or len(weather) > 100:
         raise BadInput("location, time of day or weather is too long")
+    for name in (location, time_of_day, weather):
+        if "<" in name or ">" in name:
+            raise BadInput("location, time of day and weather must not contain markup")
     return location, time_of_day, weather
 
 
 def parse_item_key(key: str) -> str:
     if not key.startswith(ITEM_PREFIX):
         raise BadInput(f"item keys start with {ITEM_PREFIX!r}")
-    name = key[len(ITEM_PREFIX) :].strip()
+    return key[len(ITEM_PREFIX) :].strip()
+
+
+def _check_name(name: str) -> str:
     if not name or len(name) > 200 or not _NAME.match(name):
         raise BadInput("item name is empty, too long or has characters names cannot have")
     return name
@@ -103,34 +122,38 @@ async def migrate(
     *,
     storage: Storage,
     settings: Settings,
-    scene_cache: dict[str, Any],
-    item_images: dict[str, Any],
+    dump: dict[str, Any],
     created_by: uuid.UUID | None,
 ) -> dict[str, Any]:
-    if len(scene_cache) + len(item_images) > MAX_ENTRIES:
+    """Migrate a dump in any shape `localstorage.read_dump` reads."""
+    entries = localstorage.read_dump(dump)
+    if len(entries) > MAX_ENTRIES:
         raise BadInput(f"At most {MAX_ENTRIES} LocalStorage entries per migration")
-    report = Report()
-    for key, value in scene_cache.items():
+    report = Report(errors=entries.errors, ignored=entries.ignored)
+    for scene in entries.scenes:
         try:
-            await _scene(session, storage, settings, key, value, created_by, report)
+            await _scene(session, storage, settings, scene, created_by, report)
         except BadInput as exc:
             await session.rollback()
-            report.errors.append({"key": key, "error": exc.message})
-    for key, value in item_images.items():
+            report.errors.append({"key": scene.key, "error": exc.message})
+    for item in entries.items:
         try:
-            name = parse_item_key(key)
+            name = item.name if item.name is not None else parse_item_key(item.key)
+            name = _check_name(name.strip())
+            value = item.value
             images = value.get("images") if isinstance(value, dict) else None
             if not isinstance(images, list):
                 raise BadInput("item entry must be {images: [...]}")
         except BadInput as exc:
-            report.errors.append({"key": key, "error": exc.message})
+            report.errors.append({"key": item.key, "error": exc.message})
             continue
         for index, entry in enumerate(images):
             try:
-                await _item(session, storage, settings, name, entry, created_by, report)
+                image = localstorage.item_image(entry)
+                await _item(session, storage, settings, name, image, created_by, report)
             except BadInput as exc:
                 await session.rollback()
-                report.errors.append({"key": key, "error": f"images[{index}]: {exc.message}"})
+                report.errors.append({"key": item.key, "error": f"images[{index}]: {exc.message}"})
     return report.as_dict()
 
 
@@ -138,19 +161,22 @@ async def _scene(
     session: AsyncSession,
     storage: Storage,
     settings: Settings,
-    key: str,
-    value: Any,
+    scene: localstorage.SceneEntry,
     created_by: uuid.UUID | None,
     report: Report,
 ) -> None:
-    location, time_of_day, weather = parse_scene_key(key)
+    if scene.names is None:
+        location, time_of_day, weather = parse_scene_key(scene.key)
+    else:
+        location, time_of_day, weather = _check_scene_names(*scene.names)
+    value = scene.value
     if not isinstance(value, dict):
         raise BadInput("scene entry must be {image, timestamp}")
     ckey = scenes.cache_key(location, time_of_day, weather)
     if await session.scalar(select(SceneCache.id).where(SceneCache.cache_key == ckey)):
         report.skipped += 1
         return
-    encoded, digest, size = await _prepare(value.get("image"), settings.webp_quality)
+    encoded, digest, size = await _prepare(localstorage.image_of(value), settings.webp_quality)
     now = utcnow()
     async with service.stored_files(storage, encoded) as files:
         image = service.new_row(

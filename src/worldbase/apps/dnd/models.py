@@ -22,6 +22,8 @@ class ImageAsset(Base):
         Index("ix_image_assets_subject", "subject_name", "subject_type"),
         Index("ix_image_assets_listing", "is_deleted", "is_featured", "created_at"),
         Index("ix_image_assets_source_hash", "source_hash"),
+        # GET /dnd/images/...: the stored path served as a URL finds its row.
+        Index("ix_image_assets_storage_path_full", "storage_path_full"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -2,7 +2,9 @@
 
 Time of day picks the sky and light, weather adds clouds, rain, snow, fog or lightning,
 terrain picks the landforms and buildings, and the subject type decides what stands in
-front: an item on a glowing backdrop, a character in a landscape, or just the scene.
+front: an item on a glowing backdrop (the item the prompt names first), a character in a
+landscape, or just the scene. A "scene" request that describes an item or a portrait (as
+the game sends them) is painted as one (`subject_of`).
 Everything random comes from one seed, so a prompt and seed always give the same picture.
 Blocking (numpy + Pillow): run it in a thread.
 """
@@ -72,10 +74,36 @@ class Scene:
     weather: str
     terrain: str
     words: frozenset[str]
+    ordered: tuple[str, ...] = ()  # the words in text order (the subject's name first)
+
+
+def ordered_words(text: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"[a-z]+", text.lower()))
 
 
 def words_of(text: str) -> frozenset[str]:
-    return frozenset(re.findall(r"[a-z]+", text.lower()))
+    return frozenset(ordered_words(text))
+
+
+def _first_index(words: tuple[str, ...], table: dict[str, str]) -> int | None:
+    return next((i for i, w in enumerate(words) if w in table), None)
+
+
+def subject_of(text: str, subject_type: str) -> str:
+    """What to paint. The game asks for items and portraits as "scene"s too (its
+    generateItemImage sends "Dagger, detailed item illustration ..."): a scene request is
+    an item when it says "item" or starts with an item's name, unless a place is named
+    before any item; it is a character when it says "portrait"."""
+    if subject_type != "scene":
+        return subject_type
+    words = ordered_words(text)
+    cue = bool({"item", "items"} & set(words)) or (bool(words) and words[0] in item_shapes.ITEMS)
+    if cue:
+        place = _first_index(words, TERRAIN_WORDS)
+        thing = _first_index(words, item_shapes.ITEMS)
+        if place is None or (thing is not None and thing < place):
+            return "item"
+    return "character" if "portrait" in words else "scene"
 
 
 def read_scene(text: str, rng: np.random.Generator) -> Scene:
@@ -89,12 +117,13 @@ def read_scene(text: str, rng: np.random.Generator) -> Scene:
     time = pick(TIME_WORDS, ["morning", "day", "afternoon", "dusk"])
     weather = pick(WEATHER_WORDS, ["clear", "clear", "cloudy"])
     terrain = pick(TERRAIN_WORDS, ["forest", "mountains", "plains", "village", "sea"])
-    return Scene(time, weather, terrain, words)
+    return Scene(time, weather, terrain, words, ordered_words(text))
 
 
 def render(*, text: str, subject_type: str, width: int, height: int, seed: int) -> Image.Image:
     rng = np.random.default_rng(seed)
     scene = read_scene(text, rng)
+    subject_type = subject_of(text, subject_type)
     if subject_type == "item":
         return _item(scene, width, height, rng)
     if scene.terrain in ("tavern", "dungeon"):
@@ -341,7 +370,7 @@ def _item(scene: Scene, width: int, height: int, rng: np.random.Generator) -> Im
         for c, e in zip(center, edge, strict=True)
     ]
     image = Image.merge("RGB", channels)
-    item_shapes.item(image, scene.words, accent, rng)
+    item_shapes.item(image, scene.ordered, accent, rng)
     return _finish(image, rng)
 
 

@@ -1,7 +1,9 @@
-"""Image providers behind one protocol: the offline procedural painter (default) and Gemini.
+"""Image providers behind one protocol: the offline procedural painter (default), Gemini,
+and (providers_http.py) an OpenAI-compatible images API and a Stable Diffusion web UI.
 
-`create_provider(settings)` is the one place that chooses: Gemini when `GEMINI_API_KEY`
-is set, the procedural painter otherwise. Providers return a decoded Pillow image; the
+`create_provider(settings)` is the one place that chooses, from `IMAGE_PROVIDER`
+(default `auto`: Gemini when `GEMINI_API_KEY` is set, AUTOMATIC1111 when `SD_WEBUI_URL`
+is, the procedural painter otherwise). Providers return a decoded Pillow image; the
 service encodes it to WebP.
 """
 
@@ -173,7 +175,38 @@ def _inline_image(response: Any) -> bytes:
     raise GenerationFailed("Image provider returned no image", detail={"block_reason": reason})
 
 
-def create_provider(settings: Settings) -> ImageProvider:
+def provider_name(settings: Settings) -> str:
+    """IMAGE_PROVIDER, with `auto` resolved: Gemini with a key, else a configured Stable
+    Diffusion web UI, else the offline painter."""
+    if settings.image_provider != "auto":
+        return settings.image_provider
     if settings.gemini_api_key:
+        return "gemini"
+    return "automatic1111" if settings.sd_webui_url else "procedural"
+
+
+def create_provider(settings: Settings) -> ImageProvider:
+    """The one place that chooses the image provider (from IMAGE_PROVIDER, see provider_name)."""
+    from worldbase.apps.dnd import providers_http  # it builds on this module's GenerationSpec
+    from worldbase.core.source_policy import SourcePolicy
+
+    name = provider_name(settings)
+    timeout = settings.image_timeout_seconds
+    if name == "gemini" and settings.gemini_api_key:
         return GeminiProvider(api_key=settings.gemini_api_key, base_url=settings.gemini_base_url)
+    if name == "openai":
+        return providers_http.OpenAIImagesProvider(
+            policy=SourcePolicy.from_settings(settings),
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            model=settings.openai_image_model,
+            timeout_seconds=timeout,
+        )
+    if name == "automatic1111" and settings.sd_webui_url:
+        return providers_http.Automatic1111Provider(
+            policy=SourcePolicy.from_settings(settings),
+            url=settings.sd_webui_url,
+            steps=settings.sd_webui_steps,
+            timeout_seconds=timeout,
+        )
     return ProceduralProvider()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import FileResponse, Response
 from starlette.requests import Request
 
@@ -22,30 +22,34 @@ from worldbase.apps.dnd.dependencies import (
     image_rate_limit,
     scene_rate_limit,
 )
-from worldbase.apps.dnd.files import stream_object
+from worldbase.apps.dnd.files import serve_object, stream_object
 from worldbase.apps.dnd.schemas import (
+    SCENE_TEXT_PATTERN,
     CacheStatsRead,
     CountRead,
     FeatureUpdate,
     ImageGenerate,
     ImagePage,
+    ImageSort,
     ImageWithData,
     LocalStorageDump,
     MessageRead,
     MigrationRead,
     OrphanCleanupRead,
+    SceneGenerate,
     SceneRead,
     StatsRead,
     SubjectType,
 )
 from worldbase.core.db import Session
+from worldbase.core.errors import BadInput
 from worldbase.core.health import register_health_counter
 from worldbase.core.http import body_limit
 from worldbase.core.services import StorageDep
 
 router = APIRouter()
 register_health_counter("dnd", service.count_total, checks=("images",))  # seed 002
-CLIENT_PAGE = Path(__file__).resolve().parent / "static" / "client.html"
+CLIENT_PAGE = FilePath(__file__).resolve().parent / "static" / "client.html"
 IncludeData = Annotated[bool, Query(description="Add the WebP file as `base64_data`")]
 
 
@@ -86,13 +90,17 @@ async def generate_image(
 @router.get(
     "/api/v1/images/search",
     response_model=ImagePage,
-    summary="Search images: featured first, then newest",
+    summary="Search images (default order: featured first, then newest)",
 )
 async def search_images(
     session: Session,
     subject_name: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     subject_type: SubjectType | None = None,
     is_featured: bool | None = None,
+    sort: Annotated[
+        ImageSort,
+        Query(description="featured (featured first, then newest), newest, oldest, most_used"),
+    ] = "featured",
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> dict[str, Any]:
@@ -101,6 +109,7 @@ async def search_images(
         subject_name=subject_name,
         subject_type=subject_type,
         is_featured=is_featured,
+        sort=sort,
         page=page,
         page_size=page_size,
     )
@@ -144,6 +153,42 @@ async def get_image_thumbnail(
     return await stream_object(request, storage, image.storage_path_thumbnail)
 
 
+StoredName = Annotated[
+    str,
+    Path(
+        pattern=r"^[0-9a-f]{32}\.webp$",
+        description="The file name of a stored image (`storage_path_full`'s last part)",
+    ),
+]
+
+
+@router.get(
+    "/dnd/images/{kind}/{name}",
+    summary="A stored path (`storage_path_full`, `storage_path_thumbnail`) as a URL",
+    description=(
+        "Every stored path the API returns is also a URL path of this server, as the game's "
+        "portal page loads `${base}/${storage_path_thumbnail}`. Local storage: the file with "
+        "ETag, Range and 304, as `/file`; S3: a 307 redirect to a presigned URL."
+    ),
+    response_class=Response,
+    responses={
+        200: {"content": {"image/webp": {"example": "(binary WebP)"}}},
+        206: {},
+        304: {},
+        307: {},
+    },
+)
+async def get_stored_file(
+    kind: Literal["full", "thumbnails"],
+    name: StoredName,
+    request: Request,
+    session: Session,
+    storage: StorageDep,
+) -> Response:
+    key = await service.get_by_path_or_raise(session, kind=kind, name=name)
+    return await serve_object(request, storage, key)
+
+
 @router.put(
     "/api/v1/images/{image_id}/feature",
     response_model=ImageWithData,
@@ -177,13 +222,18 @@ async def restore_image(image: DeletedImageForEdit, session: Session) -> ImageWi
 
 # --- Scenes ------------------------------------------------------------------------------------
 
-SceneText = Annotated[str, Query(min_length=1, max_length=100, pattern=r"^[^<>]*\S[^<>]*$")]
+SceneText = Annotated[str | None, Query(min_length=1, max_length=100, pattern=SCENE_TEXT_PATTERN)]
 
 
 @router.post(
     "/api/v1/scenes/generate",
     response_model=SceneRead,
     summary="The cached scene image, generated once per (location, time of day, weather)",
+    description=(
+        "Parameters come in the query string (`?location=Tavern`) or as the JSON body the "
+        "seed's frontend sends (`{location, time_of_day, weather}`), or both: a field given "
+        "in both is taken from the query string. time_of_day defaults to Day, weather to Clear."
+    ),
 )
 async def generate_scene(
     request: Request,
@@ -192,12 +242,25 @@ async def generate_scene(
     runtime: RuntimeDep,
     settings: SettingsDep,
     user: Writer,
-    location: SceneText,
-    time_of_day: SceneText = "Day",
-    weather: SceneText = "Clear",
-    force_regenerate: bool = False,
+    body: SceneGenerate | None = None,
+    location: SceneText = None,
+    time_of_day: SceneText = None,
+    weather: SceneText = None,
+    force_regenerate: bool | None = None,
     include_data: IncludeData = True,
 ) -> SceneRead:
+    given = body or SceneGenerate()
+    location = location or given.location
+    if location is None:
+        raise BadInput(
+            "location is required (query string or JSON body)",
+            detail=[{"loc": ["query", "location"], "msg": "Field required"}],
+        )
+    time_of_day = time_of_day or given.time_of_day or "Day"
+    weather = weather or given.weather or "Clear"
+    if force_regenerate is None:
+        force_regenerate = bool(given.force_regenerate)
+
     async def limit() -> None:
         await scene_rate_limit(request)
 
@@ -288,6 +351,14 @@ async def maintenance_stats(
     "/api/v1/migrate/from-localstorage",
     response_model=MigrationRead,
     summary="Import the game's LocalStorage dump (idempotent; bad entries reported)",
+    description=(
+        "Takes seed 002's `{scene_cache, item_images}` body, or the game's raw LocalStorage "
+        "as it sits in the browser (`JSON.stringify({...localStorage})`: flat "
+        "`scene_cache_*` / `item_image_*` keys whose values are JSON text, and the game's "
+        "own `nanoBananaSceneCache` / `nanoBananaImageLibrary`). Bad entries are listed in "
+        "`errors`, keys that hold no images in `ignored`; `status` is success, partial, "
+        "failed (only errors) or empty (nothing usable)."
+    ),
 )
 @body_limit(migration.MAX_BODY_BYTES)
 async def migrate_from_localstorage(
@@ -301,8 +372,7 @@ async def migrate_from_localstorage(
         session,
         storage=storage,
         settings=settings,
-        scene_cache=body.scene_cache,
-        item_images=body.item_images,
+        dump=body.model_dump(),
         created_by=user.id if user else None,
     )
 

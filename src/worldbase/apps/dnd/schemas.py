@@ -10,6 +10,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 SubjectType = Literal["scene", "item", "character"]
 AspectRatio = Literal["1:1", "16:9", "4:3", "9:16"]
+# Search order: featured first then newest (default), newest, oldest, most used.
+ImageSort = Literal["featured", "newest", "oldest", "most_used"]
 
 # Letters (any script), digits, spaces and the punctuation item and place names use.
 NAME_PATTERN = r"^[\w][\w '\-.,()&!:+#]*$"
@@ -156,16 +158,26 @@ class ImagePage(Schema):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"items": [IMAGE_EXAMPLE], "total": 1, "page": 1, "page_size": 20, "total_pages": 1}
+                {
+                    "items": [IMAGE_EXAMPLE],
+                    "total": 1,
+                    "total_items": 1,
+                    "page": 1,
+                    "page_size": 20,
+                    "total_pages": 1,
+                    "sort": "featured",
+                }
             ]
         }
     )
 
     items: list[ImageRead]
     total: int
+    total_items: int  # the seed's name for `total`
     page: int
     page_size: int
     total_pages: int
+    sort: ImageSort
 
 
 class FeatureUpdate(Schema):
@@ -182,6 +194,30 @@ class MessageRead(Schema):
     status: str = "ok"
     message: str
     id: int | None = None
+
+
+SCENE_TEXT_PATTERN = r"^[^<>]*\S[^<>]*$"
+SceneField = Annotated[str, Field(min_length=1, max_length=100, pattern=SCENE_TEXT_PATTERN)]
+
+
+class SceneGenerate(Schema):
+    """The JSON body the seed's frontend example sends (`{location, time_of_day, weather}`).
+
+    Every field may also come in the query string; a field given in both is taken from
+    the query string (the seed's curl examples), and a null or missing one from the body.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"location": "Tavern", "time_of_day": "Evening", "weather": "Rain"}]
+        },
+    )
+
+    location: SceneField | None = None
+    time_of_day: SceneField | None = None
+    weather: SceneField | None = None
+    force_regenerate: bool | None = None
 
 
 SCENE_EXAMPLE: dict[str, Any] = {
@@ -317,27 +353,32 @@ class MigrationRead(Schema):
         json_schema_extra={
             "examples": [
                 {
+                    "status": "partial",
                     "scenes": 3,
                     "items": 5,
                     "skipped": 0,
                     "errors": [{"key": "item_image_Rope", "error": "images[0]: not an image"}],
+                    "ignored": [{"key": "dnd-theme", "error": "not a scene or item image key"}],
                     "total_size_mb": 1.42,
                 }
             ]
         }
     )
 
+    status: Literal["success", "partial", "failed", "empty"]
     scenes: int
     items: int
     skipped: int
     errors: list[MigrationError]
+    ignored: list[MigrationError]  # keys that hold no scene or item image
     total_size_mb: float
 
 
 class LocalStorageDump(Schema):
-    """The game's LocalStorage, as its migration button sends it."""
+    """The game's LocalStorage: seed 002's two groups, or the raw keys (see localstorage.py)."""
 
     model_config = ConfigDict(
+        extra="allow",
         json_schema_extra={
             "examples": [
                 {
@@ -358,9 +399,14 @@ class LocalStorageDump(Schema):
                             ]
                         }
                     },
-                }
+                },
+                {
+                    "scene_cache_Tavern_Evening_Rain": '{"image": "iVBORw0KGgo..."}',
+                    "item_image_Dagger": '{"images": [{"image": "iVBORw0KGgo..."}]}',
+                    "dnd-theme": "cyber",
+                },
             ]
-        }
+        },
     )
 
     # Values are checked entry by entry (a bad one is reported, the rest still migrate).

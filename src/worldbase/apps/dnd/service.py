@@ -28,6 +28,7 @@ from worldbase.apps.dnd.models import ImageAsset
 from worldbase.apps.dnd.providers import GenerationSpec, ImageProvider
 from worldbase.apps.dnd.schemas import ImageGenerate
 from worldbase.core.db import utcnow
+from worldbase.core.errors import NotFound
 from worldbase.core.storage import Storage
 
 FULL_PREFIX = "dnd/images/full/"
@@ -170,16 +171,44 @@ async def get_or_raise(
     return row
 
 
+# Each order ends on the id, so pages never overlap or skip between equal timestamps.
+_NEWEST = (ImageAsset.created_at.desc(), ImageAsset.id.desc())
+_ORDERS: dict[str, tuple[Any, ...]] = {
+    "featured": (ImageAsset.is_featured.desc(), *_NEWEST),
+    "newest": _NEWEST,
+    "oldest": (ImageAsset.created_at.asc(), ImageAsset.id.asc()),
+    "most_used": (ImageAsset.use_count.desc(), *_NEWEST),
+}
+
+
+async def get_by_path_or_raise(session: AsyncSession, *, kind: str, name: str) -> str:
+    """The storage key `dnd/images/{kind}/{name}` of a live image, else `NotFound`.
+
+    `kind` is `full` or `thumbnails`; both files of an image share its name, and the row
+    is found by its full path (indexed). Deleted images are not served, as by `/file`.
+    """
+    full = f"{FULL_PREFIX}{name}"
+    found = await session.scalar(
+        select(ImageAsset.id).where(
+            ImageAsset.storage_path_full == full, ImageAsset.is_deleted.is_(False)
+        )
+    )
+    if found is None:
+        raise NotFound("Image not found", detail={"path": f"dnd/images/{kind}/{name}"})
+    return full if kind == "full" else f"{THUMB_PREFIX}{name}"
+
+
 async def list(
     session: AsyncSession,
     *,
     subject_name: str | None = None,
     subject_type: str | None = None,
     is_featured: bool | None = None,
+    sort: str = "featured",
     page: int = 1,
     page_size: int = 20,
 ) -> dict[str, Any]:
-    """Featured first, then newest; deleted images are not listed."""
+    """Ordered by `sort` (default featured first, then newest); deleted images are not listed."""
     query = select(ImageAsset).where(ImageAsset.is_deleted.is_(False))
     if subject_name is not None:
         query = query.where(ImageAsset.subject_name == subject_name)
@@ -189,18 +218,16 @@ async def list(
         query = query.where(ImageAsset.is_featured.is_(is_featured))
     total = int(await session.scalar(select(func.count()).select_from(query.subquery())) or 0)
     rows = await session.scalars(
-        query.order_by(
-            ImageAsset.is_featured.desc(), ImageAsset.created_at.desc(), ImageAsset.id.desc()
-        )
-        .limit(page_size)
-        .offset((page - 1) * page_size)
+        query.order_by(*_ORDERS[sort]).limit(page_size).offset((page - 1) * page_size)
     )
     return {
         "items": builtins.list(rows),
         "total": total,
+        "total_items": total,
         "page": page,
         "page_size": page_size,
         "total_pages": math.ceil(total / page_size) if total else 0,
+        "sort": sort,
     }
 
 
