@@ -64,9 +64,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-async def object_filters(
-    session: Session,
-    type: Annotated[str | None, Query(pattern="^(node|way|relation)$")] = None,
+async def object_filters_without_type(
     tag: Annotated[
         list[str] | None,
         Query(description="`key` or `key=value`; repeat for several (all must match)"),
@@ -79,7 +77,6 @@ async def object_filters(
     include_deleted: bool = False,
 ) -> service.ObjectFilters:
     return service.ObjectFilters(
-        type=type,
         tags=[service.parse_tag_filter(t) for t in tag or []],
         bbox=parse_bbox(bbox) if bbox is not None else None,
         source_id=source_id,
@@ -88,9 +85,20 @@ async def object_filters(
     )
 
 
+async def object_filters(
+    filters: Annotated[service.ObjectFilters, Depends(object_filters_without_type)],
+    type: Annotated[str | None, Query(pattern="^(node|way|relation)$")] = None,
+) -> service.ObjectFilters:
+    filters.type = type
+    return filters
+
+
 ObjectForRead = Annotated[OSMObject, Depends(object_for_read)]
 SourceForAdmin = Annotated[DataSource, Depends(source_for_admin)]
 SourceForPush = Annotated[DataSource, Depends(source_for_push)]
 ObjectFiltersDep = Annotated[service.ObjectFilters, Depends(object_filters)]
+# `/objects/{type}`: the type is the path's.
+TypedObjectFiltersDep = Annotated[service.ObjectFilters, Depends(object_filters_without_type)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+MAX_OFFSET = 10_000_000
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]

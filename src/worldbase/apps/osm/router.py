@@ -7,7 +7,7 @@ are for administrators; a push is authorized by the source's own token or an adm
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, File, Form, Path, Query, Request, Response, UploadFile
@@ -15,16 +15,18 @@ from fastapi import APIRouter, Body, File, Form, Path, Query, Request, Response,
 from worldbase.apps.osm import jobs as _jobs  # noqa: F401  (registers the job kinds)
 from worldbase.apps.osm import polling, service
 from worldbase.apps.osm.dependencies import (
+    MAX_OFFSET,
     Limit,
     ObjectFiltersDep,
     ObjectForRead,
     Offset,
     SourceForAdmin,
     SourceForPush,
+    TypedObjectFiltersDep,
 )
 from worldbase.apps.osm.events import publish_changes
 from worldbase.apps.osm.files import file_suffix
-from worldbase.apps.osm.models import OSMObject
+from worldbase.apps.osm.models import OSM_TYPES, OSMObject
 from worldbase.apps.osm.schemas import (
     INGEST_EXAMPLES,
     DataSourceCreate,
@@ -34,7 +36,6 @@ from worldbase.apps.osm.schemas import (
     DataSourceUpdate,
     HistoryPage,
     IngestResult,
-    OSMObjectPage,
     OSMObjectRead,
     OSMType,
     StatsRead,
@@ -46,6 +47,7 @@ from worldbase.core.db import Session
 from worldbase.core.errors import BadInput
 from worldbase.core.http import body_limit
 from worldbase.core.job_schemas import JobRead
+from worldbase.core.paging import PAGE_HEADERS, set_page_headers
 from worldbase.core.services import HubDep, JobsDep, StorageDep
 from worldbase.core.source_policy import SourcePolicy
 
@@ -62,12 +64,75 @@ def _page(items: Any, total: int, limit: int, offset: int) -> dict[str, Any]:
 # --- objects -----------------------------------------------------------------------------------
 
 
-@router.get("/objects", response_model=OSMObjectPage, summary="List tracked objects (filtered)")
-async def get_objects(
-    session: Session, filters: ObjectFiltersDep, limit: Limit = 100, offset: Offset = 0
-) -> dict[str, Any]:
+_LIST_DESCRIPTION = (
+    "A plain JSON array (the seed's `List[OSMObject]`), newest change first; the number of "
+    "matches in `X-Total-Count`, the neighbouring pages in an RFC 8288 `Link` header "
+    "(`first`, `prev`, `next`, `last`)."
+)
+_LIST_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"headers": PAGE_HEADERS}}
+
+
+async def _list_page(
+    request: Request,
+    response: Response,
+    session: Session,
+    filters: service.ObjectFilters,
+    limit: int,
+    offset: int,
+) -> list[OSMObject]:
     items, total = await service.list_objects(session, filters=filters, limit=limit, offset=offset)
-    return _page(items, total, limit, offset)
+    set_page_headers(
+        request, response, total=total, limit=limit, offset=offset, max_offset=MAX_OFFSET
+    )
+    return items
+
+
+@router.get(
+    "/objects",
+    response_model=list[OSMObjectRead],
+    summary="List tracked objects (filtered)",
+    description=_LIST_DESCRIPTION,
+    responses=_LIST_RESPONSES,
+)
+async def get_objects(
+    request: Request,
+    response: Response,
+    session: Session,
+    filters: ObjectFiltersDep,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[OSMObject]:
+    return await _list_page(request, response, session, filters, limit, offset)
+
+
+def _type_listing(osm_type: str) -> Callable[..., Awaitable[list[OSMObject]]]:
+    async def get_objects_of_type(
+        request: Request,
+        response: Response,
+        session: Session,
+        filters: TypedObjectFiltersDep,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> list[OSMObject]:
+        filters.type = osm_type
+        return await _list_page(request, response, session, filters, limit, offset)
+
+    return get_objects_of_type
+
+
+# `GET /objects/{type}` of the seed's service example. Three fixed paths, declared before
+# `/objects/{object_id}`: object ids are UUIDs, so `node`, `way` and `relation` never are one.
+for _osm_type in OSM_TYPES:
+    router.add_api_route(
+        f"/objects/{_osm_type}",
+        _type_listing(_osm_type),
+        methods=["GET"],
+        name=f"get_{_osm_type}_objects",
+        response_model=list[OSMObjectRead],
+        summary=f"List tracked {_osm_type}s (`GET /objects/{{type}}`)",
+        description=_LIST_DESCRIPTION + f" The same filters as `GET /objects`, type `{_osm_type}`.",
+        responses=_LIST_RESPONSES,
+    )
 
 
 @router.get(

@@ -61,19 +61,6 @@ class OSMObjectRead(Schema):
     _geom = field_validator("geom", mode="before")(_geojson)
 
 
-class OSMObjectPage(Schema):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"items": [_OBJECT_EXAMPLE], "total": 1, "limit": 100, "offset": 0}]
-        }
-    )
-
-    items: list[OSMObjectRead]
-    total: int
-    limit: int
-    offset: int
-
-
 class HistoryRead(Schema):
     model_config = ConfigDict(
         from_attributes=True,
