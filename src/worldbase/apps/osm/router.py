@@ -2,31 +2,28 @@
 
 Reads of objects are public (as OSM itself is); data sources, stats and the validation log
 are for administrators; a push is authorized by the source's own token or an admin token.
+The object routes are in `routes_objects.py`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, File, Form, Path, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Body, File, Form, Query, Request, Response, UploadFile
 
 from worldbase.apps.osm import jobs as _jobs  # noqa: F401  (registers the job kinds)
 from worldbase.apps.osm import polling, service
 from worldbase.apps.osm.dependencies import (
-    MAX_OFFSET,
     Limit,
-    ObjectFiltersDep,
-    ObjectForRead,
     Offset,
     SourceForAdmin,
     SourceForPush,
-    TypedObjectFiltersDep,
 )
 from worldbase.apps.osm.events import publish_changes
 from worldbase.apps.osm.files import file_suffix
-from worldbase.apps.osm.models import OSM_TYPES, OSMObject
+from worldbase.apps.osm.routes_objects import router as objects_router
 from worldbase.apps.osm.schemas import (
     INGEST_EXAMPLES,
     DataSourceCreate,
@@ -34,10 +31,7 @@ from worldbase.apps.osm.schemas import (
     DataSourcePage,
     DataSourceRead,
     DataSourceUpdate,
-    HistoryPage,
     IngestResult,
-    OSMObjectRead,
-    OSMType,
     StatsRead,
     ValidationLogPage,
 )
@@ -47,11 +41,11 @@ from worldbase.core.db import Session
 from worldbase.core.errors import BadInput
 from worldbase.core.http import body_limit
 from worldbase.core.job_schemas import JobRead
-from worldbase.core.paging import PAGE_HEADERS, set_page_headers
 from worldbase.core.services import HubDep, JobsDep, StorageDep
 from worldbase.core.source_policy import SourcePolicy
 
 router = APIRouter()
+router.include_router(objects_router)
 # The largest file `POST /data-sources/{id}/import` takes; bigger: `worldbase import osm FILE`.
 MAX_IMPORT_BYTES = 2 * 1024**3
 CHUNK = 1024 * 1024
@@ -59,110 +53,6 @@ CHUNK = 1024 * 1024
 
 def _page(items: Any, total: int, limit: int, offset: int) -> dict[str, Any]:
     return {"items": items, "total": total, "limit": limit, "offset": offset}
-
-
-# --- objects -----------------------------------------------------------------------------------
-
-
-_LIST_DESCRIPTION = (
-    "A plain JSON array (the seed's `List[OSMObject]`), newest change first; the number of "
-    "matches in `X-Total-Count`, the neighbouring pages in an RFC 8288 `Link` header "
-    "(`first`, `prev`, `next`, `last`)."
-)
-_LIST_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"headers": PAGE_HEADERS}}
-
-
-async def _list_page(
-    request: Request,
-    response: Response,
-    session: Session,
-    filters: service.ObjectFilters,
-    limit: int,
-    offset: int,
-) -> list[OSMObject]:
-    items, total = await service.list_objects(session, filters=filters, limit=limit, offset=offset)
-    set_page_headers(
-        request, response, total=total, limit=limit, offset=offset, max_offset=MAX_OFFSET
-    )
-    return items
-
-
-@router.get(
-    "/objects",
-    response_model=list[OSMObjectRead],
-    summary="List tracked objects (filtered)",
-    description=_LIST_DESCRIPTION,
-    responses=_LIST_RESPONSES,
-)
-async def get_objects(
-    request: Request,
-    response: Response,
-    session: Session,
-    filters: ObjectFiltersDep,
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> list[OSMObject]:
-    return await _list_page(request, response, session, filters, limit, offset)
-
-
-def _type_listing(osm_type: str) -> Callable[..., Awaitable[list[OSMObject]]]:
-    async def get_objects_of_type(
-        request: Request,
-        response: Response,
-        session: Session,
-        filters: TypedObjectFiltersDep,
-        limit: Limit = 100,
-        offset: Offset = 0,
-    ) -> list[OSMObject]:
-        filters.type = osm_type
-        return await _list_page(request, response, session, filters, limit, offset)
-
-    return get_objects_of_type
-
-
-# `GET /objects/{type}` of the seed's service example. Three fixed paths, declared before
-# `/objects/{object_id}`: object ids are UUIDs, so `node`, `way` and `relation` never are one.
-for _osm_type in OSM_TYPES:
-    router.add_api_route(
-        f"/objects/{_osm_type}",
-        _type_listing(_osm_type),
-        methods=["GET"],
-        name=f"get_{_osm_type}_objects",
-        response_model=list[OSMObjectRead],
-        summary=f"List tracked {_osm_type}s (`GET /objects/{{type}}`)",
-        description=_LIST_DESCRIPTION + f" The same filters as `GET /objects`, type `{_osm_type}`.",
-        responses=_LIST_RESPONSES,
-    )
-
-
-@router.get(
-    "/objects/osm/{osm_type}/{osm_id}",
-    response_model=OSMObjectRead,
-    summary="A tracked object by its OSM type and id",
-)
-async def get_object_by_osm_id(
-    osm_type: OSMType,
-    osm_id: Annotated[str, Path(max_length=20, pattern="^-?[0-9]+$")],
-    session: Session,
-) -> OSMObject:
-    return await service.get_by_osm_id_or_raise(session, osm_type=osm_type, osm_id=osm_id)
-
-
-@router.get("/objects/{object_id}", response_model=OSMObjectRead, summary="A tracked object")
-async def get_object(obj: ObjectForRead) -> OSMObject:
-    return obj
-
-
-@router.get(
-    "/objects/{object_id}/history",
-    response_model=HistoryPage,
-    summary="Every stored version of an object, newest first",
-)
-async def get_object_history(
-    obj: ObjectForRead, session: Session, limit: Limit = 100, offset: Offset = 0
-) -> dict[str, Any]:
-    items, total = await service.list_history(session, object_id=obj.id, limit=limit, offset=offset)
-    return _page(items, total, limit, offset)
 
 
 # --- data sources (admin) ------------------------------------------------------------------------
