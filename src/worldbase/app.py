@@ -106,7 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_credentials="*" not in settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["X-Request-ID", "ETag", "Retry-After"],
+            # X-Total-Count and Link: the paging of lists answered as plain arrays.
+            expose_headers=["X-Request-ID", "ETag", "Retry-After", "X-Total-Count", "Link"],
         )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.worldbase_max_body_bytes)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -10,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from tests.apps.osm.conftest import OSM, node, total_count
 from tests.builders import assert_error, auth_headers, register_user
+from worldbase.settings import Settings
 
 
 @pytest.fixture
@@ -92,6 +94,16 @@ def test_paging_in_link_headers(loaded: OSM, client: TestClient) -> None:
     assert empty.json() == [] and _links(empty).keys() == {"first", "last"}
     past = client.get("/objects?offset=100")
     assert past.json() == [] and _links(past)["prev"].endswith("offset=0")
+
+
+def test_browsers_may_read_the_paging_headers(
+    app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    client = app_factory(make_settings(cors_origins='["http://localhost:3000"]'))
+    response = client.get("/objects", headers={"Origin": "http://localhost:3000"})
+    exposed = response.headers["Access-Control-Expose-Headers"].lower()
+    assert "x-total-count" in exposed and "link" in exposed
+    assert response.headers["X-Total-Count"].isdigit() and 'rel="first"' in response.headers["Link"]
 
 
 def test_objects_by_type(loaded: OSM, client: TestClient) -> None:
