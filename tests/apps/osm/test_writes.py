@@ -3,6 +3,7 @@ by an admin or the source's token, through the ingestion path (history, log, liv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from tests.apps.osm.conftest import OSM, node, total_count
 from tests.builders import assert_error, auth_headers, register_user
+from worldbase.settings import Settings
 
 
 def _body(source_id: str, **values: Any) -> dict[str, Any]:
@@ -269,3 +271,38 @@ def test_writes_follow_the_ingestion_rules(osm: OSM, client: TestClient) -> None
     # A newer versioned push still applies on top of REST writes.
     osm.push(source["id"], token, {"elements": [node(2, 2, 2, version=50)]})
     assert client.get("/objects/osm/node/2").json()["version"] == 50
+
+
+def test_large_geometries_are_parsed_off_the_loop_and_bounded(
+    app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    client = app_factory(make_settings(worldbase_max_feature_vertices=6000))
+    osm = OSM(client)
+    source, token = osm.source()
+    headers = auth_headers(token)
+    coords = ", ".join(f"{i / 1000:.6f} {i / 2000:.6f}" for i in range(5000))
+    wkt = f"LINESTRING ({coords})"
+    assert len(wkt) > 64 * 1024  # parsed in a worker process
+    body = _body(source["id"], type="way", osm_id="77", geom=wkt)
+    made = client.post("/objects", json=body, headers=headers)
+    assert made.status_code == 201, made.text
+    assert len(made.json()["geom"]["coordinates"]) == 5000
+    too_many = ", ".join(f"{i / 1000:.6f} 1" for i in range(6001))
+    refused = assert_error(
+        client.patch(
+            f"/objects/{made.json()['id']}",
+            json={"geom": f"LINESTRING ({too_many})"},
+            headers=headers,
+        ),
+        422,
+    )
+    assert "WORLDBASE_MAX_FEATURE_VERTICES" in refused["message"]
+    assert refused["detail"][0]["loc"] == ["body", "geom"]
+    bad = assert_error(
+        client.patch(
+            f"/objects/{made.json()['id']}", json={"geom": wkt[:-1] + ", x)"}, headers=headers
+        ),
+        422,
+    )
+    assert "WKT" in bad["message"]
+    assert client.get(f"/objects/{made.json()['id']}").json()["version"] == 1

@@ -20,7 +20,7 @@ from shapely.geometry import LineString, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from worldbase.core.errors import BadInput
-from worldbase.geo.geometry import parse_geojson_geometry, to_geojson
+from worldbase.geo.geometry import DEFAULT_MAX_VERTICES, parse_geojson_geometry, to_geojson
 
 OSM_TYPES = ("node", "way", "relation")
 MAX_TAG_LENGTH = 255  # OSM's own limit for keys and values
@@ -282,9 +282,11 @@ def parse_geojson_feature(raw: Any) -> Element:
     return element
 
 
-def element_geometry(typ: str, raw: Any) -> BaseGeometry:
+def element_geometry(
+    typ: str, raw: Any, *, max_vertices: int = DEFAULT_MAX_VERTICES, limit_name: str = ""
+) -> BaseGeometry:
     """A validated GeoJSON geometry of the shape an element of `typ` can have."""
-    geom = parse_geojson_geometry(raw)
+    geom = parse_geojson_geometry(raw, max_vertices=max_vertices, limit_name=limit_name)
     if typ == "node" and geom.geom_type != "Point":
         raise Invalid("a node's geometry must be a Point")
     if typ == "way" and geom.geom_type not in ("LineString", "Polygon"):

@@ -35,7 +35,7 @@ from worldbase.apps.osm.schemas import (
 )
 from worldbase.core.db import Session
 from worldbase.core.paging import PAGE_HEADERS, set_page_headers
-from worldbase.core.services import HubDep
+from worldbase.core.services import HubDep, Services, ServicesDep
 
 router = APIRouter()
 
@@ -152,21 +152,36 @@ _WRITE_DESCRIPTION = (
     "version. 422 when `source_id` names no data source.",
 )
 async def create_object(
-    body: OSMObjectCreate, writer: ObjectWriterDep, session: Session, hub: HubDep
+    body: OSMObjectCreate,
+    writer: ObjectWriterDep,
+    session: Session,
+    hub: HubDep,
+    services: ServicesDep,
 ) -> OSMObject:
     source = await source_for_new_object(session, writer=writer, source_id=body.source_id)
-    obj, report = await writes.create_object(session, source=source, values=body.model_dump())
+    obj, report = await writes.create_object(
+        session,
+        source=source,
+        values=body.model_dump(),
+        max_vertices=services.settings.worldbase_max_feature_vertices,
+    )
     await publish_changes(hub, report)
     return obj
 
 
 async def _update(
-    target: tuple[OSMObject, Any], body: OSMObjectUpdate, session: Session, hub: HubDep
+    target: tuple[OSMObject, Any], body: OSMObjectUpdate, session: Session, services: Services
 ) -> OSMObject:
     obj, source = target
     updated, report = await writes.update_object(
-        session, obj=obj, source=source, tags=body.tags, geom=body.geom
+        session,
+        obj=obj,
+        source=source,
+        tags=body.tags,
+        geom=body.geom,
+        max_vertices=services.settings.worldbase_max_feature_vertices,
     )
+    hub = services.hub
     await publish_changes(hub, report)
     return updated
 
@@ -186,9 +201,9 @@ _UPDATE_DESCRIPTION = (
     description=_UPDATE_DESCRIPTION,
 )
 async def replace_object(
-    target: ObjectForWrite, body: OSMObjectUpdate, session: Session, hub: HubDep
+    target: ObjectForWrite, body: OSMObjectUpdate, session: Session, services: ServicesDep
 ) -> OSMObject:
-    return await _update(target, body, session, hub)
+    return await _update(target, body, session, services)
 
 
 @router.patch(
@@ -198,9 +213,9 @@ async def replace_object(
     description=_UPDATE_DESCRIPTION,
 )
 async def update_object(
-    target: ObjectForWrite, body: OSMObjectUpdate, session: Session, hub: HubDep
+    target: ObjectForWrite, body: OSMObjectUpdate, session: Session, services: ServicesDep
 ) -> OSMObject:
-    return await _update(target, body, session, hub)
+    return await _update(target, body, session, services)
 
 
 @router.delete(

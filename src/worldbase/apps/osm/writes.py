@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,8 +30,25 @@ from worldbase.apps.osm.parsing import (
     truncate_payload,
 )
 from worldbase.core.errors import BadInput, Conflict
+from worldbase.core.offload import run_sized
+from worldbase.geo.geometry import DEFAULT_MAX_FEATURE_VERTICES
 
 CHANNEL = "rest"
+LIMIT_NAME = "WORLDBASE_MAX_FEATURE_VERTICES"
+
+
+def parse_geometry(typ: str, value: Any, max_vertices: int) -> BaseGeometry:
+    """`geom` as sent (WKT, GeoJSON text or object), validated for an element of `typ`.
+    Module-level and pure: a large one is parsed in a worker process (`run_sized`)."""
+    return element_geometry(
+        typ, geometry_input(value), max_vertices=max_vertices, limit_name=LIMIT_NAME
+    )
+
+
+async def _geometry(typ: str, value: Any, max_vertices: int) -> BaseGeometry:
+    # A dict was decoded with the body already; WKT or GeoJSON text is parsed here.
+    size = len(value) if isinstance(value, str) else 0
+    return await run_sized(size, parse_geometry, typ, value, max_vertices)
 
 
 def _reason(exc: Exception) -> str:
@@ -94,10 +112,14 @@ def _changed(report: IngestReport, default: OSMObject) -> OSMObject:
 
 
 async def create_object(
-    session: AsyncSession, *, source: DataSource, values: dict[str, Any]
+    session: AsyncSession,
+    *,
+    source: DataSource,
+    values: dict[str, Any],
+    max_vertices: int = DEFAULT_MAX_FEATURE_VERTICES,
 ) -> tuple[OSMObject, IngestReport]:
     """A new object (or a new version of a deleted one) from the source; Conflict when the
-    (type, osm_id) is tracked and not deleted."""
+    (type, osm_id) is tracked and not deleted. A geometry past `max_vertices` is a 422."""
     if not source.is_active:
         raise SourceInactive("Data source is inactive")
     field = "type"
@@ -108,7 +130,7 @@ async def create_object(
         field = "tags"
         element.tags = tags_of(values["tags"])
         field = "geom"
-        element.geom = element_geometry(element.type, geometry_input(values["geom"]))
+        element.geom = await _geometry(element.type, values["geom"], max_vertices)
     except (Invalid, BadInput) as exc:
         raise await _reject(
             session,
@@ -136,6 +158,7 @@ async def update_object(
     source: DataSource | None,
     tags: dict[str, Any] | None,
     geom: Any,
+    max_vertices: int = DEFAULT_MAX_FEATURE_VERTICES,
 ) -> tuple[OSMObject, IngestReport]:
     """New tags and/or geometry (None: keep the current ones); a deleted object comes back.
     A way given a geometry of its own no longer follows its nodes."""
@@ -146,7 +169,7 @@ async def update_object(
         element.tags = tags_of(obj.tags if tags is None else tags)
         field = "geom"
         if geom is not None:
-            element.geom = element_geometry(obj.type, geometry_input(geom))
+            element.geom = await _geometry(obj.type, geom, max_vertices)
             if obj.type == "way":
                 element.refs = None
     except (Invalid, BadInput) as exc:
