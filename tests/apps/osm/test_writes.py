@@ -268,6 +268,16 @@ def test_writes_follow_the_ingestion_rules(osm: OSM, client: TestClient) -> None
     )
     client.patch(f"/objects/{first['id']}", json={"geom": "POINT(0.7 0)"}, headers=headers)
     assert client.get("/objects/osm/way/10").json()["geom"]["coordinates"] == [[5, 5], [6, 6]]
+    # A relation without a geometry (unknown member ways) takes new tags.
+    member = {"type": "way", "ref": 999, "role": "outer"}
+    relation = {"type": "relation", "id": 30, "version": 1, "members": [member], "tags": {}}
+    osm.push(source["id"], token, {"elements": [relation]})
+    stored = client.get("/objects/osm/relation/30").json()
+    assert stored["geom"] is None
+    tagged = client.patch(
+        f"/objects/{stored['id']}", json={"tags": {"type": "multipolygon"}}, headers=headers
+    ).json()
+    assert (tagged["version"], tagged["geom"], tagged["refs"]) == (2, None, [member])
     # A newer versioned push still applies on top of REST writes.
     osm.push(source["id"], token, {"elements": [node(2, 2, 2, version=50)]})
     assert client.get("/objects/osm/node/2").json()["version"] == 50
