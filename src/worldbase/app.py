@@ -110,7 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_credentials="*" not in origins,
             allow_methods=["*"],
             allow_headers=["*"],
-            expose_headers=["X-Request-ID", "ETag", "Retry-After"],
+            # X-Total-Count and Link: the paging of lists answered as plain arrays.
+            expose_headers=["X-Request-ID", "ETag", "Retry-After", "X-Total-Count", "Link"],
         )
     if settings.allowed_hosts:
         app.add_middleware(TrustedHostsMiddleware, allowed_hosts=settings.allowed_hosts)

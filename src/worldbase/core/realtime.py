@@ -381,6 +381,7 @@ async def serve_websocket(
     initial: Event | list[Event] | None = None,
     until: Callable[[Event], bool] | None = None,
     on_message: Callable[[Any], Awaitable[None]] | None = None,
+    on_undecodable: Callable[[str], Awaitable[None]] | None = None,
     batch: Callable[[], bool] | None = None,
     guard: AccessGuard | None = None,
 ) -> None:
@@ -390,8 +391,9 @@ async def serve_websocket(
     `heartbeat_seconds` without sending anything; closes with 1000 after an event for which
     `until(event)` is true, with 1013 when the client was dropped as too slow, and stops
     when the client disconnects. Client messages go to `on_message` (JSON-decoded) or
-    are ignored; while it runs no event is sent, so its replies (and a snapshot) come
-    before the events its change lets through. The subscription is always closed.
+    are ignored; text that is not JSON goes to `on_undecodable` (as is) or is ignored.
+    While either runs no event is sent, so its replies (and a snapshot) come before the
+    events its change lets through. The subscription is always closed.
 
     When `batch()` is true (a client's choice, asked at every burst), events that are
     queued together go out as one frame `{"type": "batch", "events": [...]}`: at hundreds
@@ -443,7 +445,13 @@ async def serve_websocket(
                     continue
                 async with sending:
                     with contextlib.suppress(ValueError):
-                        await on_message(json.loads(text))
+                        try:
+                            decoded = json.loads(text)
+                        except ValueError:
+                            if on_undecodable is not None:
+                                await on_undecodable(text)
+                            continue
+                        await on_message(decoded)
         except (WebSocketDisconnect, RuntimeError, OSError):
             return
         finally:

@@ -32,6 +32,13 @@ class OSM:
         return body
 
 
+def total_count(response: Any) -> int:
+    """The total of a `GET /objects` answer (a plain array; the total is in a header)."""
+    assert response.status_code == 200, response.text
+    assert isinstance(response.json(), list)
+    return int(response.headers["X-Total-Count"])
+
+
 def node(osm_id: int, lon: float, lat: float, version: int = 1, **tags: Any) -> dict[str, Any]:
     return {"type": "node", "id": osm_id, "lon": lon, "lat": lat, "version": version, "tags": tags}
 

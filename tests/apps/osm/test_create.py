@@ -81,7 +81,7 @@ def test_create_mode_first_load(osm: OSM, client: TestClient, tmp_path: Path) ->
     assert _counts(client) == (120, 0)  # bulk-written nodes: no history rows (history.py)
     _assert_indexes(client)
     found = client.get("/objects?bbox=10.0,49.9,10.0505,50.1&tag=amenity=cafe").json()
-    assert sorted(int(o["osm_id"]) for o in found["items"]) == [10, 20, 30, 40, 50]
+    assert sorted(int(o["osm_id"]) for o in found) == [10, 20, 30, 40, 50]
     # Idempotent as ever: not empty any more, so the usual path, and nothing changes.
     assert _import(client, path).unchanged == 120
     if client.app.state.services.db.is_sqlite:  # type: ignore[attr-defined]

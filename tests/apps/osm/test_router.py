@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.apps.osm.conftest import OSM, node
+from tests.apps.osm.conftest import OSM, node, total_count
 from tests.builders import assert_error, auth_headers, register_user
+from worldbase.settings import Settings
 
 
 @pytest.fixture
@@ -30,12 +32,25 @@ def loaded(osm: OSM) -> OSM:
 
 
 def _ids(response: object) -> set[str]:
-    return {o["osm_id"] for o in response.json()["items"]}  # type: ignore[attr-defined]
+    body = response.json()  # type: ignore[attr-defined]
+    assert isinstance(body, list)  # the seed's List[OSMObject]
+    return {o["osm_id"] for o in body}
+
+
+def _links(response: object) -> dict[str, str]:
+    """rel -> URL of an RFC 8288 Link header."""
+    links = {}
+    for part in response.headers["Link"].split(", "):  # type: ignore[attr-defined]
+        url, rel = part.split("; ")
+        assert url.startswith("<") and url.endswith(">") and rel.startswith('rel="')
+        links[rel[5:-1]] = url[1:-1]
+    return links
 
 
 def test_objects_are_public_and_filtered(loaded: OSM, client: TestClient) -> None:
     everything = client.get("/objects")
-    assert everything.status_code == 200 and everything.json()["total"] == 6
+    assert everything.status_code == 200 and total_count(everything) == 6
+    assert everything.json()[0].keys() >= {"id", "osm_id", "type", "tags", "geom", "source_id"}
     assert _ids(client.get("/objects?type=way")) == {"10"}
     assert _ids(client.get("/objects?tag=amenity=cafe")) == {"1", "2", "4"}
     assert _ids(client.get("/objects?tag=amenity")) == {"1", "2", "3", "4"}
@@ -43,14 +58,68 @@ def test_objects_are_public_and_filtered(loaded: OSM, client: TestClient) -> Non
     berlin = client.get("/objects?bbox=13.3,52.4,13.5,52.6&tag=amenity=cafe")
     assert _ids(berlin) == {"1", "2"}
     assert _ids(client.get("/objects?bbox=13.405,52.45,13.5,52.505&type=way")) == {"10"}
-    assert client.get(f"/objects?source_id={loaded.source_id}").json()["total"] == 6  # type: ignore[attr-defined]
-    assert client.get("/objects?source_id=nope").json()["total"] == 0
-    page = client.get("/objects?limit=2&offset=1").json()
-    assert (len(page["items"]), page["total"], page["limit"], page["offset"]) == (2, 6, 2, 1)
+    assert total_count(client.get(f"/objects?source_id={loaded.source_id}")) == 6  # type: ignore[attr-defined]
+    assert total_count(client.get("/objects?source_id=nope")) == 0
+    page = client.get("/objects?limit=2&offset=1")
+    assert (len(page.json()), total_count(page)) == (2, 6)
     # Also as another user, and as admin: same answers.
     _, token = register_user(client)
-    assert client.get("/objects", headers=auth_headers(token)).json()["total"] == 6
-    assert client.get("/objects", headers=loaded.admin).json()["total"] == 6
+    assert total_count(client.get("/objects", headers=auth_headers(token))) == 6
+    assert total_count(client.get("/objects", headers=loaded.admin)) == 6
+
+
+def test_paging_in_link_headers(loaded: OSM, client: TestClient) -> None:
+    first = client.get("/objects?tag=amenity&tag=name&limit=2&tag=amenity=cafe")
+    assert total_count(first) == 1 and _links(first).keys() == {"first", "last"}
+    seen: list[str] = []
+    url: str | None = "/objects?limit=4&type=node&tag=amenity"
+    while url:
+        response = client.get(url)
+        assert total_count(response) == 4
+        seen += [o["osm_id"] for o in response.json()]
+        url = _links(response).get("next")
+    assert sorted(seen) == ["1", "2", "3", "4"]
+    middle = client.get("/objects?limit=1&offset=1&tag=amenity&tag=amenity")
+    links = _links(middle)
+    assert links.keys() == {"first", "prev", "next", "last"}
+    # Every other parameter is kept, repeated ones too; limit/offset are replaced.
+    assert links["next"].endswith("/objects?tag=amenity&tag=amenity&limit=1&offset=2")
+    assert links["prev"].endswith("offset=0") and links["last"].endswith("offset=3")
+    assert links["first"].startswith("http")
+    assert (
+        client.get(links["next"]).json()
+        == client.get("/objects?tag=amenity&offset=2&limit=1").json()
+    )
+    empty = client.get("/objects?source_id=nope")
+    assert empty.json() == [] and _links(empty).keys() == {"first", "last"}
+    past = client.get("/objects?offset=100")
+    assert past.json() == [] and _links(past)["prev"].endswith("offset=0")
+
+
+def test_browsers_may_read_the_paging_headers(
+    app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    client = app_factory(make_settings(cors_origins='["http://localhost:3000"]'))
+    response = client.get("/objects", headers={"Origin": "http://localhost:3000"})
+    exposed = response.headers["Access-Control-Expose-Headers"].lower()
+    assert "x-total-count" in exposed and "link" in exposed
+    assert response.headers["X-Total-Count"].isdigit() and 'rel="first"' in response.headers["Link"]
+
+
+def test_objects_by_type(loaded: OSM, client: TestClient) -> None:
+    nodes = client.get("/objects/node")
+    assert total_count(nodes) == 5 and {o["type"] for o in nodes.json()} == {"node"}
+    assert _ids(client.get("/objects/way")) == {"10"}
+    assert client.get("/objects/relation").json() == []
+    assert _ids(client.get("/objects/node?tag=amenity=cafe&bbox=13.3,52.4,13.5,52.6")) == {"1", "2"}
+    page = client.get("/objects/node?limit=2&offset=2")
+    assert len(page.json()) == 2 and _links(page)["next"].endswith("/objects/node?limit=2&offset=4")
+    assert_error(client.get("/objects/node?limit=0"), 422)
+    # Ids still reach the object routes.
+    cafe = client.get("/objects/osm/node/1").json()
+    assert client.get(f"/objects/{cafe['id']}").json()["osm_id"] == "1"
+    assert_error(client.get("/objects/area"), 404)
+    assert_error(client.get("/objects/node/history"), 404)
 
 
 def test_changed_since(loaded: OSM, client: TestClient) -> None:
@@ -60,7 +129,7 @@ def test_changed_since(loaded: OSM, client: TestClient) -> None:
     loaded.push(loaded.source_id, loaded.token, {"elements": [node(3, 13.42, 52.52, 2)]})  # type: ignore[attr-defined]
     assert _ids(client.get("/objects", params={"changed_since": cutoff})) == {"3"}
     naive = datetime.now(UTC).replace(tzinfo=None).isoformat()
-    assert client.get("/objects", params={"changed_since": naive}).json()["total"] == 0
+    assert total_count(client.get("/objects", params={"changed_since": naive})) == 0
 
 
 @pytest.mark.parametrize(

@@ -74,16 +74,36 @@ def test_bad_subscribe_messages_get_an_error_and_keep_the_connection(client: Tes
     with client.websocket_connect("/ws/c") as ws:
         ws.receive_json()
         for message in (
-            {"type": "hello"},
             {"type": "subscribe", "types": ["area"]},
             {"type": "subscribe", "bbox": [1, 2, 3]},
             {"type": "subscribe", "tags": [5]},
         ):
             ws.send_json(message)
             assert _next_event(ws)["type"] == "error"
-        ws.send_text("not json")
         ws.send_json({"type": "subscribe"})
         assert _next_event(ws)["type"] == "subscribed"
+
+
+def test_other_messages_get_the_seeds_answer(osm: OSM, client: TestClient) -> None:
+    """The seed's endpoint answers whatever it receives with "Message received"; the
+    subscribe protocol goes on beside it."""
+    received = {"type": "response", "content": "Message received"}
+    source, token = osm.source()
+    with client.websocket_connect("/ws/seed-client") as ws:
+        assert ws.receive_json()["type"] == "welcome"
+        for message in ({"type": "hello"}, {"text": "hi"}, {"type": 5}, [1, 2], "x", None):
+            ws.send_json(message)
+            assert _next_event(ws) == received
+        ws.send_text("not json")
+        assert _next_event(ws) == received
+        ws.send_json({"type": "subscribe", "types": ["node"]})
+        assert _next_event(ws)["type"] == "subscribed"
+        ws.send_json({"type": "chat", "content": "still there?"})
+        assert _next_event(ws) == received
+        osm.push(source["id"], token, {"elements": [node(1, 1, 1, amenity="cafe")]})
+        assert _next_event(ws)["type"] == "object.created"
+        ws.send_json({"type": "unsubscribe"})
+        assert _next_event(ws)["type"] == "unsubscribed"
 
 
 def test_token_is_optional_but_a_bad_one_is_refused(client: TestClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -14,7 +15,8 @@ from worldbase.apps.osm.exceptions import InvalidSourceToken
 from worldbase.apps.osm.models import DataSource, OSMObject
 from worldbase.core.auth import AdminUser, authenticate_token, bearer_scheme
 from worldbase.core.db import Session
-from worldbase.core.errors import Forbidden, NotAuthenticated
+from worldbase.core.errors import BadInput, Forbidden, NotAuthenticated
+from worldbase.core.models import User
 from worldbase.geo.geometry import parse_bbox
 
 ObjectId = Annotated[str, Path(max_length=36, description="The object's id (a UUID string)")]
@@ -58,15 +60,74 @@ async def source_for_push(
     return source
 
 
+@dataclass
+class ObjectWriter:
+    """Who writes objects through `/objects`: an administrator, or a data source by its token."""
+
+    admin: User | None = None
+    source: DataSource | None = None
+
+
+async def object_writer(
+    session: Session,
+    connection: HTTPConnection,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> ObjectWriter:
+    if credentials is None:
+        raise NotAuthenticated("A data source token or an admin token is required")
+    token = credentials.credentials
+    if token.startswith(service.TOKEN_PREFIX):
+        source = await service.get_source_by_token(session, token=token)
+        if source is None:
+            raise InvalidSourceToken("Invalid data source token")
+        return ObjectWriter(source=source)
+    user = await authenticate_token(session, token=token, settings=connection.app.state.settings)
+    if not user.is_admin:
+        raise Forbidden("Only a data source's token or an administrator may write objects")
+    return ObjectWriter(admin=user)
+
+
+ObjectWriterDep = Annotated[ObjectWriter, Depends(object_writer)]
+
+
+async def source_for_new_object(
+    session: Session, *, writer: ObjectWriter, source_id: str
+) -> DataSource:
+    """The source a new object is written from (`source_id` of the body)."""
+    source = await session.get(DataSource, source_id)
+    if source is None:
+        raise BadInput(
+            "Unknown data source",
+            detail=[
+                {"loc": ["body", "source_id"], "msg": "no such data source", "type": "value_error"}
+            ],
+        )
+    if writer.source is not None and writer.source.id != source.id:
+        raise Forbidden("This token belongs to another data source")
+    return source
+
+
+async def object_for_write(
+    object_id: ObjectId, writer: ObjectWriterDep, session: Session
+) -> tuple[OSMObject, DataSource | None]:
+    """The object and the source its write comes from (the object's own): an administrator
+    may write any object, a source's token only that source's objects."""
+    obj = await service.get_object_or_raise(session, object_id=object_id)
+    if writer.source is not None:
+        if obj.source_id != writer.source.id:
+            raise Forbidden("This object belongs to another data source (or to none)")
+        return obj, writer.source
+    source = await session.get(DataSource, obj.source_id) if obj.source_id else None
+    return obj, source
+
+
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-async def object_filters(
-    session: Session,
-    type: Annotated[str | None, Query(pattern="^(node|way|relation)$")] = None,
+async def object_filters_without_type(
     tag: Annotated[
         list[str] | None,
         Query(description="`key` or `key=value`; repeat for several (all must match)"),
@@ -79,7 +140,6 @@ async def object_filters(
     include_deleted: bool = False,
 ) -> service.ObjectFilters:
     return service.ObjectFilters(
-        type=type,
         tags=[service.parse_tag_filter(t) for t in tag or []],
         bbox=parse_bbox(bbox) if bbox is not None else None,
         source_id=source_id,
@@ -88,9 +148,21 @@ async def object_filters(
     )
 
 
+async def object_filters(
+    filters: Annotated[service.ObjectFilters, Depends(object_filters_without_type)],
+    type: Annotated[str | None, Query(pattern="^(node|way|relation)$")] = None,
+) -> service.ObjectFilters:
+    filters.type = type
+    return filters
+
+
 ObjectForRead = Annotated[OSMObject, Depends(object_for_read)]
+ObjectForWrite = Annotated[tuple[OSMObject, DataSource | None], Depends(object_for_write)]
 SourceForAdmin = Annotated[DataSource, Depends(source_for_admin)]
 SourceForPush = Annotated[DataSource, Depends(source_for_push)]
 ObjectFiltersDep = Annotated[service.ObjectFilters, Depends(object_filters)]
+# `/objects/{type}`: the type is the path's.
+TypedObjectFiltersDep = Annotated[service.ObjectFilters, Depends(object_filters_without_type)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+MAX_OFFSET = 10_000_000
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]

@@ -11,15 +11,22 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import shapely
+import shapely.errors
 from shapely.geometry import LineString, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from worldbase.core.errors import BadInput
-from worldbase.geo.geometry import DEFAULT_MAX_FEATURE_VERTICES, parse_geojson_geometry
+from worldbase.geo.geometry import (
+    DEFAULT_MAX_FEATURE_VERTICES,
+    parse_geojson_geometry,
+    to_geojson,
+)
 
 OSM_TYPES = ("node", "way", "relation")
 MAX_TAG_LENGTH = 255  # OSM's own limit for keys and values
@@ -290,15 +297,60 @@ def parse_geojson_feature(raw: Any, *, max_vertices: int = DEFAULT_MAX_FEATURE_V
         if not element.deleted:
             raise Invalid("feature has no geometry")
         return element
-    geom = parse_geojson_geometry(
-        raw["geometry"], max_vertices=max_vertices, limit_name=VERTEX_LIMIT
+    element.geom = element_geometry(
+        element.type, raw["geometry"], max_vertices=max_vertices, limit_name=VERTEX_LIMIT
     )
-    if element.type == "node" and geom.geom_type != "Point":
-        raise Invalid("a node's geometry must be a Point")
-    if element.type == "way" and geom.geom_type not in ("LineString", "Polygon"):
-        raise Invalid("a way's geometry must be a LineString or a Polygon")
-    element.geom = geom
     return element
+
+
+def element_geometry(
+    typ: str,
+    raw: Any,
+    *,
+    max_vertices: int = DEFAULT_MAX_FEATURE_VERTICES,
+    limit_name: str = VERTEX_LIMIT,
+) -> BaseGeometry:
+    """A validated GeoJSON geometry of the shape an element of `typ` can have."""
+    geom = parse_geojson_geometry(raw, max_vertices=max_vertices, limit_name=limit_name)
+    if typ == "node" and geom.geom_type != "Point":
+        raise Invalid("a node's geometry must be a Point")
+    if typ == "way" and geom.geom_type not in ("LineString", "Polygon"):
+        raise Invalid("a way's geometry must be a LineString or a Polygon")
+    return geom
+
+
+_SRID = re.compile(r"\s*SRID=([0-9]+)\s*;", re.IGNORECASE)
+
+
+def geometry_input(value: Any) -> Any:
+    """A GeoJSON geometry from what a client may send as an object's `geom`: a GeoJSON
+    object, GeoJSON as text, or WKT (EWKT's `SRID=4326;` prefix allowed). Checked further by
+    `element_geometry`, like any GeoJSON."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise Invalid("'geom' is not valid GeoJSON text") from None
+    srid = _SRID.match(text)
+    if srid is not None:
+        if srid.group(1) != "4326":
+            raise Invalid(f"'geom': SRID {srid.group(1)} is not accepted (only 4326, WGS 84)")
+        text = text[srid.end() :]
+    try:
+        geom = shapely.from_wkt(text)
+    except (shapely.errors.GEOSException, ValueError, TypeError) as exc:
+        raise Invalid(f"'geom' is neither WKT nor GeoJSON: {str(exc)[:200]}") from None
+    if geom is None or geom.is_empty:
+        raise Invalid("'geom' is empty")
+    return to_geojson(geom)
+
+
+def osm_id_of(value: Any) -> str:
+    """An OSM id (a number, possibly given as text) in its canonical text form."""
+    return str(_int(value, "osm_id"))
 
 
 def parse_geojson(

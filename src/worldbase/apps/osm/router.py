@@ -2,6 +2,7 @@
 
 Reads of objects are public (as OSM itself is); data sources, stats and the validation log
 are for administrators; a push is authorized by the source's own token or an admin token.
+The object routes are in `routes_objects.py`.
 """
 
 from __future__ import annotations
@@ -10,21 +11,19 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, File, Form, Path, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Body, File, Form, Query, Request, Response, UploadFile
 
 from worldbase.apps.osm import jobs as osm_jobs  # (also registers the job kinds)
 from worldbase.apps.osm import polling, service
 from worldbase.apps.osm.dependencies import (
     Limit,
-    ObjectFiltersDep,
-    ObjectForRead,
     Offset,
     SourceForAdmin,
     SourceForPush,
 )
 from worldbase.apps.osm.events import publish_changes
 from worldbase.apps.osm.files import file_suffix
-from worldbase.apps.osm.models import OSMObject
+from worldbase.apps.osm.routes_objects import router as objects_router
 from worldbase.apps.osm.schemas import (
     INGEST_EXAMPLES,
     DataSourceCreate,
@@ -32,11 +31,7 @@ from worldbase.apps.osm.schemas import (
     DataSourcePage,
     DataSourceRead,
     DataSourceUpdate,
-    HistoryPage,
     IngestResult,
-    OSMObjectPage,
-    OSMObjectRead,
-    OSMType,
     StatsRead,
     ValidationLogPage,
 )
@@ -50,6 +45,7 @@ from worldbase.core.services import HubDep, JobsDep, ServicesDep, StorageDep
 from worldbase.core.source_policy import SourcePolicy
 
 router = APIRouter()
+router.include_router(objects_router)
 # The largest file `POST /data-sources/{id}/import` takes; bigger: `worldbase import osm FILE`.
 MAX_IMPORT_BYTES = 2 * 1024**3
 CHUNK = 1024 * 1024
@@ -57,47 +53,6 @@ CHUNK = 1024 * 1024
 
 def _page(items: Any, total: int, limit: int, offset: int) -> dict[str, Any]:
     return {"items": items, "total": total, "limit": limit, "offset": offset}
-
-
-# --- objects -----------------------------------------------------------------------------------
-
-
-@router.get("/objects", response_model=OSMObjectPage, summary="List tracked objects (filtered)")
-async def get_objects(
-    session: Session, filters: ObjectFiltersDep, limit: Limit = 100, offset: Offset = 0
-) -> dict[str, Any]:
-    items, total = await service.list_objects(session, filters=filters, limit=limit, offset=offset)
-    return _page(items, total, limit, offset)
-
-
-@router.get(
-    "/objects/osm/{osm_type}/{osm_id}",
-    response_model=OSMObjectRead,
-    summary="A tracked object by its OSM type and id",
-)
-async def get_object_by_osm_id(
-    osm_type: OSMType,
-    osm_id: Annotated[str, Path(max_length=20, pattern="^-?[0-9]+$")],
-    session: Session,
-) -> OSMObject:
-    return await service.get_by_osm_id_or_raise(session, osm_type=osm_type, osm_id=osm_id)
-
-
-@router.get("/objects/{object_id}", response_model=OSMObjectRead, summary="A tracked object")
-async def get_object(obj: ObjectForRead) -> OSMObject:
-    return obj
-
-
-@router.get(
-    "/objects/{object_id}/history",
-    response_model=HistoryPage,
-    summary="Every stored version of an object, newest first",
-)
-async def get_object_history(
-    obj: ObjectForRead, session: Session, limit: Limit = 100, offset: Offset = 0
-) -> dict[str, Any]:
-    items, total = await service.list_history(session, object_id=obj.id, limit=limit, offset=offset)
-    return _page(items, total, limit, offset)
 
 
 # --- data sources (admin) ------------------------------------------------------------------------

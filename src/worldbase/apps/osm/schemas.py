@@ -61,17 +61,74 @@ class OSMObjectRead(Schema):
     _geom = field_validator("geom", mode="before")(_geojson)
 
 
-class OSMObjectPage(Schema):
+_GEOM_DESCRIPTION = (
+    "WKT (`POINT(13.405 52.52)`; an EWKT `SRID=4326;` prefix is allowed) or a GeoJSON "
+    "geometry, as an object or as text, in EPSG:4326. A node's is a Point, a way's a "
+    "LineString or Polygon."
+)
+GeometryInput = str | dict[str, Any]
+
+
+def _osm_id_text(value: Any) -> Any:
+    # The seed's osm_id is a string; a JSON number is what many clients send.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class OSMObjectCreate(InputSchema):
+    """The seed's `OSMObjectCreate`: written as a push from the source `source_id`."""
+
     model_config = ConfigDict(
+        extra="forbid",
         json_schema_extra={
-            "examples": [{"items": [_OBJECT_EXAMPLE], "total": 1, "limit": 100, "offset": 0}]
-        }
+            "examples": [
+                {
+                    "osm_id": "123456",
+                    "type": "node",
+                    "tags": {"highway": "traffic_signals"},
+                    "geom": "POINT(13.405 52.52)",
+                    "source_id": _OBJECT_EXAMPLE["source_id"],
+                },
+                {
+                    "osm_id": "42",
+                    "type": "way",
+                    "tags": {"highway": "path"},
+                    "geom": {"type": "LineString", "coordinates": [[13.40, 52.52], [13.41, 52.53]]},
+                    "source_id": _OBJECT_EXAMPLE["source_id"],
+                },
+            ]
+        },
     )
 
-    items: list[OSMObjectRead]
-    total: int
-    limit: int
-    offset: int
+    osm_id: str = Field(
+        min_length=1, max_length=20, pattern="^-?[0-9]+$", description="The OSM id (text or number)"
+    )
+    type: OSMType
+    tags: dict[str, str] = Field(default_factory=dict, max_length=1000)
+    geom: GeometryInput = Field(description=_GEOM_DESCRIPTION)
+    source_id: str = Field(
+        max_length=36, description="The data source it comes from (its token may write it)"
+    )
+
+    _osm_id = field_validator("osm_id", mode="before")(_osm_id_text)
+
+
+class OSMObjectUpdate(InputSchema):
+    """The seed's `OSMObjectUpdate`: a field left out (or null) keeps its value."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"tags": {"highway": "traffic_signals", "crossing": "marked"}},
+                {"geom": "POINT(13.4051 52.5201)"},
+            ]
+        },
+    )
+
+    tags: dict[str, str] | None = Field(
+        default=None, max_length=1000, description="All the tags (they replace the current ones)"
+    )
+    geom: GeometryInput | None = Field(default=None, description=_GEOM_DESCRIPTION)
 
 
 class HistoryRead(Schema):

@@ -216,6 +216,13 @@ def token_matches(source: DataSource, token: str) -> bool:
     return hmac.compare_digest(source.token_hash, hash_token(token))
 
 
+async def get_source_by_token(session: AsyncSession, *, token: str) -> DataSource | None:
+    """The source whose push token this is (looked up by the token's hash, which is unique)."""
+    return await session.scalar(
+        select(DataSource).where(DataSource.token_hash == hash_token(token))
+    )
+
+
 # --- ingestion ---------------------------------------------------------------------------------
 
 

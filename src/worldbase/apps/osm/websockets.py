@@ -4,10 +4,12 @@
 with 4401). The client sends `{"type": "subscribe", "types": [...], "tags": ["k=v"],
 "bbox": [minx, miny, maxx, maxy], "snapshot": true}` (any time, again to change it) and
 gets `subscribed`, optionally a `snapshot`, then the matching `object.*` events; a
-`{"type": "ping"}` follows 20 s of silence. With `"batch": true` in the subscribe message,
-events that arrive together (one ingested batch) come as one `{"type": "batch", "events":
-[...]}` frame: the way to follow a busy feed. A client that cannot keep up is closed with
-1013 (others are unaffected).
+`{"type": "ping"}` follows 20 s of silence. Any other message (another type, or text that is
+not JSON) is answered as in the seed: `{"type": "response", "content": "Message received"}`;
+a subscribe message with bad fields gets `{"type": "error", "message": ...}`. With
+`"batch": true` in the subscribe message, events that arrive together (one ingested batch)
+come as one `{"type": "batch", "events": [...]}` frame: the way to follow a busy feed. A
+client that cannot keep up is closed with 1013 (others are unaffected).
 
 `/ws/data-source/{source_id}?token=`: the source's token (or an admin's). Each text
 message is a batch (OSM JSON or a FeatureCollection, optional `batch_id`) answered by an
@@ -52,6 +54,7 @@ router = APIRouter()
 MAX_FRAME_BYTES = 2 * 1024 * 1024
 SNAPSHOT_LIMIT = 1000
 MAX_QUEUE = 256
+RECEIVED = {"type": "response", "content": "Message received"}
 
 
 # The events of a hub message that a filter matches, shared by the sockets with the same
@@ -181,7 +184,8 @@ async def object_updates(websocket: WebSocket, client_id: str, token: str | None
             await websocket.send_json({"type": "unsubscribed"})
             return
         if kind != "subscribe":
-            await websocket.send_json({"type": "error", "message": "expected type 'subscribe'"})
+            # The seed's answer to anything else (also text that is not JSON).
+            await websocket.send_json(RECEIVED)
             return
         try:
             new = parse_subscribe(message)
@@ -203,11 +207,15 @@ async def object_updates(websocket: WebSocket, client_id: str, token: str | None
             async with services.db.sessionmaker() as session:
                 await websocket.send_text(json.dumps(await snapshot(session, state)))
 
+    async def on_undecodable(_text: str) -> None:
+        await websocket.send_json(RECEIVED)
+
     await serve_websocket(
         websocket,
         cast(Subscription, FilteredSubscription(subscription, state)),
         initial={"type": "welcome", "client_id": client_id},
         on_message=on_message,
+        on_undecodable=on_undecodable,
         batch=lambda: state.batch,
     )
 
