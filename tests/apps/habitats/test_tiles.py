@@ -58,6 +58,27 @@ def test_tiles_need_a_valid_token(raster_world: World, who: str) -> None:
             assert response.headers["content-type"] == "image/png"
 
 
+def test_game_token_with_an_integer_sub_reads_tiles(raster_world: World) -> None:
+    """Game servers sign the player's numeric id: `{"sub": 42}` is the subject "42"."""
+    client = raster_world.client
+    secret = client.app.state.settings.secret  # type: ignore[attr-defined]
+    habitat = raster_world.habitat()
+    player = 10_000 + uuid.uuid4().int % 1_000_000
+    headers = {"Authorization": f"Bearer {game_token(secret, sub=player)}"}
+    response = client.get(f"/habitats/{habitat['id']}/tiles/{Z}/{X}/{Y}", headers=headers)
+    assert response.status_code == 200, response.text
+    me = client.get("/api/auth/me", headers=headers)
+    assert me.status_code == 200, me.text
+    again = client.get(
+        "/api/auth/me", headers={"Authorization": f"Bearer {game_token(secret, sub=str(player))}"}
+    )
+    assert again.json()["id"] == me.json()["id"]  # 42 and "42" are the same player
+    for bad in (True, 1.5, [1], {"id": 1}, ""):
+        token = game_token(secret, sub=bad)  # type: ignore[arg-type]
+        url = f"/habitats/{habitat['id']}/tiles/{Z}/{X}/{Y}"
+        assert_error(client.get(url, headers={"Authorization": f"Bearer {token}"}), 401)
+
+
 def test_a_habitat_tile_shows_exactly_its_class_in_its_colour(
     raster_world: World, small_cog: Path
 ) -> None:
