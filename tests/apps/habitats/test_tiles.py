@@ -160,6 +160,42 @@ def test_vector_habitat_is_rasterized_in_its_colour(raster_world: World) -> None
     assert not (rgba(far)[..., 3] > 0).any()
 
 
+def test_habitat_with_raster_class_and_geometry_draws_both(
+    raster_world: World, small_cog: Path
+) -> None:
+    """The raster class where the raster has it, and the geometry (even where the raster has
+    another class or nothing); `raster_value: null` leaves the geometry alone."""
+    value = _frequent_class(small_cog)
+    code = f"{value // 100}.{value % 100}" if value % 100 else str(value // 100)
+    far_square = {  # a square where the class is absent from the tile's raster pixels
+        "type": "Polygon",
+        "coordinates": [[[1.0, 40.0], [2.0, 40.0], [2.0, 41.0], [1.0, 41.0], [1.0, 40.0]]],
+    }
+    habitat = raster_world.habitat(iucn_code=code, color_hex="#FF8000", geometry=far_square)
+    assert habitat["raster_value"] == value and habitat["geometry"] is not None
+    client, headers = raster_world.client, raster_world.as_("user")
+    url = f"/habitats/{habitat['id']}/tiles/{Z}/{X}/{Y}"
+    gx, gy = lonlat_to_tile(1.5, 40.5, Z)
+    assert (gx, gy) != (X, Y)
+    raster_mask = expected_mask(small_cog, value)
+    np.testing.assert_array_equal(rgba(client.get(url, headers=headers))[..., 3] > 0, raster_mask)
+    shape_url = f"/habitats/{habitat['id']}/tiles/{Z}/{gx}/{gy}"
+    shape_tile = rgba(client.get(shape_url, headers=headers))
+    shape_mask = shape_tile[..., 3] > 0
+    assert shape_mask.any() and (shape_tile[shape_mask][:, :3] == [255, 128, 0]).all()
+    all_tile = rgba(client.get(f"/habitats/tiles/{Z}/{gx}/{gy}", headers=headers))
+    assert ((all_tile[..., 3] > 0) & shape_mask).sum() == shape_mask.sum()
+
+    cleared = client.put(
+        f"/habitats/{habitat['id']}", json={"raster_value": None}, headers=raster_world.as_("admin")
+    )
+    assert cleared.status_code == 200 and cleared.json()["raster_value"] is None
+    assert not (rgba(client.get(url, headers=headers))[..., 3] > 0).any()
+    polygon = rgba(client.get(shape_url, headers=headers))[..., 3] > 0
+    assert polygon.any()
+    np.testing.assert_array_equal(polygon | expected_mask(small_cog, value, Z, gx, gy), shape_mask)
+
+
 def test_all_habitats_tile_uses_the_table_colours(raster_world: World, small_cog: Path) -> None:
     for value, color in DEMO_CLASSES:
         code = f"{value // 100}.{value % 100}" if value % 100 else str(value // 100)
