@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     bestiary_max_images: int = 300  # photos (or video frames) per upload
     bestiary_zip_max_bytes: int = 1024 * 1024 * 1024  # uncompressed total of a zip upload
     bestiary_video_frames: int = 36  # frames sampled from an uploaded video
+    # Rate limits per client address (seed 004: "Implement rate limiting"): character,
+    # favorite, export and job writes; portrait/model uploads, photo uploads and processing.
+    bestiary_write_rate_limit: str = "60/minute"
+    bestiary_upload_rate_limit: str = "10/minute"
 
     # --- Seed settings (002 and friends) -----------------------------------------------------
     gemini_api_key: str | None = None

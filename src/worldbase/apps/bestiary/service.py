@@ -1,8 +1,9 @@
 """Characters and favorites: queries, writes, stored files and the response cache.
 
 The list and detail responses are cached as JSON bytes (list 1 h, detail 24 h, as the seed
-says) and every write drops them, so a reader never sees a character older than its last
-committed change from this deployment's cache.
+says) and every write (create, update, delete, portrait, model, attached reconstruction)
+drops them, so a reader never sees a character older than its last committed change from
+this deployment's cache. Clients revalidate with the body's ETag (see the routes).
 """
 
 from __future__ import annotations
@@ -199,11 +200,19 @@ def _detail_key(character_id: int) -> str:
     return f"{CACHE_PREFIX}{character_id}"
 
 
-async def list_json(session: AsyncSession, cache: Cache, *, filters: CharacterFilter) -> bytes:
+@dataclass(frozen=True)
+class CachedBody:
+    """A response body and whether it came from the cache."""
+
+    body: bytes
+    hit: bool
+
+
+async def list_json(session: AsyncSession, cache: Cache, *, filters: CharacterFilter) -> CachedBody:
     key = filters.cache_key()
     cached = await cache.get(key)
     if cached is not None:
-        return cached
+        return CachedBody(cached, True)
     items, total = await list(session, filters=filters)
     page = CharacterPage(
         items=[CharacterRead.model_validate(c) for c in items],
@@ -213,18 +222,18 @@ async def list_json(session: AsyncSession, cache: Cache, *, filters: CharacterFi
     )
     body = page.model_dump_json().encode()
     await cache.set(key, body, ttl=LIST_TTL)
-    return body
+    return CachedBody(body, False)
 
 
-async def get_json(session: AsyncSession, cache: Cache, *, character_id: int) -> bytes:
+async def get_json(session: AsyncSession, cache: Cache, *, character_id: int) -> CachedBody:
     key = _detail_key(character_id)
     cached = await cache.get(key)
     if cached is not None:
-        return cached
+        return CachedBody(cached, True)
     character = await get_or_raise(session, character_id=character_id)
     body = CharacterRead.model_validate(character).model_dump_json().encode()
     await cache.set(key, body, ttl=DETAIL_TTL)
-    return body
+    return CachedBody(body, False)
 
 
 async def invalidate(cache: Cache, *, character_id: int | None = None) -> None:
