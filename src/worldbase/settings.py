@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     # favorite, export and job writes; portrait/model uploads, photo uploads and processing.
     bestiary_write_rate_limit: str = "60/minute"
     bestiary_upload_rate_limit: str = "10/minute"
+    # Seconds to fetch a character's `image_path` / `model_path` URL (504 when exceeded).
+    bestiary_fetch_timeout: float = 30.0
 
     # --- Seed settings (002 and friends) -----------------------------------------------------
     gemini_api_key: str | None = None

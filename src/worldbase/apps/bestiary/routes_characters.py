@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Header, Query, Request, Response, UploadFile, status
 
-from worldbase.apps.bestiary import meshes, service
+from worldbase.apps.bestiary import meshes, remote, service
 from worldbase.apps.bestiary.dependencies import (
     CharacterForEdit,
     CharacterForRead,
@@ -125,13 +125,19 @@ async def get_character(
     dependencies=[WriteLimit],
     response_model=CharacterRead,
     status_code=status.HTTP_201_CREATED,
-    summary="Create a character (admins)",
+    summary="Create a character (admins; `image_path`/`model_path` URLs are fetched)",
 )
 async def create_character(
-    body: CharacterCreate, session: Session, cache: CacheDep, _: AdminUser
+    body: CharacterCreate, session: Session, services: ServicesDep, _: AdminUser
 ) -> Response:
-    character = await service.create(session, values=body.model_dump())
-    await service.invalidate(cache, character_id=character.id)
+    values = body.model_dump()
+    media = await remote.media_for(values, settings=services.settings)
+    character = await service.create(session, values=values)
+    if not media.empty:
+        character = await service.set_media(
+            session, services.storage, character=character, media=media
+        )
+    await service.invalidate(services.cache, character_id=character.id)
     return _json(_read(character), status.HTTP_201_CREATED)
 
 
@@ -142,11 +148,17 @@ async def create_character(
     summary="Update a character (admins; only the fields sent change)",
 )
 async def update_character(
-    body: CharacterUpdate, character: CharacterForEdit, session: Session, cache: CacheDep
+    body: CharacterUpdate, character: CharacterForEdit, session: Session, services: ServicesDep
 ) -> Response:
     values = body.model_dump(exclude_unset=True)
+    current = {"image_path": character.image_path, "model_path": character.model_path}
+    media = await remote.media_for(values, settings=services.settings, current=current)
     character = await service.update(session, character=character, values=values)
-    await service.invalidate(cache, character_id=character.id)
+    if not media.empty:
+        character = await service.set_media(
+            session, services.storage, character=character, media=media
+        )
+    await service.invalidate(services.cache, character_id=character.id)
     return _json(_read(character))
 
 

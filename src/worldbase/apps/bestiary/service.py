@@ -21,7 +21,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worldbase.apps.bestiary import images, meshes
+from worldbase.apps.bestiary import images, meshes, remote
 from worldbase.apps.bestiary.models import Character, ExportJob, Favorite
 from worldbase.apps.bestiary.schemas import CharacterPage, CharacterRead, CharacterSort
 from worldbase.core.cache import Cache
@@ -159,6 +159,12 @@ async def set_image(
 ) -> Character:
     """Sniff and re-encode an uploaded picture: WebP plus a 200x200 thumbnail."""
     portrait = await asyncio.to_thread(images.portrait, data, quality=quality)
+    return await set_portrait(session, storage, character=character, portrait=portrait)
+
+
+async def set_portrait(
+    session: AsyncSession, storage: Storage, *, character: Character, portrait: images.Portrait
+) -> Character:
     full_key = _key(character, "image", portrait.full, "webp")
     thumb_key = _key(character, "thumb", portrait.thumbnail, "webp")
     await storage.put(full_key, portrait.full, content_type="image/webp")
@@ -190,6 +196,30 @@ async def set_model_glb(
     await session.refresh(character)
     if old and old != key:
         await _delete_quietly(storage, [old])
+    return character
+
+
+async def set_media(
+    session: AsyncSession, storage: Storage, *, character: Character, media: remote.Media
+) -> Character:
+    """Store what `remote.media_for` fetched, or remove what it clears."""
+    if media.portrait is not None:
+        character = await set_portrait(
+            session, storage, character=character, portrait=media.portrait
+        )
+    if media.glb is not None:
+        character = await set_model_glb(session, storage, character=character, glb=media.glb)
+    old: builtins.list[str] = []
+    if media.clear_image:
+        old += [p for p in (character.image_path, character.thumbnail_path) if p]
+        character.image_path = character.thumbnail_path = None
+    if media.clear_model and character.model_path:
+        old.append(character.model_path)
+        character.model_path = None
+    if old:
+        await session.commit()
+        await session.refresh(character)
+        await _delete_quietly(storage, old)
     return character
 
 
