@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
-from tests.apps.bestiary.conftest import TROLL, box_glb, png
+from tests.apps.bestiary.conftest import TROLL, box_glb, png, reset_app
 from tests.builders import assert_error, auth_headers, register_user
 from worldbase.settings import Settings
 
@@ -17,6 +17,7 @@ def test_writes_and_uploads_are_rate_limited_with_retry_after(
     client = app_factory(
         make_settings(bestiary_write_rate_limit="3/minute", bestiary_upload_rate_limit="2/minute")
     )
+    reset_app(client)
     _, token = register_user(client, admin=True)
     admin = auth_headers(token)
     _, user_token = register_user(client)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.apps.bestiary.conftest import TROLL, box_glb, mesh_bytes, png, stored_keys
+from tests.apps.bestiary.conftest import TROLL, box_glb, mesh_bytes, png, reset_app, stored_keys
 from tests.builders import assert_error, auth_headers, register_user
 from worldbase.settings import Settings
 
@@ -112,6 +112,7 @@ def site(
         worldbase_max_body_bytes=LIMIT,
     )
     client = app_factory(settings)
+    reset_app(client)
     _, admin = register_user(client, admin=True)
     _, user = register_user(client)
     return Site(client, auth_headers(admin), auth_headers(user), origin)
