@@ -21,7 +21,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worldbase.apps.bestiary import images, meshes, remote
+from worldbase.apps.bestiary import images, lod, meshes, remote
 from worldbase.apps.bestiary.models import Character, ExportJob, Favorite
 from worldbase.apps.bestiary.schemas import CharacterPage, CharacterRead, CharacterSort
 from worldbase.core.cache import Cache
@@ -126,7 +126,9 @@ async def update(
 
 
 def _files(character: Character) -> builtins.list[str]:
-    paths = (character.image_path, character.thumbnail_path, character.model_path)
+    paths = [character.image_path, character.thumbnail_path]
+    if character.model_path:
+        paths += lod.keys_of(character.model_path)
     return [p for p in paths if p]
 
 
@@ -188,15 +190,33 @@ async def set_model(
 async def set_model_glb(
     session: AsyncSession, storage: Storage, *, character: Character, glb: bytes
 ) -> Character:
+    """Store a GLB and its levels of detail (`lod`) as the character's model."""
     key = _key(character, "model", glb, "glb")
+    levels = await asyncio.to_thread(lod.all_levels, glb)
     await storage.put(key, glb, content_type=meshes.GLB_TYPE)
+    for level, data in enumerate(levels, start=1):
+        await storage.put(lod.key_for(key, level), data, content_type=meshes.GLB_TYPE)
     old = character.model_path
     character.model_path = key
     await session.commit()
     await session.refresh(character)
     if old and old != key:
-        await _delete_quietly(storage, [old])
+        await _delete_quietly(storage, lod.keys_of(old))
     return character
+
+
+async def model_key(storage: Storage, *, character: Character, level: int) -> str:
+    """The storage key of the model's `level` of detail; a level missing (a model stored
+    before levels were made) is made now from the model and stored."""
+    if not character.model_path:
+        raise NotFound("This character has no 3D model")
+    key = lod.key_for(character.model_path, level)
+    if level == 0 or await storage.exists(key):
+        return key
+    glb = await storage.get(character.model_path)
+    data = await asyncio.to_thread(lod.glb_lod, glb, level)
+    await storage.put(key, data, content_type=meshes.GLB_TYPE)
+    return key
 
 
 async def set_media(
@@ -214,7 +234,7 @@ async def set_media(
         old += [p for p in (character.image_path, character.thumbnail_path) if p]
         character.image_path = character.thumbnail_path = None
     if media.clear_model and character.model_path:
-        old.append(character.model_path)
+        old += lod.keys_of(character.model_path)
         character.model_path = None
     if old:
         await session.commit()
