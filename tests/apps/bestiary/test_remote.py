@@ -136,9 +136,11 @@ def test_create_and_update_fetch_and_store_urls(site: Site) -> None:
     assert set(stored_keys(client, f"bestiary/characters/{cid}/")) == {
         character["image_path"],
         character["thumbnail_path"],
-        character["model_path"],
-        character["model_path"].replace(".glb", ".lod1.glb"),
-        character["model_path"].replace(".glb", ".lod2.glb"),
+        *(
+            character["model_path"].replace(".glb", suffix)
+            for suffix in (".glb", ".lod1.glb", ".lod2.glb", ".draco.glb", ".lod1.draco.glb")
+        ),
+        character["model_path"].replace(".glb", ".lod2.draco.glb"),
     }
 
     # Sending a character back as it was read changes nothing and fetches nothing.

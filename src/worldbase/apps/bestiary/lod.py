@@ -3,8 +3,9 @@
 Level 0 is the stored model; level N keeps `LOD_RATIOS[N - 1]` of its triangles, by quadric
 decimation (fast-simplification) of every mesh of the scene. The decimation's vertex
 mapping carries the texture coordinates and vertex colours over, so a textured model stays
-textured. Each level is stored beside the model (`model-<digest>.lod1.glb`), made when the
-model is set and, for models stored before levels existed, on first request.
+textured. Each level, plain and Draco-compressed (`draco`), is stored beside the model
+(`model-<digest>.lod1.glb`, `model-<digest>.lod1.draco.glb`), made when the model is set
+and, for models stored before levels existed, on first request.
 Blocking: run `glb_lod` in a worker thread.
 """
 
@@ -17,24 +18,34 @@ import fast_simplification
 import numpy as np
 import trimesh
 
-from worldbase.apps.bestiary import meshes
+from worldbase.apps.bestiary import draco, meshes
 
 LOD_RATIOS = (0.5, 0.2)  # level 1: half the triangles, level 2: a fifth
 MAX_LEVEL = len(LOD_RATIOS)
 MIN_FACES = 4  # below this a mesh is kept as it is
 
 
-def key_for(model_key: str, level: int) -> str:
-    """The storage key of `level` of the model at `model_key` (level 0: the model itself)."""
-    if level == 0:
-        return model_key
+COMPRESSIONS = ("none", "draco")
+
+
+def key_for(model_key: str, level: int, compression: str = "none") -> str:
+    """The storage key of `level` of the model at `model_key` (level 0: the model itself),
+    Draco-compressed (`model-….lod1.draco.glb`) or not."""
     stem = model_key.removesuffix(".glb")
-    return f"{stem}.lod{level}.glb"
+    if level:
+        stem += f".lod{level}"
+    if compression != "none":
+        stem += f".{compression}"
+    return f"{stem}.glb"
 
 
 def keys_of(model_key: str) -> list[str]:
-    """The model and every level's key (for deletion)."""
-    return [key_for(model_key, level) for level in range(MAX_LEVEL + 1)]
+    """The model and every variant's key (for deletion)."""
+    return [
+        key_for(model_key, level, compression)
+        for level in range(MAX_LEVEL + 1)
+        for compression in COMPRESSIONS
+    ]
 
 
 def _decimated(mesh: trimesh.Trimesh, ratio: float) -> trimesh.Trimesh:
@@ -50,6 +61,8 @@ def _decimated(mesh: trimesh.Trimesh, ratio: float) -> trimesh.Trimesh:
     new_points, new_faces, mapping = fast_simplification.replay_simplification(
         points, triangles, collapses
     )
+    a, b, c = new_faces.T if len(new_faces) else (np.empty(0),) * 3
+    new_faces = new_faces[(a != b) & (b != c) & (a != c)]  # collapses can leave slivers
     if len(new_faces) == 0:
         return mesh
     kept = mapping >= 0
@@ -85,6 +98,18 @@ def glb_lod(glb: bytes, level: int) -> bytes:
     return meshes.to_glb(scene)
 
 
-def all_levels(glb: bytes) -> list[bytes]:
-    """Levels 1..MAX_LEVEL of a GLB."""
-    return [glb_lod(glb, level) for level in range(1, MAX_LEVEL + 1)]
+def variant(glb: bytes, level: int, compression: str) -> bytes:
+    """One level of a GLB (0: itself), Draco-compressed or not."""
+    data = glb if level == 0 else glb_lod(glb, level)
+    return draco.compress(data) if compression == "draco" else data
+
+
+def all_variants(glb: bytes) -> dict[tuple[int, str], bytes]:
+    """Every (level, compression) variant of a GLB but the GLB itself."""
+    out: dict[tuple[int, str], bytes] = {}
+    for level in range(MAX_LEVEL + 1):
+        plain = glb if level == 0 else glb_lod(glb, level)
+        if level:
+            out[(level, "none")] = plain
+        out[(level, "draco")] = draco.compress(plain)
+    return out

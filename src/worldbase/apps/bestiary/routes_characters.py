@@ -244,7 +244,7 @@ async def put_model(
     "/api/characters/{id}/model",
     response_class=Response,
     responses={200: _GLB, 304: {"description": "Not modified (If-None-Match)"}},
-    summary="A character's 3D model (GLB); ?lod=1|2 for a lighter level of detail",
+    summary="A character's 3D model (GLB); ?lod=1|2 lighter levels, ?compression=draco",
 )
 async def get_model(
     character: CharacterForRead,
@@ -259,9 +259,18 @@ async def get_model(
             "(quadric decimation, textures kept)",
         ),
     ] = 0,
+    compression: Annotated[
+        Literal["none", "draco"],
+        Query(
+            description="`draco`: the meshes Draco-compressed (glTF KHR_draco_mesh_compression; "
+            "three.js DRACOLoader, Cesium, Babylon.js read it)"
+        ),
+    ] = "none",
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
 ) -> Response:
     if not character.model_path:
         raise NotFound("This character has no 3D model")
-    key = await service.model_key(storage, character=character, level=lod_level)
+    key = await service.model_key(
+        storage, character=character, level=lod_level, compression=compression
+    )
     return await serve(storage, key, media_type=meshes.GLB_TYPE, if_none_match=if_none_match)

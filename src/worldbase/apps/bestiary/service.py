@@ -192,10 +192,10 @@ async def set_model_glb(
 ) -> Character:
     """Store a GLB and its levels of detail (`lod`) as the character's model."""
     key = _key(character, "model", glb, "glb")
-    levels = await asyncio.to_thread(lod.all_levels, glb)
+    variants = await asyncio.to_thread(lod.all_variants, glb)
     await storage.put(key, glb, content_type=meshes.GLB_TYPE)
-    for level, data in enumerate(levels, start=1):
-        await storage.put(lod.key_for(key, level), data, content_type=meshes.GLB_TYPE)
+    for (level, compression), data in variants.items():
+        await storage.put(lod.key_for(key, level, compression), data, content_type=meshes.GLB_TYPE)
     old = character.model_path
     character.model_path = key
     await session.commit()
@@ -205,16 +205,18 @@ async def set_model_glb(
     return character
 
 
-async def model_key(storage: Storage, *, character: Character, level: int) -> str:
-    """The storage key of the model's `level` of detail; a level missing (a model stored
-    before levels were made) is made now from the model and stored."""
+async def model_key(
+    storage: Storage, *, character: Character, level: int, compression: str = "none"
+) -> str:
+    """The storage key of the model's `level` of detail, Draco-compressed or not; a variant
+    missing (a model stored before variants were made) is made now from the model and stored."""
     if not character.model_path:
         raise NotFound("This character has no 3D model")
-    key = lod.key_for(character.model_path, level)
-    if level == 0 or await storage.exists(key):
+    key = lod.key_for(character.model_path, level, compression)
+    if key == character.model_path or await storage.exists(key):
         return key
     glb = await storage.get(character.model_path)
-    data = await asyncio.to_thread(lod.glb_lod, glb, level)
+    data = await asyncio.to_thread(lod.variant, glb, level, compression)
     await storage.put(key, data, content_type=meshes.GLB_TYPE)
     return key
 
