@@ -176,6 +176,7 @@ def test_create_and_update_fetch_and_store_urls(site: Site) -> None:
         ("image_path", "{base}/missing.png", 502),  # the source answers 404
         ("model_path", "{base}/slow.png", 504),
         ("image_path", "http://127.0.0.1:9/troll.png", 403),  # loopback, not allow-listed
+        ("image_path", "http://localhost:9/troll.png", 403),  # a name: checked at connect
         ("model_path", "http://169.254.169.254/latest/meta-data/", 403),
         ("image_path", "http://10.0.0.7/troll.png", 403),
         ("image_path", "{base}/to-metadata", 403),  # a redirect hop is checked too
