@@ -7,7 +7,9 @@
 2. `GET /api/characters` with 10,000 characters, cached (list 1 h): p50 on SQLite +
    in-process cache and on PostgreSQL + Redis cache, against the target 20 ms and our own
    bare `GET /` on the same server (the per-request floor). wrk when installed.
-3. Reconstruction of the 24-view rendered fixture (tests/apps/bestiary/views.py): wall time
+3. Levels of detail and Draco compression of that mesh (issue 20): each variant's size,
+   decode time and load time at 10 Mbit/s, and the time to make them all on upload.
+4. Reconstruction of the 24-view rendered fixture (tests/apps/bestiary/views.py): wall time
    per stage, in-process, 2 threads.
 
 Prints one line per figure; medians of REPEATS runs (export) or of wrk's latency.
@@ -93,6 +95,50 @@ def bench_export_in_process(mesh: trimesh.Trimesh) -> bytes:
             f" | target 2000 ms ({ours / 2:.2f})"
         )
     return glb
+
+
+def _decode_seconds(data: bytes, compression: str) -> float:
+    """What a client pays to turn the bytes into triangles (Draco: DracoPy's decoder)."""
+    import io
+
+    if compression == "none":
+        return _median_seconds(lambda: trimesh.load(io.BytesIO(data), file_type="glb"))
+    import DracoPy
+
+    from worldbase.apps.bestiary import draco
+
+    document, binary = draco._split(data)
+    views = [
+        document["bufferViews"][p["extensions"][draco.EXTENSION]["bufferView"]]
+        for m in document["meshes"]
+        for p in m["primitives"]
+    ]
+
+    def decode() -> None:
+        for view in views:
+            start = view["byteOffset"]
+            DracoPy.decode(binary[start : start + view["byteLength"]])
+
+    return _median_seconds(decode)
+
+
+def bench_lod(glb: bytes) -> None:
+    """Levels of detail and Draco (seed 004's performance section): size of each variant,
+    the time to make them all (on upload), the client's decode time and the transfer time
+    at 10 Mbit/s."""
+    from worldbase.apps.bestiary import lod
+
+    made = _median_seconds(lambda: lod.all_variants(glb))
+    variants = lod.all_variants(glb) | {(0, "none"): glb}
+    log(f"bestiary model variants of a {len(glb) / 1e6:.2f} MB GLB made in {made:.2f} s")
+    for (level, compression), data in sorted(variants.items()):
+        decode = _decode_seconds(data, compression)
+        transfer = len(data) * 8 / 10e6
+        log(
+            f"bestiary model lod={level} compression={compression}: {len(data) / 1e6:.2f} MB"
+            f" ({len(data) / len(glb):.2f} of the model) | decode {decode * 1000:.0f} ms"
+            f" | 10 Mbit/s transfer {transfer:.2f} s | load {transfer + decode:.2f} s"
+        )
 
 
 def _env(data_dir: Path, database_url: str | None, redis_url: str | None) -> dict[str, str]:
@@ -267,6 +313,7 @@ def bench_reconstruction() -> None:
 def run() -> None:
     mesh = grid_mesh()
     glb = bench_export_in_process(mesh)
+    bench_lod(glb)
     bench_server("sqlite", None, None, glb)
     name = f"worldbase_bench_bestiary_{os.getpid()}"
     try:

@@ -172,6 +172,9 @@ def base_settings(data_dir: Path, **overrides: Any) -> Settings:
         "worldbase_periodic_jobs": False,
         # Tests sign up many users from one client; test_auth checks the default limit.
         "register_rate_limit": "10000/minute",
+        # Tests write and upload bestiary objects in quick succession; test_limits sets them.
+        "bestiary_write_rate_limit": "10000/minute",
+        "bestiary_upload_rate_limit": "10000/minute",
         # Tests queue several uploads in a row; tests of the limit set it themselves.
         "worldbase_max_heavy_jobs_per_user": 100,
     }

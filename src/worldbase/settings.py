@@ -178,6 +178,12 @@ class Settings(BaseSettings):
     bestiary_max_images: int = 300  # photos (or video frames) per upload
     bestiary_zip_max_bytes: int = 1024 * 1024 * 1024  # uncompressed total of a zip upload
     bestiary_video_frames: int = 36  # frames sampled from an uploaded video
+    # Rate limits per client address (seed 004: "Implement rate limiting"): character,
+    # favorite, export and job writes; portrait/model uploads, photo uploads and processing.
+    bestiary_write_rate_limit: str = "60/minute"
+    bestiary_upload_rate_limit: str = "10/minute"
+    # Seconds to fetch a character's `image_path` / `model_path` URL (504 when exceeded).
+    bestiary_fetch_timeout: float = 30.0
 
     # --- Seed settings (002 and friends) -----------------------------------------------------
     gemini_api_key: str | None = None

@@ -161,7 +161,9 @@ def _verify_hmac(token: str, algorithm: str, settings: Settings) -> VerifiedToke
             token,
             settings.secret,
             algorithms=[algorithm],
-            options={"require": ["sub"], "verify_aud": False},
+            # PyJWT refuses a non-string `sub`; game servers often sign an integer player id,
+            # so `sub` is checked (and an integer turned into its string) by `_subject`.
+            options={"require": ["sub"], "verify_aud": False, "verify_sub": False},
             leeway=EXTERNAL_LEEWAY_SECONDS,
         )
     except jwt.ExpiredSignatureError as exc:
@@ -171,6 +173,8 @@ def _verify_hmac(token: str, algorithm: str, settings: Settings) -> VerifiedToke
     if claims.get("iss") != ISSUER:
         return _external(claims)
     if algorithm != ACCESS_ALGORITHM or claims.get("typ") != "access" or "exp" not in claims:
+        raise NotAuthenticated("Invalid token")
+    if not isinstance(claims["sub"], str):
         raise NotAuthenticated("Invalid token")
     try:
         return VerifiedToken(user_id=uuid.UUID(claims["sub"]))
@@ -219,7 +223,11 @@ async def _verify_jwks(token: str, algorithm: str, settings: Settings) -> Verifi
             algorithms=[algorithm],
             issuer=settings.jwt_issuer or None,
             audience=settings.jwt_audience or None,
-            options={"require": required, "verify_aud": bool(settings.jwt_audience)},
+            options={
+                "require": required,
+                "verify_aud": bool(settings.jwt_audience),
+                "verify_sub": False,  # checked by `_subject`, which also takes an integer
+            },
             leeway=EXTERNAL_LEEWAY_SECONDS,
         )
     except jwt.ExpiredSignatureError as exc:
@@ -229,10 +237,18 @@ async def _verify_jwks(token: str, algorithm: str, settings: Settings) -> Verifi
     return _external(claims)
 
 
-def _external(claims: dict[str, Any]) -> VerifiedToken:
-    subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject or len(subject) > 255:
+def _subject(value: object) -> str:
+    """An external token's `sub` as text: a string, or an integer (seed 000's game servers
+    sign the player's numeric id) turned into its decimal string; anything else is refused."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value or len(value) > 255:
         raise NotAuthenticated("Invalid token")
+    return value
+
+
+def _external(claims: dict[str, Any]) -> VerifiedToken:
+    subject = _subject(claims.get("sub"))
 
     def text(*names: str) -> str | None:
         for name in names:

@@ -139,6 +139,19 @@ def _empty_storage(request: pytest.FixtureRequest) -> None:
     client.portal.call(clear)
 
 
+def reset_app(client: TestClient) -> None:
+    """Empty the tables, cache, rate-limit counts and this app's storage of an app made with
+    `app_factory` (the served run shares one database, Redis and bucket)."""
+    services = client.app.state.services  # type: ignore[attr-defined]
+    client.portal.call(truncate_all, services)  # type: ignore[union-attr]
+
+    async def clear() -> None:
+        for key in [obj.key async for obj in services.storage.list("bestiary/")]:
+            await services.storage.delete(key)
+
+    client.portal.call(clear)  # type: ignore[union-attr]
+
+
 def stored_keys(client: TestClient, prefix: str = "bestiary/") -> list[str]:
     storage = client.app.state.services.storage  # type: ignore[attr-defined]
 

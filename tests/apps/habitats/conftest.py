@@ -24,7 +24,7 @@ SQUARE = {
 CALLERS = ("user", "other", "anonymous", "admin")
 
 
-def game_token(secret: str, sub: str = "game-player-1", **claims: Any) -> str:
+def game_token(secret: str, sub: str | int = "game-player-1", **claims: Any) -> str:
     """A token as the game's auth issues it: HS256 with JWT_SECRET, `sub` the player."""
     body = {"sub": sub, "exp": int(time.time()) + 600, **claims}
     return jwt.encode(body, secret, algorithm="HS256")

@@ -58,8 +58,13 @@ def test_update_recomputes_raster_value_from_a_new_code(world: World) -> None:
     pinned = world.client.put(url, json={"raster_value": 7}, headers=world.as_("admin"))
     assert pinned.json()["raster_value"] == 7
     assert pinned.json()["updated_at"] >= habitat["updated_at"]
+    rederived = world.client.put(url, json={"iucn_code": "1.6"}, headers=world.as_("admin"))
+    assert rederived.json()["raster_value"] == 106
     cleared = world.client.put(url, json={"raster_value": None}, headers=world.as_("admin"))
-    assert cleared.json()["raster_value"] == 105
+    assert cleared.status_code == 200 and cleared.json()["raster_value"] is None
+    assert world.client.get(url).json()["raster_value"] is None
+    kept = world.client.put(url, json={"name": "Renamed"}, headers=world.as_("admin"))
+    assert kept.json()["raster_value"] is None  # an unrelated edit does not bring it back
 
 
 def test_list_filters_and_pages(world: World) -> None:

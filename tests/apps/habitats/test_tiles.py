@@ -58,6 +58,27 @@ def test_tiles_need_a_valid_token(raster_world: World, who: str) -> None:
             assert response.headers["content-type"] == "image/png"
 
 
+def test_game_token_with_an_integer_sub_reads_tiles(raster_world: World) -> None:
+    """Game servers sign the player's numeric id: `{"sub": 42}` is the subject "42"."""
+    client = raster_world.client
+    secret = client.app.state.settings.secret  # type: ignore[attr-defined]
+    habitat = raster_world.habitat()
+    player = 10_000 + uuid.uuid4().int % 1_000_000
+    headers = {"Authorization": f"Bearer {game_token(secret, sub=player)}"}
+    response = client.get(f"/habitats/{habitat['id']}/tiles/{Z}/{X}/{Y}", headers=headers)
+    assert response.status_code == 200, response.text
+    me = client.get("/api/auth/me", headers=headers)
+    assert me.status_code == 200, me.text
+    again = client.get(
+        "/api/auth/me", headers={"Authorization": f"Bearer {game_token(secret, sub=str(player))}"}
+    )
+    assert again.json()["id"] == me.json()["id"]  # 42 and "42" are the same player
+    for bad in (True, 1.5, [1], {"id": 1}, ""):
+        token = game_token(secret, sub=bad)  # type: ignore[arg-type]
+        url = f"/habitats/{habitat['id']}/tiles/{Z}/{X}/{Y}"
+        assert_error(client.get(url, headers={"Authorization": f"Bearer {token}"}), 401)
+
+
 def test_a_habitat_tile_shows_exactly_its_class_in_its_colour(
     raster_world: World, small_cog: Path
 ) -> None:
@@ -137,6 +158,42 @@ def test_vector_habitat_is_rasterized_in_its_colour(raster_world: World) -> None
         f"/habitats/{habitat['id']}/tiles/{z}/0/0", headers=raster_world.as_("user")
     )
     assert not (rgba(far)[..., 3] > 0).any()
+
+
+def test_habitat_with_raster_class_and_geometry_draws_both(
+    raster_world: World, small_cog: Path
+) -> None:
+    """The raster class where the raster has it, and the geometry (even where the raster has
+    another class or nothing); `raster_value: null` leaves the geometry alone."""
+    value = _frequent_class(small_cog)
+    code = f"{value // 100}.{value % 100}" if value % 100 else str(value // 100)
+    far_square = {  # a square where the class is absent from the tile's raster pixels
+        "type": "Polygon",
+        "coordinates": [[[1.0, 40.0], [2.0, 40.0], [2.0, 41.0], [1.0, 41.0], [1.0, 40.0]]],
+    }
+    habitat = raster_world.habitat(iucn_code=code, color_hex="#FF8000", geometry=far_square)
+    assert habitat["raster_value"] == value and habitat["geometry"] is not None
+    client, headers = raster_world.client, raster_world.as_("user")
+    url = f"/habitats/{habitat['id']}/tiles/{Z}/{X}/{Y}"
+    gx, gy = lonlat_to_tile(1.5, 40.5, Z)
+    assert (gx, gy) != (X, Y)
+    raster_mask = expected_mask(small_cog, value)
+    np.testing.assert_array_equal(rgba(client.get(url, headers=headers))[..., 3] > 0, raster_mask)
+    shape_url = f"/habitats/{habitat['id']}/tiles/{Z}/{gx}/{gy}"
+    shape_tile = rgba(client.get(shape_url, headers=headers))
+    shape_mask = shape_tile[..., 3] > 0
+    assert shape_mask.any() and (shape_tile[shape_mask][:, :3] == [255, 128, 0]).all()
+    all_tile = rgba(client.get(f"/habitats/tiles/{Z}/{gx}/{gy}", headers=headers))
+    assert ((all_tile[..., 3] > 0) & shape_mask).sum() == shape_mask.sum()
+
+    cleared = client.put(
+        f"/habitats/{habitat['id']}", json={"raster_value": None}, headers=raster_world.as_("admin")
+    )
+    assert cleared.status_code == 200 and cleared.json()["raster_value"] is None
+    assert not (rgba(client.get(url, headers=headers))[..., 3] > 0).any()
+    polygon = rgba(client.get(shape_url, headers=headers))[..., 3] > 0
+    assert polygon.any()
+    np.testing.assert_array_equal(polygon | expected_mask(small_cog, value, Z, gx, gy), shape_mask)
 
 
 def test_all_habitats_tile_uses_the_table_colours(raster_world: World, small_cog: Path) -> None:

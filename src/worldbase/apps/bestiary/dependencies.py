@@ -5,6 +5,9 @@ endpoints"); favorites belong to the signed-in user; reconstruction uploads, job
 results belong to whoever started them (others get 404, admins see everything). Exports
 are of public characters: anyone may read an export's status and file, signing in is
 needed to ask for one.
+
+Writes and uploads are rate limited per client address (`BESTIARY_WRITE_RATE_LIMIT`,
+`BESTIARY_UPLOAD_RATE_LIMIT`): over the limit, 429 with `Retry-After`.
 """
 
 from __future__ import annotations
@@ -20,9 +23,17 @@ from worldbase.apps.bestiary.models import Character, ExportJob, ReconstructionJ
 from worldbase.core.auth import AdminUser, CurrentUser
 from worldbase.core.db import Session
 from worldbase.core.models import Job, User
+from worldbase.core.ratelimit import rate_limit
 from worldbase.core.schemas import serial_id_path
 
 CharacterId = Annotated[int, serial_id_path("Character id")]
+
+# Route dependencies: `dependencies=[WriteLimit]` on writes, `[UploadLimit]` on uploads and
+# on starting a reconstruction (the expensive ones).
+write_rate_limit = rate_limit("bestiary-write", lambda s: s.bestiary_write_rate_limit)
+upload_rate_limit = rate_limit("bestiary-upload", lambda s: s.bestiary_upload_rate_limit)
+WriteLimit = Depends(write_rate_limit)
+UploadLimit = Depends(upload_rate_limit)
 ExportId = Annotated[int, serial_id_path("Export id")]
 
 

@@ -1,13 +1,25 @@
-"""Routes: characters (public reads, cached; admin writes), their portrait and 3D model."""
+"""Routes: characters (public reads, cached; admin writes), their portrait and 3D model.
+
+The list and one character are served from the server cache (1 h and 24 h, dropped on every
+write) with `ETag`, `Cache-Control: public, no-cache` (browsers and CDNs keep the body but
+ask again each time, so an edit shows at once; an unchanged answer is a 304 from the cache)
+and `X-Cache: hit|miss`.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Header, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Header, Query, Request, Response, UploadFile, status
 
-from worldbase.apps.bestiary import meshes, service
-from worldbase.apps.bestiary.dependencies import CharacterForEdit, CharacterForRead, CharacterId
+from worldbase.apps.bestiary import lod, meshes, remote, service
+from worldbase.apps.bestiary.dependencies import (
+    CharacterForEdit,
+    CharacterForRead,
+    CharacterId,
+    UploadLimit,
+    WriteLimit,
+)
 from worldbase.apps.bestiary.files import read_capped, serve
 from worldbase.apps.bestiary.schemas import (
     CharacterCreate,
@@ -21,6 +33,7 @@ from worldbase.core.auth import AdminUser
 from worldbase.core.db import Session
 from worldbase.core.errors import NotFound
 from worldbase.core.services import CacheDep, ServicesDep, StorageDep
+from worldbase.geo.tiles import etag_for, not_modified
 
 router = APIRouter()
 
@@ -33,6 +46,26 @@ def _json(body: bytes, status_code: int = 200) -> Response:
     return Response(body, media_type=JSON, status_code=status_code)
 
 
+# Shared caches may keep a cached answer but must revalidate it (the server's copy is dropped
+# on every write, a browser's could not be).
+READ_CACHE_CONTROL = "public, no-cache"
+_CACHED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified (If-None-Match)"}
+}
+
+
+def _cached(request: Request, cached: service.CachedBody) -> Response:
+    etag = etag_for(cached.body)
+    headers = {
+        "ETag": etag,
+        "Cache-Control": READ_CACHE_CONTROL,
+        "X-Cache": "hit" if cached.hit else "miss",
+    }
+    if not_modified(request, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(cached.body, media_type=JSON, headers=headers)
+
+
 def _read(character: Any) -> bytes:
     return CharacterRead.model_validate(character).model_dump_json().encode()
 
@@ -41,8 +74,10 @@ def _read(character: Any) -> bytes:
     "/api/characters",
     response_model=CharacterPage,
     summary="List characters (filters, text search, sorting, pagination; cached 1 h)",
+    responses=_CACHED_RESPONSES,
 )
 async def list_characters(
+    request: Request,
     session: Session,
     cache: CacheDep,
     race: Annotated[str | None, Query(max_length=100)] = None,
@@ -70,48 +105,66 @@ async def list_characters(
         limit=limit,
         offset=offset,
     )
-    return _json(await service.list_json(session, cache, filters=filters))
+    return _cached(request, await service.list_json(session, cache, filters=filters))
 
 
 @router.get(
     "/api/characters/{id}",
     response_model=CharacterRead,
     summary="One character (cached 24 h)",
+    responses=_CACHED_RESPONSES,
 )
-async def get_character(id: CharacterId, session: Session, cache: CacheDep) -> Response:
-    return _json(await service.get_json(session, cache, character_id=id))
+async def get_character(
+    request: Request, id: CharacterId, session: Session, cache: CacheDep
+) -> Response:
+    return _cached(request, await service.get_json(session, cache, character_id=id))
 
 
 @router.post(
     "/api/characters",
+    dependencies=[WriteLimit],
     response_model=CharacterRead,
     status_code=status.HTTP_201_CREATED,
-    summary="Create a character (admins)",
+    summary="Create a character (admins; `image_path`/`model_path` URLs are fetched)",
 )
 async def create_character(
-    body: CharacterCreate, session: Session, cache: CacheDep, _: AdminUser
+    body: CharacterCreate, session: Session, services: ServicesDep, _: AdminUser
 ) -> Response:
-    character = await service.create(session, values=body.model_dump())
-    await service.invalidate(cache, character_id=character.id)
+    values = body.model_dump()
+    media = await remote.media_for(values, settings=services.settings)
+    character = await service.create(session, values=values)
+    if not media.empty:
+        character = await service.set_media(
+            session, services.storage, character=character, media=media
+        )
+    await service.invalidate(services.cache, character_id=character.id)
     return _json(_read(character), status.HTTP_201_CREATED)
 
 
 @router.put(
     "/api/characters/{id}",
+    dependencies=[WriteLimit],
     response_model=CharacterRead,
     summary="Update a character (admins; only the fields sent change)",
 )
 async def update_character(
-    body: CharacterUpdate, character: CharacterForEdit, session: Session, cache: CacheDep
+    body: CharacterUpdate, character: CharacterForEdit, session: Session, services: ServicesDep
 ) -> Response:
     values = body.model_dump(exclude_unset=True)
+    current = {"image_path": character.image_path, "model_path": character.model_path}
+    media = await remote.media_for(values, settings=services.settings, current=current)
     character = await service.update(session, character=character, values=values)
-    await service.invalidate(cache, character_id=character.id)
+    if not media.empty:
+        character = await service.set_media(
+            session, services.storage, character=character, media=media
+        )
+    await service.invalidate(services.cache, character_id=character.id)
     return _json(_read(character))
 
 
 @router.delete(
     "/api/characters/{id}",
+    dependencies=[WriteLimit],
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a character with its files, favorites and exports (admins)",
 )
@@ -126,6 +179,7 @@ async def delete_character(
 
 @router.put(
     "/api/characters/{id}/image",
+    dependencies=[UploadLimit],
     response_model=CharacterRead,
     summary="Attach a portrait (admins; any image format, stored as WebP + 200x200 thumbnail)",
 )
@@ -166,6 +220,7 @@ async def get_image(
 
 @router.put(
     "/api/characters/{id}/model",
+    dependencies=[UploadLimit],
     response_model=CharacterRead,
     summary="Attach a 3D model (admins; glTF/GLB, OBJ, PLY, STL, OFF; stored as GLB)",
 )
@@ -189,15 +244,33 @@ async def put_model(
     "/api/characters/{id}/model",
     response_class=Response,
     responses={200: _GLB, 304: {"description": "Not modified (If-None-Match)"}},
-    summary="A character's 3D model (GLB)",
+    summary="A character's 3D model (GLB); ?lod=1|2 lighter levels, ?compression=draco",
 )
 async def get_model(
     character: CharacterForRead,
     storage: StorageDep,
+    lod_level: Annotated[
+        int,
+        Query(
+            alias="lod",
+            ge=0,
+            le=lod.MAX_LEVEL,
+            description="Level of detail: 0 the full model, 1 half its triangles, 2 a fifth "
+            "(quadric decimation, textures kept)",
+        ),
+    ] = 0,
+    compression: Annotated[
+        Literal["none", "draco"],
+        Query(
+            description="`draco`: the meshes Draco-compressed (glTF KHR_draco_mesh_compression; "
+            "three.js DRACOLoader, Cesium, Babylon.js read it)"
+        ),
+    ] = "none",
     if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
 ) -> Response:
     if not character.model_path:
         raise NotFound("This character has no 3D model")
-    return await serve(
-        storage, character.model_path, media_type=meshes.GLB_TYPE, if_none_match=if_none_match
+    key = await service.model_key(
+        storage, character=character, level=lod_level, compression=compression
     )
+    return await serve(storage, key, media_type=meshes.GLB_TYPE, if_none_match=if_none_match)

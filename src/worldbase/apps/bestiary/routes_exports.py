@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response, status
 from fastapi.responses import JSONResponse
 
 from worldbase.apps.bestiary import exports, service
-from worldbase.apps.bestiary.dependencies import ExportForRead
+from worldbase.apps.bestiary.dependencies import ExportForRead, WriteLimit
 from worldbase.apps.bestiary.files import serve
 from worldbase.apps.bestiary.models import Character, ExportStatus
 from worldbase.apps.bestiary.schemas import ExportCreate, ExportRead
@@ -30,6 +30,7 @@ CONTENT_TYPES = {
 
 @router.post(
     "/api/export",
+    dependencies=[WriteLimit],
     response_model=ExportRead,
     status_code=status.HTTP_202_ACCEPTED,
     responses={200: {"model": ExportRead, "description": "An identical export already exists"}},

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 
 from worldbase.apps.bestiary import service
-from worldbase.apps.bestiary.dependencies import CharacterId
+from worldbase.apps.bestiary.dependencies import CharacterId, WriteLimit
 from worldbase.apps.bestiary.schemas import CharacterRead, FavoritePage, FavoriteRead
 from worldbase.core.auth import CurrentUser
 from worldbase.core.db import Session
@@ -41,6 +41,7 @@ async def list_favorites(
 
 @router.post(
     "/api/favorites/{characterId}",
+    dependencies=[WriteLimit],
     response_model=FavoriteRead,
     status_code=status.HTTP_201_CREATED,
     responses={200: {"model": FavoriteRead, "description": "Already a favorite"}},
@@ -61,6 +62,7 @@ async def add_favorite(
 
 @router.delete(
     "/api/favorites/{characterId}",
+    dependencies=[WriteLimit],
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Remove a character from my favorites (204 even if it was not one)",
 )

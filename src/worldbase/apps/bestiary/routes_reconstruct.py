@@ -18,7 +18,7 @@ from fastapi import APIRouter, File, Query, Response, UploadFile, WebSocket, sta
 
 from worldbase.apps.bestiary import jobs as bestiary_jobs  # registers the job kinds
 from worldbase.apps.bestiary import reconstruction, service, uploads
-from worldbase.apps.bestiary.dependencies import JobForOwner
+from worldbase.apps.bestiary.dependencies import JobForOwner, UploadLimit, WriteLimit
 from worldbase.apps.bestiary.events import is_final, reconstruct_channel
 from worldbase.apps.bestiary.files import CHUNK
 from worldbase.apps.bestiary.schemas import (
@@ -66,6 +66,7 @@ async def _save(files: list[UploadFile], directory: Path, limit: int) -> list[tu
 
 @router.post(
     "/api/reconstruct/upload",
+    dependencies=[UploadLimit],
     response_model=UploadRead,
     status_code=status.HTTP_201_CREATED,
     summary="Upload photos, a zip of photos, or a video for a reconstruction",
@@ -109,6 +110,7 @@ async def upload_photos(
 
 @router.delete(
     "/api/reconstruct/upload/{upload_id}",
+    dependencies=[WriteLimit],
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete an upload's photos (finished jobs keep their results; 409 while one runs)",
 )
@@ -122,6 +124,7 @@ async def delete_upload(
 
 @router.post(
     "/api/reconstruct/process",
+    dependencies=[UploadLimit],
     response_model=ReconstructQueued,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Start a reconstruction of an upload (a job)",
@@ -167,6 +170,7 @@ async def job_result(
 
 @router.post(
     "/api/reconstruct/result/{job_id}/attach",
+    dependencies=[WriteLimit],
     response_model=CharacterRead,
     summary="Use a finished reconstruction as a character's 3D model (admins)",
 )
@@ -187,6 +191,7 @@ async def attach_result(
 
 @router.post(
     "/api/reconstruct/{job_id}/cancel",
+    dependencies=[WriteLimit],
     response_model=ReconstructStatus,
     summary="Cancel a queued or running reconstruction (409 when it has finished)",
 )
@@ -198,6 +203,7 @@ async def cancel(owned: JobForOwner, jobs: JobsDep, session: Session) -> dict[st
 
 @router.delete(
     "/api/reconstruct/{job_id}",
+    dependencies=[WriteLimit],
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a reconstruction and its result (a running one is cancelled first)",
 )

@@ -50,6 +50,21 @@ _CHARACTER_EXAMPLE: JsonDict = {
 }
 
 Text255 = Field(default=None, max_length=255)
+ImagePathField = Field(
+    default=None,
+    max_length=2048,
+    description="http(s) URL of a portrait to fetch (under the source policy; any image "
+    "format, stored as WebP + thumbnail; the stored path is returned). On update `null` "
+    "removes the portrait and the stored path itself changes nothing.",
+    examples=["https://assets.example.org/bestiary/frost-troll.png"],
+)
+ModelPathField = Field(
+    default=None,
+    max_length=2048,
+    description="http(s) URL of a 3D model to fetch (glTF/GLB, OBJ, PLY, STL or OFF; "
+    "validated, stored as GLB). On update `null` removes the model.",
+    examples=["https://assets.example.org/bestiary/frost-troll.glb"],
+)
 
 
 class CharacterCreate(InputSchema):
@@ -63,6 +78,8 @@ class CharacterCreate(InputSchema):
     stats: dict[str, Any] | None = None
     skills: dict[str, Any] | None = None
     combat: dict[str, Any] | None = None
+    image_path: str | None = ImagePathField
+    model_path: str | None = ModelPathField
 
     model_config = _examples(_CHARACTER_VALUES, forbid=True)
 
@@ -80,8 +97,14 @@ class CharacterUpdate(InputSchema):
     stats: dict[str, Any] | None = None
     skills: dict[str, Any] | None = None
     combat: dict[str, Any] | None = None
+    image_path: str | None = ImagePathField
+    model_path: str | None = ModelPathField
 
-    model_config = _examples({"level": 30, "combat": {"weakness": "fire"}}, forbid=True)
+    model_config = _examples(
+        {"level": 30, "combat": {"weakness": "fire"}},
+        {"image_path": "https://assets.example.org/bestiary/frost-troll.png"},
+        forbid=True,
+    )
 
     @model_validator(mode="after")
     def _name_not_null(self) -> CharacterUpdate:

@@ -1,8 +1,9 @@
 """Characters and favorites: queries, writes, stored files and the response cache.
 
 The list and detail responses are cached as JSON bytes (list 1 h, detail 24 h, as the seed
-says) and every write drops them, so a reader never sees a character older than its last
-committed change from this deployment's cache.
+says) and every write (create, update, delete, portrait, model, attached reconstruction)
+drops them, so a reader never sees a character older than its last committed change from
+this deployment's cache. Clients revalidate with the body's ETag (see the routes).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worldbase.apps.bestiary import images, meshes
+from worldbase.apps.bestiary import images, lod, meshes, remote
 from worldbase.apps.bestiary.models import Character, ExportJob, Favorite
 from worldbase.apps.bestiary.schemas import CharacterPage, CharacterRead, CharacterSort
 from worldbase.core.cache import Cache
@@ -125,7 +126,9 @@ async def update(
 
 
 def _files(character: Character) -> builtins.list[str]:
-    paths = (character.image_path, character.thumbnail_path, character.model_path)
+    paths = [character.image_path, character.thumbnail_path]
+    if character.model_path:
+        paths += lod.keys_of(character.model_path)
     return [p for p in paths if p]
 
 
@@ -158,6 +161,12 @@ async def set_image(
 ) -> Character:
     """Sniff and re-encode an uploaded picture: WebP plus a 200x200 thumbnail."""
     portrait = await asyncio.to_thread(images.portrait, data, quality=quality)
+    return await set_portrait(session, storage, character=character, portrait=portrait)
+
+
+async def set_portrait(
+    session: AsyncSession, storage: Storage, *, character: Character, portrait: images.Portrait
+) -> Character:
     full_key = _key(character, "image", portrait.full, "webp")
     thumb_key = _key(character, "thumb", portrait.thumbnail, "webp")
     await storage.put(full_key, portrait.full, content_type="image/webp")
@@ -181,14 +190,58 @@ async def set_model(
 async def set_model_glb(
     session: AsyncSession, storage: Storage, *, character: Character, glb: bytes
 ) -> Character:
+    """Store a GLB and its levels of detail (`lod`) as the character's model."""
     key = _key(character, "model", glb, "glb")
+    variants = await asyncio.to_thread(lod.all_variants, glb)
     await storage.put(key, glb, content_type=meshes.GLB_TYPE)
+    for (level, compression), data in variants.items():
+        await storage.put(lod.key_for(key, level, compression), data, content_type=meshes.GLB_TYPE)
     old = character.model_path
     character.model_path = key
     await session.commit()
     await session.refresh(character)
     if old and old != key:
-        await _delete_quietly(storage, [old])
+        await _delete_quietly(storage, lod.keys_of(old))
+    return character
+
+
+async def model_key(
+    storage: Storage, *, character: Character, level: int, compression: str = "none"
+) -> str:
+    """The storage key of the model's `level` of detail, Draco-compressed or not; a variant
+    missing (a model stored before variants were made) is made now from the model and stored."""
+    if not character.model_path:
+        raise NotFound("This character has no 3D model")
+    key = lod.key_for(character.model_path, level, compression)
+    if key == character.model_path or await storage.exists(key):
+        return key
+    glb = await storage.get(character.model_path)
+    data = await asyncio.to_thread(lod.variant, glb, level, compression)
+    await storage.put(key, data, content_type=meshes.GLB_TYPE)
+    return key
+
+
+async def set_media(
+    session: AsyncSession, storage: Storage, *, character: Character, media: remote.Media
+) -> Character:
+    """Store what `remote.media_for` fetched, or remove what it clears."""
+    if media.portrait is not None:
+        character = await set_portrait(
+            session, storage, character=character, portrait=media.portrait
+        )
+    if media.glb is not None:
+        character = await set_model_glb(session, storage, character=character, glb=media.glb)
+    old: builtins.list[str] = []
+    if media.clear_image:
+        old += [p for p in (character.image_path, character.thumbnail_path) if p]
+        character.image_path = character.thumbnail_path = None
+    if media.clear_model and character.model_path:
+        old += lod.keys_of(character.model_path)
+        character.model_path = None
+    if old:
+        await session.commit()
+        await session.refresh(character)
+        await _delete_quietly(storage, old)
     return character
 
 
@@ -199,11 +252,19 @@ def _detail_key(character_id: int) -> str:
     return f"{CACHE_PREFIX}{character_id}"
 
 
-async def list_json(session: AsyncSession, cache: Cache, *, filters: CharacterFilter) -> bytes:
+@dataclass(frozen=True)
+class CachedBody:
+    """A response body and whether it came from the cache."""
+
+    body: bytes
+    hit: bool
+
+
+async def list_json(session: AsyncSession, cache: Cache, *, filters: CharacterFilter) -> CachedBody:
     key = filters.cache_key()
     cached = await cache.get(key)
     if cached is not None:
-        return cached
+        return CachedBody(cached, True)
     items, total = await list(session, filters=filters)
     page = CharacterPage(
         items=[CharacterRead.model_validate(c) for c in items],
@@ -213,18 +274,18 @@ async def list_json(session: AsyncSession, cache: Cache, *, filters: CharacterFi
     )
     body = page.model_dump_json().encode()
     await cache.set(key, body, ttl=LIST_TTL)
-    return body
+    return CachedBody(body, False)
 
 
-async def get_json(session: AsyncSession, cache: Cache, *, character_id: int) -> bytes:
+async def get_json(session: AsyncSession, cache: Cache, *, character_id: int) -> CachedBody:
     key = _detail_key(character_id)
     cached = await cache.get(key)
     if cached is not None:
-        return cached
+        return CachedBody(cached, True)
     character = await get_or_raise(session, character_id=character_id)
     body = CharacterRead.model_validate(character).model_dump_json().encode()
     await cache.set(key, body, ttl=DETAIL_TTL)
-    return body
+    return CachedBody(body, False)
 
 
 async def invalidate(cache: Cache, *, character_id: int | None = None) -> None:

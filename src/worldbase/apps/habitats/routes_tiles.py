@@ -82,7 +82,7 @@ async def _habitat_tile(
         if habitat.raster_value is not None:
             colors = {habitat.raster_value: codes.rgba(habitat.color_hex)}
         vectors: list[classified.VectorLayer] = []
-        if habitat.has_geometry and habitat.raster_value is None:
+        if habitat.has_geometry:  # drawn over its raster class when it has both
             vectors = await service_tiles.vectors_in_tile(session, ids=[habitat.id], z=z, x=x, y=y)
         return await classified.render_tile(
             url,
@@ -123,7 +123,7 @@ async def _all_tile(
         return Response(status_code=304, headers=_headers(key, "client"))
 
     async def render() -> bytes:
-        vector_ids = [h.id for h in habitats if h.has_geometry and h.raster_value is None]
+        vector_ids = [h.id for h in habitats if h.has_geometry]
         vectors = await service_tiles.vectors_in_tile(session, ids=vector_ids, z=z, x=x, y=y)
         return await classified.render_tile(
             url,

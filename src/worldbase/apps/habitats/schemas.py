@@ -80,7 +80,9 @@ class HabitatCreate(InputSchema):
         "`iucn_code` when not given ('1.4' -> 104, '14.1' -> 1401)",
     )
     geometry: dict[str, Any] | None = Field(
-        default=None, description="GeoJSON geometry (EPSG:4326) of a vector-only habitat"
+        default=None,
+        description="GeoJSON geometry (EPSG:4326); tiles draw it, over the raster class when "
+        "the habitat has one too",
     )
 
     model_config = _examples(
@@ -108,7 +110,11 @@ class HabitatUpdate(InputSchema):
     description: str | None = Field(default=None, max_length=10_000)
     ecosystem_type: str | None = Field(default=None, max_length=100)
     color_hex: ColorHex | None = None
-    raster_value: RasterValue | None = None
+    raster_value: RasterValue | None = Field(
+        default=None,
+        description="Pixel value in the habitat raster; `null` clears the class (tiles then "
+        "draw the geometry alone); left out, a new `iucn_code` re-derives it",
+    )
     geometry: dict[str, Any] | None = None
 
     model_config = _examples({"color_hex": "#1B5E20", "description": "Updated"}, forbid=True)

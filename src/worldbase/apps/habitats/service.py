@@ -1,6 +1,7 @@
 """Habitats: get, list, create, update, delete; the class colour map of the habitat raster.
 
-`raster_value` follows `iucn_code` unless given explicitly; the tile URL template is stored
+`raster_value` follows `iucn_code` unless given explicitly (`null` on update clears it); a
+habitat with both a raster class and a geometry is drawn from both. The tile URL template is stored
 relative (`/habitats/{id}/tiles/{z}/{x}/{y}`) and made absolute by the routes.
 """
 
@@ -105,7 +106,11 @@ def prepare(values: dict[str, Any], *, current: Habitat | None = None) -> dict[s
     if "iucn_code" in out:
         out["iucn_code"] = code
     code_changed = current is None or code != current.iucn_code
-    if out.get("raster_value") is None and ("raster_value" in out or code_changed):
+    # On update an explicit `raster_value: null` clears the class (the habitat is then drawn
+    # from its geometry alone); a new code without `raster_value` re-derives it. On create a
+    # missing or null value is derived from the code.
+    cleared = current is not None and "raster_value" in out and out["raster_value"] is None
+    if not cleared and out.get("raster_value") is None and ("raster_value" in out or code_changed):
         out["raster_value"] = codes.raster_value_of(code)
     if current is None and not out.get("color_hex"):
         out["color_hex"] = codes.default_color(code)
