@@ -86,3 +86,13 @@ def test_unexpected_error_is_500_without_trace(client: TestClient) -> None:
     body = assert_error_shape(response, 500)
     assert "hunter2" not in response.text
     assert body["detail"]["request_id"] == response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("path", ["/api/auth/login", "/api/auth/register", "/api/maps"])
+def test_json_nested_past_the_decoders_depth_is_4xx(client: TestClient, path: str) -> None:
+    """`[[[[…` 100,000 deep made `json.loads` raise RecursionError: once a 500."""
+    response = client.post(
+        path, content=b"[" * 100_000, headers={"Content-Type": "application/json"}
+    )
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["status"] == "error"

@@ -135,6 +135,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         return error_response(exc.status_code, exc.message, exc.detail, exc.headers)
 
+    @app.exception_handler(RecursionError)
+    async def _too_deep(_: Request, exc: RecursionError) -> JSONResponse:
+        # Only hostile input nests past Python's recursion limit (`[[[[…` bodies through
+        # any JSON decoder, deep GeoJSON): the request is refused, not the server broken.
+        return error_response(
+            422, "Input nested too deeply", {"reason": "nesting exceeds the decoder's depth"}
+        )
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         detail = _validation_detail(exc)

@@ -16,6 +16,7 @@ import json
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -31,12 +32,27 @@ _pool: ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
+def _exit_with_parent(parent: int) -> None:
+    # A worker holds both ends of its task pipe, so a parent killed with SIGKILL leaves it
+    # waiting forever: it watches the parent instead and leaves with it.
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="offload-parent-watch", daemon=True).start()
+
+
 def _executor() -> ProcessPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            context = multiprocessing.get_context("spawn")
-            _pool = ProcessPoolExecutor(max_workers=PROCESS_WORKERS, mp_context=context)
+            _pool = ProcessPoolExecutor(
+                max_workers=PROCESS_WORKERS,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         return _pool
 
 
@@ -79,7 +95,7 @@ def loads_object(raw: bytes) -> dict[str, Any]:
     """A JSON object body (422 when it is not JSON or not an object)."""
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the decoder's depth
         raise BadInput(
             "Body is not valid JSON",
             detail=[{"loc": ["body"], "msg": "Body is not valid JSON", "type": "json_invalid"}],
