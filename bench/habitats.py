@@ -332,7 +332,7 @@ def run() -> None:
             "LOG_LEVEL": "WARNING",
             "WORLDBASE_ENV": "production",
             "HABITAT_RASTER_URL": str(COG.resolve()),
-            "WORLDBASE_SOURCE_ALLOWLIST": str(DATA.resolve()),
+            "WORLDBASE_RASTER_DIRS": str(DATA.resolve()),  # local rasters: only from here
         }
         uvicorn = [python(), "-m", "uvicorn", "--host", "127.0.0.1", "--log-level", "warning"]
         ports = [free_port(), free_port()]

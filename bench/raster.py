@@ -21,12 +21,14 @@ Prints one line per figure with ratios taken in this run (medians of interleaved
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import statistics
 import subprocess
 import tempfile
 import time
+import uuid
 import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -153,27 +155,45 @@ def gdal_env() -> dict[str, str]:
     return {key: str(value) for key, value in options.items()}
 
 
-def make_layer(base: str) -> tuple[str, str]:
-    """Register a user and create a global GeoTIFF layer; returns (layer id, token)."""
+COG_KEY = "samsyn/cogs/bench-raster.tif"
+
+
+def make_layer(base: str, data_dir: Path) -> tuple[str, str]:
+    """Register a user and create a global GeoTIFF layer over the stored COG; returns (layer
+    id, token). Only the upload service may name a stored object (issue 18 item 4), so the
+    layer is made here as that service makes it, in the server's own database."""
     with httpx.Client(base_url=base, timeout=30) as client:
         body = {"email": "bench@example.org", "password": "bench-password-123"}
         response = client.post("/api/auth/register", json=body)
         if response.status_code not in (200, 201):
             response = client.post("/api/auth/login", json=body)
         token = response.json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        layer = client.post(
-            "/api/layers",
-            json={
+        me = client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"}).json()
+    return asyncio.run(_stored_cog_layer(data_dir, uuid.UUID(me["id"]))), token
+
+
+async def _stored_cog_layer(data_dir: Path, user_id: uuid.UUID) -> str:
+    from worldbase.apps.samsyn import service_layers
+    from worldbase.core import users
+    from worldbase.core.db import Database
+    from worldbase.settings import Settings
+
+    settings = Settings(_env_file=None, worldbase_data_dir=data_dir, jwt_secret=JWT)  # type: ignore[call-arg]
+    database = Database(settings, pooled=False)
+    try:
+        async with database.sessionmaker() as session:
+            user = await users.get(session, user_id=user_id)
+            assert user is not None
+            values = {
                 "name": "bench raster",
                 "source_type": "geotiff",
-                "source_config": {"delivery": "tiles", "cogUrl": "storage://bench/raster.tif"},
+                "source_config": {"delivery": "tiles", "cogUrl": f"storage://{COG_KEY}"},
                 "is_global": True,  # a library layer: tiles are read anonymously
-            },
-            headers=headers,
-        )
-        layer.raise_for_status()
-        return str(layer.json()["id"]), token
+            }
+            layer = await service_layers.create(session, user=user, values=values)
+            return str(layer.id)
+    finally:
+        await database.dispose()
 
 
 # --- Load ------------------------------------------------------------------------------------
@@ -251,14 +271,12 @@ def in_process(tiles: list[tuple[int, int, int]]) -> tuple[float, float, float]:
 
 def temporal_overhead() -> float:
     """p50 microseconds of resolving `?time=` to a COG URL (a monthly template)."""
-    import uuid
-
     from worldbase.apps.samsyn.models import SourceType
     from worldbase.apps.samsyn.service_raster import RasterLayer, source
 
     config = {
         "delivery": "tiles",
-        "cogUrlTemplate": "storage://sst/{year}/{month}/sst_{YYYYMM}.tif",
+        "cogUrlTemplate": "storage://samsyn/cogs/sst/{year}/{month}/sst_{YYYYMM}.tif",
         "temporal": {
             "enabled": True,
             "start": "2000-01-01",
@@ -293,8 +311,9 @@ def run() -> None:
         f"(read {read_p50:.1f} ms) | read + our PNG encoder {ours_ip50:.1f} ms"
     )
     data_dir = Path(tempfile.mkdtemp(prefix="wb-bench-raster-"))
-    (data_dir / "storage" / "bench").mkdir(parents=True)
-    (data_dir / "storage" / "bench" / "raster.tif").symlink_to(COG.resolve())
+    stored = data_dir / "storage" / COG_KEY
+    stored.parent.mkdir(parents=True)
+    stored.symlink_to(COG.resolve())
     env = {
         "WORLDBASE_DATA_DIR": str(data_dir),
         "JWT_SECRET": JWT,
@@ -314,7 +333,7 @@ def run() -> None:
         cached = stack.enter_context(
             server([*uvicorn, "--port", str(ports[0]), *ours_app], ports[0], env)
         )
-        layer_id, _ = make_layer(cached)
+        layer_id, _ = make_layer(cached, data_dir)
         uncached = stack.enter_context(
             server([*uvicorn, "--port", str(ports[1]), *uncached_app], ports[1], env)
         )
