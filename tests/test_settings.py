@@ -203,7 +203,7 @@ def test_variables_that_look_like_settings_are_named() -> None:
         "CORS_ORIGNS": "http://a",  # near miss
         "WORLDBASE_APP": "dnd",  # near miss of WORLDBASE_APPS
         "WORLDBASE_FROBNICATE": "1",  # our prefix, no such setting
-        "STORAGE_PROVIDER": "s3",  # a setting prefix
+        "STORAGE_FROBNICATE": "s3",  # a setting prefix
         "DATABASE_URL": "postgresql://x",  # known
         "IMAGE_STORAGE_DIR": "images",  # a seed alias
         "PORT": "3001",  # read by `worldbase serve`
@@ -216,7 +216,7 @@ def test_variables_that_look_like_settings_are_named() -> None:
     assert lines == [
         "CORS_ORIGNS is not a Worldbase setting (did you mean CORS_ORIGINS?)",
         "DATABSE_URL is not a Worldbase setting (did you mean DATABASE_URL?)",
-        "STORAGE_PROVIDER is not a Worldbase setting; it is ignored",
+        "STORAGE_FROBNICATE is not a Worldbase setting; it is ignored",
         "WORLDBASE_APP is not a Worldbase setting (did you mean WORLDBASE_APPS?)",
         "WORLDBASE_FROBNICATE is not a Worldbase setting; it is ignored",
     ]

@@ -59,10 +59,11 @@ def test_log_records_are_redacted_for_every_handler(
 ) -> None:
     install_redaction()
     caplog.set_level(logging.DEBUG)
-    # An earlier in-process uvicorn may have configured its loggers not to propagate.
-    for name in ("uvicorn.access", "uvicorn.error"):
+    # An earlier in-process uvicorn or app may have set their levels, or stopped propagation.
+    for name in ("uvicorn.access", "uvicorn.error", "worldbase.osm", "worldbase.http"):
         monkeypatch.setattr(logging.getLogger(name), "propagate", True)
         monkeypatch.setattr(logging.getLogger(name), "disabled", False)
+        caplog.set_level(logging.DEBUG, logger=name)
     access = logging.getLogger("uvicorn.access")
     access.info(
         '%s - "%s %s HTTP/%s" %d',
