@@ -296,6 +296,7 @@ async def import_geojson(db: Any, rng: np.random.Generator) -> str:
     read and validated in a thread, COPYed chunk by chunk meanwhile), GiST in place."""
     from worldbase.apps.samsyn import service_import
     from worldbase.core import users
+    from worldbase.geo.geometry import DEFAULT_MAX_FEATURE_VERTICES
     from worldbase.geo.vector_io import read_features
 
     n = 100_000
@@ -326,6 +327,7 @@ async def import_geojson(db: Any, rng: np.random.Generator) -> str:
             path=path,
             filename="import.geojson",
             values={"name": "bench import", "is_global": True},
+            max_feature_vertices=DEFAULT_MAX_FEATURE_VERTICES,
         )
         total_s = time.perf_counter() - start
     assert layer.source_config["featureCount"] == n
