@@ -66,9 +66,10 @@ def register_user(
     return data["user"], data["access_token"]
 
 
-def close_code_within(ws: Any, seconds: float = 1.0) -> int:
+def close_code_within(ws: Any, seconds: float = 1.0, *, seen: Any = None) -> int:
     """The close code a Starlette test WebSocket receives within `seconds`; fails if an
-    event (other than a ping) comes first or nothing comes in time."""
+    event (other than a ping, or one equal to `seen`: already visible before the change)
+    comes first or nothing comes in time."""
     import json
     import time
 
@@ -85,4 +86,6 @@ def close_code_within(ws: Any, seconds: float = 1.0) -> int:
         if message["type"] == "websocket.close":
             return int(message.get("code", 1000))
         event = json.loads(message["text"])
-        assert event.get("type") == "ping", f"received {event} instead of the close"
+        assert event.get("type") == "ping" or (seen is not None and event == seen), (
+            f"received {event} instead of the close"
+        )
