@@ -173,7 +173,7 @@ def make_layer(base: str, data_dir: Path) -> tuple[str, str]:
 
 
 async def _stored_cog_layer(data_dir: Path, user_id: uuid.UUID) -> str:
-    from worldbase.apps.samsyn import service_layers
+    from worldbase.apps.samsyn.layers import service as service_layers
     from worldbase.core import users
     from worldbase.core.db import Database
     from worldbase.settings import Settings
@@ -272,7 +272,7 @@ def in_process(tiles: list[tuple[int, int, int]]) -> tuple[float, float, float]:
 def temporal_overhead() -> float:
     """p50 microseconds of resolving `?time=` to a COG URL (a monthly template)."""
     from worldbase.apps.samsyn.models import SourceType
-    from worldbase.apps.samsyn.service_raster import RasterLayer, source
+    from worldbase.apps.samsyn.raster.service import RasterLayer, source
 
     config = {
         "delivery": "tiles",

@@ -224,8 +224,8 @@ async def make_layers(session: Any, names: list[str]) -> list[uuid.UUID]:
 async def load_postgis(settings: Any) -> dict[str, Any]:
     from sqlalchemy import text
 
+    from worldbase.apps.samsyn.layers.service import refresh_stats
     from worldbase.apps.samsyn.models import Layer, LayerFeature
-    from worldbase.apps.samsyn.service_layers import refresh_stats
     from worldbase.core.db import Database
     from worldbase.geo.vector_io import bulk_insert_features
 
@@ -294,7 +294,7 @@ async def load_postgis(settings: Any) -> dict[str, Any]:
 async def import_geojson(db: Any, rng: np.random.Generator) -> str:
     """A GeoJSON file into a new layer through the app's import (`service_import.import_file`:
     read and validated in a thread, COPYed chunk by chunk meanwhile), GiST in place."""
-    from worldbase.apps.samsyn import service_import
+    from worldbase.apps.samsyn.imports import service as service_import
     from worldbase.core import users
     from worldbase.geo.geometry import DEFAULT_MAX_FEATURE_VERTICES
     from worldbase.geo.vector_io import read_features
@@ -578,7 +578,7 @@ def build_point_rtree(connection: Any, rowids: list[int], geoms: np.ndarray) -> 
 async def bench_sqlite(data_dir: Path) -> None:
     from sqlalchemy import func, select
 
-    from worldbase.apps.samsyn import service_features
+    from worldbase.apps.samsyn.features import service as service_features
     from worldbase.apps.samsyn.models import Layer, LayerFeature
     from worldbase.core.db import Database
     from worldbase.geo.rtree import drop_sqlite_rtree

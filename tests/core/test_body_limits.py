@@ -26,7 +26,7 @@ from tests.builders import auth_headers, register_user
 from tests.conftest import free_port, wait_for_port
 from worldbase.app import create_app
 from worldbase.apps.osm.router import MAX_IMPORT_BYTES as OSM_LIMIT
-from worldbase.apps.samsyn.routes_import import BODY_LIMIT as LAYER_IMPORT_LIMIT
+from worldbase.apps.samsyn.imports.router import BODY_LIMIT as LAYER_IMPORT_LIMIT
 from worldbase.settings import Settings
 
 MiB = 1024 * 1024

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.apps.samsyn.conftest import SQUARE, Team, feature, point
 from tests.builders import assert_error, auth_headers, register_user, run_db
-from worldbase.apps.samsyn import service_import
+from worldbase.apps.samsyn.imports import service as service_import
 from worldbase.apps.samsyn.models import LayerFeature
 from worldbase.settings import Settings
 

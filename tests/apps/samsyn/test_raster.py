@@ -408,7 +408,7 @@ def test_sources_outside_the_allow_list(team: Team, http: str) -> None:
 
 def _uploaded_layer(team: Team, key: str) -> dict[str, Any]:
     """A layer over a stored COG, made as the upload service makes it (not from a request)."""
-    from worldbase.apps.samsyn import service_layers
+    from worldbase.apps.samsyn.layers import service as service_layers
     from worldbase.core import users
 
     async def create(session: AsyncSession) -> Layer:

@@ -49,7 +49,7 @@ def create(team: Team, who: str = "owner", **config: Any) -> Any:
 
 def saved_directly(team: Team, **config: Any) -> str:
     """A WMS layer stored without the capabilities check (as seeds and imports may)."""
-    from worldbase.apps.samsyn import service_layers
+    from worldbase.apps.samsyn.layers import service as service_layers
     from worldbase.core import users
 
     async def make(session: Any) -> str:

@@ -12,7 +12,6 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from worldbase.apps.samsyn import service_collaborators, service_layers, service_maps
 from worldbase.apps.samsyn.access import (
     Role,
     can_edit_features,
@@ -20,6 +19,9 @@ from worldbase.apps.samsyn.access import (
     map_role,
     owns_layer,
 )
+from worldbase.apps.samsyn.layers import service as service_layers
+from worldbase.apps.samsyn.maps import collaborators as service_collaborators
+from worldbase.apps.samsyn.maps import service as service_maps
 from worldbase.apps.samsyn.models import Layer, Map
 from worldbase.core.auth import CurrentUser, OptionalUser
 from worldbase.core.db import Session

@@ -25,17 +25,19 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from worldbase.apps.samsyn import service_features, service_raster, service_tiles
-from worldbase.apps.samsyn.models import SourceType
-from worldbase.apps.samsyn.routes_layers import (
+from worldbase.apps.samsyn.features import service as service_features
+from worldbase.apps.samsyn.features.router import (
     MAX_BBOX_CHARS,
     MAX_OFFSET,
     MAX_PAGE,
     features_response,
 )
-from worldbase.apps.samsyn.routes_layers import router as layers_router
-from worldbase.apps.samsyn.routes_live import MAX_ZOOM, vector_tile
-from worldbase.apps.samsyn.routes_live import router as live_router
+from worldbase.apps.samsyn.features.router import router as features_router
+from worldbase.apps.samsyn.models import SourceType
+from worldbase.apps.samsyn.raster import service as service_raster
+from worldbase.apps.samsyn.tiles import service as service_tiles
+from worldbase.apps.samsyn.tiles.router import MAX_ZOOM, vector_tile
+from worldbase.apps.samsyn.tiles.router import router as live_router
 from worldbase.core.auth import authenticate_token
 from worldbase.core.services import Services, services_of
 from worldbase.geo.geometry import parse_bbox
@@ -187,7 +189,7 @@ priority_routes: list[BaseRoute] = [
     ),
     Route(
         "/api/layers/{id}/features",
-        FeaturePageFastPath(_full_route(layers_router.routes, "/api/layers/{id}/features")),
+        FeaturePageFastPath(_full_route(features_router.routes, "/api/layers/{id}/features")),
         methods=["GET"],
         include_in_schema=False,
     ),

@@ -8,8 +8,8 @@ import contextlib
 import uuid
 from typing import Any
 
-from worldbase.apps.samsyn import service_upload
-from worldbase.apps.samsyn.service_import import import_file
+from worldbase.apps.samsyn.imports.service import import_file
+from worldbase.apps.samsyn.uploads import service as service_upload
 from worldbase.core import users
 from worldbase.core.cleanup import register_staging_prefix, work_dir
 from worldbase.core.errors import DomainError, NotFound

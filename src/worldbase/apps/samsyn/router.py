@@ -2,13 +2,14 @@
 
 from fastapi import APIRouter
 
+from worldbase.apps.samsyn.comments.router import router as comments_router
 from worldbase.apps.samsyn.fast_paths import priority_routes
-from worldbase.apps.samsyn.routes_comments import router as comments_router
-from worldbase.apps.samsyn.routes_import import router as import_router
-from worldbase.apps.samsyn.routes_layers import router as layers_router
-from worldbase.apps.samsyn.routes_live import router as live_router
-from worldbase.apps.samsyn.routes_maps import router as maps_router
-from worldbase.apps.samsyn.routes_upload import router as upload_router
+from worldbase.apps.samsyn.features.router import router as features_router
+from worldbase.apps.samsyn.imports.router import router as import_router
+from worldbase.apps.samsyn.layers.router import router as layers_router
+from worldbase.apps.samsyn.maps.router import router as maps_router
+from worldbase.apps.samsyn.tiles.router import router as live_router
+from worldbase.apps.samsyn.uploads.router import router as upload_router
 
 router = APIRouter()
 # Order matters where paths overlap: `/api/maps/{id}/layers/reorder` before `{layer_id}`.
@@ -17,6 +18,7 @@ router.include_router(live_router)
 router.include_router(import_router)
 router.include_router(upload_router)
 router.include_router(layers_router)
+router.include_router(features_router)
 router.include_router(comments_router)
 
 __all__ = ["priority_routes", "router"]

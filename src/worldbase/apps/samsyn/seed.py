@@ -12,7 +12,8 @@ from shapely.geometry import box
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worldbase.apps.samsyn import service_layers
+from worldbase.apps.samsyn.features.service import insert_rows, summarize
+from worldbase.apps.samsyn.layers import service as service_layers
 from worldbase.apps.samsyn.models import (
     Layer,
     LayerFeature,
@@ -21,7 +22,6 @@ from worldbase.apps.samsyn.models import (
     PermissionLevel,
     SourceType,
 )
-from worldbase.apps.samsyn.service_features import insert_rows, summarize
 from worldbase.core import users
 from worldbase.core.db import utcnow
 from worldbase.core.storage import create_storage

@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worldbase.apps.samsyn import service_layers
+from worldbase.apps.samsyn.features.service import FEATURE_LIMIT, Box, summarize
+from worldbase.apps.samsyn.layers import service as service_layers
 from worldbase.apps.samsyn.models import Layer, LayerFeature
-from worldbase.apps.samsyn.service_features import FEATURE_LIMIT, Box, summarize
 from worldbase.core.db import utcnow
 from worldbase.core.errors import BadInput
 from worldbase.core.models import User

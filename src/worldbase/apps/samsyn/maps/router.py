@@ -7,11 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from worldbase.apps.samsyn import (
-    service_collaborators,
-    service_layers,
-    service_maps,
-)
 from worldbase.apps.samsyn.access import Role, can_read_layer
 from worldbase.apps.samsyn.dependencies import (
     MapAccess,
@@ -22,6 +17,9 @@ from worldbase.apps.samsyn.dependencies import (
     map_for_members,
 )
 from worldbase.apps.samsyn.events import publish
+from worldbase.apps.samsyn.layers import service as service_layers
+from worldbase.apps.samsyn.maps import collaborators as service_collaborators
+from worldbase.apps.samsyn.maps import service as service_maps
 from worldbase.apps.samsyn.models import Map, MapLayer
 from worldbase.apps.samsyn.schemas import (
     CollaboratorInvite,

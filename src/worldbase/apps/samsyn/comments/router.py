@@ -15,7 +15,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worldbase.apps.samsyn import service_comments, service_layers, service_maps
 from worldbase.apps.samsyn.access import (
     Role,
     can_edit_features,
@@ -24,7 +23,10 @@ from worldbase.apps.samsyn.access import (
     maps_containing,
     owns_layer,
 )
+from worldbase.apps.samsyn.comments import service as service_comments
 from worldbase.apps.samsyn.events import publish
+from worldbase.apps.samsyn.layers import service as service_layers
+from worldbase.apps.samsyn.maps import service as service_maps
 from worldbase.apps.samsyn.models import Comment
 from worldbase.apps.samsyn.schemas import (
     CommentCreate,

@@ -16,9 +16,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from starlette.status import HTTP_200_OK
 
-from worldbase.apps.samsyn import service_raster
 from worldbase.apps.samsyn.events import layer_tiles_tag
-from worldbase.apps.samsyn.service_raster import NAMESPACE, OWN_STORAGE, RasterLayer
+from worldbase.apps.samsyn.raster import service as service_raster
+from worldbase.apps.samsyn.raster.service import NAMESPACE, OWN_STORAGE, RasterLayer
 from worldbase.core import fast_lane
 from worldbase.core.auth import OptionalUser
 from worldbase.core.db import Session

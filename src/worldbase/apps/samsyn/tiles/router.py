@@ -10,15 +10,18 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, WebSocket
 from starlette.status import HTTP_200_OK
 
-from worldbase.apps.samsyn import service_maps, service_raster, service_tiles, service_wms
 from worldbase.apps.samsyn.access import current_role, map_role
 from worldbase.apps.samsyn.dependencies import LayerForRead, MapForRead
 from worldbase.apps.samsyn.events import ACCESS_EVENTS, layer_tiles_tag, map_channel
+from worldbase.apps.samsyn.features.service import require_vector
+from worldbase.apps.samsyn.maps import service as service_maps
+from worldbase.apps.samsyn.maps.style import build_style
 from worldbase.apps.samsyn.models import SourceType
-from worldbase.apps.samsyn.routes_raster import TimeQuery, geotiff_tile, geotiff_tilejson
-from worldbase.apps.samsyn.routes_raster import router as raster_router
-from worldbase.apps.samsyn.service_features import require_vector
-from worldbase.apps.samsyn.style import build_style
+from worldbase.apps.samsyn.raster import service as service_raster
+from worldbase.apps.samsyn.raster.router import TimeQuery, geotiff_tile, geotiff_tilejson
+from worldbase.apps.samsyn.raster.router import router as raster_router
+from worldbase.apps.samsyn.tiles import service as service_tiles
+from worldbase.apps.samsyn.wms import service as service_wms
 from worldbase.core import fast_lane
 from worldbase.core.auth import OptionalUser, authenticate_token
 from worldbase.core.cache import Cache

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worldbase.apps.samsyn import service_raster
 from worldbase.apps.samsyn.models import LayerFeature, SourceType
-from worldbase.apps.samsyn.service_raster import RasterLayer
+from worldbase.apps.samsyn.raster import service as service_raster
+from worldbase.apps.samsyn.raster.service import RasterLayer
 from worldbase.core.db import Database
 from worldbase.core.models import User
 from worldbase.geo.vector_tiles import BUFFER, EXTENT, render_mvt

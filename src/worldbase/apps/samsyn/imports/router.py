@@ -10,11 +10,11 @@ from fastapi import APIRouter, File, Form, UploadFile, status
 from fastapi.responses import JSONResponse
 
 from worldbase.apps.samsyn import jobs as samsyn_jobs  # registers the job kinds
+from worldbase.apps.samsyn.features.schemas import ImportQueued
+from worldbase.apps.samsyn.imports.service import INLINE_IMPORT_BYTES, import_file
+from worldbase.apps.samsyn.layers.router import layer_read
 from worldbase.apps.samsyn.models import Editable
-from worldbase.apps.samsyn.routes_layers import layer_read
 from worldbase.apps.samsyn.schemas import LayerRead
-from worldbase.apps.samsyn.schemas_features import ImportQueued
-from worldbase.apps.samsyn.service_import import INLINE_IMPORT_BYTES, import_file
 from worldbase.core.auth import CurrentUser
 from worldbase.core.cleanup import staging, work_dir
 from worldbase.core.db import Session

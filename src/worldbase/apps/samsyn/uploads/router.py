@@ -9,9 +9,9 @@ from fastapi import APIRouter, File, Form, UploadFile, status
 from fastapi.responses import JSONResponse
 
 from worldbase.apps.samsyn import jobs as samsyn_jobs  # registers the job kinds
-from worldbase.apps.samsyn import service_upload
+from worldbase.apps.samsyn.features.schemas import ImportQueued
 from worldbase.apps.samsyn.models import Editable
-from worldbase.apps.samsyn.schemas_features import ImportQueued
+from worldbase.apps.samsyn.uploads import service as service_upload
 from worldbase.core.auth import CurrentUser
 from worldbase.core.cleanup import staging, work_dir
 from worldbase.core.errors import BadInput

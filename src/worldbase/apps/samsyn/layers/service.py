@@ -9,14 +9,15 @@ from typing import Any
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worldbase.apps.samsyn import service_raster, service_wms
 from worldbase.apps.samsyn.access import readable_layers
-from worldbase.apps.samsyn.models import Layer, LayerFeature, SourceType
-from worldbase.apps.samsyn.source_config import (
+from worldbase.apps.samsyn.layers.source_config import (
     DERIVED_VECTOR_KEYS,
     empty_vector_stats,
     validate_source_config,
 )
+from worldbase.apps.samsyn.models import Layer, LayerFeature, SourceType
+from worldbase.apps.samsyn.raster import service as service_raster
+from worldbase.apps.samsyn.wms import service as service_wms
 from worldbase.core.db import utcnow
 from worldbase.core.errors import BadInput, NotFound
 from worldbase.core.models import User

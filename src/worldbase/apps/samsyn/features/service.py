@@ -15,9 +15,9 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import LargeBinary, Text, cast, func, insert, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worldbase.apps.samsyn.layers.service import refresh_stats
 from worldbase.apps.samsyn.models import Layer, LayerFeature, SourceType
 from worldbase.apps.samsyn.pgraw import driver
-from worldbase.apps.samsyn.service_layers import refresh_stats
 from worldbase.core.db import Database, utcnow
 from worldbase.core.errors import BadInput, Conflict, NotFound
 from worldbase.core.offload import loads_object, run_sized

@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worldbase.apps.samsyn.access import can_read_layer_fields
 from worldbase.apps.samsyn.events import LAYER_TILES_TAG, layer_tiles_tag
 from worldbase.apps.samsyn.exceptions import NotARasterLayer
+from worldbase.apps.samsyn.layers.temporal import InvalidTime, Timeline, fill_template, iso
 from worldbase.apps.samsyn.models import Layer, SourceType
-from worldbase.apps.samsyn.service_temporal import InvalidTime, Timeline, fill_template, iso
 from worldbase.core import fast_lane
 from worldbase.core.cache import Cache
 from worldbase.core.errors import BadInput, NotFound

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worldbase.apps.samsyn import service_layers
+from worldbase.apps.samsyn.layers import service as service_layers
+from worldbase.apps.samsyn.layers.source_config import validate_source_config
 from worldbase.apps.samsyn.models import Layer, SourceType
-from worldbase.apps.samsyn.source_config import validate_source_config
 from worldbase.core.errors import BadInput, PayloadTooLarge
 from worldbase.core.models import User
 from worldbase.core.storage import Storage

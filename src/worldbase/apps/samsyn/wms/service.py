@@ -31,9 +31,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worldbase.apps.samsyn.layers.source_config import WmsConfig
+from worldbase.apps.samsyn.layers.temporal import InvalidTime
 from worldbase.apps.samsyn.models import Layer
-from worldbase.apps.samsyn.service_temporal import InvalidTime
-from worldbase.apps.samsyn.source_config import WmsConfig
 from worldbase.core import source_policy
 from worldbase.core.cache import Cache
 from worldbase.core.errors import BadInput, NotFound

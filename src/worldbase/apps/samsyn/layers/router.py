@@ -1,0 +1,133 @@
+"""Routes: the layer library and layer configuration."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from worldbase.apps.samsyn.access import maps_containing
+from worldbase.apps.samsyn.dependencies import LayerForOwner, LayerForRead
+from worldbase.apps.samsyn.events import publish, tiles_changed
+from worldbase.apps.samsyn.layers import service as service_layers
+from worldbase.apps.samsyn.models import SourceType
+from worldbase.apps.samsyn.raster import service as service_raster
+from worldbase.apps.samsyn.schemas import LayerCreate, LayerPage, LayerRead, LayerUpdate
+from worldbase.apps.samsyn.wms import service as service_wms
+from worldbase.core.auth import CurrentUser, OptionalUser
+from worldbase.core.db import Session
+from worldbase.core.services import HubDep, ServicesDep
+
+router = APIRouter()
+
+
+def layer_read(layer: Any) -> dict[str, Any]:
+    return LayerRead.model_validate(layer).model_dump(mode="json")
+
+
+@router.get("/api/layers", response_model=LayerPage, summary="The layer library")
+async def list_layers(
+    session: Session,
+    user: OptionalUser,
+    source_type: SourceType | None = None,
+    category: Annotated[str | None, Query(max_length=100)] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Text search in name, description, category")
+    ] = None,
+    is_global: Annotated[bool | None, Query(description="Only library (true) or not")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> dict[str, Any]:
+    items, total = await service_layers.list(
+        session,
+        user=user,
+        source_type=source_type,
+        category=category,
+        q=q,
+        is_global=is_global,
+        limit=limit,
+        offset=offset,
+    )
+    return {
+        "items": [layer_read(i) for i in items],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@router.post(
+    "/api/layers",
+    response_model=LayerRead,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a layer (WMS, GeoTIFF or vector)",
+    description=(
+        "A WMS layer's URL must be allowed (`WORLDBASE_SOURCE_ALLOWLIST`, else 403); its "
+        "capabilities are read to check every name in `layers` (422 naming the missing ones) "
+        "and to fill `bounds` and the `temporal` range where left out. A WMS that fails to "
+        "answer is 502 (504 on a timeout), with its reason. Updates check the same way."
+    ),
+)
+async def create_layer(
+    body: LayerCreate, session: Session, user: CurrentUser, services: ServicesDep
+) -> dict[str, Any]:
+    layer = await service_layers.create(
+        session, user=user, values=body.model_dump(), settings=services.settings
+    )
+    return layer_read(layer)
+
+
+@router.get("/api/layers/{id}", response_model=LayerRead, summary="A layer's configuration")
+async def get_layer(layer: LayerForRead) -> dict[str, Any]:
+    return layer_read(layer)
+
+
+@router.put("/api/layers/{id}", response_model=LayerRead, summary="Update a layer (creator)")
+async def update_layer(
+    body: LayerUpdate,
+    layer: LayerForOwner,
+    session: Session,
+    user: CurrentUser,
+    hub: HubDep,
+    services: ServicesDep,
+) -> dict[str, Any]:
+    layer = await service_layers.update(
+        session,
+        layer=layer,
+        values=body.model_dump(exclude_unset=True),
+        settings=services.settings,
+    )
+    if layer.source_type == SourceType.geotiff and body.source_config is not None:
+        # Old tiles are unreachable (keys carry the config digest); free their space.
+        await service_raster.forget_tiles(
+            layer_id=layer.id, cache=services.cache, storage=services.storage
+        )
+    await tiles_changed(hub, layer.id)
+    data = layer_read(layer)
+    maps = await maps_containing(session, layer_id=layer.id)
+    await publish(hub, map_ids=maps, type_="layer.updated", actor=user, data=data)
+    return data
+
+
+@router.delete(
+    "/api/layers/{id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a layer (creator); it leaves every map",
+)
+async def delete_layer(
+    layer: LayerForOwner, session: Session, user: CurrentUser, hub: HubDep, services: ServicesDep
+) -> Response:
+    layer_id, source_type = layer.id, layer.source_type
+    maps = await maps_containing(session, layer_id=layer_id)
+    await service_layers.delete(session, layer=layer)
+    if source_type == SourceType.wms:
+        await service_wms.forget_tiles(
+            layer_id=layer_id, cache=services.cache, storage=services.storage
+        )
+    if source_type == SourceType.geotiff:
+        await service_raster.forget_tiles(
+            layer_id=layer_id, cache=services.cache, storage=services.storage
+        )
+    await tiles_changed(hub, layer_id)
+    await publish(hub, map_ids=maps, type_="layer.deleted", actor=user, data={"id": str(layer_id)})
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
