@@ -12,10 +12,12 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, wait_for_port
+from worldbase.apps import registry
+from worldbase.apps.dnd.settings import DndSettings
 from worldbase.core.storage import create_storage
 from worldbase.core.storage_s3 import S3Storage
 from worldbase.env_names import unknown_variable_warnings, warn_unknown_variables
-from worldbase.settings import ALL_APPS, GCS_ENDPOINT, ConfigurationError, Settings
+from worldbase.settings import GCS_ENDPOINT, ConfigurationError, Settings
 
 
 def make(tmp_path: Path, **values: object) -> Settings:
@@ -50,7 +52,7 @@ def test_seed_env_names_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     settings = make(tmp_path)
     assert settings.sqlalchemy_url == "postgresql+asyncpg://user:pw@db:5432/game_db"
     assert settings.cors_origins == ["https://yourgame.com", "https://www.yourgame.com"]
-    assert settings.max_requests_per_minute == 12
+    assert settings.app(DndSettings).max_requests_per_minute == 12
     assert settings.worldbase_apps == ["dnd", "osm"]
     assert not settings.is_sqlite
 
@@ -59,14 +61,20 @@ def test_defaults_are_embedded(tmp_path: Path) -> None:
     settings = make(tmp_path)
     assert settings.is_sqlite
     assert settings.sqlalchemy_url == f"sqlite+aiosqlite:///{tmp_path.resolve() / 'worldbase.db'}"
-    assert settings.worldbase_apps == list(ALL_APPS)
+    assert [spec.name for spec in registry.enabled(settings)] == [
+        "habitats",
+        "samsyn",
+        "dnd",
+        "osm",
+        "bestiary",
+    ]
     assert settings.inline_worker
     assert settings.local_storage_path == tmp_path.resolve() / "storage"
 
 
 def test_unknown_app_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown apps"):
-        make(tmp_path, worldbase_apps="dnd,nope")
+    with pytest.raises(ConfigurationError, match="unknown apps"):
+        registry.enabled(make(tmp_path, worldbase_apps="dnd,nope"))
 
 
 def test_s3_and_gcs_need_a_bucket(tmp_path: Path) -> None:

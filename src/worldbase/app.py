@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.routing import BaseRoute
 
 from worldbase import __version__
-from worldbase.apps.bestiary.router import router as bestiary_router
-from worldbase.apps.dnd.router import router as dnd_router
-from worldbase.apps.habitats.router import router as habitats_router
-from worldbase.apps.osm.router import router as osm_router
-from worldbase.apps.samsyn.router import priority_routes as samsyn_priority_routes
-from worldbase.apps.samsyn.router import router as samsyn_router
+from worldbase.apps import registry
 from worldbase.core import offload
 from worldbase.core.api.auth import router as auth_router
 from worldbase.core.api.jobs import router as jobs_router
 from worldbase.core.api.meta import router as meta_router
 from worldbase.core.api.webhooks import router as webhooks_router
+from worldbase.core.appspec import AppSpec
 from worldbase.core.docs import install_offline_docs
 from worldbase.core.errors import ERROR_RESPONSES, install_error_handlers
 from worldbase.core.fast_lane import FastLaneMiddleware, start_listener, stop_listener
@@ -37,8 +32,7 @@ from worldbase.settings import Settings, get_settings
 
 log = logging.getLogger("worldbase")
 
-# Every router, in one list: (router, prefix, tags). Core first, then one block per app;
-# app routes keep their seed's paths verbatim, so the prefixes are empty.
+# The core's routers: (router, prefix, tags); the apps' come from their specs.
 CORE_ROUTERS: list[tuple[APIRouter, str, list[str]]] = [
     (meta_router, "", ["meta"]),
     (auth_router, "/api/auth", ["auth"]),
@@ -47,22 +41,15 @@ CORE_ROUTERS: list[tuple[APIRouter, str, list[str]]] = [
     # TiTiler-compatible COG endpoints (any allow-listed COG; samsyn and habitats use them).
     (cog_router, "/cog", ["cog"]),
 ]
-APP_ROUTERS: dict[str, list[tuple[APIRouter, str, list[str]]]] = {
-    "habitats": [(habitats_router, "", ["habitats"])],
-    "samsyn": [(samsyn_router, "", ["samsyn"])],
-    "dnd": [(dnd_router, "", ["dnd"])],
-    "osm": [(osm_router, "", ["osm"])],
-    "bestiary": [(bestiary_router, "", ["bestiary"])],
-}
-# Hot paths matched before every router: FastAPI tries routes in order and each one passed
-# costs microseconds (a millisecond over the whole table), more than a cached tile takes.
-# Plain routes, out of the schema; the full route behind each documents the path.
-APP_PRIORITY_ROUTES: dict[str, list[BaseRoute]] = {"samsyn": samsyn_priority_routes}
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, apps: Sequence[AppSpec] = registry.APPS
+) -> FastAPI:
+    """The API with the apps of `apps` that WORLDBASE_APPS enables."""
     settings = settings or get_settings()
     settings.check()
+    settings, specs = registry.configure(settings, apps)
     install_redaction()  # whoever configured logging, no credential reaches a log line
 
     @asynccontextmanager
@@ -119,10 +106,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router, prefix, tags in CORE_ROUTERS:
         app.include_router(router, prefix=prefix, tags=list(tags), responses=ERROR_RESPONSES)
-    for name in settings.worldbase_apps:
-        for router, prefix, tags in APP_ROUTERS[name]:
-            app.include_router(router, prefix=prefix, tags=list(tags), responses=ERROR_RESPONSES)
-        app.router.routes[0:0] = APP_PRIORITY_ROUTES.get(name, [])
+    for spec in specs:
+        for router in spec.routers:
+            app.include_router(router, tags=[spec.name], responses=ERROR_RESPONSES)
+        # Hot paths matched before every router: FastAPI tries routes in order and each one
+        # passed costs microseconds, more than a cached tile takes.
+        app.router.routes[0:0] = spec.priority_routes
     return app
 
 

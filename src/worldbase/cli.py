@@ -12,8 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from worldbase.apps.habitats.cli import register as register_habitats_imports
-from worldbase.apps.osm.cli import app as osm_import_app
+from worldbase.apps import registry
 from worldbase.settings import ConfigurationError, Settings, get_settings
 
 app = typer.Typer(
@@ -21,16 +20,27 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
-# `worldbase import <kind> FILE`: each app that imports files adds its command here.
-app.add_typer(osm_import_app, name="import")
-register_habitats_imports(osm_import_app)
+# `worldbase import <kind> FILE`: each app that imports files adds its commands here (every
+# app's: the command line is built before any setting is read).
+import_app = typer.Typer(help="Import data files.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+for spec in registry.APPS:
+    if spec.import_commands is not None:
+        spec.import_commands(import_app)
 console = Console(stderr=True)
 
 
+@import_app.callback()
+def _import_group() -> None:
+    """Import data files."""
+
+
 def _settings() -> Settings:
+    """The settings, checked, with the enabled apps configured (their jobs installed)."""
     settings = get_settings()
     try:
         settings.check()
+        settings, _ = registry.configure(settings)
     except ConfigurationError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -96,12 +106,10 @@ def worker() -> None:
     from worldbase.core.http import configure_logging
     from worldbase.core.jobs import run_worker
     from worldbase.env_names import warn_unknown_variables
-    from worldbase.plugins import app_modules
 
-    settings = _settings()
+    settings = _settings()  # installs the enabled apps' job handlers
     configure_logging(settings.log_level, json_logs=settings.log_json)
     warn_unknown_variables()
-    app_modules(settings.worldbase_apps, "jobs")  # registers the apps' job handlers
     run_worker(settings)
 
 

@@ -14,7 +14,9 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 from pydantic import AliasChoices
+from pydantic_settings import BaseSettings
 
+from worldbase.apps.registry import APPS
 from worldbase.settings import Settings
 
 log = logging.getLogger("worldbase.settings")
@@ -44,17 +46,28 @@ SETTING_PREFIXES = (
     "CLERK_",
     "ALLOWED_",
     "MAX_",
+    *(
+        str(spec.settings.model_config.get("env_prefix", "")).upper()
+        for spec in APPS
+        if spec.settings
+    ),
 )
 
 
 def known_variables() -> frozenset[str]:
-    """Every environment name Settings reads (field names and the seeds' aliases), upper case."""
+    """Every environment name the core's and the apps' settings read (field names, or their
+    own and the seeds' names when a field lists them), upper case."""
     names = set(OTHER_KNOWN_VARIABLES)
-    for name, field in Settings.model_fields.items():
-        names.add(name.upper())
-        alias = field.validation_alias
-        if isinstance(alias, AliasChoices):
-            names.update(str(choice).upper() for choice in alias.choices)
+    classes: list[type[BaseSettings]] = [Settings]
+    classes += [spec.settings for spec in APPS if spec.settings is not None]
+    for cls in classes:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        for name, field in cls.model_fields.items():
+            alias = field.validation_alias
+            if isinstance(alias, AliasChoices):
+                names.update(str(choice).upper() for choice in alias.choices)
+            else:
+                names.add((prefix + name).upper())
     return frozenset(names)
 
 

@@ -1,13 +1,11 @@
-"""Imports every table (core and every app's `models` module) so Alembic and tests see the
-whole schema, whichever apps are mounted."""
+"""Every table (core and every app's models) so Alembic and tests see the whole schema,
+whichever apps are mounted."""
 
 from __future__ import annotations
 
+from worldbase.apps.registry import APPS
 from worldbase.core import models as core_models  # noqa: F401
 from worldbase.core.db import Base
-from worldbase.plugins import app_modules
-from worldbase.settings import ALL_APPS
 
-app_modules(ALL_APPS, "models")
-
+APP_MODELS = [spec.models for spec in APPS if spec.models is not None]
 metadata = Base.metadata

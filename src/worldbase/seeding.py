@@ -1,24 +1,17 @@
 """Demo data and account set-up for the CLI. Like app.py, this is a composition root: it
-imports each enabled app's `seed` module, whose `async seed_demo(session, settings) -> str`
-loads that app's demo data idempotently and says what it did in one line."""
+runs each enabled app's seeder (`AppSpec.seeder`)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.core import users
 from worldbase.core.auth import hash_password
 from worldbase.core.db import Database
-from worldbase.plugins import app_modules
 from worldbase.settings import Settings
 
 DEMO_EMAIL = "demo@worldbase.example"
 DEMO_PASSWORD = "worldbase-demo"  # noqa: S105 - development-only demo account, refused in production
-
-DemoSeeder = Callable[[AsyncSession, Settings], Awaitable[str]]
 
 
 async def create_or_update_user(
@@ -61,13 +54,16 @@ async def seed_demo_data(settings: Settings) -> list[str]:
         )
         verb = "created" if created else "kept"
         lines.append(f"{verb} demo user {DEMO_EMAIL} / {DEMO_PASSWORD}")
+    # Imported here: app seeders import this module (DEMO_EMAIL).
+    from worldbase.apps import registry
+
     database = Database(settings, pooled=False)
     try:
-        for module in app_modules(settings.worldbase_apps, "seed"):
-            seeder: DemoSeeder = module.seed_demo
-            app = module.__name__.split(".")[2]
+        for spec in registry.enabled(settings):
+            if spec.seeder is None:
+                continue
             async with database.sessionmaker() as session:
-                lines.append(f"{app}: {await seeder(session, settings)}")
+                lines.append(f"{spec.name}: {await spec.seeder(session, settings)}")
                 await session.commit()
     finally:
         await database.dispose()

@@ -10,15 +10,11 @@ import json
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypeVar, cast
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-ALL_APPS = ("habitats", "samsyn", "dnd", "osm", "bestiary")
-# The habitats app's raster when HABITAT_RASTER_URL is unset: the COG `worldbase seed`
-# writes. Named here so the source policy (geo) knows it without importing the app.
-DEMO_HABITAT_RASTER_KEY = "habitats/demo-habitat-raster.tif"
 # Google Cloud Storage's S3-compatible (XML) API, used with HMAC keys (`STORAGE_BACKEND=gcs`).
 GCS_ENDPOINT = "https://storage.googleapis.com"
 # The frontends' usual development servers (Next.js/CRA on 3000, Vite on 5173): allowed as
@@ -31,7 +27,7 @@ DEV_CORS_ORIGINS = (
 )
 
 
-def _env(*names: str) -> AliasChoices:
+def env(*names: str) -> AliasChoices:
     """The field's own name first, then the seeds' other names for it (first one set wins)."""
     return AliasChoices(*names)
 
@@ -50,17 +46,52 @@ def _split_list(value: Any) -> Any:
     return value
 
 
+_CONFIG = SettingsConfigDict(
+    env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+)
+
+
+class AppSettings(BaseSettings):
+    """One app's settings (`apps/<name>/settings.py`), read from the same environment and
+    `.env`; its fields name their environment variables with `env(...)`."""
+
+    model_config = _CONFIG
+
+    def check(self) -> None:
+        """Fail fast (ConfigurationError, one line) on settings that cannot serve."""
+
+
+AppSettingsT = TypeVar("AppSettingsT", bound=AppSettings)
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
-    )
+    """The core's settings; each app's own are `settings.app(ItsSettings)`."""
+
+    model_config = _CONFIG
+    # What the settings were built from (keyword values, `_env_file`): app settings are
+    # read from the same, so a test's keyword override reaches the app that reads it.
+    _init_values: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _apps: dict[type[AppSettings], AppSettings] = PrivateAttr(default_factory=dict)
+    # Set by the app registry from the enabled apps (`registry.configure`), not the env.
+    _public_rasters: frozenset[str] = PrivateAttr(default_factory=frozenset)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        self._init_values = values
+
+    def app(self, cls: type[AppSettingsT]) -> AppSettingsT:
+        """An app's settings, read once per Settings from the same sources."""
+        if cls not in self._apps:
+            self._apps[cls] = cls(**self._init_values)
+        return cast(AppSettingsT, self._apps[cls])
 
     # --- Worldbase itself -------------------------------------------------------------
     # NODE_ENV: seed 004's name (the same three values).
     worldbase_env: Literal["development", "production", "test"] = Field(
-        default="development", validation_alias=_env("worldbase_env", "node_env")
+        default="development", validation_alias=env("worldbase_env", "node_env")
     )
-    worldbase_apps: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(ALL_APPS))
+    # The apps to mount, by name (`all`: every app in worldbase/apps/registry.py).
+    worldbase_apps: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["all"])
     worldbase_data_dir: Path = Path("./data")
     worldbase_admin_email: str | None = None
     worldbase_admin_password: str | None = None
@@ -70,7 +101,7 @@ class Settings(BaseSettings):
     worldbase_inline_worker: bool | None = None
     # QUEUE_CONCURRENCY: seed 004's name.
     worldbase_worker_threads: int = Field(
-        default=2, ge=1, validation_alias=_env("worldbase_worker_threads", "queue_concurrency")
+        default=2, ge=1, validation_alias=env("worldbase_worker_threads", "queue_concurrency")
     )
     # The apps' periodic schedules (daily cleanups, source polling); tests run them by hand.
     worldbase_periodic_jobs: bool = True
@@ -79,25 +110,16 @@ class Settings(BaseSettings):
     worldbase_namespace: str = Field(
         default="worldbase",
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",
-        validation_alias=_env("worldbase_namespace", "queue_name"),
+        validation_alias=env("worldbase_namespace", "queue_name"),
     )
-    # Seconds a WMS gets to answer (GetMap, GetCapabilities) before the request is a 504.
-    worldbase_wms_timeout: float = Field(default=15.0, gt=0, le=300)
     # Request line and headers together, in bytes; past it the server answers 431.
     worldbase_max_header_bytes: int = Field(default=64 * 1024, ge=4096, le=16 * 1024 * 1024)
-    # Largest GeoTIFF `POST /api/layers/upload` takes (at most 4 GiB, the route's body cap).
-    worldbase_upload_max_bytes: int = Field(default=1024 * 1024 * 1024, gt=0, le=4 * 1024**3)
-    # Per GeoTIFF upload, read from its header before anything is stored or queued:
-    # width x height x bands, and that many pixels at the data type's size (decompressed).
-    worldbase_upload_max_pixels: int = Field(default=1024**3, gt=0)
-    worldbase_upload_max_decompressed_bytes: int = Field(default=4 * 1024**3, gt=0)
     # Heavy jobs (uploads, imports, reconstructions) one user may have queued or running
     # at once; past it the request is a 429 with Retry-After. 0 turns the limit off.
     worldbase_max_heavy_jobs_per_user: int = Field(default=2, ge=0)
-    # GeoJSON positions per feature and per request (feature writes, imports, OSM objects);
-    # past them the request is a 422 naming the setting.
+    # GeoJSON positions per feature (feature writes, imports, OSM objects); past it the
+    # request is a 422 naming the setting.
     worldbase_max_feature_vertices: int = Field(default=100_000, gt=0)
-    worldbase_max_request_vertices: int = Field(default=1_000_000, gt=0)
     # The fast lane (core.fast_lane): memory for public tiles answered before routing
     # (0 turns it off), and the longest an entry lives (changes invalidate it sooner).
     worldbase_fast_lane_mb: int = Field(default=64, ge=0, le=65536)
@@ -131,16 +153,16 @@ class Settings(BaseSettings):
     # STORAGE_TYPE (seed 004): local|s3. `gcs` is Google Cloud Storage through its
     # S3-compatible API (HMAC keys in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).
     storage_backend: Literal["local", "s3", "gcs"] = Field(
-        default="local", validation_alias=_env("storage_backend", "storage_type")
+        default="local", validation_alias=env("storage_backend", "storage_type")
     )
     storage_bucket: str | None = Field(
-        default=None, validation_alias=_env("storage_bucket", "aws_bucket")
+        default=None, validation_alias=env("storage_bucket", "aws_bucket")
     )
     storage_prefix: str = ""
     # The local storage folder (default <data dir>/storage). IMAGE_STORAGE_DIR: seed 002's
     # name for the folder its images go to (D&D images are under <folder>/dnd/images/).
     storage_path: Path | None = Field(
-        default=None, validation_alias=_env("storage_path", "image_storage_dir")
+        default=None, validation_alias=env("storage_path", "image_storage_dir")
     )
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
@@ -159,7 +181,7 @@ class Settings(BaseSettings):
     # --- Shared services ----------------------------------------------------------------
     # CORS_ORIGIN: seed 004's singular name (one origin or a list, like CORS_ORIGINS).
     cors_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, validation_alias=_env("cors_origins", "cors_origin")
+        default_factory=list, validation_alias=env("cors_origins", "cors_origin")
     )
     # Seed 003's ALLOWED_HOSTS: when set, other Host headers are refused (400).
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -173,36 +195,8 @@ class Settings(BaseSettings):
     # otherwise pick its own key and dodge its limit).
     trusted_proxy_count: int = 0
 
-    # --- Bestiary (seed 004): photogrammetry uploads and models ---------------------------
-    bestiary_upload_max_bytes: int = 200 * 1024 * 1024  # one reconstruction upload request
-    bestiary_max_images: int = 300  # photos (or video frames) per upload
-    bestiary_zip_max_bytes: int = 1024 * 1024 * 1024  # uncompressed total of a zip upload
-    bestiary_video_frames: int = 36  # frames sampled from an uploaded video
-    # Rate limits per client address (seed 004: "Implement rate limiting"): character,
-    # favorite, export and job writes; portrait/model uploads, photo uploads and processing.
-    bestiary_write_rate_limit: str = "60/minute"
-    bestiary_upload_rate_limit: str = "10/minute"
-    # Seconds to fetch a character's `image_path` / `model_path` URL (504 when exceeded).
-    bestiary_fetch_timeout: float = 30.0
-
     # --- Seed settings (002 and friends) -----------------------------------------------------
-    gemini_api_key: str | None = None
-    # Points Google's SDK at another endpoint (a proxy, or a local fake in tests).
-    gemini_base_url: str | None = None
-    # D&D image provider: auto = gemini with GEMINI_API_KEY, else automatic1111 with
-    # SD_WEBUI_URL, else procedural (offline); openai = an OpenAI-compatible images API.
-    # Providers on loopback/private addresses must be in WORLDBASE_SOURCE_ALLOWLIST.
-    image_provider: Literal["auto", "procedural", "gemini", "openai", "automatic1111"] = "auto"
-    openai_api_key: str | None = None
-    openai_base_url: str = "https://api.openai.com/v1"  # with or without the trailing /v1
-    openai_image_model: str = "gpt-image-1"
-    sd_webui_url: str | None = None  # AUTOMATIC1111 / Forge started with --api
-    sd_webui_steps: int = Field(default=20, ge=1, le=150)
-    image_timeout_seconds: float = Field(default=120.0, gt=0, le=600)
-    # Seed 002's clients send no credentials; true requires a bearer token for D&D writes.
-    dnd_require_auth: bool = False
-    max_requests_per_minute: int = 10
-    cache_expiry_days: int = 7
+    # WebP quality of stored images (D&D images, bestiary portraits).
     webp_quality: int = 85
     backup_retention_days: int = 30
     backup_dir: Path | None = None
@@ -218,8 +212,6 @@ class Settings(BaseSettings):
     # Folders whose GeoTIFFs may be named by local path; none by default. Never the data
     # directory, the database or /proc, /dev, /sys (start-up refuses such a folder).
     worldbase_raster_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=list)
-    # The habitat classification COG the habitats app paints tiles from.
-    habitat_raster_url: str | None = None
 
     @field_validator(
         "worldbase_apps",
@@ -232,16 +224,6 @@ class Settings(BaseSettings):
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
-
-    @field_validator("worldbase_apps")
-    @classmethod
-    def _known_apps(cls, value: list[str]) -> list[str]:
-        if value == ["all"]:
-            return list(ALL_APPS)
-        unknown = sorted(set(value) - set(ALL_APPS))
-        if unknown:
-            raise ValueError(f"unknown apps {unknown}; known: {', '.join(ALL_APPS)}")
-        return value
 
     @field_validator("debug", mode="before")
     @classmethod
@@ -311,23 +293,10 @@ class Settings(BaseSettings):
         return self.sqlalchemy_url.startswith("sqlite")
 
     @property
-    def habitat_raster(self) -> str | None:
-        """The habitat raster in effect: HABITAT_RASTER_URL, else the seeded demo COG.
-
-        None when neither applies (HABITAT_RASTER_URL unset and the habitats app disabled).
-        """
-        if self.habitat_raster_url:
-            return self.habitat_raster_url
-        if "habitats" in self.worldbase_apps:
-            return f"storage://{DEMO_HABITAT_RASTER_KEY}"
-        return None
-
-    @property
     def public_raster_urls(self) -> frozenset[str]:
         """Rasters public by design, readable through `/cog` exactly as named (the game
-        reads its habitat raster there): the habitat raster in effect, nothing else."""
-        raster = self.habitat_raster
-        return frozenset({raster}) if raster else frozenset()
+        reads its habitat raster there): those the enabled apps publish, nothing else."""
+        return self._public_rasters
 
     @property
     def local_storage_path(self) -> Path:
@@ -375,18 +344,6 @@ class Settings(BaseSettings):
             reason = self.raster_dir_problem(folder)
             if reason:
                 raise ConfigurationError(f"WORLDBASE_RASTER_DIRS: {folder} {reason}")
-        self._check_image_provider()
-
-    def _check_image_provider(self) -> None:
-        if self.image_provider == "gemini" and not self.gemini_api_key:
-            raise ConfigurationError("IMAGE_PROVIDER=gemini needs GEMINI_API_KEY")
-        if self.image_provider == "automatic1111" and not self.sd_webui_url:
-            raise ConfigurationError("IMAGE_PROVIDER=automatic1111 needs SD_WEBUI_URL")
-        official = self.openai_base_url.rstrip("/").startswith("https://api.openai.com")
-        if self.image_provider == "openai" and official and not self.openai_api_key:
-            raise ConfigurationError(
-                "IMAGE_PROVIDER=openai needs OPENAI_API_KEY (or OPENAI_BASE_URL)"
-            )
 
     @property
     def protected_paths(self) -> list[Path]:

@@ -15,8 +15,9 @@ from PIL import Image
 from tests.builders import DEFAULT_PASSWORD, assert_error, register_user
 from tests.conftest import BACKEND, free_port
 from tests.rasters import make_cog, range_server
+from worldbase.apps.habitats.seed import DEMO_RASTER_KEY as DEMO_HABITAT_RASTER_KEY
 from worldbase.geo import raster
-from worldbase.settings import DEMO_HABITAT_RASTER_KEY, Settings
+from worldbase.settings import Settings
 
 Z, X, Y = 7, 65, 41
 

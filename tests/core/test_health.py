@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import BACKEND
 from worldbase import __version__
+from worldbase.apps import registry
 from worldbase.core import health
 from worldbase.core.metrics import TILE_CACHE
 from worldbase.core.models import Job, JobStatus
@@ -80,7 +81,7 @@ def test_api_info_keeps_seed_keys_and_links(client: TestClient, settings: Settin
     assert body["redoc"] == "/redoc"
     assert body["health"] == "/health"
     assert body["metrics"] == "/metrics"
-    assert body["apps"] == settings.worldbase_apps
+    assert body["apps"] == [spec.name for spec in registry.enabled(settings)]
     # The links it advertises are real.
     for link in ("/docs", "/redoc", "/health", "/metrics"):
         assert client.get(link).status_code == 200, link
@@ -182,11 +183,12 @@ def test_app_counters_run_for_enabled_apps_only_and_are_bounded(
         await asyncio.sleep(30)
         return {}
 
+    client = app_factory(make_settings(worldbase_apps=["dnd", "bestiary", "osm"]))
+    # After the app installed its apps' own counters: these replace them.
     health.register_health_counter("dnd", images)
     health.register_health_counter("bestiary", broken)
     health.register_health_counter("osm", slow)
-    health.register_health_counter("samsyn", images)  # not enabled below
-    client = app_factory(make_settings(worldbase_apps=["dnd", "bestiary", "osm"]))
+    health.register_health_counter("samsyn", images)  # not enabled
     response = client.get("/health")
     assert response.status_code == 200
     apps = response.json()["apps"]
@@ -207,8 +209,9 @@ def test_counts_a_seed_reads_under_checks_keep_their_shape_when_the_counter_fail
     async def broken(session: AsyncSession) -> dict[str, Any]:
         raise RuntimeError("no such table: image_assets")
 
-    health.register_health_counter("dnd", broken, checks=("images",))
-    body = app_factory(make_settings(worldbase_apps=["dnd"])).get("/health").json()
+    client = app_factory(make_settings(worldbase_apps=["dnd"]))
+    health.register_health_counter("dnd", broken, checks=("images",))  # replaces dnd's own
+    body = client.get("/health").json()
     assert body["checks"]["images"] == {
         "total": None,
         "status": "error: RuntimeError: no such table: image_assets",

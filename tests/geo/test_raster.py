@@ -15,6 +15,7 @@ from PIL import Image
 
 from tests.conftest import base_settings
 from tests.rasters import make_cog, range_server
+from worldbase.apps import registry
 from worldbase.core.errors import BadInput, DomainError, NotFound, UpstreamError
 from worldbase.core.storage import create_storage
 from worldbase.geo import raster
@@ -136,7 +137,10 @@ def test_allowlist_rules(local: Settings, data_dir: Path) -> None:
         with pytest.raises(SourceNotAllowed):
             check_source_allowed(refused, public)
     # The configured habitat raster (exactly that) is readable, wherever it is.
-    local_raster = settings_for(data_dir, habitat_raster_url="/srv/habitats/classes.tif")
+    # (public through the habitats app: the registry gives the settings what apps publish)
+    local_raster, _ = registry.configure(
+        settings_for(data_dir, habitat_raster_url="/srv/habitats/classes.tif")
+    )
     check_source_allowed("/srv/habitats/classes.tif", local_raster, own_storage="habitats/")
     check_source_allowed("/srv/habitats/classes.tif", local_raster)  # the game's /cog URLs
     with pytest.raises(SourceNotAllowed):

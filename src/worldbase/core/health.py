@@ -1,8 +1,8 @@
 """Health checks behind `GET /health` (seed 002's shape) and the job counts behind `/metrics`.
 
 Every check is bounded by a timeout so the endpoint never hangs, and reports a short
-string (exception class + first line), never a stack trace. Apps add their counts with
-`register_health_counter("dnd", count_fn)`; only enabled apps' counters run. The document
+string (exception class + first line), never a stack trace. Apps add their counts through
+their spec (`AppSpec.health`, installed by the app registry); only enabled apps' run. The document
 is seed 002's (`status`, `timestamp`, `checks.database`, `checks.disk_space`,
 `checks.images.total`) with seed 000's `database`/`storage` booleans at the top level.
 """

@@ -1,7 +1,7 @@
 """Durable jobs: a `jobs` table for state, Huey for delivery, async handlers for the work.
 
-Apps register handlers with `@job_handler("kind")` (in `apps/<name>/jobs.py`) and call
-`JobRuntime.enqueue`. The row is written first, then one Huey task `run_job(job_id)` is
+Apps declare their handlers in their spec (`AppSpec.jobs`, installed with `job_handler`)
+and call `JobRuntime.enqueue`. The row is written first, then one Huey task `run_job(job_id)` is
 queued: SqliteHuey in the data dir, or RedisHuey with `REDIS_URL`. Consumer threads run
 inside `serve` (embedded) or in `worldbase worker` processes; `job_worker.py` holds what
 they do. Jobs survive restarts, can be cancelled, and a crashed job is retried or failed.
@@ -70,8 +70,8 @@ HEAVY_RETRY_AFTER_SECONDS = 30
 
 
 def heavy_job_kinds(*kinds: str) -> None:
-    """Declare heavy kinds (apps call it next to their handlers, so every web process
-    counts every app's heavy jobs, not only the kinds it enqueued itself)."""
+    """Declare heavy kinds (from the apps' specs, so every web process counts every enabled
+    app's heavy jobs, not only the kinds it enqueued itself)."""
     _HEAVY_KINDS.update(kinds)
 
 

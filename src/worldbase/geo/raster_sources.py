@@ -113,12 +113,12 @@ def check_source_allowed(url: str, settings: Settings, *, own_storage: str | Non
 
     `own_storage`: the caller is an app reading its own source (a layer's uploaded COG,
     the habitat raster), not a request's URL: `storage://` keys under this prefix are
-    allowed then; without it `storage://` never is. The habitat raster in effect
-    (`HABITAT_RASTER_URL` exactly as configured, else the seeded demo COG while the habitats
-    app is enabled: `settings.public_raster_urls`) is always readable.
+    allowed then; without it `storage://` never is. The rasters the enabled apps publish
+    (`settings.public_raster_urls`, e.g. the habitat raster), exactly as named, are always
+    readable.
     """
     _check_shape(url)
-    # The habitat raster is public by design (the game reads it through /cog).
+    # Public by design (the game reads the habitat raster through /cog).
     configured = url in settings.public_raster_urls
     if url.startswith(STORAGE_SCHEME):
         key = validate_key(url[len(STORAGE_SCHEME) :])

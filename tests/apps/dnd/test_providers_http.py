@@ -20,6 +20,7 @@ from PIL import Image
 
 from tests.apps.dnd.conftest import generate, reset_app, stored_keys
 from tests.builders import assert_error
+from worldbase.apps import registry
 from worldbase.apps.dnd.providers import create_provider, provider_name
 from worldbase.apps.dnd.providers_http import images_url, openai_size
 from worldbase.settings import ConfigurationError, Settings
@@ -290,10 +291,12 @@ def test_provider_choice_and_start_up_checks(make_settings: Callable[..., Settin
         ({"image_provider": "openai"}, "OPENAI_API_KEY"),
     ]:
         with pytest.raises(ConfigurationError, match=message):
-            make_settings(**bad).check()
-    make_settings(image_provider="openai", openai_base_url="http://localai.lan:8080").check()
+            registry.configure(make_settings(**bad))
+    registry.configure(
+        make_settings(image_provider="openai", openai_base_url="http://localai.lan:8080")
+    )
     with pytest.raises(ValueError, match="image_provider"):
-        make_settings(image_provider="midjourney")
+        registry.configure(make_settings(image_provider="midjourney"))
 
 
 def test_openai_urls_and_sizes() -> None:

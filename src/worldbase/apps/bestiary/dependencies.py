@@ -20,6 +20,7 @@ from fastapi import Depends
 
 from worldbase.apps.bestiary import exports, reconstruction, service
 from worldbase.apps.bestiary.models import Character, ExportJob, ReconstructionJob
+from worldbase.apps.bestiary.settings import BestiarySettings
 from worldbase.core.auth import AdminUser, CurrentUser
 from worldbase.core.db import Session
 from worldbase.core.models import Job, User
@@ -30,8 +31,10 @@ CharacterId = Annotated[int, serial_id_path("Character id")]
 
 # Route dependencies: `dependencies=[WriteLimit]` on writes, `[UploadLimit]` on uploads and
 # on starting a reconstruction (the expensive ones).
-write_rate_limit = rate_limit("bestiary-write", lambda s: s.bestiary_write_rate_limit)
-upload_rate_limit = rate_limit("bestiary-upload", lambda s: s.bestiary_upload_rate_limit)
+write_rate_limit = rate_limit("bestiary-write", lambda s: s.app(BestiarySettings).write_rate_limit)
+upload_rate_limit = rate_limit(
+    "bestiary-upload", lambda s: s.app(BestiarySettings).upload_rate_limit
+)
 WriteLimit = Depends(write_rate_limit)
 UploadLimit = Depends(upload_rate_limit)
 ExportId = Annotated[int, serial_id_path("Export id")]

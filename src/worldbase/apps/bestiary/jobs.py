@@ -25,17 +25,15 @@ from worldbase.apps.bestiary.models import ReconstructionJob
 from worldbase.apps.bestiary.pipeline import Cancelled, Options, Pipeline
 from worldbase.core.db import utcnow
 from worldbase.core.errors import NotFound
-from worldbase.core.job_worker import JobCancelled, JobContext, job_handler
-from worldbase.core.jobs import heavy_job_kinds
+from worldbase.core.job_worker import JobCancelled, JobContext
 
 log = logging.getLogger("worldbase.bestiary.jobs")
 
 EXPORT_KIND = exports.EXPORT_KIND
 RECONSTRUCT_KIND = reconstruction.RECONSTRUCT_KIND
-heavy_job_kinds(RECONSTRUCT_KIND, EXPORT_KIND)  # each counts against its owner's concurrent limit
+HEAVY_KINDS = (RECONSTRUCT_KIND, EXPORT_KIND)  # each counts against its owner's concurrent limit
 
 
-@job_handler(EXPORT_KIND)
 async def export_mesh(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     """params: `export_id` (a row of `export_jobs`)."""
     await ctx.progress(0.1, "converting")
@@ -90,7 +88,6 @@ async def _set_row(ctx: JobContext, job_id: uuid.UUID, **values: Any) -> None:
         await session.commit()
 
 
-@job_handler(RECONSTRUCT_KIND)
 async def reconstruct(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     """params: `upload_id`, `options` (quality, max_image_size, meshing, target_faces)."""
     job_id = ctx.job_id
@@ -155,3 +152,6 @@ async def reconstruct(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]
     await _set_row(ctx, job_id, stage="completed", result_path=key, stats=result.stats)
     await _record(ctx, job_id, [("completed", 1.0, f"stored {len(result.glb)} bytes")])
     return {"result_path": key, **result.stats}
+
+
+HANDLERS = {EXPORT_KIND: export_mesh, RECONSTRUCT_KIND: reconstruct}

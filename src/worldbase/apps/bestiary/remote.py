@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from worldbase.apps.bestiary import images, meshes
+from worldbase.apps.bestiary.settings import BestiarySettings
 from worldbase.core import source_policy
 from worldbase.core.errors import BadInput, UpstreamError, UpstreamTimeout
 from worldbase.settings import Settings
@@ -52,7 +53,8 @@ async def fetch(url: str, *, field: str, settings: Settings) -> bytes:
     policy = source_policy.SourcePolicy.from_settings(settings)
     policy.check_url(url, resolve=False)  # scheme, host, literal addresses; names at connect
     limit = settings.worldbase_max_body_bytes
-    timeout = httpx.Timeout(settings.bestiary_fetch_timeout)
+    fetch_timeout = settings.app(BestiarySettings).fetch_timeout
+    timeout = httpx.Timeout(fetch_timeout)
     try:
         async with (
             source_policy.async_client(policy, timeout=timeout, follow_redirects=True) as client,
@@ -75,7 +77,7 @@ async def fetch(url: str, *, field: str, settings: Settings) -> bytes:
                 chunks.append(chunk)
     except httpx.TimeoutException:
         raise UpstreamTimeout(
-            f"{field}: the source did not answer within {settings.bestiary_fetch_timeout:g} s",
+            f"{field}: the source did not answer within {fetch_timeout:g} s",
             detail=_detail(field, url, reason="timeout"),
         ) from None
     except httpx.HTTPError as exc:

@@ -30,6 +30,7 @@ from worldbase.apps.bestiary.schemas import (
     ReconstructStatus,
     UploadRead,
 )
+from worldbase.apps.bestiary.settings import BestiarySettings
 from worldbase.core import users
 from worldbase.core.auth import AdminUser, CurrentUser, authenticate_token
 from worldbase.core.db import Session
@@ -88,16 +89,16 @@ async def upload_photos(
         File(description="Photos, zips or a video", examples=[["IMG_0001.jpg", "IMG_0002.jpg"]]),
     ],
 ) -> UploadRead:
-    settings = services.settings
+    settings = services.settings.app(BestiarySettings)
     if len(files) > MAX_FILES:
         raise BadInput(f"At most {MAX_FILES} files per upload")
     limits = uploads.Limits(
-        max_images=settings.bestiary_max_images,
-        zip_max_bytes=settings.bestiary_zip_max_bytes,
-        video_frames=settings.bestiary_video_frames,
+        max_images=settings.max_images,
+        zip_max_bytes=settings.zip_max_bytes,
+        video_frames=settings.video_frames,
     )
     with tempfile.TemporaryDirectory(prefix="bestiary-upload-") as tmp:
-        saved = await _save(files, Path(tmp), settings.bestiary_upload_max_bytes)
+        saved = await _save(files, Path(tmp), settings.upload_max_bytes)
         intake = await asyncio.to_thread(uploads.collect, saved, limits)
     upload = await reconstruction.create_upload(session, services.storage, user=user, intake=intake)
     return UploadRead(

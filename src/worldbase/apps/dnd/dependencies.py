@@ -20,6 +20,7 @@ from worldbase.apps.dnd import service
 from worldbase.apps.dnd.models import ImageAsset
 from worldbase.apps.dnd.providers import ImageProvider, create_provider
 from worldbase.apps.dnd.scenes import KeyedLocks
+from worldbase.apps.dnd.settings import DndSettings
 from worldbase.core.auth import OptionalUser
 from worldbase.core.db import Session
 from worldbase.core.errors import Forbidden, NotAuthenticated, RateLimited
@@ -57,7 +58,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 async def writer(user: OptionalUser, settings: SettingsDep) -> User | None:
     """The caller of a write: None (anonymous) is allowed unless DND_REQUIRE_AUTH is on."""
-    if user is None and settings.dnd_require_auth:
+    if user is None and settings.app(DndSettings).require_auth:
         raise NotAuthenticated("Sign in to change images (DND_REQUIRE_AUTH is on)")
     return user
 
@@ -67,7 +68,7 @@ Writer = Annotated[User | None, Depends(writer)]
 
 async def maintainer(user: Writer, settings: SettingsDep) -> User | None:
     """Cache-wide and cleanup operations: an admin when DND_REQUIRE_AUTH is on."""
-    if settings.dnd_require_auth and (user is None or not user.is_admin):
+    if settings.app(DndSettings).require_auth and (user is None or not user.is_admin):
         raise Forbidden("Administrator rights required")
     return user
 
@@ -81,7 +82,7 @@ async def image_for_read(image_id: ImageId, session: Session) -> ImageAsset:
 
 
 def _check_edit(image: ImageAsset, user: User | None, settings: Settings) -> ImageAsset:
-    if not settings.dnd_require_auth or (user is not None and user.is_admin):
+    if not settings.app(DndSettings).require_auth or (user is not None and user.is_admin):
         return image
     if user is None or image.created_by != user.id:
         raise Forbidden("Only the image's creator or an administrator can change it")
@@ -125,5 +126,7 @@ def seed_rate_limit(
     return dependency
 
 
-image_rate_limit = seed_rate_limit("dnd-images", lambda s: f"{s.max_requests_per_minute}/minute")
+image_rate_limit = seed_rate_limit(
+    "dnd-images", lambda s: f"{s.app(DndSettings).max_requests_per_minute}/minute"
+)
 scene_rate_limit = seed_rate_limit("dnd-scenes", "5/minute")

@@ -9,15 +9,14 @@ from typing import Any
 from sqlalchemy import func, select
 
 from worldbase.apps.dnd import maintenance
-from worldbase.core.job_worker import JobScheduler, periodic_job
-from worldbase.core.jobs import JobContext, job_handler
+from worldbase.core.job_worker import JobScheduler
+from worldbase.core.jobs import JobContext
 from worldbase.core.models import Job
 
 MAINTENANCE_KIND = "dnd.maintenance"
 MAINTENANCE_EVERY = timedelta(hours=24)
 
 
-@job_handler(MAINTENANCE_KIND)
 async def run_maintenance(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     await ctx.progress(0.1, "cleaning up")
     async with ctx.db.sessionmaker() as session:
@@ -26,7 +25,6 @@ async def run_maintenance(ctx: JobContext, params: dict[str, Any]) -> dict[str, 
     return result
 
 
-@periodic_job("dnd.maintenance.schedule")
 async def schedule_maintenance(scheduler: JobScheduler) -> None:
     """Checked every minute by the consumers; enqueues the cleanup when a day has passed
     since the last one (two consumers may both enqueue: the cleanups are idempotent)."""
@@ -38,3 +36,7 @@ async def schedule_maintenance(scheduler: JobScheduler) -> None:
         last = last.replace(tzinfo=UTC)
     if last is None or datetime.now(UTC) - last >= MAINTENANCE_EVERY:
         await scheduler.enqueue(kind=MAINTENANCE_KIND, params={})
+
+
+HANDLERS = {MAINTENANCE_KIND: run_maintenance}
+SCHEDULES = {"dnd.maintenance.schedule": schedule_maintenance}

@@ -25,6 +25,7 @@ from worldbase.apps.dnd import imaging, localstorage, scenes, service
 from worldbase.apps.dnd.localstorage import ITEM_PREFIX, SCENE_PREFIX
 from worldbase.apps.dnd.models import ImageAsset, SceneCache
 from worldbase.apps.dnd.schemas import NAME_PATTERN, refuse_markup
+from worldbase.apps.dnd.settings import DndSettings
 from worldbase.core.db import utcnow
 from worldbase.core.errors import BadInput
 from worldbase.core.storage import Storage
@@ -205,7 +206,7 @@ async def _scene(
                 hit_count=0,
                 miss_count=0,
                 created_at=now,
-                expires_at=now + timedelta(days=settings.cache_expiry_days),
+                expires_at=now + timedelta(days=settings.app(DndSettings).cache_expiry_days),
             )
         )
         await session.commit()

@@ -20,6 +20,7 @@ from PIL import Image
 
 from worldbase.apps.dnd import imaging, procedural
 from worldbase.apps.dnd.exceptions import GenerationFailed, GenerationTimeout, QuotaExceeded
+from worldbase.apps.dnd.settings import DndSettings
 from worldbase.core.errors import BadInput
 from worldbase.settings import Settings
 
@@ -178,11 +179,12 @@ def _inline_image(response: Any) -> bytes:
 def provider_name(settings: Settings) -> str:
     """IMAGE_PROVIDER, with `auto` resolved: Gemini with a key, else a configured Stable
     Diffusion web UI, else the offline painter."""
-    if settings.image_provider != "auto":
-        return settings.image_provider
-    if settings.gemini_api_key:
+    own = settings.app(DndSettings)
+    if own.image_provider != "auto":
+        return own.image_provider
+    if own.gemini_api_key:
         return "gemini"
-    return "automatic1111" if settings.sd_webui_url else "procedural"
+    return "automatic1111" if own.sd_webui_url else "procedural"
 
 
 def create_provider(settings: Settings) -> ImageProvider:
@@ -191,22 +193,23 @@ def create_provider(settings: Settings) -> ImageProvider:
     from worldbase.core.source_policy import SourcePolicy
 
     name = provider_name(settings)
-    timeout = settings.image_timeout_seconds
-    if name == "gemini" and settings.gemini_api_key:
-        return GeminiProvider(api_key=settings.gemini_api_key, base_url=settings.gemini_base_url)
+    own = settings.app(DndSettings)
+    timeout = own.image_timeout_seconds
+    if name == "gemini" and own.gemini_api_key:
+        return GeminiProvider(api_key=own.gemini_api_key, base_url=own.gemini_base_url)
     if name == "openai":
         return providers_http.OpenAIImagesProvider(
             policy=SourcePolicy.from_settings(settings),
-            api_key=settings.openai_api_key,
-            base_url=settings.openai_base_url,
-            model=settings.openai_image_model,
+            api_key=own.openai_api_key,
+            base_url=own.openai_base_url,
+            model=own.openai_image_model,
             timeout_seconds=timeout,
         )
-    if name == "automatic1111" and settings.sd_webui_url:
+    if name == "automatic1111" and own.sd_webui_url:
         return providers_http.Automatic1111Provider(
             policy=SourcePolicy.from_settings(settings),
-            url=settings.sd_webui_url,
-            steps=settings.sd_webui_steps,
+            url=own.sd_webui_url,
+            steps=own.sd_webui_steps,
             timeout_seconds=timeout,
         )
     return ProceduralProvider()

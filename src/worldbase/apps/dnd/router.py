@@ -43,12 +43,10 @@ from worldbase.apps.dnd.schemas import (
 )
 from worldbase.core.db import Session
 from worldbase.core.errors import BadInput
-from worldbase.core.health import register_health_counter
 from worldbase.core.http import body_limit
 from worldbase.core.services import StorageDep
 
 router = APIRouter()
-register_health_counter("dnd", service.count_total, checks=("images",))  # seed 002
 CLIENT_PAGE = FilePath(__file__).resolve().parent / "static" / "client.html"
 IncludeData = Annotated[bool, Query(description="Add the WebP file as `base64_data`")]
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worldbase.apps.dnd import service
 from worldbase.apps.dnd.models import ImageAsset, SceneCache
 from worldbase.apps.dnd.providers import GenerationSpec, ImageProvider
+from worldbase.apps.dnd.settings import DndSettings
 from worldbase.core.db import utcnow
 from worldbase.core.errors import ServiceUnavailable
 from worldbase.core.storage import Storage
@@ -213,7 +214,7 @@ async def _generate(
         entry.image = image
         entry.miss_count = (entry.miss_count or 0) + 1
         entry.created_at = now
-        entry.expires_at = now + timedelta(days=settings.cache_expiry_days)
+        entry.expires_at = now + timedelta(days=settings.app(DndSettings).cache_expiry_days)
         entry.last_accessed_at = now
         try:
             await session.commit()
@@ -250,7 +251,7 @@ async def stats(session: AsyncSession, *, settings: Settings) -> dict[str, Any]:
         "total_hits": int(hits),
         "total_misses": int(misses),
         "hit_rate": round(int(hits) / lookups, 3) if lookups else 0.0,
-        "expiry_days": settings.cache_expiry_days,
+        "expiry_days": settings.app(DndSettings).cache_expiry_days,
         "oldest_entry_at": oldest,
         "newest_entry_at": newest,
     }

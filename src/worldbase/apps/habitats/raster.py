@@ -11,6 +11,7 @@ import weakref
 
 from worldbase.apps.habitats.exceptions import NoHabitatRaster
 from worldbase.apps.habitats.seed import DEMO_RASTER_KEY
+from worldbase.apps.habitats.settings import HabitatsSettings
 from worldbase.core.storage import Storage
 from worldbase.geo.raster_sources import STORAGE_SCHEME
 from worldbase.settings import Settings
@@ -24,13 +25,14 @@ _seen: weakref.WeakSet[Storage] = weakref.WeakSet()
 
 
 def configured_url(settings: Settings) -> str:
-    return settings.habitat_raster_url or DEMO_RASTER_URL
+    return settings.app(HabitatsSettings).raster_url or DEMO_RASTER_URL
 
 
 async def raster_url(settings: Settings, storage: Storage) -> str:
     """The habitat raster's URL; `NoHabitatRaster` (503) when none is configured or seeded."""
-    if settings.habitat_raster_url:
-        return settings.habitat_raster_url
+    configured = settings.app(HabitatsSettings).raster_url
+    if configured:
+        return configured
     if storage not in _seen:
         if not await storage.exists(DEMO_RASTER_KEY):
             raise NoHabitatRaster(

@@ -19,9 +19,10 @@ from worldbase.apps.habitats import service, service_species
 from worldbase.apps.habitats.models import Habitat
 from worldbase.apps.habitats.service_species import Occurrence
 from worldbase.core.storage import create_storage
-from worldbase.settings import DEMO_HABITAT_RASTER_KEY, Settings
+from worldbase.settings import Settings
 
-DEMO_RASTER_KEY = DEMO_HABITAT_RASTER_KEY
+# The habitat raster when HABITAT_RASTER_URL is unset: the COG `worldbase seed` writes.
+DEMO_RASTER_KEY = "habitats/demo-habitat-raster.tif"
 DEMO_RASTER_SIZE = (4096, 2048)  # ~0.09 degree pixels, ~0.3 MB, ~2 s to make
 
 # (iucn_code, name, ecosystem_type, colour); raster classes follow the codes.

@@ -16,16 +16,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from worldbase.settings import get_settings
 
-app = typer.Typer(help="Import data files.", no_args_is_help=True)
 console = Console(stderr=True)
 
 
-@app.callback()
-def _group() -> None:
-    """Import data files."""
-
-
-@app.command("osm")
 def import_osm(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help=".osm/.osm.pbf/.osc")],
     source: Annotated[
@@ -86,3 +79,8 @@ def import_osm(
         "created {created}, modified {modified}, deleted {deleted}, unchanged {unchanged}, "
         "rejected {rejected}".format(**summary)
     )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `osm` to the `worldbase import` group."""
+    app.command("osm")(import_osm)

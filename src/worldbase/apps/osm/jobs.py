@@ -18,15 +18,13 @@ from worldbase.apps.osm import polling
 from worldbase.apps.osm.events import publish_changes_threadsafe
 from worldbase.apps.osm.files import file_suffix, import_file
 from worldbase.apps.osm.ingest import IngestReport
-from worldbase.core.job_worker import JobContext, JobScheduler, job_handler, periodic_job
-from worldbase.core.jobs import heavy_job_kinds
+from worldbase.core.job_worker import JobContext, JobScheduler
 from worldbase.core.source_policy import SourcePolicy
 
 IMPORT_KIND = "osm.import_file"
-heavy_job_kinds(IMPORT_KIND)  # counts against its owner's concurrent limit
+HEAVY_KINDS = (IMPORT_KIND,)  # counts against its owner's concurrent limit
 
 
-@job_handler(IMPORT_KIND)
 async def import_file_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     filename = str(params["filename"])
     data = await ctx.storage.get(str(params["storage_key"]))
@@ -52,7 +50,6 @@ async def import_file_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, 
     return report.summary()
 
 
-@job_handler(polling.POLL_KIND)
 async def poll_source_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     def publish(report: IngestReport) -> None:
         publish_changes_threadsafe(ctx.publish, report)
@@ -66,7 +63,10 @@ async def poll_source_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, 
     )
 
 
-@periodic_job("osm.schedule_polls")
 async def schedule_polls(scheduler: JobScheduler) -> None:
     if "osm" in scheduler.settings.worldbase_apps:
         await polling.schedule_due(scheduler.db, enqueue=scheduler.enqueue)
+
+
+HANDLERS = {IMPORT_KIND: import_file_job, polling.POLL_KIND: poll_source_job}
+SCHEDULES = {"osm.schedule_polls": schedule_polls}

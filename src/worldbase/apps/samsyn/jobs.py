@@ -11,21 +11,18 @@ from typing import Any
 from worldbase.apps.samsyn.imports.service import import_file
 from worldbase.apps.samsyn.uploads import service as service_upload
 from worldbase.core import users
-from worldbase.core.cleanup import register_staging_prefix, work_dir
+from worldbase.core.cleanup import work_dir
 from worldbase.core.errors import DomainError, NotFound
-from worldbase.core.job_worker import JobCancelled, JobContext, job_handler
-from worldbase.core.jobs import heavy_job_kinds
+from worldbase.core.job_worker import JobCancelled, JobContext
 
 IMPORT_KIND = "samsyn.import"
 IMPORT_PREFIX = "samsyn/imports"
-# Uploads waiting for their job: a job owns its keys (`staging_keys`); the rest are swept.
-register_staging_prefix(f"{IMPORT_PREFIX}/")
-register_staging_prefix(f"{service_upload.UPLOAD_PREFIX}/")
 COG_KIND = "samsyn.cog"
-heavy_job_kinds(IMPORT_KIND, COG_KIND)  # each counts against its owner's concurrent limit
+# Uploads waiting for their job: a job owns its keys (`staging_keys`); the rest are swept.
+STAGING_PREFIXES = (f"{IMPORT_PREFIX}/", f"{service_upload.UPLOAD_PREFIX}/")
+HEAVY_KINDS = (IMPORT_KIND, COG_KIND)  # each counts against its owner's concurrent limit
 
 
-@job_handler(IMPORT_KIND)
 async def import_layer(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     """params: storage `key` of the upload, `filename`, layer `values`, `user_id`."""
     await ctx.progress(0.05, "reading the upload")
@@ -55,7 +52,6 @@ async def import_layer(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any
 _CONVERT_FROM, _CONVERT_TO = 0.1, 0.8
 
 
-@job_handler(COG_KIND)
 async def convert_upload(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     """params: `upload_key` (the GeoTIFF in storage), `summary`, `bounds`, layer `values`,
     `overview_resampling`, `user_id`. Converts to a COG, stores it and creates the layer.
@@ -124,3 +120,6 @@ async def _convert(ctx: JobContext, params: dict[str, Any], key: str) -> int:
         await ctx.progress(_CONVERT_TO + 0.05, "storing the COG")
         await service_upload.store(ctx.storage, target, key)
     return size
+
+
+HANDLERS = {IMPORT_KIND: import_layer, COG_KIND: convert_upload}

@@ -17,6 +17,7 @@ from worldbase.apps.samsyn.features.schemas import (
     FeatureCollectionRead,
     FeatureRead,
 )
+from worldbase.apps.samsyn.settings import SamsynSettings
 from worldbase.core.auth import CurrentUser
 from worldbase.core.db import Session
 from worldbase.core.offload import run_sized
@@ -127,7 +128,7 @@ async def create_features(
         service_features.decode_input,
         raw,
         max_feature_vertices=settings.worldbase_max_feature_vertices,
-        max_request_vertices=settings.worldbase_max_request_vertices,
+        max_request_vertices=settings.app(SamsynSettings).max_request_vertices,
     )
     layer, features = await service_features.create_many(session, layer_id=layer.id, items=items)
     await tiles_changed(hub, layer.id)

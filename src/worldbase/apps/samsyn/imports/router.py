@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, UploadFile, status
 from fastapi.responses import JSONResponse
 
-from worldbase.apps.samsyn import jobs as samsyn_jobs  # registers the job kinds
+from worldbase.apps.samsyn import jobs as samsyn_jobs
 from worldbase.apps.samsyn.features.schemas import ImportQueued
 from worldbase.apps.samsyn.imports.service import INLINE_IMPORT_BYTES, import_file
 from worldbase.apps.samsyn.layers.router import layer_read

@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, UploadFile, status
 from fastapi.responses import JSONResponse
 
-from worldbase.apps.samsyn import jobs as samsyn_jobs  # registers the job kinds
+from worldbase.apps.samsyn import jobs as samsyn_jobs
 from worldbase.apps.samsyn.features.schemas import ImportQueued
 from worldbase.apps.samsyn.models import Editable
+from worldbase.apps.samsyn.settings import SamsynSettings
 from worldbase.apps.samsyn.uploads import service as service_upload
 from worldbase.core.auth import CurrentUser
 from worldbase.core.cleanup import staging, work_dir
@@ -96,16 +97,16 @@ async def upload_layer(
         values["source_config"] = {"tileParams": params}
     service_upload.check_values(values)
     await jobs.check_capacity(owner_id=user.id)  # before the file is described and stored
-    settings = services.settings
+    settings = services.settings.app(SamsynSettings)
     limits = service_upload.UploadLimits(
-        max_pixels=settings.worldbase_upload_max_pixels,
-        max_decompressed_bytes=settings.worldbase_upload_max_decompressed_bytes,
+        max_pixels=settings.upload_max_pixels,
+        max_decompressed_bytes=settings.upload_max_decompressed_bytes,
     )
     storage = services.storage
     with work_dir("samsyn-upload") as tmp:
         path = tmp / "upload.tif"
         size = await service_upload.save_upload(
-            _chunks(file), path, max_bytes=services.settings.worldbase_upload_max_bytes
+            _chunks(file), path, max_bytes=settings.upload_max_bytes
         )
         service_upload.sniff(path)
         summary = await service_upload.describe(path, limits=limits)

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worldbase.apps.samsyn.layers.source_config import WmsConfig
 from worldbase.apps.samsyn.layers.temporal import InvalidTime
 from worldbase.apps.samsyn.models import Layer
+from worldbase.apps.samsyn.settings import SamsynSettings
 from worldbase.core import source_policy
 from worldbase.core.cache import Cache
 from worldbase.core.errors import BadInput, NotFound
@@ -81,7 +82,7 @@ def _url_check(settings: Settings) -> wms.UrlCheck:
 
 
 def _limits(settings: Settings, max_bytes: int) -> wms.WmsLimits:
-    return wms.WmsLimits(timeout=settings.worldbase_wms_timeout, max_bytes=max_bytes)
+    return wms.WmsLimits(timeout=settings.app(SamsynSettings).wms_timeout, max_bytes=max_bytes)
 
 
 # --- Capabilities --------------------------------------------------------------------------
