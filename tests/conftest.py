@@ -16,14 +16,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from worldbase.settings import Settings
+
+if TYPE_CHECKING:
+    from worldbase.core.appspec import AppSpec
 
 BACKEND = os.environ.get("WORLDBASE_TEST_BACKEND", "embedded")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -249,8 +252,9 @@ def app_factory(migrated_served: None) -> Iterator[Callable[[Settings], TestClie
 
     clients: list[TestClient] = []
 
-    def start(settings: Settings) -> TestClient:
-        client = TestClient(create_app(settings), raise_server_exceptions=False)
+    def start(settings: Settings, apps: Sequence[AppSpec] | None = None) -> TestClient:
+        app = create_app(settings) if apps is None else create_app(settings, apps)
+        client = TestClient(app, raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)
         return client

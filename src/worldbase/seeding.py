@@ -3,9 +3,12 @@ runs each enabled app's seeder (`AppSpec.seeder`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from email_validator import EmailNotValidError, validate_email
 
 from worldbase.core import users
+from worldbase.core.appspec import AppSpec
 from worldbase.core.auth import hash_password
 from worldbase.core.db import Database
 from worldbase.settings import Settings
@@ -46,7 +49,8 @@ async def create_or_update_user(
         await database.dispose()
 
 
-async def seed_demo_data(settings: Settings) -> list[str]:
+async def seed_demo_data(settings: Settings, apps: Sequence[AppSpec] | None = None) -> list[str]:
+    """Runs the seeders of the enabled apps of `apps` (default: the registry's)."""
     lines: list[str] = []
     if not settings.is_production:
         created, _ = await create_or_update_user(
@@ -59,7 +63,7 @@ async def seed_demo_data(settings: Settings) -> list[str]:
 
     database = Database(settings, pooled=False)
     try:
-        for spec in registry.enabled(settings):
+        for spec in registry.enabled(settings, registry.APPS if apps is None else apps):
             if spec.seeder is None:
                 continue
             async with database.sessionmaker() as session:
