@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, Response, UploadFile, WebSocket, status
 
-from worldbase.apps.bestiary import jobs as bestiary_jobs  # registers the job kinds
 from worldbase.apps.bestiary import reconstruction, service, uploads
 from worldbase.apps.bestiary.dependencies import JobForOwner, UploadLimit, WriteLimit
 from worldbase.apps.bestiary.events import is_final, reconstruct_channel
@@ -45,8 +44,6 @@ router = APIRouter()
 # The body cap of the upload route; BESTIARY_UPLOAD_MAX_BYTES (below it) is checked while reading.
 UPLOAD_BODY_CAP = 2 * 1024 * 1024 * 1024
 MAX_FILES = 1000
-
-assert bestiary_jobs.RECONSTRUCT_KIND == reconstruction.RECONSTRUCT_KIND
 
 
 async def _save(files: list[UploadFile], directory: Path, limit: int) -> list[tuple[str, Path]]:

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import FileResponse, Response
 from starlette.requests import Request
 
-from worldbase.apps.dnd import jobs as _jobs  # noqa: F401 - registers dnd.maintenance
 from worldbase.apps.dnd import maintenance, migration, scenes, service
 from worldbase.apps.dnd.dependencies import (
     DeletedImageForEdit,

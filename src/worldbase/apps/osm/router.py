@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, File, Form, Query, Request, Response, UploadFile
 
-from worldbase.apps.osm import jobs as osm_jobs  # (also registers the job kinds)
+from worldbase.apps.osm import jobs as osm_jobs
 from worldbase.apps.osm import polling, service
 from worldbase.apps.osm.dependencies import (
     Limit,
