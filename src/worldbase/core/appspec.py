@@ -54,9 +54,12 @@ class AppSpec:
     settings: type[AppSettings] | None = None
     # Rasters public by design, readable through `/cog` exactly as named.
     public_rasters: Callable[[Settings], Iterable[str]] | None = None
-    # The Alembic branch label of the app's tables, and the module defining them.
-    migration_branch: str | None = None
+    # The module defining the app's tables (their Alembic branch carries the app's name).
     models: ModuleType | None = None
+
+    @property
+    def migration_branch(self) -> str | None:
+        return self.name if self.models is not None else None
 
 
 def install(spec: AppSpec) -> None:

@@ -12,6 +12,5 @@ spec = AppSpec(
     heavy_jobs=jobs.HEAVY_KINDS,
     seeder=seed.seed_demo,
     settings=BestiarySettings,
-    migration_branch="bestiary",
     models=models,
 )

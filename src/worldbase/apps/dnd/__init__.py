@@ -14,6 +14,5 @@ spec = AppSpec(
     health=service.count_total,
     health_checks=("images",),  # seed 002's monitors read `checks.images`
     settings=DndSettings,
-    migration_branch="dnd",
     models=models,
 )

@@ -13,6 +13,5 @@ spec = AppSpec(
     settings=HabitatsSettings,
     # The game reads the habitat raster through /cog.
     public_rasters=lambda settings: (raster.configured_url(settings),),
-    migration_branch="habitats",
     models=models,
 )

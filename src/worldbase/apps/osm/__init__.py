@@ -12,6 +12,5 @@ spec = AppSpec(
     periodic_jobs=jobs.SCHEDULES,
     seeder=seed.seed_demo,
     import_commands=cli.register,
-    migration_branch="osm",
     models=models,
 )

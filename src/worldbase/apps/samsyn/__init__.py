@@ -14,6 +14,5 @@ spec = AppSpec(
     staging_prefixes=jobs.STAGING_PREFIXES,
     seeder=seed.seed_demo,
     settings=SamsynSettings,
-    migration_branch="samsyn",
     models=models,
 )
