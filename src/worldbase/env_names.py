@@ -25,7 +25,8 @@ log = logging.getLogger("worldbase.settings")
 # Read by Worldbase outside Settings (`worldbase serve`, prometheus-client) or by the tests.
 OTHER_KNOWN_VARIABLES = frozenset({"PROMETHEUS_MULTIPROC_DIR"})
 IGNORED_PREFIXES = ("WORLDBASE_TEST_",)
-# Prefixes of our settings' names: a set variable starting with one of them is meant for us.
+# Prefixes of our settings' names (the seeds' names too, and each app's own prefix): a set
+# variable starting with one of them is meant for us.
 SETTING_PREFIXES = (
     "WORLDBASE_",
     "DATABASE_",
@@ -37,8 +38,6 @@ SETTING_PREFIXES = (
     "CACHE_",
     "BACKUP_",
     "GEMINI_",
-    "BESTIARY_",
-    "DND_",
     "HABITAT_",
     "QUEUE_",
     "IMAGE_",

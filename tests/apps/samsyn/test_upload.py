@@ -17,6 +17,7 @@ from rasterio.transform import from_origin
 from tests.apps.samsyn.conftest import CALLERS, Team
 from tests.builders import assert_error
 from tests.mapserver import pixel
+from worldbase.apps.samsyn.settings import SamsynSettings
 from worldbase.geo.tiles import lonlat_to_tile
 from worldbase.settings import Settings
 
@@ -270,7 +271,7 @@ def test_a_sparse_giant_is_refused_from_its_header(team: Team, tmp_path: Path) -
     body = assert_error(upload(team, giant), 413)
     assert time.monotonic() - started < 10
     assert "WORLDBASE_UPLOAD_MAX_PIXELS" in body["message"]
-    assert body["detail"]["limit"] == Settings.model_fields["worldbase_upload_max_pixels"].default
+    assert body["detail"]["limit"] == SamsynSettings.model_fields["upload_max_pixels"].default
     assert body["detail"]["pixels"] == 60_000 * 60_000
     assert team.client.get("/api/jobs", headers=team.as_("owner")).json()["total"] == 0
     assert set(stored_keys(team.client, "samsyn/")) == stored
