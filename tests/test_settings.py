@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, wait_for_port
-from worldbase.core.storage import create_storage
+from worldbase.core.storage_backends import create_storage
 from worldbase.core.storage_s3 import S3Storage
 from worldbase.env_names import unknown_variable_warnings, warn_unknown_variables
 from worldbase.settings import ALL_APPS, GCS_ENDPOINT, ConfigurationError, Settings

@@ -10,8 +10,8 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.core import users
-from worldbase.core.auth import hash_password
 from worldbase.core.db import Database
+from worldbase.core.users import hash_password
 from worldbase.plugins import app_modules
 from worldbase.settings import Settings
 

@@ -30,7 +30,7 @@ from worldbase.core.jobs import JobContext, JobRuntime, job_handler
 from worldbase.core.migrate import upgrade_head
 from worldbase.core.models import Job, JobStatus, User
 from worldbase.core.realtime import Hub, create_hub
-from worldbase.core.storage import create_storage
+from worldbase.core.storage_backends import create_storage
 from worldbase.settings import Settings
 
 # Test sessions running side by side on one Redis must not consume each other's jobs.

@@ -1,4 +1,5 @@
-"""Identity: password hashing, access tokens, bearer-token verification and the user dependencies.
+"""Identity: access tokens, bearer-token verification and the user dependencies (password
+hashing is in `users`, with the accounts).
 
 Three kinds of bearer token are accepted, each with an explicit algorithm list:
 1. our own access tokens (HS256 with the server secret, `iss="worldbase"`, `sub` = user id);
@@ -18,14 +19,11 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
@@ -48,53 +46,12 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 EXTERNAL_LEEWAY_SECONDS = 10
 INVALID_CREDENTIALS = "Incorrect email or password"
 
-# Argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane): ~60 ms. pwdlib's
-# `recommended()` (64 MiB, 3 passes, 4 lanes) costs 0.3-0.4 s of CPU per login on a 2-core
-# machine, which turns login into a denial-of-service lever. Older hashes are upgraded on login.
-_password_hash = PasswordHash((Argon2Hasher(time_cost=2, memory_cost=19 * 1024, parallelism=1),))
-
-
-# --- Passwords -------------------------------------------------------------------------------
-
-
-def hash_password(password: str) -> str:
-    """Argon2id hash (blocking, tens of milliseconds: call it in a thread from async code)."""
-    return _password_hash.hash(password)
-
-
-def verify_password(password: str, password_hash: str | None) -> bool:
-    """True when the password matches; a missing hash still costs one verification."""
-    if not password_hash:
-        _password_hash.verify(password, _dummy_hash())
-        return False
-    try:
-        return _password_hash.verify(password, password_hash)
-    except Exception:  # a corrupt or foreign hash format is a failed login, not a 500
-        log.warning("unreadable password hash")
-        return False
-
-
-@lru_cache(maxsize=1)
-def _dummy_hash() -> str:
-    # Verified against when the email is unknown, so both answers take about as long.
-    return _password_hash.hash(uuid.uuid4().hex)
-
-
-def _verify_and_update(password: str, password_hash: str | None) -> tuple[bool, str | None]:
-    if not password_hash:
-        return verify_password(password, None), None
-    try:
-        return _password_hash.verify_and_update(password, password_hash)
-    except Exception:
-        log.warning("unreadable password hash")
-        return False, None
-
 
 async def authenticate_password(session: AsyncSession, *, email: str, password: str) -> User:
     """The user with these credentials; one message for unknown email and wrong password."""
     user = await users.get_by_email(session, email=email)
     valid, new_hash = await asyncio.to_thread(
-        _verify_and_update, password, user.password_hash if user else None
+        users.verify_and_update, password, user.password_hash if user else None
     )
     if user is None or not valid:
         raise NotAuthenticated(INVALID_CREDENTIALS)
@@ -359,7 +316,7 @@ async def ensure_admin(db: Database, settings: Settings) -> None:
                 user = await users.get_by_email(session, email=email)
                 if user is None:
                     raise
-        same_password = await asyncio.to_thread(verify_password, password, user.password_hash)
+        same_password = await asyncio.to_thread(users.verify_password, password, user.password_hash)
         if not (same_password and user.is_admin and user.is_active):
             changes: dict[str, Any] = {} if same_password else {"password": password}
             await users.update(session, user=user, is_admin=True, is_active=True, **changes)

@@ -30,7 +30,8 @@ from worldbase.core.db import Database, utcnow
 from worldbase.core.errors import BadInput, DomainError
 from worldbase.core.models import Job, JobStatus
 from worldbase.core.realtime import Hub
-from worldbase.core.storage import Storage, create_storage
+from worldbase.core.storage import Storage
+from worldbase.core.storage_backends import create_storage
 from worldbase.settings import Settings
 
 log = logging.getLogger("worldbase.jobs")

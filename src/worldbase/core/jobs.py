@@ -41,7 +41,8 @@ from worldbase.core.job_worker import (
 )
 from worldbase.core.models import Job, JobStatus
 from worldbase.core.realtime import Hub, create_hub
-from worldbase.core.storage import Storage, create_storage
+from worldbase.core.storage import Storage
+from worldbase.core.storage_backends import create_storage
 from worldbase.settings import Settings
 
 __all__ = [

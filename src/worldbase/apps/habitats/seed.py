@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worldbase.apps.habitats import service, service_species
 from worldbase.apps.habitats.models import Habitat
 from worldbase.apps.habitats.service_species import Occurrence
-from worldbase.core.storage import create_storage
+from worldbase.core.storage_backends import create_storage
 from worldbase.settings import DEMO_HABITAT_RASTER_KEY, Settings
 
 DEMO_RASTER_KEY = DEMO_HABITAT_RASTER_KEY
