@@ -25,7 +25,7 @@ from tests.conftest import truncate_all
 from worldbase.core import users
 from worldbase.core.db import Database, utcnow
 from worldbase.core.errors import BadInput, Conflict, NotFound
-from worldbase.core.job_worker import LOST_MESSAGE
+from worldbase.core.job_recovery import LOST_MESSAGE
 from worldbase.core.jobs import JobContext, JobRuntime, job_handler
 from worldbase.core.migrate import upgrade_head
 from worldbase.core.models import Job, JobStatus, User
