@@ -166,12 +166,6 @@ class JobContext:
         """Whether a cancel was seen (refreshed by progress() and the background watcher)."""
         return self._cancelled
 
-    async def is_cancelled(self) -> bool:
-        async with self.db.sessionmaker() as session:
-            value = await session.scalar(select(Job.cancel_requested).where(Job.id == self.job_id))
-        self._cancelled = bool(value)
-        return self._cancelled
-
     def _owned(self) -> Any:
         return (
             Job.id == self.job_id,
