@@ -152,7 +152,7 @@ async def load_database(settings: Any) -> None:
     from worldbase.apps.habitats.models import Species, SpeciesOccurrence
     from worldbase.apps.habitats.seed import DEMO_HABITATS
     from worldbase.core.db import Database
-    from worldbase.geo.vector_io import bulk_insert_features
+    from worldbase.geo.bulk_insert import bulk_insert_features
 
     db = Database(settings)
     try:

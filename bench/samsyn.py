@@ -2,7 +2,7 @@
 
 Data: 1,000,000 points and 100,000 small squares (lon 6-15, lat 47-55, half clustered
 around (10, 51)) in two global vector layers of the app's `layer_features` table, loaded
-with `geo.vector_io.bulk_insert_features` (COPY) into a scratch database `worldbase_bench`
+with `geo.bulk_insert.bulk_insert_features` (COPY) into a scratch database `worldbase_bench`
 (created and dropped here), GiST, `VACUUM ANALYZE`, `jit=off` for every client.
 
 Servers (uvicorn, one worker each, on loopback): "ours" is the samsyn app itself
@@ -227,7 +227,7 @@ async def load_postgis(settings: Any) -> dict[str, Any]:
     from worldbase.apps.samsyn.layers.service import refresh_stats
     from worldbase.apps.samsyn.models import Layer, LayerFeature
     from worldbase.core.db import Database
-    from worldbase.geo.vector_io import bulk_insert_features
+    from worldbase.geo.bulk_insert import bulk_insert_features
 
     rng = np.random.default_rng(42)
     db = Database(settings)
@@ -581,9 +581,9 @@ async def bench_sqlite(data_dir: Path) -> None:
     from worldbase.apps.samsyn.features import service as service_features
     from worldbase.apps.samsyn.models import Layer, LayerFeature
     from worldbase.core.db import Database
+    from worldbase.geo.bulk_insert import bulk_insert_features
     from worldbase.geo.rtree import drop_sqlite_rtree
     from worldbase.geo.spatial import bbox_filter
-    from worldbase.geo.vector_io import bulk_insert_features
 
     settings = settings_for(data_dir, None)
     db = Database(settings)

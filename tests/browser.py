@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 from websockets.sync.client import ClientConnection, connect
 
+from tests.conftest import service_missing
+
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -76,7 +78,9 @@ class Page:
 @contextmanager
 def chromium(profile_dir: Path) -> Iterator[Page]:
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert binary, "chromium is not installed (.ci/run installs it)"
+    if binary is None:
+        service_missing("chromium (.ci/run installs it)")
+    assert binary is not None
     profile_dir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
         [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", "about:blank"],

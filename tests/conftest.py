@@ -36,7 +36,8 @@ REDIS_URL = os.environ.get("WORLDBASE_TEST_REDIS", "redis://127.0.0.1:6379/15")
 
 
 def service_missing(what: str) -> None:
-    """A missing service fails in CI and skips elsewhere."""
+    """The one rule for a missing external service or tool (a server, a binary): it fails
+    in CI and skips elsewhere."""
     if IN_CI:
         pytest.fail(f"{what} is not reachable and CI=true requires it", pytrace=False)
     pytest.skip(f"{what} is not reachable")
@@ -113,9 +114,7 @@ def create_pg_database(name: str) -> str:
         service_missing(f"PostgreSQL at {PG_SERVER}")
     except Exception as exc:
         if "postgis" in str(exc).lower():
-            if IN_CI:
-                pytest.fail(f"PostGIS is not installed: {exc}", pytrace=False)
-            pytest.skip(f"PostGIS is not installed: {exc}")
+            service_missing(f"PostGIS ({exc})")
         raise
     return f"{PG_SERVER}/{name}"
 

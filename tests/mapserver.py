@@ -1,6 +1,11 @@
 """A real WMS on loopback for the WMS tests: MapServer (Debian's `mapserv`) run as CGI by a
 small threaded HTTP server, serving GeoTIFFs made here, plus misbehaving endpoints.
 
+Without `mapserv` the server still starts, and `/wms` is a stand-in: MapServer's
+capabilities of the same layer and a transparent image for any GetMap. Tests that only need
+a WMS layer to exist (map and layer CRUD) run on it; tests of what the WMS draws or asks
+for call `require_mapserver` (a skip locally, a failure in CI).
+
 The WMS layer `quads` covers lon 0..20, lat 40..60 in four coloured quadrants (NW `color`
 of the time step, NE green, SW yellow, SE blue) and has a TIME dimension with two steps
 (a tile index): 2024-01-01 paints the NW quadrant red, 2024-02-01 magenta.
@@ -14,6 +19,7 @@ Paths: `/wms` (MapServer), `/slow` (answers after `SLOW_SECONDS`), `/error` (HTT
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -118,6 +124,53 @@ END
 """
 
 
+# MapServer 8's GetCapabilities 1.3.0 of the map below, trimmed to what clients read.
+STAND_IN_CAPABILITIES = """<?xml version='1.0' encoding="UTF-8" standalone="no" ?>
+<WMS_Capabilities version="1.3.0" xmlns="http://www.opengis.net/wms"
+  xmlns:xlink="http://www.w3.org/1999/xlink">
+<Service><Name>WMS</Name><Title>Worldbase test WMS</Title>
+  <OnlineResource xlink:href="{url}?"/></Service>
+<Capability>
+  <Request>
+    <GetCapabilities><Format>text/xml</Format>
+      <DCPType><HTTP><Get><OnlineResource xlink:href="{url}?"/></Get></HTTP></DCPType>
+    </GetCapabilities>
+    <GetMap><Format>image/png</Format><Format>image/jpeg</Format>
+      <DCPType><HTTP><Get><OnlineResource xlink:href="{url}?"/></Get></HTTP></DCPType>
+    </GetMap>
+  </Request>
+  <Exception><Format>XML</Format></Exception>
+  <Layer>
+    <Name>worldbase_test</Name><Title>Worldbase test WMS</Title>
+    <CRS>EPSG:4326</CRS><CRS>EPSG:3857</CRS>
+    <EX_GeographicBoundingBox><westBoundLongitude>-180</westBoundLongitude>
+      <eastBoundLongitude>180</eastBoundLongitude><southBoundLatitude>-90</southBoundLatitude>
+      <northBoundLatitude>90</northBoundLatitude></EX_GeographicBoundingBox>
+    <BoundingBox CRS="EPSG:4326" minx="-90" miny="-180" maxx="90" maxy="180" />
+    <Layer queryable="0" opaque="0" cascaded="0">
+      <Name>quads</Name><Title>Quadrants</Title>
+      <CRS>EPSG:4326</CRS><CRS>EPSG:3857</CRS>
+      <EX_GeographicBoundingBox><westBoundLongitude>0</westBoundLongitude>
+        <eastBoundLongitude>20</eastBoundLongitude><southBoundLatitude>40</southBoundLatitude>
+        <northBoundLatitude>60</northBoundLatitude></EX_GeographicBoundingBox>
+      <BoundingBox CRS="EPSG:4326" minx="40" miny="0" maxx="60" maxy="20" />
+      <Dimension name="time" units="ISO8601" default="2024-01-01"
+        nearestValue="0">2024-01-01/2024-02-01/P1M</Dimension>
+    </Layer>
+  </Layer>
+</Capability>
+</WMS_Capabilities>
+"""
+
+
+def _blank_png(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGBA", (width, height)).save(out, "PNG")
+    return out.getvalue()
+
+
 def _mapserv() -> str | None:
     for candidate in (shutil.which("mapserv"), "/usr/lib/cgi-bin/mapserv"):
         if candidate and Path(candidate).exists():
@@ -128,6 +181,7 @@ def _mapserv() -> str | None:
 @dataclass
 class WmsServer:
     base: str  # http://127.0.0.1:PORT
+    mapserver: bool  # False: `/wms` is the stand-in
     requests: list[str] = field(default_factory=list)  # every request's path and query
 
     def getmaps(self) -> int:
@@ -138,8 +192,14 @@ class WmsServer:
         return f"{self.base}/wms"
 
 
+def require_mapserver() -> None:
+    """For tests of what the WMS draws or is asked: the real MapServer, not the stand-in."""
+    if _mapserv() is None:
+        service_missing("MapServer (`mapserv`, Debian cgi-mapserver/mapserver-bin)")
+
+
 def _handler(
-    mapserv: str, config: Path, stop: threading.Event, seen: list[str]
+    mapserv: str | None, config: Path, stop: threading.Event, seen: list[str]
 ) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
@@ -159,7 +219,9 @@ def _handler(
         def do_GET(self) -> None:
             seen.append(self.path)
             parts = urlsplit(self.path)
-            if parts.path == "/wms":
+            if parts.path == "/wms" and mapserv is None:
+                self._stand_in(parts.query)
+            elif parts.path == "/wms":
                 self._mapserver(parts.query)
             elif parts.path == "/slow":
                 stop.wait(SLOW_SECONDS)
@@ -198,6 +260,16 @@ def _handler(
                     self.wfile.write(b"\0")
                     self.wfile.flush()
 
+        def _stand_in(self, query: str) -> None:
+            params = {k.upper(): v[0] for k, v in parse_qs(query).items()}
+            if params.get("REQUEST", "").lower() == "getcapabilities":
+                url = f"http://127.0.0.1:{self.server.server_address[1]}/wms"
+                body = STAND_IN_CAPABILITIES.format(url=url).encode()
+                self._send(200, body, "text/xml")
+            else:
+                size = int(params.get("WIDTH", 256)), int(params.get("HEIGHT", 256))
+                self._send(200, _blank_png(*size), "image/png")
+
         def _mapserver(self, query: str) -> None:
             env = {
                 "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -206,6 +278,7 @@ def _handler(
                 "QUERY_STRING": query,
                 "SERVER_NAME": "127.0.0.1",
             }
+            assert mapserv is not None
             out = subprocess.run(
                 [mapserv], env=env, capture_output=True, timeout=60, check=False
             ).stdout
@@ -224,9 +297,6 @@ def _handler(
 
 def start_wms(tmp: Path) -> Iterator[WmsServer]:
     mapserv = _mapserv()
-    if mapserv is None:
-        service_missing("MapServer (`mapserv`, Debian cgi-mapserver/mapserver-bin)")
-    assert mapserv is not None
     features = []
     for time, colour in TIMES.items():
         path = quadrant_tiff(tmp / f"quads-{time}.tif", colour)
@@ -252,7 +322,7 @@ def start_wms(tmp: Path) -> Iterator[WmsServer]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield WmsServer(base, seen)
+        yield WmsServer(base, mapserv is not None, seen)
     finally:
         stop.set()
         server.shutdown()

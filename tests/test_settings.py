@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import free_port, wait_for_port
 from worldbase.apps import registry
 from worldbase.apps.dnd.settings import DndSettings
-from worldbase.core.storage import create_storage
+from worldbase.core.storage_backends import create_storage
 from worldbase.core.storage_s3 import S3Storage
 from worldbase.env_names import unknown_variable_warnings, warn_unknown_variables
 from worldbase.settings import GCS_ENDPOINT, ConfigurationError, Settings

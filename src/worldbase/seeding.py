@@ -9,8 +9,8 @@ from email_validator import EmailNotValidError, validate_email
 
 from worldbase.core import users
 from worldbase.core.appspec import AppSpec
-from worldbase.core.auth import hash_password
 from worldbase.core.db import Database
+from worldbase.core.users import hash_password
 from worldbase.settings import Settings
 
 DEMO_EMAIL = "demo@worldbase.example"

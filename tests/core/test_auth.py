@@ -270,8 +270,10 @@ def test_inactive_user_is_403(client: TestClient) -> None:
 
     async def disable(session: Any) -> None:
         found = await users.get_or_raise(session, user_id=uuid.UUID(user["id"]))
-        hub = client.app.state.services.hub  # type: ignore[attr-defined]
-        await users.update(session, user=found, is_active=False, hub=hub)
+        services = client.app.state.services  # type: ignore[attr-defined]
+        await users.update(
+            session, user=found, is_active=False, hub=services.hub, cache=services.cache
+        )
 
     run_db(client, disable)
     assert_error(client.get("/api/auth/me", headers=auth_headers(token)), 403)

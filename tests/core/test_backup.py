@@ -29,7 +29,7 @@ from worldbase.core.backup import (
 )
 from worldbase.core.db import Database
 from worldbase.core.models import Job, JobStatus, User
-from worldbase.core.storage import create_storage
+from worldbase.core.storage_backends import create_storage
 from worldbase.settings import Settings
 
 BIG = os.urandom(5 * 1024 * 1024 + 123)  # more than one read chunk, streamed on restore

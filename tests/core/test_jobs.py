@@ -25,12 +25,12 @@ from tests.conftest import truncate_all
 from worldbase.core import users
 from worldbase.core.db import Database, utcnow
 from worldbase.core.errors import BadInput, Conflict, NotFound
-from worldbase.core.job_worker import LOST_MESSAGE
+from worldbase.core.job_recovery import LOST_MESSAGE
 from worldbase.core.jobs import JobContext, JobRuntime, job_handler
 from worldbase.core.migrate import upgrade_head
 from worldbase.core.models import Job, JobStatus, User
 from worldbase.core.realtime import Hub, create_hub
-from worldbase.core.storage import create_storage
+from worldbase.core.storage_backends import create_storage
 from worldbase.settings import Settings
 
 # Test sessions running side by side on one Redis must not consume each other's jobs.
@@ -659,13 +659,14 @@ def test_api_job_events_websocket_closes_when_the_account_loses_access(
     job_id = _enqueue(client, "test.sleep", owner["id"], seconds=30)
     _wait_status(client, job_id, token, {"running"})
     hub = client.app.state.services.hub  # type: ignore[attr-defined]
+    cache = client.app.state.services.cache  # type: ignore[attr-defined]
 
     async def revoke(session: Any) -> None:
         user = await users.get_or_raise(session, user_id=uuid.UUID(watcher["id"]))
         if change == "deactivate":
-            await users.deactivate(session, user=user, hub=hub)
+            await users.deactivate(session, user=user, hub=hub, cache=cache)
         elif change == "delete":
-            await users.delete(session, user=user, hub=hub)
+            await users.delete(session, user=user, hub=hub, cache=cache)
         else:
             await users.update(session, user=user, is_admin=False, hub=hub)
 

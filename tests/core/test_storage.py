@@ -16,8 +16,8 @@ from worldbase.core.storage import (
     RangeNotSatisfiable,
     Storage,
     StoredObject,
-    create_storage,
 )
+from worldbase.core.storage_backends import create_storage
 from worldbase.core.storage_s3 import S3Storage
 from worldbase.settings import Settings
 

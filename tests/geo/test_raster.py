@@ -17,7 +17,7 @@ from tests.conftest import base_settings
 from tests.rasters import make_cog, range_server
 from worldbase.apps import registry
 from worldbase.core.errors import BadInput, DomainError, NotFound, UpstreamError
-from worldbase.core.storage import create_storage
+from worldbase.core.storage_backends import create_storage
 from worldbase.geo import raster
 from worldbase.geo.raster_params import RenderQuery, parse_render_params
 from worldbase.geo.raster_sources import (

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from worldbase.core.cache import create_cache
-from worldbase.core.storage import create_storage
+from worldbase.core.storage_backends import create_storage
 from worldbase.geo.tile_cache import TileCache, TileKey, flush_pending, tile_key
 from worldbase.settings import Settings
 

@@ -25,14 +25,11 @@ from sqlalchemy.types import Uuid
 from tests.geo.conftest import Backend, unique
 from worldbase.core.db import JSONType
 from worldbase.core.errors import BadInput, PayloadTooLarge
-from worldbase.geo import vector_io
+from worldbase.core.ids import time_ordered_uuids
+from worldbase.geo import bulk_insert, vector_io
+from worldbase.geo.bulk_insert import bulk_insert_features
 from worldbase.geo.spatial import Geometry, bbox_filter, spatial_index
-from worldbase.geo.vector_io import (
-    ImportedFeature,
-    bulk_insert_features,
-    read_features,
-    time_ordered_uuids,
-)
+from worldbase.geo.vector_io import ImportedFeature, read_features
 
 # (10, 51) and (11, 52) in EPSG:3857 metres.
 MERC_10_51 = (1113194.9079327357, 6621293.722740169)
@@ -466,7 +463,7 @@ def test_read_ahead_runs_the_iterator_in_one_thread_and_closes_it() -> None:
 
     async def consume(items: Iterator[int], stop: int | None = None) -> list[int]:
         seen: list[int] = []
-        async with aclosing(vector_io.read_ahead(items)) as ahead:
+        async with aclosing(bulk_insert.read_ahead(items)) as ahead:
             async for i in ahead:
                 if i == stop:
                     raise RuntimeError("the consumer failed")

@@ -17,6 +17,7 @@ from tests.mapserver import (
     YELLOW,
     WmsServer,
     pixel,
+    require_mapserver,
     start_wms,
 )
 from worldbase.core.errors import BadInput, Forbidden, UpstreamError, UpstreamTimeout
@@ -58,6 +59,7 @@ def check_colours(png: bytes, nw: tuple[int, int, int], size: int = 256) -> None
 
 @pytest.fixture(scope="module")
 def wms_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WmsServer]:
+    require_mapserver()
     yield from start_wms(tmp_path_factory.mktemp("mapserver"))
 
 

@@ -1,4 +1,5 @@
-"""Identity: password hashing, access tokens, bearer-token verification and the user dependencies.
+"""Identity: access tokens, bearer-token verification and the user dependencies (password
+hashing is in `users`, with the accounts).
 
 Three kinds of bearer token are accepted, each with an explicit algorithm list:
 1. our own access tokens (HS256 with the server secret, `iss="worldbase"`, `sub` = user id);
@@ -8,28 +9,37 @@ Three kinds of bearer token are accepted, each with an explicit algorithm list:
    `JWT_ISSUER` / `JWT_AUDIENCE` checked when set; their users are provisioned the same way.
 The header's `alg` only chooses the branch; each branch accepts only its own algorithms, and a
 JWKS key must be of the header's algorithm, so a public key is never used as an HMAC secret.
+
+One parser reads the `Authorization` header (`bearer_token`). Most routes then check the
+account on every request (`CurrentUser`, `OptionalUser`). Tile routes, which must cost no
+query when the tile is cached, use `TokenHolder`: an active account's verified token is
+remembered in the core cache (memory, or Redis shared by every worker) for
+`VERIFIED_TTL_SECONDS` at most, never past its `exp`, under a key that names the account
+(`users.verified_tokens_prefix`); disabling or deleting an account drops its keys in the
+same call (`users.deactivate`, `users.delete`, `users.update`), so it loses tile access at
+once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from worldbase.core import users
+from worldbase.core.cache import Cache
 from worldbase.core.db import Database, Session
 from worldbase.core.errors import Conflict, Forbidden, NotAuthenticated
 from worldbase.core.models import User
@@ -47,54 +57,15 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 # Clock skew tolerated for tokens minted by another server.
 EXTERNAL_LEEWAY_SECONDS = 10
 INVALID_CREDENTIALS = "Incorrect email or password"
-
-# Argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane): ~60 ms. pwdlib's
-# `recommended()` (64 MiB, 3 passes, 4 lanes) costs 0.3-0.4 s of CPU per login on a 2-core
-# machine, which turns login into a denial-of-service lever. Older hashes are upgraded on login.
-_password_hash = PasswordHash((Argon2Hasher(time_cost=2, memory_cost=19 * 1024, parallelism=1),))
-
-
-# --- Passwords -------------------------------------------------------------------------------
-
-
-def hash_password(password: str) -> str:
-    """Argon2id hash (blocking, tens of milliseconds: call it in a thread from async code)."""
-    return _password_hash.hash(password)
-
-
-def verify_password(password: str, password_hash: str | None) -> bool:
-    """True when the password matches; a missing hash still costs one verification."""
-    if not password_hash:
-        _password_hash.verify(password, _dummy_hash())
-        return False
-    try:
-        return _password_hash.verify(password, password_hash)
-    except Exception:  # a corrupt or foreign hash format is a failed login, not a 500
-        log.warning("unreadable password hash")
-        return False
-
-
-@lru_cache(maxsize=1)
-def _dummy_hash() -> str:
-    # Verified against when the email is unknown, so both answers take about as long.
-    return _password_hash.hash(uuid.uuid4().hex)
-
-
-def _verify_and_update(password: str, password_hash: str | None) -> tuple[bool, str | None]:
-    if not password_hash:
-        return verify_password(password, None), None
-    try:
-        return _password_hash.verify_and_update(password, password_hash)
-    except Exception:
-        log.warning("unreadable password hash")
-        return False, None
+# How long `TokenHolder` trusts a verified token without a query (deactivation drops it).
+VERIFIED_TTL_SECONDS = 30
 
 
 async def authenticate_password(session: AsyncSession, *, email: str, password: str) -> User:
     """The user with these credentials; one message for unknown email and wrong password."""
     user = await users.get_by_email(session, email=email)
     valid, new_hash = await asyncio.to_thread(
-        _verify_and_update, password, user.password_hash if user else None
+        users.verify_and_update, password, user.password_hash if user else None
     )
     if user is None or not valid:
         raise NotAuthenticated(INVALID_CREDENTIALS)
@@ -305,18 +276,74 @@ async def _settings(connection: HTTPConnection) -> Settings:
     return settings
 
 
-async def optional_user(
+async def bearer_token(
     connection: HTTPConnection,
-    session: Session,
-    settings: Annotated[Settings, Depends(_settings)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> User | None:
-    """The caller, or None when no Authorization header was sent; a bad token is still 401."""
+) -> str | None:
+    """The bearer token, or None when no Authorization header was sent; another scheme is 401."""
     if credentials is None:
         if connection.headers.get("authorization"):
             raise NotAuthenticated("Authorization header must be 'Bearer <token>'")
         return None
-    return await authenticate_token(session, token=credentials.credentials, settings=settings)
+    return credentials.credentials
+
+
+BearerToken = Annotated[str | None, Depends(bearer_token)]
+
+
+async def optional_user(
+    session: Session, settings: Annotated[Settings, Depends(_settings)], token: BearerToken
+) -> User | None:
+    """The caller, or None when no Authorization header was sent; a bad token is still 401."""
+    if token is None:
+        return None
+    return await authenticate_token(session, token=token, settings=settings)
+
+
+async def _cache(connection: HTTPConnection) -> Cache:
+    cache: Cache = connection.app.state.services.cache
+    return cache
+
+
+async def token_holder(
+    session: Session,
+    settings: Annotated[Settings, Depends(_settings)],
+    cache: Annotated[Cache, Depends(_cache)],
+    token: BearerToken,
+) -> None:
+    """401/403 unless the token stands for an active account; verified tokens are cached
+    (see the module docstring), so a repeated request costs no query."""
+    if token is None:
+        raise NotAuthenticated("Not authenticated")
+    identity = _unverified_identity(token)
+    key = None
+    if identity is not None:
+        digest = hashlib.blake2b(token.encode(), digest_size=20).hexdigest()
+        key = users.verified_tokens_prefix(identity) + digest
+        if await cache.get(key) is not None:
+            return
+    user = await authenticate_token(session, token=token, settings=settings)
+    # Only under a prefix that dropping this account's tokens removes.
+    if key is None or identity not in (str(user.id), user.clerk_id):
+        return
+    ttl = VERIFIED_TTL_SECONDS
+    exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+    if isinstance(exp, int | float):
+        ttl = min(ttl, int(exp - time.time()))
+    if ttl > 0:
+        await cache.set(key, b"1", ttl=ttl)
+
+
+def _unverified_identity(token: str) -> str | None:
+    # The key names the account the token claims; an entry exists only for this exact token,
+    # written after it was verified, so trusting the claim here is safe.
+    try:
+        subject = jwt.decode(token, options={"verify_signature": False}).get("sub")
+    except jwt.PyJWTError:
+        return None
+    if isinstance(subject, int) and not isinstance(subject, bool):
+        subject = str(subject)
+    return subject if isinstance(subject, str) and subject else None
 
 
 async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
@@ -334,6 +361,7 @@ async def require_admin(user: Annotated[User, Depends(current_user)]) -> User:
 CurrentUser = Annotated[User, Depends(current_user)]
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 AdminUser = Annotated[User, Depends(require_admin)]
+TokenHolder = Annotated[None, Depends(token_holder)]
 
 
 # --- Start-up ----------------------------------------------------------------------------------
@@ -359,7 +387,7 @@ async def ensure_admin(db: Database, settings: Settings) -> None:
                 user = await users.get_by_email(session, email=email)
                 if user is None:
                     raise
-        same_password = await asyncio.to_thread(verify_password, password, user.password_hash)
+        same_password = await asyncio.to_thread(users.verify_password, password, user.password_hash)
         if not (same_password and user.is_admin and user.is_active):
             changes: dict[str, Any] = {} if same_password else {"password": password}
             await users.update(session, user=user, is_admin=True, is_active=True, **changes)

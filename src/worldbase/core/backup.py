@@ -36,7 +36,8 @@ from sqlalchemy.pool import NullPool
 from worldbase import __version__
 from worldbase.core.db import Database
 from worldbase.core.errors import Conflict, DomainError
-from worldbase.core.storage import Storage, create_storage
+from worldbase.core.storage import Storage
+from worldbase.core.storage_backends import create_storage
 from worldbase.settings import Settings
 
 log = logging.getLogger("worldbase.backup")

@@ -23,7 +23,6 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeEngine
 from starlette.requests import HTTPConnection
 
-from worldbase.geo.spatial import register_sqlite_functions
 from worldbase.settings import Settings
 
 NAMING_CONVENTION = {
@@ -59,16 +58,13 @@ class UUIDPrimaryKey:
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # aiosqlite wraps the sqlite3 connection; pragmas and functions go on the real one.
-    raw = getattr(dbapi_connection, "_connection", None)
-    raw = getattr(raw, "_conn", raw) or dbapi_connection
+    # geo.rtree adds its SQL functions to every SQLite connection itself (core knows no geo).
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
-    register_sqlite_functions(raw)
 
 
 def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:

@@ -1,12 +1,10 @@
-"""The worker side of jobs: the handler registry, `JobContext`, execution and recovery.
+"""The worker side of jobs: the handler registry, `JobContext`, queueing and execution.
 
 A consumer thread runs each job under `asyncio.run` with its own database engine, since
 asyncpg connections belong to the loop that opened them. State changes are guarded
 UPDATEs (`WHERE status = ... AND attempts = ...`), so a job is claimed once, a cancel
-cannot be lost, and a worker that lost a job cannot overwrite it. A job left `running`
-by a dead worker is re-queued or failed (`_recover`), never left running; a job left
-`queued` without a queue message (its task was lost before it started) is re-queued once,
-then failed (`_recover_lost_queued`), never left queued.
+cannot be lost, and a worker that lost a job cannot overwrite it. Jobs whose worker died
+or whose queue message was lost are repaired by `job_recovery`.
 """
 
 from __future__ import annotations
@@ -23,14 +21,15 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from worldbase.core import cleanup
 from worldbase.core.db import Database, utcnow
-from worldbase.core.errors import BadInput, DomainError
+from worldbase.core.errors import BadInput, DomainError, ServiceUnavailable
 from worldbase.core.models import Job, JobStatus
 from worldbase.core.realtime import Hub
-from worldbase.core.storage import Storage, create_storage
+from worldbase.core.storage import Storage
+from worldbase.core.storage_backends import create_storage
 from worldbase.settings import Settings
 
 log = logging.getLogger("worldbase.jobs")
@@ -39,9 +38,6 @@ Handler = Callable[["JobContext", dict[str, Any]], Coroutine[Any, Any, dict[str,
 H = TypeVar("H", bound=Handler)
 
 _HANDLERS: dict[str, Handler] = {}
-
-# The message of a job re-queued because its queue message was lost (a second loss fails it).
-LOST_MESSAGE = "re-queued: its queue message was lost"
 
 
 def job_handler(kind: str) -> Callable[[H], H]:
@@ -170,12 +166,6 @@ class JobContext:
         """Whether a cancel was seen (refreshed by progress() and the background watcher)."""
         return self._cancelled
 
-    async def is_cancelled(self) -> bool:
-        async with self.db.sessionmaker() as session:
-            value = await session.scalar(select(Job.cancel_requested).where(Job.id == self.job_id))
-        self._cancelled = bool(value)
-        return self._cancelled
-
     def _owned(self) -> Any:
         return (
             Job.id == self.job_id,
@@ -233,16 +223,19 @@ class JobScheduler:
         max_attempts: int = 2,
     ) -> Job:
         job = new_job(kind=kind, params=params, owner_id=owner_id, max_attempts=max_attempts)
-        async with self.db.sessionmaker() as session:
-            session.add(job)
-            await session.commit()
-        self._runtime._emit_threadsafe(job_event(job), job.owner_id)
-        await asyncio.to_thread(self._runtime._run_task, str(job.id))
-        return job
+        await store_job(self.db, job)
+        return await self._runtime.queue_job(self.db, job, in_worker=True)
+
+
+async def store_job(db: Database, job: Job) -> None:
+    async with db.sessionmaker() as session:
+        session.add(job)
+        await session.commit()
 
 
 class JobExecution:
-    """Executes and recovers jobs; `JobRuntime` adds the queue, the consumer and the web API."""
+    """Queues and executes jobs; `JobRecovery` repairs lost ones, `JobRuntime` adds the Huey
+    queue, the consumer and the web API."""
 
     poll_seconds = 1.0  # how often a running job checks for a cancel
     heartbeat_seconds = 10.0
@@ -277,6 +270,32 @@ class JobExecution:
                 self.hub.publish_threadsafe(channel, event)
             except Exception:
                 log.warning("could not publish %s", channel, exc_info=True)
+
+    async def _announce(self, job: Job, *, in_worker: bool) -> None:
+        if in_worker:  # a consumer thread's loop: the hub belongs to the web loop
+            self._emit_threadsafe(job_event(job), job.owner_id)
+        else:
+            await self._emit(job)
+
+    async def queue_job(self, db: Database, job: Job, *, in_worker: bool) -> Job:
+        """Announce a stored `queued` job and queue its task: every enqueue ends here. A
+        queue that refuses the task fails the job (it would never run): 503."""
+        await self._announce(job, in_worker=in_worker)  # so "queued" never follows "running"
+        try:
+            await asyncio.to_thread(self._run_task, str(job.id))
+        except Exception:
+            log.exception("could not queue job %s", job.id)
+            async with db.sessionmaker() as session:
+                failed = {"status": JobStatus.failed, "error": "could not be queued"}
+                await session.execute(
+                    update(Job).where(Job.id == job.id).values(**failed, finished_at=utcnow())
+                )
+                await session.commit()
+                fresh = await session.get(Job, job.id, populate_existing=True)
+            if fresh is not None:
+                await self._announce(fresh, in_worker=in_worker)
+            raise ServiceUnavailable("The job queue is unavailable") from None
+        return job
 
     async def _execute(self, job_id: uuid.UUID) -> None:
         db = Database(self.settings, pooled=False)
@@ -408,16 +427,6 @@ class JobExecution:
         finally:
             await storage.close()
 
-    async def _sweep_orphans(self, db: Database) -> None:
-        """Temp folders of dead processes and staged uploads no live job owns."""
-        grace = self.settings.worldbase_orphan_grace
-        await asyncio.to_thread(cleanup.sweep_temp, grace=grace)
-        storage = create_storage(self.settings)
-        try:
-            await cleanup.sweep_staging(db=db, storage=storage, grace=grace)
-        finally:
-            await storage.close()
-
     async def _requeue(
         self,
         db: Database,
@@ -472,112 +481,3 @@ class JobExecution:
             asyncio.run(run())
         except Exception:  # the next minute tries again
             log.exception("periodic job %s failed", name)
-
-    # --- recovery -------------------------------------------------------------------------
-
-    def _reap(self) -> None:
-        """Periodic Huey task: recover jobs whose worker died (no heartbeat for a while)."""
-        if self._stopping.is_set() or time.monotonic() - self._recovered_at < self._stale_seconds:
-            return  # start-up has just recovered everything
-
-        async def reap() -> None:
-            db = Database(self.settings, pooled=False)
-            try:
-                await self._recover(db, every_running=False, in_worker=True)
-            finally:
-                await db.dispose()
-
-        asyncio.run(reap())
-
-    async def _recover(self, db: Database, *, every_running: bool, in_worker: bool) -> None:
-        query = select(Job).where(Job.status == JobStatus.running)
-        if not every_running:
-            cutoff = utcnow() - self.stale_after
-            # No heartbeat yet (inserted as running by hand): judge it by its last change.
-            last_sign = func.coalesce(Job.heartbeat_at, Job.started_at, Job.updated_at)
-            query = query.where(last_sign < cutoff)
-        async with db.sessionmaker() as session:
-            jobs = builtins.list(await session.scalars(query.limit(1000)))
-        self._recovered_at = time.monotonic()
-        for job in jobs:
-            values: dict[str, Any]
-            if job.cancel_requested:
-                values = {"status": JobStatus.cancelled, "message": "cancelled"}
-            elif job.attempts < job.max_attempts:
-                values = {"status": JobStatus.queued, "message": "retried after interruption"}
-            else:
-                values = {"status": JobStatus.failed, "error": "interrupted"}
-            if values["status"] != JobStatus.queued:
-                values["finished_at"] = utcnow()
-            async with db.sessionmaker() as session:
-                result = await session.execute(
-                    update(Job)
-                    .where(Job.id == job.id, Job.status == JobStatus.running)
-                    .where(Job.attempts == job.attempts)
-                    .values(**values)
-                )
-                await session.commit()
-                if not result.rowcount:  # type: ignore[attr-defined]
-                    continue  # it came back to life or someone else recovered it
-                fresh = await session.get(Job, job.id, populate_existing=True)
-            log.warning("recovered interrupted job %s: %s", job.id, values["status"])
-            if values["status"] == JobStatus.queued:
-                await asyncio.to_thread(self._run_task, str(job.id))
-            else:
-                await self._drop_staging(job.params)
-            if fresh is not None:
-                await self._emit_recovered(fresh, in_worker=in_worker)
-        await self._recover_lost_queued(db, in_worker=in_worker)
-        try:
-            await self._sweep_orphans(db)
-        except Exception:  # storage down: the next pass tries again
-            log.warning("orphan sweep failed", exc_info=True)
-
-    async def _emit_recovered(self, job: Job, *, in_worker: bool) -> None:
-        if in_worker:
-            self._emit_threadsafe(job_event(job), job.owner_id)
-        else:
-            await self._emit(job)
-
-    async def _recover_lost_queued(self, db: Database, *, in_worker: bool) -> None:
-        """Queued past the grace period with no message in the queue: the task was lost before
-        it started (enqueue crashed, or Huey gave up retrying a claim). Re-queue it once; a
-        second loss fails it with the reason."""
-        cutoff = utcnow() - self.queued_grace
-        query = select(Job).where(Job.status == JobStatus.queued, Job.updated_at < cutoff)
-        async with db.sessionmaker() as session:
-            jobs = builtins.list(await session.scalars(query.limit(1000)))
-        if not jobs:
-            return
-        waiting = await asyncio.to_thread(self._waiting_ids)
-        for job in jobs:
-            if str(job.id) in waiting:
-                continue  # a backlog, not a loss
-            values: dict[str, Any]
-            if job.message == LOST_MESSAGE:
-                values = {
-                    "status": JobStatus.failed,
-                    "error": "never started: its queue message was lost twice",
-                    "finished_at": utcnow(),
-                }
-            else:
-                values = {"message": LOST_MESSAGE}  # also moves updated_at: a fresh grace period
-            async with db.sessionmaker() as session:
-                result = await session.execute(
-                    update(Job)
-                    .where(Job.id == job.id, Job.status == JobStatus.queued)
-                    .where(Job.updated_at == job.updated_at)  # untouched since we looked
-                    .values(**values)
-                )
-                await session.commit()
-                if not result.rowcount:  # type: ignore[attr-defined]
-                    continue
-                fresh = await session.get(Job, job.id, populate_existing=True)
-            log.warning("job %s was queued without a queue message: %s", job.id, values)
-            if "status" not in values:
-                # A duplicate message (the lost one was only late) is harmless: claims are guarded.
-                await asyncio.to_thread(self._run_task, str(job.id))
-            else:
-                await self._drop_staging(job.params)
-            if fresh is not None:
-                await self._emit_recovered(fresh, in_worker=in_worker)

@@ -23,12 +23,12 @@ from sqlalchemy import func, select, update
 
 from worldbase.core import cleanup
 from worldbase.core.db import Database, utcnow
-from worldbase.core.errors import Conflict, NotFound, RateLimited, ServiceUnavailable
+from worldbase.core.errors import Conflict, NotFound, RateLimited
+from worldbase.core.job_recovery import JobRecovery
 from worldbase.core.job_worker import (
     Handler,
     JobCancelled,
     JobContext,
-    JobExecution,
     JobInterrupted,
     JobScheduler,
     job_channels,
@@ -38,10 +38,12 @@ from worldbase.core.job_worker import (
     periodic_job,
     periodic_jobs,
     registered_kinds,
+    store_job,
 )
 from worldbase.core.models import Job, JobStatus
 from worldbase.core.realtime import Hub, create_hub
-from worldbase.core.storage import Storage, create_storage
+from worldbase.core.storage import Storage
+from worldbase.core.storage_backends import create_storage
 from worldbase.settings import Settings
 
 __all__ = [
@@ -101,7 +103,7 @@ class _Consumer(Consumer):
         super().stop(graceful=graceful)
 
 
-class JobRuntime(JobExecution):
+class JobRuntime(JobRecovery):
     """Enqueue, cancel and read jobs (web loop) and execute them (consumer threads)."""
 
     shutdown_timeout = 10.0
@@ -249,25 +251,10 @@ class JobRuntime(JobExecution):
             heavy_job_kinds(kind)
             async with self._heavy_lock:
                 await self.check_capacity(owner_id=owner_id)
-                await self._insert(job)
+                await store_job(self.db, job)
         else:
-            await self._insert(job)
-        await self._emit(job)  # before queueing, so "queued" never follows "running"
-        try:
-            await asyncio.to_thread(self._run_task, str(job.id))
-        except Exception:
-            log.exception("could not queue job %s", job.id)
-            await self._set(
-                job.id, status=JobStatus.failed, error="could not be queued", finished_at=utcnow()
-            )
-            await self._emit(await self.get(job.id))
-            raise ServiceUnavailable("The job queue is unavailable") from None
-        return job
-
-    async def _insert(self, job: Job) -> None:
-        async with self.db.sessionmaker() as session:
-            session.add(job)
-            await session.commit()
+            await store_job(self.db, job)
+        return await self.queue_job(self.db, job, in_worker=False)
 
     async def get(self, job_id: uuid.UUID) -> Job:
         async with self.db.sessionmaker() as session:

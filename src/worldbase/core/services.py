@@ -21,7 +21,8 @@ from worldbase.core.jobs import JobRuntime
 from worldbase.core.migrate import upgrade_head
 from worldbase.core.ratelimit import RateLimiter, create_rate_limiter
 from worldbase.core.realtime import Hub, create_hub
-from worldbase.core.storage import Storage, create_storage
+from worldbase.core.storage import Storage
+from worldbase.core.storage_backends import create_storage
 from worldbase.settings import Settings
 
 log = logging.getLogger("worldbase.services")

@@ -1,4 +1,5 @@
-"""Object storage: one small protocol, a local-directory backend (S3 lives in storage_s3.py).
+"""Object storage: one small protocol, a local-directory backend (S3 lives in storage_s3.py,
+the choice between them in storage_backends.py).
 
 Keys are '/'-separated relative paths (`tiles/3/4/5.png`). `STORAGE_PREFIX` is prepended
 to every key on both backends and stripped again when listing, so several deployments
@@ -27,7 +28,6 @@ from typing import IO, Any, Protocol
 import anyio
 
 from worldbase.core.errors import BadInput, Conflict, NotFound
-from worldbase.settings import ConfigurationError, Settings
 
 CHUNK_SIZE = 1024 * 1024
 # S3 parts must be >= 5 MiB except the last; bodies below one part go up in a single PUT.
@@ -315,29 +315,3 @@ def _fsync_dir(path: Path) -> None:
 def _object(key: str, st: os.stat_result, etag: str, content_type: str | None) -> StoredObject:
     modified = datetime.fromtimestamp(st.st_mtime, tz=UTC)
     return StoredObject(key, st.st_size, etag, content_type, modified)
-
-
-# --- S3-compatible ------------------------------------------------------------------------------
-
-
-def create_storage(settings: Settings) -> Storage:
-    if settings.uses_s3:  # s3, or gcs through Google's S3-compatible API
-        from worldbase.core.storage_s3 import S3Storage
-
-        if not settings.storage_bucket:
-            raise ConfigurationError(
-                f"STORAGE_BACKEND={settings.storage_backend} needs STORAGE_BUCKET"
-            )
-        return S3Storage(
-            bucket=settings.storage_bucket,
-            prefix=settings.storage_prefix,
-            endpoint_url=settings.storage_endpoint_url,
-            access_key_id=settings.aws_access_key_id,
-            secret_access_key=settings.aws_secret_access_key,
-            region=settings.storage_region,
-            # GCS's XML API takes no flexible (CRC) checksums nor aws-chunked uploads.
-            checksums_when_required=settings.storage_backend == "gcs",
-        )
-    if settings.storage_backend == "local":
-        return LocalStorage(settings.local_storage_path, settings.storage_prefix)
-    raise ConfigurationError(f"Unsupported STORAGE_BACKEND {settings.storage_backend!r}")

@@ -1,13 +1,15 @@
 """SQLite's half of the spatial index: the SQL functions and the R*Tree with its triggers.
 
-`register_sqlite_functions` runs on every connection `core.db` makes; the triggers call
-those functions, so other SQLite clients cannot write tables that carry an R*Tree.
+`register_sqlite_functions` runs on every SQLite connection SQLAlchemy opens (a pool
+listener, so `core.db` needs no geo import); the triggers call those functions, so other
+SQLite clients cannot write tables that carry an R*Tree.
 The R*Tree stores float32 boxes; they are rounded outward here, so candidate filters
 never miss and the exact `wb_intersects` / `wb_bbox_intersects` checks decide.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections import OrderedDict
 from functools import lru_cache
@@ -16,7 +18,9 @@ from typing import Any
 import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
+from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from sqlalchemy.pool import Pool
 
 # --- SQLite: SQL functions -------------------------------------------------------------------
 
@@ -100,6 +104,15 @@ def register_sqlite_functions(connection: Any) -> None:
         connection.create_function(name, 1, _bound(index), deterministic=True)
     connection.create_function("wb_intersects", 2, _intersects, deterministic=True)
     connection.create_function("wb_bbox_intersects", 5, _bbox_intersects, deterministic=True)
+
+
+@event.listens_for(Pool, "connect")
+def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # aiosqlite wraps the sqlite3 connection; the functions go on the real one.
+    raw = getattr(dbapi_connection, "_connection", None)
+    raw = getattr(raw, "_conn", raw) or dbapi_connection
+    if isinstance(raw, sqlite3.Connection):
+        register_sqlite_functions(raw)
 
 
 # --- SQLite: the R*Tree and its triggers -----------------------------------------------------

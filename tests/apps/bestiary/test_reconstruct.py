@@ -258,6 +258,7 @@ def test_events_close_when_the_account_is_disabled(client: TestClient) -> None:
     user, token = register_user(client)  # its own user: the module's cast stays enabled
     user_id = uuid.UUID(user["id"])
     hub = client.app.state.services.hub  # type: ignore[attr-defined]
+    cache = client.app.state.services.cache  # type: ignore[attr-defined]
 
     async def insert_job(session: Any) -> uuid.UUID:
         # Rows alone: no queue message, so the job stays queued and its socket open.
@@ -273,7 +274,7 @@ def test_events_close_when_the_account_is_disabled(client: TestClient) -> None:
 
     async def disable(session: Any) -> None:
         found = await users.get_or_raise(session, user_id=user_id)
-        await users.deactivate(session, user=found, hub=hub)
+        await users.deactivate(session, user=found, hub=hub, cache=cache)
 
     job_id = run_db(client, insert_job)
     with client.websocket_connect(f"/api/reconstruct/{job_id}/events?token={token}") as ws:

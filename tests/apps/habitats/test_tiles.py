@@ -19,6 +19,7 @@ from tests.apps.habitats.conftest import SQUARE, World, game_token
 from tests.builders import assert_error, run_db
 from tests.conftest import truncate_all
 from worldbase.apps.habitats.seed import DEMO_CLASSES
+from worldbase.core import users
 from worldbase.geo.tiles import lonlat_to_tile
 from worldbase.settings import Settings
 
@@ -77,6 +78,36 @@ def test_game_token_with_an_integer_sub_reads_tiles(raster_world: World) -> None
         token = game_token(secret, sub=bad)  # type: ignore[arg-type]
         url = f"/habitats/{habitat['id']}/tiles/{Z}/{X}/{Y}"
         assert_error(client.get(url, headers={"Authorization": f"Bearer {token}"}), 401)
+
+
+@pytest.mark.parametrize(
+    ("who", "change"),
+    [("user", "deactivate"), ("user", "disable"), ("admin", "disable"), ("admin", "delete")],
+)
+def test_a_disabled_account_loses_tile_access_at_once(
+    raster_world: World, who: str, change: str
+) -> None:
+    """Verified tokens are cached for tiles; disabling or deleting the account drops them,
+    so its very next tile request is refused (a game token and one of ours)."""
+    client = raster_world.client
+    url = f"/habitats/{raster_world.habitat()['id']}/tiles/{Z}/{X}/{Y}"
+    headers = raster_world.as_(who)
+    assert client.get(url, headers=headers).status_code == 200  # the token is now cached
+    user_id = uuid.UUID(client.get("/api/auth/me", headers=headers).json()["id"])
+    services = client.app.state.services  # type: ignore[attr-defined]
+    hub, cache = services.hub, services.cache
+
+    async def revoke(session: Any) -> None:
+        user = await users.get_or_raise(session, user_id=user_id)
+        if change == "deactivate":
+            await users.deactivate(session, user=user, hub=hub, cache=cache)
+        elif change == "disable":
+            await users.update(session, user=user, is_active=False, hub=hub, cache=cache)
+        else:
+            await users.delete(session, user=user, hub=hub, cache=cache)
+
+    run_db(client, revoke)
+    assert_error(client.get(url, headers=headers), 401 if change == "delete" else 403)
 
 
 def test_a_habitat_tile_shows_exactly_its_class_in_its_colour(

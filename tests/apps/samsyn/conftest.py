@@ -17,8 +17,9 @@ SQUARE = {
     "type": "Polygon",
     "coordinates": [[[2.5, 54.5], [3.5, 54.5], [3.5, 55.5], [2.5, 55.5], [2.5, 54.5]]],
 }
-# A WMS layer's capabilities are read when it is saved: `url` is set to the session's
-# MapServer on loopback (tests.mapserver) before the first test runs.
+# A WMS layer's capabilities are read when it is saved: `url` is set to the session's WMS
+# on loopback (tests.mapserver: MapServer, or its stand-in when `mapserv` is missing, which
+# map and layer CRUD need no more than) before the first test runs.
 WMS_CONFIG = {
     "url": "http://127.0.0.1:9/wms",
     "layers": "quads",

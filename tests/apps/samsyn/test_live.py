@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -56,7 +55,7 @@ def _check_style(style: dict[str, Any], tmp_path: Path) -> None:
     """The MapLibre validator's verdict (CI requires it), or the same rules checked here."""
     binary = _validator()
     if binary is None:
-        if IN_CI or os.environ.get("CI", "").lower() == "true":
+        if IN_CI:  # locally, the structural checks below still run
             pytest.fail("npm's @maplibre/maplibre-gl-style-spec is required under CI=true")
     else:
         path = tmp_path / "style.json"

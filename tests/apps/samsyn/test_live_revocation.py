@@ -26,6 +26,7 @@ from tests.builders import close_code_within, run_db
 from tests.core.test_realtime import _server_env, _servers
 from worldbase.apps.samsyn.models import MapCollaborator
 from worldbase.core import users
+from worldbase.core.cache import RedisCache
 from worldbase.core.db import Database
 from worldbase.core.migrate import upgrade_head
 from worldbase.core.realtime import RedisHub
@@ -56,11 +57,11 @@ def _comment(team: Team, map_id: str, text: str) -> None:
 
 
 def _user_service(team: Team, who: str, change: Callable[..., Any], **kwargs: Any) -> None:
-    hub = team.client.app.state.services.hub  # type: ignore[attr-defined]
+    services = team.client.app.state.services  # type: ignore[attr-defined]
 
     async def call(session: Any) -> None:
         user = await users.get_or_raise(session, user_id=uuid.UUID(team.users[who]["id"]))
-        await change(session, user=user, hub=hub, **kwargs)
+        await change(session, user=user, hub=services.hub, cache=services.cache, **kwargs)
 
     run_db(team.client, call)
 
@@ -269,12 +270,14 @@ async def test_revocation_on_one_worker_closes_sockets_on_another(
                 # Disabled by a third process (Clerk's webhook, an admin's script).
                 db = Database(settings, pooled=False)
                 hub = RedisHub(redis_url, namespace=namespace)
+                cache = RedisCache(redis_url)
                 await hub.start()
                 try:
                     async with db.sessionmaker() as session:
                         user = await users.get_or_raise(session, user_id=uuid.UUID(ids["viewer"]))
-                        await users.deactivate(session, user=user, hub=hub)
+                        await users.deactivate(session, user=user, hub=hub, cache=cache)
                 finally:
                     await hub.stop()
+                    await cache.close()
                     await db.dispose()
                 assert await _close_code_within(sockets["viewer"]) == REVOKED

@@ -7,15 +7,31 @@ from collections.abc import Callable
 from typing import Any
 
 import morecantile
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.apps.samsyn.conftest import CALLERS, WMS_CONFIG, Team
 from tests.builders import assert_error, run_db
-from tests.mapserver import BLUE, GREEN, MAGENTA, RED, YELLOW, WmsServer, pixel
+from tests.mapserver import (
+    BLUE,
+    GREEN,
+    MAGENTA,
+    RED,
+    YELLOW,
+    WmsServer,
+    pixel,
+    require_mapserver,
+)
 from worldbase.settings import Settings
 
 TILE = (4, 8, 5)  # lon 0..22.5, lat ~41..55.8: the four quadrants, and nothing east of lon 20
 PROBES = {(5.0, 55.0): "nw", (15.0, 55.0): GREEN, (5.0, 45.0): YELLOW, (15.0, 45.0): BLUE}
+
+
+@pytest.fixture(autouse=True)
+def _real_mapserver() -> None:
+    # These tests check what MapServer draws and is asked, not the stand-in's blank images.
+    require_mapserver()
 
 
 def tile_url(layer_id: str, query: str = "", tile: tuple[int, int, int] = TILE) -> str:

@@ -17,10 +17,11 @@ from typing import Any
 
 import httpx
 
-from worldbase.apps.bestiary import images, meshes
+from worldbase.apps.bestiary import meshes
 from worldbase.apps.bestiary.settings import BestiarySettings
 from worldbase.core import source_policy
 from worldbase.core.errors import BadInput, UpstreamError, UpstreamTimeout
+from worldbase.core.images import WebpImage, decode_to_webp
 from worldbase.settings import Settings
 
 URL_SCHEMES = ("http://", "https://")
@@ -30,7 +31,7 @@ URL_SCHEMES = ("http://", "https://")
 class Media:
     """What a create or update asks for: a fetched portrait or model, or `clear_*` (null)."""
 
-    portrait: images.Portrait | None = None
+    portrait: WebpImage | None = None
     glb: bytes | None = None
     clear_image: bool = False
     clear_model: bool = False
@@ -101,10 +102,12 @@ def _reworded(exc: BadInput, field: str, url: str) -> BadInput:
     return BadInput(f"{field}: {exc.message}", detail=_detail(field, url))
 
 
-async def fetch_portrait(url: str, *, settings: Settings) -> images.Portrait:
+async def fetch_portrait(url: str, *, settings: Settings) -> WebpImage:
     data = await fetch(url, field="image_path", settings=settings)
     try:
-        return await asyncio.to_thread(images.portrait, data, quality=settings.webp_quality)
+        return await asyncio.to_thread(
+            decode_to_webp, data, quality=settings.webp_quality, upright=True
+        )
     except BadInput as exc:
         raise _reworded(exc, "image_path", url) from None
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.bestiary import service
 from worldbase.apps.bestiary.models import Character
-from worldbase.core.storage import create_storage
+from worldbase.core.storage_backends import create_storage
 from worldbase.settings import Settings
 
 

@@ -21,11 +21,12 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worldbase.apps.bestiary import images, lod, meshes, remote
+from worldbase.apps.bestiary import lod, meshes, remote
 from worldbase.apps.bestiary.models import Character, ExportJob, Favorite
 from worldbase.apps.bestiary.schemas import CharacterPage, CharacterRead, CharacterSort
 from worldbase.core.cache import Cache
 from worldbase.core.errors import NotFound
+from worldbase.core.images import WebpImage, decode_to_webp
 from worldbase.core.models import User
 from worldbase.core.storage import Storage
 
@@ -160,12 +161,12 @@ async def set_image(
     session: AsyncSession, storage: Storage, *, character: Character, data: bytes, quality: int
 ) -> Character:
     """Sniff and re-encode an uploaded picture: WebP plus a 200x200 thumbnail."""
-    portrait = await asyncio.to_thread(images.portrait, data, quality=quality)
+    portrait = await asyncio.to_thread(decode_to_webp, data, quality=quality, upright=True)
     return await set_portrait(session, storage, character=character, portrait=portrait)
 
 
 async def set_portrait(
-    session: AsyncSession, storage: Storage, *, character: Character, portrait: images.Portrait
+    session: AsyncSession, storage: Storage, *, character: Character, portrait: WebpImage
 ) -> Character:
     full_key = _key(character, "image", portrait.full, "webp")
     thumb_key = _key(character, "thumb", portrait.thumbnail, "webp")

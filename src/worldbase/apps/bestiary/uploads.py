@@ -19,9 +19,8 @@ from typing import Any
 import cv2
 from PIL import Image
 
-from worldbase.apps.bestiary.images import rgb
 from worldbase.core.errors import BadInput, PayloadTooLarge
-from worldbase.core.images import open_header, open_image
+from worldbase.core.images import open_header, open_image, rgb_on_black
 
 MIN_IMAGES = 3
 MAX_SIDE = 4096  # photos are scaled down to this before storing
@@ -75,7 +74,7 @@ def photo(data: bytes) -> bytes:
                 except (OSError, ValueError, SyntaxError):
                     raise BadInput("Not an image (corrupt JPEG)") from None
                 return data
-    return _encode(rgb(open_image(data)))
+    return _encode(rgb_on_black(open_image(data), upright=True))
 
 
 def _jpeg(data: bytes, name: str) -> bytes:

@@ -28,6 +28,7 @@ from worldbase.apps.dnd.schemas import NAME_PATTERN, refuse_markup
 from worldbase.apps.dnd.settings import DndSettings
 from worldbase.core.db import utcnow
 from worldbase.core.errors import BadInput
+from worldbase.core.images import WebpImage, encode_webp, open_image
 from worldbase.core.storage import Storage
 from worldbase.settings import Settings
 
@@ -111,10 +112,10 @@ def _check_name(name: str) -> str:
     return name
 
 
-async def _prepare(value: Any, quality: int) -> tuple[imaging.Encoded, str, int]:
+async def _prepare(value: Any, quality: int) -> tuple[WebpImage, str, int]:
     raw = decode_base64_image(value)
-    picture = await asyncio.to_thread(imaging.decode, raw)
-    encoded = await asyncio.to_thread(imaging.encode, picture, quality=quality)
+    picture = await asyncio.to_thread(open_image, raw)
+    encoded = await asyncio.to_thread(encode_webp, picture, quality=quality)
     return encoded, hashlib.sha256(raw).hexdigest(), len(raw)
 
 

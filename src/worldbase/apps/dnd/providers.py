@@ -22,6 +22,7 @@ from worldbase.apps.dnd import imaging, procedural
 from worldbase.apps.dnd.exceptions import GenerationFailed, GenerationTimeout, QuotaExceeded
 from worldbase.apps.dnd.settings import DndSettings
 from worldbase.core.errors import BadInput
+from worldbase.core.images import open_image
 from worldbase.settings import Settings
 
 log = logging.getLogger("worldbase.dnd.providers")
@@ -142,7 +143,7 @@ class GeminiProvider:
             raise GenerationFailed(f"Image provider unreachable: {type(exc).__name__}") from None
         data = _inline_image(response)
         try:
-            return await asyncio.to_thread(imaging.decode, data)
+            return await asyncio.to_thread(open_image, data)
         except BadInput:
             raise GenerationFailed("Image provider returned data that is not an image") from None
 

@@ -22,11 +22,11 @@ from typing import Any
 import httpx
 from PIL import Image, ImageOps
 
-from worldbase.apps.dnd import imaging
 from worldbase.apps.dnd.exceptions import GenerationFailed, GenerationTimeout, QuotaExceeded
 from worldbase.apps.dnd.providers import GenerationSpec
 from worldbase.core import source_policy
 from worldbase.core.errors import BadInput
+from worldbase.core.images import open_image
 from worldbase.core.source_policy import SourceNotAllowed, SourcePolicy
 
 log = logging.getLogger("worldbase.dnd.providers")
@@ -120,7 +120,7 @@ async def picture_of(b64: Any, size: tuple[int, int]) -> Image.Image:
     text = b64.split(",", 1)[1] if b64.startswith("data:") else b64
     try:
         raw = base64.b64decode(text, validate=True)
-        picture = await asyncio.to_thread(imaging.decode, raw)
+        picture = await asyncio.to_thread(open_image, raw)
     except (binascii.Error, ValueError, BadInput):
         raise GenerationFailed("Image provider returned data that is not an image") from None
     if picture.size == size:

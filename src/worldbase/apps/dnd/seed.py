@@ -9,7 +9,7 @@ from worldbase.apps.dnd import scenes, service
 from worldbase.apps.dnd.models import ImageAsset
 from worldbase.apps.dnd.providers import ProceduralProvider
 from worldbase.apps.dnd.schemas import ImageGenerate
-from worldbase.core.storage import create_storage
+from worldbase.core.storage_backends import create_storage
 from worldbase.settings import Settings
 
 DEMO_IMAGES = [

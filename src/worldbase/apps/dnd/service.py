@@ -22,13 +22,13 @@ from PIL import Image
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worldbase.apps.dnd import imaging
 from worldbase.apps.dnd.exceptions import ImageNotFound
 from worldbase.apps.dnd.models import ImageAsset
 from worldbase.apps.dnd.providers import GenerationSpec, ImageProvider
 from worldbase.apps.dnd.schemas import ImageGenerate
 from worldbase.core.db import utcnow
 from worldbase.core.errors import NotFound
+from worldbase.core.images import WebpImage, encode_webp
 from worldbase.core.storage import Storage
 
 FULL_PREFIX = "dnd/images/full/"
@@ -40,11 +40,11 @@ WEBP = "image/webp"
 class StoredFiles:
     full: str
     thumbnail: str
-    encoded: imaging.Encoded
+    encoded: WebpImage
 
 
 @asynccontextmanager
-async def stored_files(storage: Storage, encoded: imaging.Encoded) -> AsyncIterator[StoredFiles]:
+async def stored_files(storage: Storage, encoded: WebpImage) -> AsyncIterator[StoredFiles]:
     """Write both files; if the block fails (the row was not committed), delete them again."""
     name = uuid.uuid4().hex
     files = StoredFiles(f"{FULL_PREFIX}{name}.webp", f"{THUMB_PREFIX}{name}.webp", encoded)
@@ -108,12 +108,12 @@ def new_row(
 
 async def render(
     *, provider: ImageProvider, spec: GenerationSpec, quality: int
-) -> tuple[imaging.Encoded, int]:
+) -> tuple[WebpImage, int]:
     """Generate and encode; returns the WebP pair and the generation time in ms."""
     started = time.perf_counter()
     picture: Image.Image = await provider.generate(spec)
     elapsed_ms = int((time.perf_counter() - started) * 1000)
-    encoded = await asyncio.to_thread(imaging.encode, picture, quality=quality)
+    encoded = await asyncio.to_thread(encode_webp, picture, quality=quality)
     return encoded, elapsed_ms
 
 

@@ -14,9 +14,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from worldbase.apps.habitats import codes, service_tiles, tile_state
-from worldbase.apps.habitats.dependencies import MAX_ID, TileReader
+from worldbase.apps.habitats.dependencies import MAX_ID
 from worldbase.apps.habitats.exceptions import HabitatNotFound
 from worldbase.apps.habitats.raster import OWN_STORAGE, raster_url
+from worldbase.core.auth import TokenHolder
 from worldbase.core.db import Session
 from worldbase.core.services import StorageDep
 from worldbase.geo import classified
@@ -161,7 +162,7 @@ async def all_habitats_tile_suffixed(
     session: Session,
     storage: StorageDep,
     tiles: TileCacheDep,
-    _: TileReader,
+    _: TokenHolder,
 ) -> Response:
     return await _all_tile(request, session, storage, tiles, z=z, x=x, y=y, fmt=fmt)
 
@@ -177,7 +178,7 @@ async def all_habitats_tile(
     session: Session,
     storage: StorageDep,
     tiles: TileCacheDep,
-    _: TileReader,
+    _: TokenHolder,
     fmt: FormatQuery = None,
 ) -> Response:
     return await _all_tile(request, session, storage, tiles, z=z, x=x, y=y, fmt=fmt or "png")
@@ -199,7 +200,7 @@ async def habitat_tile_suffixed(
     session: Session,
     storage: StorageDep,
     tiles: TileCacheDep,
-    _: TileReader,
+    _: TokenHolder,
 ) -> Response:
     return await _habitat_tile(
         request, session, storage, tiles, habitat_id=id, z=z, x=x, y=y, fmt=fmt
@@ -221,7 +222,7 @@ async def habitat_tile(
     session: Session,
     storage: StorageDep,
     tiles: TileCacheDep,
-    _: TileReader,
+    _: TokenHolder,
     fmt: FormatQuery = None,
 ) -> Response:
     return await _habitat_tile(

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worldbase.apps.habitats import service, service_species
 from worldbase.apps.habitats.models import Habitat
 from worldbase.apps.habitats.service_species import Occurrence
-from worldbase.core.storage import create_storage
+from worldbase.core.storage_backends import create_storage
 from worldbase.settings import Settings
 
 # The habitat raster when HABITAT_RASTER_URL is unset: the COG `worldbase seed` writes.

@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.habitats.exceptions import DuplicateSpecies, SpeciesNotFound
 from worldbase.apps.habitats.models import Species, SpeciesOccurrence
+from worldbase.geo.bulk_insert import bulk_insert_features
 from worldbase.geo.geometry import parse_feature_collection, to_geojson
 from worldbase.geo.spatial import bbox_filter, intersects
-from worldbase.geo.vector_io import bulk_insert_features
 
 MAX_OCCURRENCE_FEATURES = 100_000
 MAX_OCCURRENCE_VERTICES = 2_000_000

@@ -1,37 +1,28 @@
 """What habitat tiles depend on, kept in the core cache so a cached tile costs no query.
 
 A tile request needs the habitat's colour, raster class and `updated_at` (its cache key)
-and a signed-in caller. Both answers are cached (memory, or Redis when configured, so
-every worker sees the same): `habitats:tile:<id>` and `habitats:tile:all` until a habitat
-is written through the API (the routes call `forget`; other writers show within
-`STATE_TTL`), verified tokens for `TOKEN_TTL` seconds at most (never past their `exp`).
-A disabled account or a deleted user keeps tile access for at most that long; every other
-endpoint checks the account on each request.
+and a signed-in caller (core's `TokenHolder`, which caches verified tokens itself). The
+habitat state is cached (memory, or Redis when configured, so every worker sees the same):
+`habitats:tile:<id>` and `habitats:tile:all` until a habitat is written through the API
+(the routes call `forget`; other writers show within `STATE_TTL`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import time
 from datetime import datetime
 
-import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.habitats import service
 from worldbase.apps.habitats.service import TileHabitat
-from worldbase.core.auth import authenticate_token
 from worldbase.core.cache import Cache
-from worldbase.settings import Settings
 
 PREFIX = "habitats:tile:"
 ALL_KEY = PREFIX + "all"
-TOKEN_PREFIX = "habitats:token:"  # noqa: S105 - a cache key prefix, not a secret
 # Writes through the API forget entries at once; writes from elsewhere (`worldbase import`)
 # show on tiles within this many seconds.
 STATE_TTL = 60
-TOKEN_TTL = 30
 
 
 def _dump(h: TileHabitat) -> dict[str, object]:
@@ -79,22 +70,3 @@ async def forget(cache: Cache, *, habitat_id: int | None = None) -> None:
     if habitat_id is not None:
         await cache.delete(f"{PREFIX}{habitat_id}")
     await cache.delete(ALL_KEY)
-
-
-async def check_token(
-    session: AsyncSession, cache: Cache, *, token: str, settings: Settings
-) -> None:
-    """`NotAuthenticated`/`Forbidden` unless the token stands for an active user (cached)."""
-    key = TOKEN_PREFIX + hashlib.blake2b(token.encode(), digest_size=20).hexdigest()
-    if await cache.get(key) is not None:
-        return
-    await authenticate_token(session, token=token, settings=settings)
-    ttl = TOKEN_TTL
-    try:
-        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
-    except jwt.PyJWTError:
-        exp = None
-    if isinstance(exp, int | float):
-        ttl = min(ttl, int(exp - time.time()))
-    if ttl > 0:
-        await cache.set(key, b"1", ttl=ttl)

@@ -32,8 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worldbase.apps.osm.ingest import IngestReport
 from worldbase.apps.osm.models import DataSource, OSMObject
 from worldbase.apps.osm.parsing import Element
+from worldbase.core.ids import time_ordered_uuids
+from worldbase.geo.bulk_insert import copy_connection
 from worldbase.geo.spatial import rtree_name
-from worldbase.geo.vector_io import copy_connection, time_ordered_uuids
 
 # (osm_id, version, tags, lon, lat, timestamp, changeset, user, uid), as read from the file.
 NodeRow = tuple[int, int | None, dict[str, str], float, float, datetime | None, Any, Any, Any]

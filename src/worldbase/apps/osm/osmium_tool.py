@@ -41,7 +41,7 @@ from sqlalchemy.schema import AddConstraint, DropConstraint
 
 from worldbase.apps.osm.models import OSMObject
 from worldbase.core.db import Base
-from worldbase.geo.vector_io import copy_connection
+from worldbase.geo.bulk_insert import copy_connection
 
 log = logging.getLogger("worldbase.osm")
 

@@ -24,7 +24,7 @@ from worldbase.apps.samsyn.models import (
 )
 from worldbase.core import users
 from worldbase.core.db import utcnow
-from worldbase.core.storage import create_storage
+from worldbase.core.storage_backends import create_storage
 from worldbase.seeding import DEMO_EMAIL
 from worldbase.settings import Settings
 

@@ -22,7 +22,7 @@ from worldbase.core import users
 from worldbase.core.db import Session
 from worldbase.core.errors import DomainError, ServiceUnavailable
 from worldbase.core.schemas import web_url_or_none
-from worldbase.core.services import HubDep
+from worldbase.core.services import CacheDep, HubDep
 from worldbase.settings import Settings
 
 log = logging.getLogger("worldbase.webhooks")
@@ -97,7 +97,9 @@ def _full_name(data: dict[str, Any]) -> str | None:
         503: {"description": "CLERK_WEBHOOK_SECRET is not set"},
     },
 )
-async def clerk_webhook(request: Request, session: Session, hub: HubDep) -> WebhookResult:
+async def clerk_webhook(
+    request: Request, session: Session, hub: HubDep, cache: CacheDep
+) -> WebhookResult:
     # The signature covers the exact bytes, so the body is read raw, not parsed by FastAPI.
     event = _verified_event(request, await request.body())
     kind = str(event.get("type", ""))
@@ -111,7 +113,7 @@ async def clerk_webhook(request: Request, session: Session, hub: HubDep) -> Webh
         user = await users.get_by_subject(session, subject=subject)
         if user is None:
             return WebhookResult(status="ignored", event=kind)
-        await users.deactivate(session, user=user, hub=hub)
+        await users.deactivate(session, user=user, hub=hub, cache=cache)
     else:
         user = await users.upsert_from_claims(
             session,

@@ -26,13 +26,8 @@ from worldbase.apps.samsyn.models import Layer, LayerFeature
 from worldbase.core.db import utcnow
 from worldbase.core.errors import BadInput
 from worldbase.core.models import User
-from worldbase.geo.vector_io import (
-    PreparedRows,
-    insert_prepared,
-    prepare_rows,
-    read_ahead,
-    read_features,
-)
+from worldbase.geo.bulk_insert import PreparedRows, insert_prepared, prepare_rows, read_ahead
+from worldbase.geo.vector_io import read_features
 
 # Uploads up to this size are imported during the request; larger ones become a job.
 INLINE_IMPORT_BYTES = 2 * 1024 * 1024
