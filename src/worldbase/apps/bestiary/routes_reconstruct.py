@@ -36,7 +36,8 @@ from worldbase.core.db import Session
 from worldbase.core.errors import BadInput, DomainError, NotAuthenticated, NotFound, PayloadTooLarge
 from worldbase.core.http import body_limit
 from worldbase.core.jobs import job_channels, job_event
-from worldbase.core.realtime import AccessGuard, serve_websocket, user_channel
+from worldbase.core.live_socket import AccessGuard, serve_websocket
+from worldbase.core.realtime import user_channel
 from worldbase.core.services import CacheDep, JobsDep, ServicesDep, StorageDep, services_of
 
 router = APIRouter()

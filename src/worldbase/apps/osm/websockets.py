@@ -44,7 +44,8 @@ from worldbase.apps.osm.exceptions import SourceInactive
 from worldbase.apps.osm.parsing import OSM_TYPES
 from worldbase.core.auth import authenticate_token
 from worldbase.core.errors import DomainError
-from worldbase.core.realtime import Event, Subscription, serve_websocket
+from worldbase.core.live_socket import serve_websocket
+from worldbase.core.realtime import Event, Subscription
 from worldbase.core.services import services_of
 
 log = logging.getLogger("worldbase.osm")

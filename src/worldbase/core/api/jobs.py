@@ -14,8 +14,9 @@ from worldbase.core.auth import CurrentUser, authenticate_token
 from worldbase.core.errors import DomainError, Forbidden, NotAuthenticated, NotFound
 from worldbase.core.job_schemas import JobPage, JobRead
 from worldbase.core.jobs import JobRuntime, job_channels, job_event
+from worldbase.core.live_socket import AccessGuard, serve_websocket
 from worldbase.core.models import Job, JobStatus, User
-from worldbase.core.realtime import AccessGuard, serve_websocket, user_channel
+from worldbase.core.realtime import user_channel
 from worldbase.core.services import JobsDep, services_of
 
 router = APIRouter()
