@@ -18,6 +18,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from worldbase.core.errors import DomainError
 from worldbase.core.realtime import (
     ACCESS_CHANGED,
     Event,
@@ -65,6 +66,12 @@ def _encode_batch_shared(events: list[Event]) -> str:
     if len(_BATCH_TEXTS) > _SENT_TEXTS_MAX:
         _BATCH_TEXTS.popitem(last=False)
     return text
+
+
+async def close_refused(websocket: WebSocket, exc: DomainError) -> None:
+    """Closes a socket refused before it streams: 4000 + the HTTP status (4401, 4403,
+    4404...), the message as the reason."""
+    await websocket.close(code=4000 + exc.status_code, reason=exc.message[:120])
 
 
 def _never(_event: Event) -> bool:

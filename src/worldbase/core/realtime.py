@@ -57,9 +57,11 @@ class Subscription:
         self.closed = False
         self.dropped = False
 
-    async def ready(self) -> None:
-        """Wait until events published from now on are certain to be delivered."""
-        await self.hub.wait_ready()
+    async def ready(self, within: float | None = None) -> None:
+        """Wait until events published from now on are certain to be delivered, or at most
+        `within` seconds (later events are then delivered once the hub is connected)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.hub.wait_ready(), timeout=within)
 
     def _offer(self, event: Event) -> None:
         if self.closed:

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from worldbase.core.cache import Cache
 from worldbase.core.errors import NotFound
 from worldbase.core.models import User
 from worldbase.core.storage import Storage
+from worldbase.settings import Settings
 
 LIST_TTL = 3600
 DETAIL_TTL = 24 * 3600
@@ -108,11 +110,7 @@ async def get_or_raise(session: AsyncSession, *, character_id: int) -> Character
 
 
 async def create(session: AsyncSession, *, values: dict[str, Any]) -> Character:
-    character = Character(**values)
-    session.add(character)
-    await session.commit()
-    await session.refresh(character)
-    return character
+    return await update(session, character=Character(), values=values)
 
 
 async def update(
@@ -120,8 +118,29 @@ async def update(
 ) -> Character:
     for key, value in values.items():
         setattr(character, key, value)
+    session.add(character)
     await session.commit()
     await session.refresh(character)
+    return character
+
+
+async def save(
+    session: AsyncSession,
+    storage: Storage,
+    settings: Settings,
+    *,
+    values: dict[str, Any],
+    character: Character | None = None,
+) -> Character:
+    """Create (no `character`) or update a character from API values: the `image_path` and
+    `model_path` URLs are fetched before anything is written (`remote.media_for`)."""
+    current = None
+    if character is not None:
+        current = {"image_path": character.image_path, "model_path": character.model_path}
+    media = await remote.media_for(values, settings=settings, current=current)
+    character = await update(session, character=character or Character(), values=values)
+    if not media.empty:
+        character = await set_media(session, storage, character=character, media=media)
     return character
 
 
@@ -260,32 +279,40 @@ class CachedBody:
     hit: bool
 
 
-async def list_json(session: AsyncSession, cache: Cache, *, filters: CharacterFilter) -> CachedBody:
-    key = filters.cache_key()
+async def _cached(
+    cache: Cache, key: str, ttl: int, make: Callable[[], Awaitable[bytes]]
+) -> CachedBody:
     cached = await cache.get(key)
     if cached is not None:
         return CachedBody(cached, True)
-    items, total = await list(session, filters=filters)
-    page = CharacterPage(
-        items=[CharacterRead.model_validate(c) for c in items],
-        total=total,
-        limit=filters.limit,
-        offset=filters.offset,
-    )
-    body = page.model_dump_json().encode()
-    await cache.set(key, body, ttl=LIST_TTL)
+    body = await make()
+    await cache.set(key, body, ttl=ttl)
     return CachedBody(body, False)
+
+
+async def list_json(session: AsyncSession, cache: Cache, *, filters: CharacterFilter) -> CachedBody:
+    async def page() -> bytes:
+        items, total = await list(session, filters=filters)
+        return (
+            CharacterPage(
+                items=[CharacterRead.model_validate(c) for c in items],
+                total=total,
+                limit=filters.limit,
+                offset=filters.offset,
+            )
+            .model_dump_json()
+            .encode()
+        )
+
+    return await _cached(cache, filters.cache_key(), LIST_TTL, page)
 
 
 async def get_json(session: AsyncSession, cache: Cache, *, character_id: int) -> CachedBody:
-    key = _detail_key(character_id)
-    cached = await cache.get(key)
-    if cached is not None:
-        return CachedBody(cached, True)
-    character = await get_or_raise(session, character_id=character_id)
-    body = CharacterRead.model_validate(character).model_dump_json().encode()
-    await cache.set(key, body, ttl=DETAIL_TTL)
-    return CachedBody(body, False)
+    async def detail() -> bytes:
+        character = await get_or_raise(session, character_id=character_id)
+        return CharacterRead.model_validate(character).model_dump_json().encode()
+
+    return await _cached(cache, _detail_key(character_id), DETAIL_TTL, detail)
 
 
 async def invalidate(cache: Cache, *, character_id: int | None = None) -> None:
