@@ -49,7 +49,6 @@ _CHARACTER_EXAMPLE: JsonDict = {
     "updated_at": _AT,
 }
 
-Text255 = Field(default=None, max_length=255)
 ImagePathField = Field(
     default=None,
     max_length=2048,

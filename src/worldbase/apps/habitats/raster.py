@@ -23,10 +23,6 @@ OWN_STORAGE = "habitats/"
 _seen: weakref.WeakSet[Storage] = weakref.WeakSet()
 
 
-def configured_url(settings: Settings) -> str:
-    return settings.habitat_raster_url or DEMO_RASTER_URL
-
-
 async def raster_url(settings: Settings, storage: Storage) -> str:
     """The habitat raster's URL; `NoHabitatRaster` (503) when none is configured or seeded."""
     if settings.habitat_raster_url:

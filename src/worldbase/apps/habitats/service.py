@@ -211,7 +211,3 @@ async def tile_habitats(session: AsyncSession) -> builtins.list[TileHabitat]:
     """Every habitat, for the all-habitats tiles (their colour map and version)."""
     rows = await session.execute(_tile_habitats().order_by(Habitat.id))
     return [TileHabitat(*row) for row in rows]
-
-
-async def geometry_of(session: AsyncSession, *, habitat_id: int) -> BaseGeometry | None:
-    return await session.scalar(select(Habitat.geometry).where(Habitat.id == habitat_id))
