@@ -152,9 +152,8 @@ class _SocketStream:
     last_sent: float
     client_gone: bool = False
     revoked_code: int | None = None  # set by the periodic re-check, which ends the stream
-    sending: asyncio.Lock = field(
-        default_factory=asyncio.Lock
-    )  # one writer: events, replies, pings
+    # One writer at a time: events, replies, pings.
+    sending: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def run(self, initial: Event | list[Event] | None) -> None:
         close_code: int | None = None

@@ -139,8 +139,7 @@ def _read_classes(
 ) -> np.ma.MaskedArray | None:
     if not reader.tile_exists(x, y, z):
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(action="ignore"):
         try:
             image = reader.tile(x, y, z, tilesize=tilesize, indexes=1, resampling_method="nearest")
         except TileOutsideBounds:

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import morecantile
 import numpy
@@ -62,6 +63,8 @@ __all__ = [
     "tms_or_raise",
 ]
 
+
+T = TypeVar("T")
 
 DEFAULT_TMS = "WebMercatorQuad"
 MAX_PREVIEW = 2048
@@ -114,6 +117,19 @@ def validate_tms_tile(tms: morecantile.TileMatrixSet, z: int, x: int, y: int) ->
 # --- Operations ------------------------------------------------------------------------------
 
 
+async def _read(
+    url: str,
+    settings: Settings,
+    own_storage: str | None,
+    fn: Callable[[Reader], T],
+    tms: morecantile.TileMatrixSet | None = None,
+) -> T:
+    """`fn` with a pooled reader of the raster at `url` (checked against the allow-list), in
+    the render threads."""
+    source = resolve_source(url, settings, own_storage=own_storage)
+    return await run_in_pool(lambda: with_reader(source, settings, fn, tms))
+
+
 def _read_options(params: RenderParams) -> dict[str, Any]:
     options: dict[str, Any] = {
         "indexes": None if params.expression else params.bidx,
@@ -140,8 +156,7 @@ def _tile_sync(
     if not reader.tile_exists(x, y, z):
         return b""
     size = (params.tilesize or tms.matrix(z).tileWidth) * scale
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(action="ignore"):
         try:
             img = reader.tile(x, y, z, tilesize=size, buffer=params.buffer, **_read_options(params))
         except TileOutsideBounds:
@@ -168,9 +183,8 @@ async def tile(
     validate_tms_tile(matrix_set, z, x, y)
     if scale not in (1, 2, 3, 4):
         raise BadInput("Tile scale must be 1 to 4 (e.g. @2x)")
-    source = resolve_source(url, settings, own_storage=own_storage)
     fn = partial(_tile_sync, tms=matrix_set, z=z, x=x, y=y, params=params, fmt=fmt, scale=scale)
-    content = await run_in_pool(lambda: with_reader(source, settings, fn, matrix_set))
+    content = await _read(url, settings, own_storage, fn, matrix_set)
     return Rendered(content, kind)
 
 
@@ -188,8 +202,7 @@ def _info_sync(reader: Reader) -> dict[str, Any]:
 
 async def info(url: str, *, settings: Settings, own_storage: str | None = None) -> dict[str, Any]:
     """rio-tiler's Info (bounds, CRS, dtype, bands, overviews...) plus WGS84 bounds and zooms."""
-    source = resolve_source(url, settings, own_storage=own_storage)
-    return await run_in_pool(lambda: with_reader(source, settings, _info_sync))
+    return await _read(url, settings, own_storage, _info_sync)
 
 
 def _statistics_sync(
@@ -209,8 +222,7 @@ def _statistics_sync(
         hist_options["bins"] = bins
     if hist_range is not None:
         hist_options["range"] = hist_range
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(action="ignore"):
         stats = reader.statistics(
             categorical=categorical,
             categories=categories,
@@ -251,7 +263,6 @@ async def statistics(
         raise BadInput(f"max_size must be between 16 and {MAX_STATS_SIZE}")
     if percentiles is not None and not all(0 <= p <= 100 for p in percentiles):
         raise BadInput("percentiles must be between 0 and 100")
-    source = resolve_source(url, settings, own_storage=own_storage)
     fn = partial(
         _statistics_sync,
         params=params,
@@ -262,13 +273,12 @@ async def statistics(
         hist_range=hist_range,
         max_size=max_size,
     )
-    return await run_in_pool(lambda: with_reader(source, settings, fn))
+    return await _read(url, settings, own_storage, fn)
 
 
 def _preview_sync(reader: Reader, *, params: RenderParams, fmt: str, max_size: int) -> bytes:
     check_bands(params, band_count(reader))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(action="ignore"):
         img = reader.preview(max_size=max_size, **_read_options(params))
     return encode(img, params, fmt)
 
@@ -286,15 +296,13 @@ async def preview(
     kind = media_type(fmt)
     if not 16 <= max_size <= MAX_PREVIEW:
         raise BadInput(f"max_size must be between 16 and {MAX_PREVIEW}")
-    source = resolve_source(url, settings, own_storage=own_storage)
     fn = partial(_preview_sync, params=params, fmt=fmt, max_size=max_size)
-    return Rendered(await run_in_pool(lambda: with_reader(source, settings, fn)), kind)
+    return Rendered(await _read(url, settings, own_storage, fn), kind)
 
 
 def _point_sync(reader: Reader, *, lon: float, lat: float, params: RenderParams) -> dict[str, Any]:
     check_bands(params, band_count(reader))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(action="ignore"):
         data = reader.point(lon, lat, **_read_options(params))
     values = [
         None if bool(masked) else _finite(float(value))
@@ -315,9 +323,8 @@ async def point(
     """The raster's values at (lon, lat); `null` where masked; 404 outside its bounds."""
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise BadInput("Coordinates out of range: lon -180..180, lat -90..90")
-    source = resolve_source(url, settings, own_storage=own_storage)
     fn = partial(_point_sync, lon=lon, lat=lat, params=params)
-    return await run_in_pool(lambda: with_reader(source, settings, fn))
+    return await _read(url, settings, own_storage, fn)
 
 
 def _tilejson_sync(
@@ -346,12 +353,8 @@ async def tilejson(
     """TileJSON 3.0 for the raster with `tiles_url` (a {z}/{x}/{y} template) as its tiles;
     `params` (those the tiles will use) are checked against the raster's bands."""
     matrix_set = tms_or_raise(tms)
-    source = resolve_source(url, settings, own_storage=own_storage)
-    extent = await run_in_pool(
-        lambda: with_reader(
-            source, settings, partial(_tilejson_sync, tms=matrix_set, params=params), matrix_set
-        )
-    )
+    fn = partial(_tilejson_sync, tms=matrix_set, params=params)
+    extent = await _read(url, settings, own_storage, fn, matrix_set)
     west, south, east, north = extent["bounds"]
     return {
         "tilejson": "3.0.0",

@@ -99,8 +99,7 @@ class ReaderPool:
             _close(item)
 
     def _open(self, source: str, settings: Settings, tms: morecantile.TileMatrixSet) -> Reader:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(action="ignore"):
             reader = SafeReader(gdal_path(source, settings), tms=tms)
         try:
             require_crs(reader, source)

@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -279,40 +278,32 @@ class CachedBody:
     hit: bool
 
 
-async def _cached(
-    cache: Cache, key: str, ttl: int, make: Callable[[], Awaitable[bytes]]
-) -> CachedBody:
+async def list_json(session: AsyncSession, cache: Cache, *, filters: CharacterFilter) -> CachedBody:
+    key = filters.cache_key()
     cached = await cache.get(key)
     if cached is not None:
         return CachedBody(cached, True)
-    body = await make()
-    await cache.set(key, body, ttl=ttl)
+    items, total = await list(session, filters=filters)
+    page = CharacterPage(
+        items=[CharacterRead.model_validate(c) for c in items],
+        total=total,
+        limit=filters.limit,
+        offset=filters.offset,
+    )
+    body = page.model_dump_json().encode()
+    await cache.set(key, body, ttl=LIST_TTL)
     return CachedBody(body, False)
 
 
-async def list_json(session: AsyncSession, cache: Cache, *, filters: CharacterFilter) -> CachedBody:
-    async def page() -> bytes:
-        items, total = await list(session, filters=filters)
-        return (
-            CharacterPage(
-                items=[CharacterRead.model_validate(c) for c in items],
-                total=total,
-                limit=filters.limit,
-                offset=filters.offset,
-            )
-            .model_dump_json()
-            .encode()
-        )
-
-    return await _cached(cache, filters.cache_key(), LIST_TTL, page)
-
-
 async def get_json(session: AsyncSession, cache: Cache, *, character_id: int) -> CachedBody:
-    async def detail() -> bytes:
-        character = await get_or_raise(session, character_id=character_id)
-        return CharacterRead.model_validate(character).model_dump_json().encode()
-
-    return await _cached(cache, _detail_key(character_id), DETAIL_TTL, detail)
+    key = _detail_key(character_id)
+    cached = await cache.get(key)
+    if cached is not None:
+        return CachedBody(cached, True)
+    character = await get_or_raise(session, character_id=character_id)
+    body = CharacterRead.model_validate(character).model_dump_json().encode()
+    await cache.set(key, body, ttl=DETAIL_TTL)
+    return CachedBody(body, False)
 
 
 async def invalidate(cache: Cache, *, character_id: int | None = None) -> None:
