@@ -352,6 +352,18 @@ class AsyncGuardedTransport(httpx.AsyncHTTPTransport):
         self._pool = httpcore.AsyncConnectionPool(**_pool_options(limits), network_backend=backend)
 
 
+def _client_options(
+    policy: SourcePolicy, timeout: float | httpx.Timeout | None, check: Any, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "timeout": policy.timeout if timeout is None else timeout,
+        "trust_env": False,
+        "max_redirects": MAX_REDIRECTS,
+        "event_hooks": {"request": [check]},
+        **kwargs,
+    }
+
+
 def client(
     policy: SourcePolicy, *, timeout: float | httpx.Timeout | None = None, **kwargs: Any
 ) -> httpx.Client:
@@ -361,15 +373,8 @@ def client(
     def check(request: httpx.Request) -> None:
         policy.check_url(str(request.url), resolve=False)
 
-    limits = kwargs.pop("limits", httpx.Limits())
-    return httpx.Client(
-        transport=GuardedTransport(policy, limits),
-        timeout=policy.timeout if timeout is None else timeout,
-        trust_env=False,
-        max_redirects=MAX_REDIRECTS,
-        event_hooks={"request": [check]},
-        **kwargs,
-    )
+    transport = GuardedTransport(policy, kwargs.pop("limits", httpx.Limits()))
+    return httpx.Client(transport=transport, **_client_options(policy, timeout, check, kwargs))
 
 
 def async_client(
@@ -380,15 +385,9 @@ def async_client(
     async def check(request: httpx.Request) -> None:
         policy.check_url(str(request.url), resolve=False)
 
-    limits = kwargs.pop("limits", httpx.Limits())
-    return httpx.AsyncClient(
-        transport=AsyncGuardedTransport(policy, limits),
-        timeout=policy.timeout if timeout is None else timeout,
-        trust_env=False,
-        max_redirects=MAX_REDIRECTS,
-        event_hooks={"request": [check]},
-        **kwargs,
-    )
+    transport = AsyncGuardedTransport(policy, kwargs.pop("limits", httpx.Limits()))
+    options = _client_options(policy, timeout, check, kwargs)
+    return httpx.AsyncClient(transport=transport, **options)
 
 
 # --- requests (pyosmium) -----------------------------------------------------------------------
