@@ -30,19 +30,13 @@ from rio_tiler.errors import RioTilerError, TileOutsideBounds
 from rio_tiler.io import Reader
 
 from worldbase.core.errors import BadInput, NotFound
-from worldbase.geo.raster_encode import FORMATS, encode, encode_png, media_type
-from worldbase.geo.raster_params import (
-    RenderParams,
-    RenderQuery,
-    RenderQueryDep,
-    parse_render_params,
-)
+from worldbase.geo.raster_encode import encode, encode_png, media_type
+from worldbase.geo.raster_params import RenderParams, RenderQuery, RenderQueryDep
 from worldbase.geo.raster_readers import band_count, check_bands, run_in_pool, with_reader
 from worldbase.geo.raster_sources import STORAGE_SCHEME, check_source_allowed, resolve_source
 from worldbase.settings import Settings
 
 __all__ = [
-    "FORMATS",
     "STORAGE_SCHEME",
     "RenderParams",
     "RenderQuery",
@@ -53,10 +47,8 @@ __all__ = [
     "encode_png",
     "info",
     "media_type",
-    "parse_render_params",
     "point",
     "preview",
-    "resolve_source",
     "statistics",
     "tile",
     "tilejson",
