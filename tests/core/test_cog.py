@@ -16,7 +16,7 @@ from tests.builders import DEFAULT_PASSWORD, assert_error, register_user
 from tests.conftest import BACKEND, free_port
 from tests.rasters import make_cog, range_server
 from worldbase.apps.habitats.seed import DEMO_RASTER_KEY as DEMO_HABITAT_RASTER_KEY
-from worldbase.geo import raster
+from worldbase.geo import raster_readers
 from worldbase.settings import Settings
 
 Z, X, Y = 7, 65, 41
@@ -42,7 +42,7 @@ def cog(
     http: str,
 ) -> Iterator[TestClient]:
     yield app_factory(make_settings(worldbase_source_allowlist=[f"{http}/"]))
-    raster.READERS.clear()
+    raster_readers.READERS.clear()
 
 
 def q(url: str) -> str:
@@ -164,7 +164,7 @@ def test_storage_objects_are_never_cog_sources(
         assert_error(client.get(f"/cog/info?url=s3://{bucket}/samsyn/cogs/x.tif"), 403)
         allowed = app_factory(make_settings(worldbase_source_allowlist=[f"s3://{bucket}/"]))
         assert_error(allowed.get(f"/cog/info?url=s3://{bucket}/samsyn/cogs/x.tif"), 403)
-    raster.READERS.clear()
+    raster_readers.READERS.clear()
 
 
 def test_the_demo_habitat_raster_is_a_cog_source(
@@ -197,7 +197,7 @@ def test_the_demo_habitat_raster_is_a_cog_source(
     # The habitats app disabled: nothing of it is public.
     others = app_factory(make_settings(habitat_raster_url=None, worldbase_apps=["samsyn"]))
     assert_error(others.get(f"/cog/info?url={demo}"), 403)
-    raster.READERS.clear()
+    raster_readers.READERS.clear()
 
 
 def test_redirect_after_a_good_start_is_refused(
@@ -226,7 +226,7 @@ def test_redirect_after_a_good_start_is_refused(
         if response.status_code == 200 and response.headers["content-type"] == "image/png":
             assert 7 not in png(response.content)[..., 0]
     assert any(r.status_code == 403 for r in responses)
-    raster.READERS.clear()
+    raster_readers.READERS.clear()
 
 
 def test_metadata_address_through_a_redirect(
@@ -240,7 +240,7 @@ def test_metadata_address_through_a_redirect(
         target = q(f"{good}/redirect?to=http://169.254.169.254/latest/meta-data/a.tif")
         body = assert_error(client.get(f"/cog/info?url={target}"), 403)
     assert "169.254.169.254" in str(body)
-    raster.READERS.clear()
+    raster_readers.READERS.clear()
 
 
 def _wal_database(path: Path) -> None:
@@ -312,7 +312,7 @@ def test_raster_dirs_open_geotiffs_only(
     assert wal.exists(), "GDAL opened the SQLite database and removed its WAL"
     assert not list(rasters.glob("*.aux.xml")), "GDAL wrote a sidecar"
     assert_error(client.get(f"/cog/info?url={q(str(rasters / '..' / 'x.tif'))}"), 403)
-    raster.READERS.clear()
+    raster_readers.READERS.clear()
 
 
 def test_raster_dirs_never_cover_the_data_dir(make_settings: Callable[..., Settings]) -> None:

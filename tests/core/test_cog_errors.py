@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from tests.builders import assert_error
 from tests.rasters import make_cog, range_server
-from worldbase.geo import raster
+from worldbase.geo import raster_readers
 from worldbase.settings import Settings
 
 Z, X, Y = 7, 65, 41
@@ -34,7 +34,7 @@ def cog(
     http: str,
 ) -> Iterator[TestClient]:
     yield app_factory(make_settings(worldbase_source_allowlist=[f"{http}/"]))
-    raster.READERS.clear()
+    raster_readers.READERS.clear()
 
 
 ENDPOINTS = (

@@ -27,18 +27,10 @@ from tests.builders import close_code_within
 from tests.conftest import free_port, wait_for_port
 from tests.core.conftest import NAMESPACE
 from worldbase.core.db import Database
+from worldbase.core.live_socket import WS_ACCESS_REVOKED, AccessGuard, serve_websocket
 from worldbase.core.migrate import upgrade_head
 from worldbase.core.models import Job, JobStatus
-from worldbase.core.realtime import (
-    ACCESS_CHANGED,
-    WS_ACCESS_REVOKED,
-    AccessGuard,
-    Hub,
-    MemoryHub,
-    RedisHub,
-    SubscriberTooSlow,
-    serve_websocket,
-)
+from worldbase.core.realtime import ACCESS_CHANGED, Hub, MemoryHub, RedisHub, SubscriberTooSlow
 from worldbase.settings import Settings
 
 
@@ -82,14 +74,14 @@ async def test_pop_ready_takes_queued_events_and_keeps_the_end(hub: Hub) -> None
 
 
 def test_a_shared_event_is_encoded_once() -> None:
-    from worldbase.core import realtime
+    from worldbase.core import live_socket
 
     event = {"type": "object.created", "object": {"id": "x"}}
-    first = realtime._encode_shared(event)
+    first = live_socket._encode_shared(event)
     assert first == '{"type":"object.created","object":{"id":"x"}}'
-    assert realtime._encode_shared(event) is first  # the same text, not a new encoding
+    assert live_socket._encode_shared(event) is first  # the same text, not a new encoding
     other = {"type": "object.created", "object": {"id": "x"}}
-    assert realtime._encode_shared(other) == first  # equal content, separately encoded
+    assert live_socket._encode_shared(other) == first  # equal content, separately encoded
 
 
 async def test_close_ends_iteration_and_unsubscribes(hub: Hub) -> None:

@@ -18,7 +18,7 @@ from tests.rasters import make_cog, range_server
 from worldbase.apps import registry
 from worldbase.core.errors import BadInput, DomainError, NotFound, UpstreamError
 from worldbase.core.storage_backends import create_storage
-from worldbase.geo import raster
+from worldbase.geo import raster, raster_readers
 from worldbase.geo.raster_params import RenderQuery, parse_render_params
 from worldbase.geo.raster_sources import (
     SourceNotAllowed,
@@ -76,7 +76,7 @@ def http_base(data_dir: Path) -> Iterator[str]:
 @pytest.fixture(autouse=True)
 def _fresh_readers() -> Iterator[None]:
     yield
-    raster.READERS.clear()
+    raster_readers.READERS.clear()
 
 
 def closed_port() -> int:
@@ -372,7 +372,7 @@ async def test_http_source_with_range_requests(data_dir: Path, http_base: str) -
     # An allowed redirect is followed; one leaving the allow-list is refused.
     hop = f"{http_base}/redirect?to={url}"
     assert (await raster.info(hop, settings=settings))["count"] == 3
-    raster.READERS.clear()
+    raster_readers.READERS.clear()
     out = f"{http_base}/redirect?to=http://localhost:{closed_port()}/x.tif"
     with pytest.raises(SourceNotAllowed):
         await raster.info(out, settings=settings)
@@ -462,14 +462,14 @@ def test_encode_png_round_trip(channels: int) -> None:
 
 
 async def test_readers_are_reused_and_bounded(local: Settings, data_dir: Path) -> None:
-    pool = raster.READERS
+    pool = raster_readers.READERS
     url = str(data_dir / "cog.tif")
     await raster.info(url, settings=local)
     with pool.reader(url, local) as first:
         pass
     with pool.reader(url, local) as second:
         assert second is first
-    small = raster.ReaderPool(max_sources=1, max_idle=1)
+    small = raster_readers.ReaderPool(max_sources=1, max_idle=1)
     with small.reader(url, local) as a:
         pass
     with small.reader(str(data_dir / "one.tif"), local):

@@ -99,10 +99,6 @@ def register_staging_prefix(prefix: str) -> None:
         _STAGING_PREFIXES.append(prefix)
 
 
-def staging_prefixes() -> list[str]:
-    return list(_STAGING_PREFIXES)
-
-
 def staging(*keys: str) -> dict[str, Any]:
     """Job params naming the storage keys the job owns (deleted when it ends)."""
     return {STAGING_PARAM: list(keys)}

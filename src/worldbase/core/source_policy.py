@@ -26,7 +26,6 @@ import asyncio
 import io
 import ipaddress
 import socket
-import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -329,33 +328,40 @@ class _AsyncGuardedBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
-def _ssl_context() -> ssl.SSLContext:
-    return httpx.create_ssl_context(trust_env=False)
+def _pool_options(limits: httpx.Limits) -> dict[str, Any]:
+    # No proxy and no environment: a proxy would make the address check meaningless.
+    return {
+        "ssl_context": httpx.create_ssl_context(trust_env=False),
+        "max_connections": limits.max_connections,
+        "max_keepalive_connections": limits.max_keepalive_connections,
+        "keepalive_expiry": limits.keepalive_expiry,
+    }
 
 
 class GuardedTransport(httpx.HTTPTransport):
     """httpx's transport over a connection pool whose connections go through the policy."""
 
     def __init__(self, policy: SourcePolicy, limits: httpx.Limits = httpx.Limits()):
-        # No proxy and no environment: a proxy would make the address check meaningless.
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_GuardedBackend(policy),
-        )
+        backend = _GuardedBackend(policy)
+        self._pool = httpcore.ConnectionPool(**_pool_options(limits), network_backend=backend)
 
 
 class AsyncGuardedTransport(httpx.AsyncHTTPTransport):
     def __init__(self, policy: SourcePolicy, limits: httpx.Limits = httpx.Limits()):
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_AsyncGuardedBackend(policy),
-        )
+        backend = _AsyncGuardedBackend(policy)
+        self._pool = httpcore.AsyncConnectionPool(**_pool_options(limits), network_backend=backend)
+
+
+def _client_options(
+    policy: SourcePolicy, timeout: float | httpx.Timeout | None, check: Any, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "timeout": policy.timeout if timeout is None else timeout,
+        "trust_env": False,
+        "max_redirects": MAX_REDIRECTS,
+        "event_hooks": {"request": [check]},
+        **kwargs,
+    }
 
 
 def client(
@@ -367,15 +373,8 @@ def client(
     def check(request: httpx.Request) -> None:
         policy.check_url(str(request.url), resolve=False)
 
-    limits = kwargs.pop("limits", httpx.Limits())
-    return httpx.Client(
-        transport=GuardedTransport(policy, limits),
-        timeout=policy.timeout if timeout is None else timeout,
-        trust_env=False,
-        max_redirects=MAX_REDIRECTS,
-        event_hooks={"request": [check]},
-        **kwargs,
-    )
+    transport = GuardedTransport(policy, kwargs.pop("limits", httpx.Limits()))
+    return httpx.Client(transport=transport, **_client_options(policy, timeout, check, kwargs))
 
 
 def async_client(
@@ -386,15 +385,9 @@ def async_client(
     async def check(request: httpx.Request) -> None:
         policy.check_url(str(request.url), resolve=False)
 
-    limits = kwargs.pop("limits", httpx.Limits())
-    return httpx.AsyncClient(
-        transport=AsyncGuardedTransport(policy, limits),
-        timeout=policy.timeout if timeout is None else timeout,
-        trust_env=False,
-        max_redirects=MAX_REDIRECTS,
-        event_hooks={"request": [check]},
-        **kwargs,
-    )
+    transport = AsyncGuardedTransport(policy, kwargs.pop("limits", httpx.Limits()))
+    options = _client_options(policy, timeout, check, kwargs)
+    return httpx.AsyncClient(transport=transport, **options)
 
 
 # --- requests (pyosmium) -----------------------------------------------------------------------

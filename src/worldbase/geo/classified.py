@@ -40,8 +40,9 @@ from shapely.geometry import Point, box
 from shapely.geometry.base import BaseGeometry
 
 from worldbase.core.errors import BadInput
-from worldbase.geo import raster, raster_sources
+from worldbase.geo import raster_sources
 from worldbase.geo.geodesic import geodesic_region
+from worldbase.geo.raster_readers import run_in_pool, with_reader
 from worldbase.geo.tiles import tile_bounds_lonlat, tile_bounds_mercator, validate_tile
 from worldbase.settings import Settings
 
@@ -138,8 +139,7 @@ def _read_classes(
 ) -> np.ma.MaskedArray | None:
     if not reader.tile_exists(x, y, z):
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(action="ignore"):
         try:
             image = reader.tile(x, y, z, tilesize=tilesize, indexes=1, resampling_method="nearest")
         except TileOutsideBounds:
@@ -384,9 +384,9 @@ async def render_tile(
         render_classes, z=z, x=x, y=y, colors=colors, vectors=vectors, tilesize=tilesize, fmt=fmt
     )
     if url is None or not colors:
-        return await raster.run_in_pool(lambda: paint(None))
+        return await run_in_pool(lambda: paint(None))
     source = raster_sources.resolve_source(url, settings, own_storage=own_storage)
-    return await raster.run_in_pool(lambda: raster.with_reader(source, settings, paint))
+    return await run_in_pool(lambda: with_reader(source, settings, paint))
 
 
 async def classes_near(
@@ -405,4 +405,4 @@ async def classes_near(
         assert reader.dataset is not None
         return classes_near_in(reader.dataset, lon, lat, metres)
 
-    return await raster.run_in_pool(lambda: raster.with_reader(source, settings, near))
+    return await run_in_pool(lambda: with_reader(source, settings, near))

@@ -46,8 +46,9 @@ from titiler.core.dependencies import DefaultDependency
 from titiler.core.factory import TilerFactory
 
 from worldbase.core.errors import BadInput, DomainError, NotFound
-from worldbase.geo import raster
-from worldbase.geo.raster import RenderParams, RenderQueryDep, SafeReader, check_bands
+from worldbase.geo import raster, raster_readers
+from worldbase.geo.raster import RenderParams, RenderQueryDep
+from worldbase.geo.raster_readers import SafeReader, check_bands
 from worldbase.geo.raster_sources import gdal_env, gdal_options, gdal_path, resolve_source
 from worldbase.geo.tiles import etag_for, tile_response
 from worldbase.settings import Settings
@@ -93,7 +94,7 @@ class CogReader(SafeReader):
         else:
             with gdal_env(self.settings):
                 super().__attrs_post_init__()
-        raster.require_crs(self, str(self.input))
+        raster_readers.require_crs(self, str(self.input))
 
     def _check(self, indexes: Any, expression: str | None) -> None:
         # GDAL would return an empty band for an index past the last one: 422 instead.
@@ -170,7 +171,7 @@ def _domain_error(exc: Exception, source: str) -> DomainError | None:
     if isinstance(exc, InvalidColorMapName | InvalidColorFormat):
         return BadInput(f"Invalid colormap: {exc}")
     if isinstance(exc, RasterioIOError | RasterioError):
-        return raster.open_error(source, exc)
+        return raster_readers.open_error(source, exc)
     if isinstance(exc, RioTilerError | IndexError):
         return BadInput(f"Invalid request for this raster: {exc}")
     return None

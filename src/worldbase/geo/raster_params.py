@@ -43,8 +43,6 @@ RENDER_KEYS = (
     "tilesize",
 )
 
-ColorMap = dict[int, tuple[int, int, int, int]] | list[tuple[tuple[float, float], Any]]
-
 
 @dataclass(frozen=True)
 class RenderParams:

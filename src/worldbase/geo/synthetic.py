@@ -38,8 +38,6 @@ def write_classified_cog(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     target = path.with_name(path.name + ".tmp.tif")
-    values = np.asarray(classes, dtype=np.uint16)
-    transform = from_bounds(*bounds, width, height)
     profile = {
         "driver": "GTiff",
         "width": width,
@@ -47,7 +45,7 @@ def write_classified_cog(
         "count": 1,
         "dtype": "uint16",
         "crs": "EPSG:4326",
-        "transform": transform,
+        "transform": from_bounds(*bounds, width, height),
         "nodata": 0,
         "tiled": True,
         "blockxsize": 512,
@@ -57,52 +55,75 @@ def write_classified_cog(
         "num_threads": "ALL_CPUS",
         "BIGTIFF": "IF_SAFER",
     }
-    rng = np.random.default_rng(seed)
-    # Smooth pseudo-random fields from a few sine waves: coherent patches of every class.
-    waves = (rng.uniform(0.5, 4.0, size=(6, 2)) * 2 * np.pi).astype(np.float32)
-    phases = rng.uniform(0, 2 * np.pi, size=6).astype(np.float32)
-    cols = ((np.arange(width, dtype=np.float32) + 0.5) / width)[None, :]
+    blocks = _ClassBlocks(width, height, np.asarray(classes, dtype=np.uint16), seed)
     block_rows = max(512, block_rows // 512 * 512)
     with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"), rasterio.open(target, "w", **profile) as dst:
         for row in range(0, height, block_rows):
             rows = min(block_rows, height - row)
-            ys = (np.arange(row, row + rows, dtype=np.float32) + 0.5)[:, None] / height
-            field = np.zeros((rows, width), dtype=np.float32)
-            for (kx, ky), phase in zip(waves, phases, strict=True):
-                field += np.sin(kx * cols + (ky * ys + phase))
-            # Cycling through the classes as the field rises gives every class its share.
-            index = np.floor(field * 1.3 + 64 * len(values)).astype(np.int64) % len(values)
-            data = values[index]
-            # Polar caps and thin bands of "ocean" stay nodata, so masks are exercised.
-            lat = 90.0 - 180.0 * ys
-            data[(np.abs(field) < 0.15) | (np.abs(lat) > 84.0)] = 0
-            dst.write(data, 1, window=Window(0, row, width, rows))
+            dst.write(blocks.rows(row, rows), 1, window=Window(0, row, width, rows))
             if progress:
                 progress(0.7 * (row + rows) / height)
-        factors = []
-        factor = 2
-        while max(width, height) // factor >= 256:
-            factors.append(factor)
-            factor *= 2
+        factors = _overview_factors(width, height)
         if factors:
             dst.build_overviews(factors, overview_resampling)
             dst.update_tags(ns="rio_overview", resampling=overview_resampling.name)
     if cog_layout:
-        with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
-            rasterio.shutil.copy(
-                target,
-                path,
-                driver="COG",
-                COMPRESS="DEFLATE",
-                PREDICTOR="2",
-                BLOCKSIZE=512,
-                OVERVIEWS="FORCE_USE_EXISTING",
-                BIGTIFF="IF_SAFER",
-                NUM_THREADS="ALL_CPUS",
-            )
+        _copy_as_cog(target, path)
         target.unlink(missing_ok=True)
     else:
         target.replace(path)
     if progress:
         progress(1.0)
     return path
+
+
+class _ClassBlocks:
+    """Smooth pseudo-random fields from a few sine waves: coherent patches of every class."""
+
+    def __init__(self, width: int, height: int, values: np.ndarray, seed: int):
+        rng = np.random.default_rng(seed)
+        self.waves = (rng.uniform(0.5, 4.0, size=(6, 2)) * 2 * np.pi).astype(np.float32)
+        self.phases = rng.uniform(0, 2 * np.pi, size=6).astype(np.float32)
+        self.cols = ((np.arange(width, dtype=np.float32) + 0.5) / width)[None, :]
+        self.width, self.height, self.values = width, height, values
+
+    def rows(self, row: int, rows: int) -> np.ndarray:
+        """The classes of `rows` full-width rows from `row` down."""
+        ys = (np.arange(row, row + rows, dtype=np.float32) + 0.5)[:, None] / self.height
+        field = np.zeros((rows, self.width), dtype=np.float32)
+        for (kx, ky), phase in zip(self.waves, self.phases, strict=True):
+            field += np.sin(kx * self.cols + (ky * ys + phase))
+        # Cycling through the classes as the field rises gives every class its share.
+        count = len(self.values)
+        index = np.floor(field * 1.3 + 64 * count).astype(np.int64) % count
+        data: np.ndarray = self.values[index]
+        # Polar caps and thin bands of "ocean" stay nodata, so masks are exercised.
+        lat = 90.0 - 180.0 * ys
+        data[(np.abs(field) < 0.15) | (np.abs(lat) > 84.0)] = 0
+        return data
+
+
+def _overview_factors(width: int, height: int) -> list[int]:
+    """Powers of two down to the last level of at least 256 px on the longer side."""
+    factors = []
+    factor = 2
+    while max(width, height) // factor >= 256:
+        factors.append(factor)
+        factor *= 2
+    return factors
+
+
+def _copy_as_cog(source: Path, path: Path) -> None:
+    """The COG layout (overviews first, for HTTP range reads), reusing the built overviews."""
+    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
+        rasterio.shutil.copy(
+            source,
+            path,
+            driver="COG",
+            COMPRESS="DEFLATE",
+            PREDICTOR="2",
+            BLOCKSIZE=512,
+            OVERVIEWS="FORCE_USE_EXISTING",
+            BIGTIFF="IF_SAFER",
+            NUM_THREADS="ALL_CPUS",
+        )

@@ -23,7 +23,7 @@ from tests.rasters import make_cog, range_server
 from worldbase.apps.samsyn.events import layer_tiles_tag
 from worldbase.apps.samsyn.models import Layer
 from worldbase.core import fast_lane
-from worldbase.geo import raster
+from worldbase.geo import raster_readers
 from worldbase.geo.tile_cache import flush_pending
 from worldbase.settings import Settings
 
@@ -65,7 +65,7 @@ def settings(
 @pytest.fixture(autouse=True)
 def _fresh_readers() -> Iterator[None]:
     yield
-    raster.READERS.clear()
+    raster_readers.READERS.clear()
 
 
 def geotiff(team: Team, url: str, who: str = "owner", **config: Any) -> dict[str, Any]:

@@ -88,10 +88,42 @@ class Pipeline:
 
     def run(self) -> Result:
         size, features, depth, faces = PRESETS[self.options.quality]
-        max_size = self.options.max_image_size or size
         images = sorted(p.name for p in self.image_dir.iterdir() if p.is_file())
         database = self.work_dir / "database.db"
+        keypoints = self._extract(database, images, self.options.max_image_size or size, features)
+        pairs = self._match(database, images)
+        model = self._map(database, images)
+        started = time.monotonic()
+        self.report("meshing", 0.78, "sparse cloud (dense stereo needs CUDA)")
+        points, colors, normals_hint = _points(model)
+        surface = Surface(points, colors, normals_hint, work_dir=self.work_dir)
+        mesh, method = surface.build(
+            meshing=self.options.meshing, depth=depth, report=self.report, check=self._check
+        )
+        mesh = _clean(mesh, target_faces=self.options.target_faces or faces)
+        mesh = surface.upright(mesh)
+        self._timed("meshing", started)
+        self._check()
+        glb: bytes = trimesh.Scene(mesh).export(file_type="glb")
+        stats = {
+            "images": len(images),
+            "registered_images": model.num_reg_images(),
+            "keypoints": keypoints,
+            "verified_pairs": pairs,
+            "sparse_points": int(model.num_points3D()),
+            "object_points": surface.object_points,
+            "ground_plane": surface.plane is not None,
+            "meshing": method,
+            "vertices": len(mesh.vertices),
+            "faces": len(mesh.faces),
+            "extent": np.asarray(mesh.extents).round(6).tolist(),
+            "stage_seconds": dict(self.stage_seconds),
+        }
+        self.report("meshing", 0.95, f"mesh: {len(mesh.faces)} faces ({method})")
+        return Result(glb=glb, stats=stats)
 
+    def _extract(self, database: Path, images: list[str], max_size: int, features: int) -> int:
+        """SIFT features into `database`; the number of keypoints found."""
         self.report("features", 0.05, f"extracting SIFT features from {len(images)} images")
         started = time.monotonic()
         extraction = pycolmap.FeatureExtractionOptions()
@@ -109,51 +141,45 @@ class Pipeline:
         )
         self._check()
         self._timed("features", started)
-        db = pycolmap.Database.open(database)
-        try:
-            keypoints = db.num_keypoints()
-            extracted = db.num_images()
-        finally:
-            db.close()
+        keypoints, extracted = _count(database, lambda db: (db.num_keypoints(), db.num_images()))
         if keypoints < MIN_KEYPOINTS_PER_IMAGE * max(extracted, 1):
             raise ReconstructionFailed(
                 f"The photos have almost no texture ({keypoints} features in {extracted} "
                 "images): featureless surfaces cannot be reconstructed"
             )
         self.report("features", 0.3, f"features: {extracted} images, {keypoints} keypoints")
+        return int(keypoints)
 
+    def _match(self, database: Path, images: list[str]) -> int:
+        """Feature matches between images; the number of verified image pairs."""
         started = time.monotonic()
         matching = pycolmap.FeatureMatchingOptions()
         matching.num_threads = self.options.threads
+        match: Callable[..., None]
         if len(images) <= EXHAUSTIVE_MAX_IMAGES:
             self.report("matching", 0.32, "matching every pair of images")
-            pycolmap.match_exhaustive(
-                database,
-                matching_options=matching,
-                device=pycolmap.Device.cpu,
-                cancellation_token=self.token,
-            )
+            match = pycolmap.match_exhaustive
         else:
             self.report("matching", 0.32, "matching neighbouring images (sequence)")
-            pycolmap.match_sequential(
-                database,
-                matching_options=matching,
-                device=pycolmap.Device.cpu,
-                cancellation_token=self.token,
-            )
+            match = pycolmap.match_sequential
+        match(
+            database,
+            matching_options=matching,
+            device=pycolmap.Device.cpu,
+            cancellation_token=self.token,
+        )
         self._check()
         self._timed("matching", started)
-        db = pycolmap.Database.open(database)
-        try:
-            pairs = db.num_verified_image_pairs()
-        finally:
-            db.close()
+        pairs = int(_count(database, lambda db: db.num_verified_image_pairs()))
         self.report("matching", 0.5, f"matching: {pairs} verified image pairs")
         if pairs == 0:
             raise ReconstructionFailed(
                 "No two photos share enough features: take photos with more overlap"
             )
+        return pairs
 
+    def _map(self, database: Path, images: list[str]) -> Any:
+        """Incremental mapping; the model with the most registered images."""
         started = time.monotonic()
         self.report("mapping", 0.52, "incremental mapping")
         mapping = pycolmap.IncrementalPipelineOptions()
@@ -184,36 +210,16 @@ class Pipeline:
             f"mapping: {registered} of {len(images)} images registered, "
             f"{model.num_points3D()} points",
         )
+        return model
 
-        started = time.monotonic()
-        self.report("meshing", 0.78, "sparse cloud (dense stereo needs CUDA)")
-        points, colors, normals_hint = _points(model)
-        surface = Surface(points, colors, normals_hint, work_dir=self.work_dir)
-        mesh, method = surface.build(
-            meshing=self.options.meshing, depth=depth, report=self.report, check=self._check
-        )
-        target = self.options.target_faces or faces
-        mesh = _clean(mesh, target_faces=target)
-        mesh = surface.upright(mesh)
-        self._timed("meshing", started)
-        self._check()
-        glb: bytes = trimesh.Scene(mesh).export(file_type="glb")
-        stats = {
-            "images": len(images),
-            "registered_images": registered,
-            "keypoints": keypoints,
-            "verified_pairs": pairs,
-            "sparse_points": int(model.num_points3D()),
-            "object_points": surface.object_points,
-            "ground_plane": surface.plane is not None,
-            "meshing": method,
-            "vertices": len(mesh.vertices),
-            "faces": len(mesh.faces),
-            "extent": np.asarray(mesh.extents).round(6).tolist(),
-            "stage_seconds": dict(self.stage_seconds),
-        }
-        self.report("meshing", 0.95, f"mesh: {len(mesh.faces)} faces ({method})")
-        return Result(glb=glb, stats=stats)
+
+def _count(database: Path, read: Callable[[Any], Any]) -> Any:
+    """`read(db)` on the opened COLMAP database, closed after."""
+    db = pycolmap.Database.open(database)
+    try:
+        return read(db)
+    finally:
+        db.close()
 
 
 def _points(model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Header, Query, Request, Response, UploadFile, status
 
-from worldbase.apps.bestiary import lod, meshes, remote, service
+from worldbase.apps.bestiary import lod, meshes, service
 from worldbase.apps.bestiary.dependencies import (
     CharacterForEdit,
     CharacterForRead,
@@ -32,7 +32,7 @@ from worldbase.apps.bestiary.service import CharacterFilter
 from worldbase.core.auth import AdminUser
 from worldbase.core.db import Session
 from worldbase.core.errors import NotFound
-from worldbase.core.services import CacheDep, ServicesDep, StorageDep
+from worldbase.core.services import CacheDep, Services, ServicesDep, StorageDep
 from worldbase.geo.tiles import etag_for, not_modified
 
 router = APIRouter()
@@ -40,10 +40,6 @@ router = APIRouter()
 JSON = "application/json"
 _GLB = {"content": {meshes.GLB_TYPE: {"example": "(binary glTF)"}}}
 _WEBP = {"content": {"image/webp": {"example": "(binary WebP)"}}}
-
-
-def _json(body: bytes, status_code: int = 200) -> Response:
-    return Response(body, media_type=JSON, status_code=status_code)
 
 
 # Shared caches may keep a cached answer but must revalidate it (the server's copy is dropped
@@ -66,8 +62,11 @@ def _cached(request: Request, cached: service.CachedBody) -> Response:
     return Response(cached.body, media_type=JSON, headers=headers)
 
 
-def _read(character: Any) -> bytes:
-    return CharacterRead.model_validate(character).model_dump_json().encode()
+async def _written(services: Services, character: Any, status_code: int = 200) -> Response:
+    """After a write: the cached answers dropped, the character as it now reads."""
+    await service.invalidate(services.cache, character_id=character.id)
+    body = CharacterRead.model_validate(character).model_dump_json().encode()
+    return Response(body, media_type=JSON, status_code=status_code)
 
 
 @router.get(
@@ -131,14 +130,8 @@ async def create_character(
     body: CharacterCreate, session: Session, services: ServicesDep, _: AdminUser
 ) -> Response:
     values = body.model_dump()
-    media = await remote.media_for(values, settings=services.settings)
-    character = await service.create(session, values=values)
-    if not media.empty:
-        character = await service.set_media(
-            session, services.storage, character=character, media=media
-        )
-    await service.invalidate(services.cache, character_id=character.id)
-    return _json(_read(character), status.HTTP_201_CREATED)
+    character = await service.save(session, services.storage, services.settings, values=values)
+    return await _written(services, character, status.HTTP_201_CREATED)
 
 
 @router.put(
@@ -151,15 +144,10 @@ async def update_character(
     body: CharacterUpdate, character: CharacterForEdit, session: Session, services: ServicesDep
 ) -> Response:
     values = body.model_dump(exclude_unset=True)
-    current = {"image_path": character.image_path, "model_path": character.model_path}
-    media = await remote.media_for(values, settings=services.settings, current=current)
-    character = await service.update(session, character=character, values=values)
-    if not media.empty:
-        character = await service.set_media(
-            session, services.storage, character=character, media=media
-        )
-    await service.invalidate(services.cache, character_id=character.id)
-    return _json(_read(character))
+    character = await service.save(
+        session, services.storage, services.settings, values=values, character=character
+    )
+    return await _written(services, character)
 
 
 @router.delete(
@@ -196,8 +184,7 @@ async def put_image(
     character = await service.set_image(
         session, services.storage, character=character, data=data, quality=settings.webp_quality
     )
-    await service.invalidate(services.cache, character_id=character.id)
-    return _json(_read(character))
+    return await _written(services, character)
 
 
 @router.get(
@@ -236,8 +223,7 @@ async def put_model(
     character, _ = await service.set_model(
         session, services.storage, character=character, data=data
     )
-    await service.invalidate(services.cache, character_id=character.id)
-    return _json(_read(character))
+    return await _written(services, character)
 
 
 @router.get(

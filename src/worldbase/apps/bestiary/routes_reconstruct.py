@@ -8,7 +8,6 @@ everything). The status follows the core job (`queued`, `running`, `completed`, 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
 import uuid
 from pathlib import Path
@@ -36,7 +35,8 @@ from worldbase.core.db import Session
 from worldbase.core.errors import BadInput, DomainError, NotAuthenticated, NotFound, PayloadTooLarge
 from worldbase.core.http import body_limit
 from worldbase.core.jobs import job_channels, job_event
-from worldbase.core.realtime import AccessGuard, serve_websocket, user_channel
+from worldbase.core.live_socket import AccessGuard, close_refused, serve_websocket
+from worldbase.core.realtime import user_channel
 from worldbase.core.services import CacheDep, JobsDep, ServicesDep, StorageDep, services_of
 
 router = APIRouter()
@@ -230,17 +230,13 @@ async def job_events(
         async with services.db.sessionmaker() as session:
             user = await authenticate_token(session, token=token, settings=services.settings)
             row, job = await reconstruction.get_or_raise(session, job_id=job_id, user=user)
-    except NotFound as exc:
-        await websocket.close(code=4404, reason=exc.message[:120])
-        return
-    except DomainError as exc:
-        await websocket.close(code=4000 + exc.status_code, reason=exc.message[:120])
+    except DomainError as exc:  # 4401, 4404 (no such job, or not yours)
+        await close_refused(websocket, exc)
         return
     subscription = services.hub.subscribe(
         job_channels(job)[0], reconstruct_channel(job_id), user_channel(user.id)
     )
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(subscription.ready(), timeout=5)
+    await subscription.ready(within=5)
     async with services.db.sessionmaker() as session:
         row, job = await reconstruction.get_or_raise(session, job_id=job_id, user=user)
     document = ReconstructStatus.model_validate(reconstruction.status_document(row, job))

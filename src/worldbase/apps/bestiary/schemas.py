@@ -49,7 +49,6 @@ _CHARACTER_EXAMPLE: JsonDict = {
     "updated_at": _AT,
 }
 
-Text255 = Field(default=None, max_length=255)
 ImagePathField = Field(
     default=None,
     max_length=2048,
@@ -67,25 +66,8 @@ ModelPathField = Field(
 )
 
 
-class CharacterCreate(InputSchema):
-    name: str = Field(min_length=1, max_length=255)
-    race: str | None = Field(default=None, max_length=100)
-    level: int | None = Field(default=None, ge=0, le=10_000)
-    location: str | None = Field(default=None, max_length=255)
-    faction: str | None = Field(default=None, max_length=100)
-    difficulty: str | None = Field(default=None, max_length=50)
-    description: str | None = Field(default=None, max_length=20_000)
-    stats: dict[str, Any] | None = None
-    skills: dict[str, Any] | None = None
-    combat: dict[str, Any] | None = None
-    image_path: str | None = ImagePathField
-    model_path: str | None = ModelPathField
-
-    model_config = _examples(_CHARACTER_VALUES, forbid=True)
-
-
-class CharacterUpdate(InputSchema):
-    """Partial update: only the fields sent change (`null` clears an optional field)."""
+class _CharacterFields(InputSchema):
+    """A character's writable fields, each optional (as an update takes them)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=255)
     race: str | None = Field(default=None, max_length=100)
@@ -99,6 +81,16 @@ class CharacterUpdate(InputSchema):
     combat: dict[str, Any] | None = None
     image_path: str | None = ImagePathField
     model_path: str | None = ModelPathField
+
+
+class CharacterCreate(_CharacterFields):
+    name: str = Field(min_length=1, max_length=255)
+
+    model_config = _examples(_CHARACTER_VALUES, forbid=True)
+
+
+class CharacterUpdate(_CharacterFields):
+    """Partial update: only the fields sent change (`null` clears an optional field)."""
 
     model_config = _examples(
         {"level": 30, "combat": {"weakness": "fire"}},

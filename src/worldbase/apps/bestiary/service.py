@@ -29,6 +29,7 @@ from worldbase.core.errors import NotFound
 from worldbase.core.images import WebpImage, decode_to_webp
 from worldbase.core.models import User
 from worldbase.core.storage import Storage
+from worldbase.settings import Settings
 
 LIST_TTL = 3600
 DETAIL_TTL = 24 * 3600
@@ -109,11 +110,7 @@ async def get_or_raise(session: AsyncSession, *, character_id: int) -> Character
 
 
 async def create(session: AsyncSession, *, values: dict[str, Any]) -> Character:
-    character = Character(**values)
-    session.add(character)
-    await session.commit()
-    await session.refresh(character)
-    return character
+    return await update(session, character=Character(), values=values)
 
 
 async def update(
@@ -121,8 +118,29 @@ async def update(
 ) -> Character:
     for key, value in values.items():
         setattr(character, key, value)
+    session.add(character)
     await session.commit()
     await session.refresh(character)
+    return character
+
+
+async def save(
+    session: AsyncSession,
+    storage: Storage,
+    settings: Settings,
+    *,
+    values: dict[str, Any],
+    character: Character | None = None,
+) -> Character:
+    """Create (no `character`) or update a character from API values: the `image_path` and
+    `model_path` URLs are fetched before anything is written (`remote.media_for`)."""
+    current = None
+    if character is not None:
+        current = {"image_path": character.image_path, "model_path": character.model_path}
+    media = await remote.media_for(values, settings=settings, current=current)
+    character = await update(session, character=character or Character(), values=values)
+    if not media.empty:
+        character = await set_media(session, storage, character=character, media=media)
     return character
 
 

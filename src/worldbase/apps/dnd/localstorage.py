@@ -25,7 +25,6 @@ SCENE_PREFIX = "scene_cache_"
 ITEM_PREFIX = "item_image_"
 GAME_SCENES = "nanoBananaSceneCache"
 GAME_LIBRARY = "nanoBananaImageLibrary"
-SEED_KEYS = ("scene_cache", "item_images")
 _IMAGE_FIELDS = ("image", "imageData", "data")
 
 

@@ -109,14 +109,10 @@ def subject_of(text: str, subject_type: str) -> str:
 def read_scene(text: str, rng: np.random.Generator) -> Scene:
     """Keywords of the prompt; what it does not say is chosen by the seed."""
     words = words_of(text)
-
-    def pick(table: dict[str, str], fallback: list[str]) -> str:
-        found = [table[w] for w in sorted(words) if w in table]
-        return found[0] if found else fallback[int(rng.integers(len(fallback)))]
-
-    time = pick(TIME_WORDS, ["morning", "day", "afternoon", "dusk"])
-    weather = pick(WEATHER_WORDS, ["clear", "clear", "cloudy"])
-    terrain = pick(TERRAIN_WORDS, ["forest", "mountains", "plains", "village", "sea"])
+    time = shapes.pick_keyword(words, TIME_WORDS, rng, ["morning", "day", "afternoon", "dusk"])
+    weather = shapes.pick_keyword(words, WEATHER_WORDS, rng, ["clear", "clear", "cloudy"])
+    terrains = ["forest", "mountains", "plains", "village", "sea"]
+    terrain = shapes.pick_keyword(words, TERRAIN_WORDS, rng, terrains)
     return Scene(time, weather, terrain, words, ordered_words(text))
 
 

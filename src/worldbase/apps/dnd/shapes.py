@@ -6,12 +6,15 @@ with every random choice taken from the caller's generator (same seed, same pict
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 RGB = tuple[int, int, int]
+T = TypeVar("T")
 Rng = np.random.Generator
 
 ACCENTS: dict[str, RGB] = {
@@ -46,26 +49,28 @@ def _scale(color: RGB, factor: float) -> RGB:
     )
 
 
-def _first(words: frozenset[str], table: dict[str, str], rng: Rng, options: list[str]) -> str:
+def pick_keyword(words: frozenset[str], table: dict[str, T], rng: Rng, options: list[T]) -> T:
+    """The table's value for the first word (alphabetically) it knows, else one of `options`
+    drawn from `rng` (so an unsaid choice is still the seed's)."""
     found = [table[w] for w in sorted(words) if w in table]
     return found[0] if found else options[int(rng.integers(len(options)))]
 
 
 def accent_color(words: frozenset[str], rng: Rng) -> RGB:
-    found = [ACCENTS[w] for w in sorted(words) if w in ACCENTS]
-    if found:
-        return found[0]
-    palette = list(ACCENTS.values())
-    return palette[int(rng.integers(len(palette)))]
+    return pick_keyword(words, ACCENTS, rng, list(ACCENTS.values()))
 
 
 # --- Landscape ---------------------------------------------------------------------------------
+
+Ground = Callable[[float], float]
 
 
 def landmarks(
     image: Image.Image, terrain: str, line: np.ndarray, rng: Rng, *, far: bool, light: float,
     night: bool,
 ) -> None:  # fmt: skip
+    """What stands on a ridge `line` (the ground's height per column) of the given terrain:
+    the far ridge gets small distant shapes, the near one a few large ones at the sides."""
     w, h = image.size
     draw = ImageDraw.Draw(image)
     size = min(w, h) * (0.05 if far else 0.16)
@@ -74,26 +79,7 @@ def landmarks(
         return float(line[int(np.clip(x, 0, w - 1))])
 
     if terrain in ("forest", "swamp") or (terrain == "plains" and far):
-        count = 40 if far and terrain == "forest" else 7
-        for _ in range(count):
-            x = rng.random() * w
-            if not far and w * 0.3 < x < w * 0.7:
-                continue  # keep the middle free for the subject
-            s = size * (0.6 + 0.8 * rng.random())
-            green = _scale((30, 70 + int(rng.integers(40)), 40), light * (0.8 if far else 0.6))
-            if terrain == "swamp":
-                trunk = _scale((50, 45, 35), light)
-                draw.line(
-                    (x, ground(x), x, ground(x) - s * 2), fill=trunk, width=max(2, int(s / 8))
-                )
-                draw.line((x, ground(x) - s, x + s * 0.6, ground(x) - s * 1.6), fill=trunk, width=3)
-                continue
-            for tier in range(3):
-                top = ground(x) - s * (2.2 - tier * 0.5)
-                half = s * (0.4 + tier * 0.2)
-                draw.polygon(
-                    [(x, top), (x - half, top + s * 0.9), (x + half, top + s * 0.9)], fill=green
-                )
+        _trees(draw, w, ground, size, rng, terrain=terrain, far=far, light=light)
     elif terrain in ("village", "castle") and far:
         base_x = w * (0.3 + 0.4 * rng.random())
         if terrain == "castle":
@@ -108,55 +94,69 @@ def landmarks(
     elif terrain == "desert" and not far:
         for _ in range(3):
             x = rng.random() * w
-            green = _scale((60, 120, 60), light)
-            draw.rounded_rectangle(
-                (x - size * 0.1, ground(x) - size, x + size * 0.1, ground(x)), 8, fill=green
-            )
-            draw.rounded_rectangle(
-                (x + size * 0.1, ground(x) - size * 0.6, x + size * 0.3, ground(x) - size * 0.5),
-                6,
-                fill=green,
-            )
-            draw.rounded_rectangle(
-                (x + size * 0.2, ground(x) - size * 0.85, x + size * 0.3, ground(x) - size * 0.5),
-                6,
-                fill=green,
-            )
+            _cactus(draw, x, ground(x), size, _scale((60, 120, 60), light))
     elif terrain == "ruins":
         for _ in range(5 if far else 3):
             x = rng.random() * w
             stone = _scale((170, 160, 140), light if not far else 0.9)
-            tall = size * (1 + 1.5 * rng.random())
-            draw.rectangle(
-                (x - size * 0.15, ground(x) - tall, x + size * 0.15, ground(x)), fill=stone
-            )
-            draw.rectangle(
-                (x - size * 0.22, ground(x) - tall - size * 0.1, x + size * 0.22, ground(x) - tall),
-                fill=stone,
-            )
+            _pillar(draw, x, ground(x), size, size * (1 + 1.5 * rng.random()), stone)
     elif terrain == "sea" and far:
-        x, y = w * (0.2 + 0.6 * rng.random()), h * 0.6
-        draw.polygon(
-            [
-                (x - size, y),
-                (x + size, y),
-                (x + size * 0.7, y + size * 0.3),
-                (x - size * 0.7, y + size * 0.3),
-            ],
-            fill=(60, 40, 30),
-        )
-        draw.polygon(
-            [(x, y - size * 1.6), (x, y - size * 0.1), (x + size * 0.8, y - size * 0.2)],
-            fill=(235, 230, 215),
-        )
+        _ship(draw, w * (0.2 + 0.6 * rng.random()), h * 0.6, size)
     elif terrain in ("mountains", "tundra") and not far:
         for _ in range(4):
             x = rng.random() * w
+            y = ground(x)
             rock = _scale((110, 110, 120) if terrain == "mountains" else (200, 210, 225), light)
             draw.ellipse(
-                (x - size * 0.4, ground(x) - size * 0.35, x + size * 0.4, ground(x) + size * 0.1),
-                fill=rock,
+                (x - size * 0.4, y - size * 0.35, x + size * 0.4, y + size * 0.1), fill=rock
             )
+
+
+def _trees(
+    draw: ImageDraw.ImageDraw, w: int, ground: Ground, size: float, rng: Rng, *, terrain: str,
+    far: bool, light: float,
+) -> None:  # fmt: skip
+    for _ in range(40 if far and terrain == "forest" else 7):
+        x = rng.random() * w
+        if not far and w * 0.3 < x < w * 0.7:
+            continue  # keep the middle free for the subject
+        s = size * (0.6 + 0.8 * rng.random())
+        green = _scale((30, 70 + int(rng.integers(40)), 40), light * (0.8 if far else 0.6))
+        y = ground(x)
+        if terrain == "swamp":  # a bare trunk with one branch
+            trunk = _scale((50, 45, 35), light)
+            draw.line((x, y, x, y - s * 2), fill=trunk, width=max(2, int(s / 8)))
+            draw.line((x, y - s, x + s * 0.6, y - s * 1.6), fill=trunk, width=3)
+            continue
+        for tier in range(3):  # a fir of three stacked triangles
+            top = y - s * (2.2 - tier * 0.5)
+            half = s * (0.4 + tier * 0.2)
+            draw.polygon(
+                [(x, top), (x - half, top + s * 0.9), (x + half, top + s * 0.9)], fill=green
+            )
+
+
+def _cactus(draw: ImageDraw.ImageDraw, x: float, y: float, s: float, green: RGB) -> None:
+    for box, radius in (
+        ((x - s * 0.1, y - s, x + s * 0.1, y), 8),
+        ((x + s * 0.1, y - s * 0.6, x + s * 0.3, y - s * 0.5), 6),
+        ((x + s * 0.2, y - s * 0.85, x + s * 0.3, y - s * 0.5), 6),
+    ):
+        draw.rounded_rectangle(box, radius, fill=green)
+
+
+def _pillar(
+    draw: ImageDraw.ImageDraw, x: float, y: float, s: float, tall: float, stone: RGB
+) -> None:
+    draw.rectangle((x - s * 0.15, y - tall, x + s * 0.15, y), fill=stone)
+    draw.rectangle((x - s * 0.22, y - tall - s * 0.1, x + s * 0.22, y - tall), fill=stone)
+
+
+def _ship(draw: ImageDraw.ImageDraw, x: float, y: float, s: float) -> None:
+    hull = [(x - s, y), (x + s, y), (x + s * 0.7, y + s * 0.3), (x - s * 0.7, y + s * 0.3)]
+    draw.polygon(hull, fill=(60, 40, 30))
+    sail = [(x, y - s * 1.6), (x, y - s * 0.1), (x + s * 0.8, y - s * 0.2)]
+    draw.polygon(sail, fill=(235, 230, 215))
 
 
 def _house(
@@ -251,9 +251,36 @@ def table(image: Image.Image, x: float, y: float, rng: Rng) -> None:
 
 # --- Characters --------------------------------------------------------------------------------
 
+SKIN: dict[str, RGB] = {"goblin": (90, 150, 70), "skeleton": (225, 220, 200)}
+# A wizard wears the accent colour.
+CLOTHES: dict[str, RGB] = {
+    "cleric": (230, 225, 210), "knight": (170, 175, 190), "rogue": (50, 45, 55),
+    "ranger": (60, 95, 55), "dwarf": (120, 70, 40), "goblin": (100, 80, 50),
+    "skeleton": (60, 55, 60),
+}  # fmt: skip
+STEEL: RGB = (220, 225, 235)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """Where a standing character is drawn: `x` its middle, `head_y` the top of its head,
+    `foot` the ground line, `s` the unit every part is sized in, `k` the light factor."""
+
+    draw: ImageDraw.ImageDraw
+    x: float
+    head_y: float
+    foot: float
+    s: float
+    k: float
+    robe: RGB
+    skin: RGB
+    accent: RGB
+
 
 def character(image: Image.Image, words: frozenset[str], rng: Rng, *, light: float) -> Image.Image:
-    kind = _first(words, CLASSES, rng, ["wizard", "knight", "rogue", "ranger", "cleric", "dwarf"])
+    kind = pick_keyword(
+        words, CLASSES, rng, ["wizard", "knight", "rogue", "ranger", "cleric", "dwarf"]
+    )
     w, h = image.size
     s = min(w, h) * 0.3
     x, foot = w / 2, h * 0.93
@@ -261,145 +288,112 @@ def character(image: Image.Image, words: frozenset[str], rng: Rng, *, light: flo
     draw = ImageDraw.Draw(image)
     accent = _scale(accent_color(words, rng), k)
     if kind == "dragon":
-        body = _scale((150, 40, 40) if "red" in words else (50, 110, 60), k)
-        draw.polygon(
-            [
-                (x - s * 2, foot - s * 2.2),
-                (x - s * 0.3, foot - s * 1.2),
-                (x - s * 1.6, foot - s * 1.1),
-            ],
-            fill=_scale(body, 0.8),
-        )
-        draw.polygon(
-            [
-                (x + s * 2, foot - s * 2.2),
-                (x + s * 0.3, foot - s * 1.2),
-                (x + s * 1.6, foot - s * 1.1),
-            ],
-            fill=_scale(body, 0.8),
-        )
-        draw.ellipse((x - s * 0.7, foot - s * 1.4, x + s * 0.7, foot - s * 0.3), fill=body)
-        draw.line((x, foot - s * 1.2, x + s * 0.5, foot - s * 2.0), fill=body, width=int(s * 0.25))
-        draw.ellipse((x + s * 0.3, foot - s * 2.3, x + s * 0.9, foot - s * 1.9), fill=body)
-        draw.ellipse(
-            (x + s * 0.65, foot - s * 2.2, x + s * 0.75, foot - s * 2.1), fill=(255, 220, 60)
-        )
+        _dragon(draw, x, foot, s, _scale((150, 40, 40) if "red" in words else (50, 110, 60), k))
         return image
-    skin = {"goblin": (90, 150, 70), "skeleton": (225, 220, 200)}.get(kind, (225, 180, 145))
-    robe = {"wizard": accent, "cleric": (230, 225, 210), "knight": (170, 175, 190),
-            "rogue": (50, 45, 55), "ranger": (60, 95, 55), "dwarf": (120, 70, 40),
-            "goblin": (100, 80, 50), "skeleton": (60, 55, 60)}[kind]  # fmt: skip
-    robe, skin = _scale(robe, k), _scale(skin, k)
-    short = 0.75 if kind in ("dwarf", "goblin") else 1.0
-    head_y = foot - s * 2.1 * short
-    draw.polygon(
-        [
-            (x - s * 0.45, foot),
-            (x - s * 0.3, head_y + s * 0.3),
-            (x + s * 0.3, head_y + s * 0.3),
-            (x + s * 0.45, foot),
-        ],
-        fill=robe,
-    )
+    robe = _scale(accent if kind == "wizard" else CLOTHES[kind], k)
+    skin = _scale(SKIN.get(kind, (225, 180, 145)), k)
+    head_y = foot - s * 2.1 * (0.75 if kind in ("dwarf", "goblin") else 1.0)
+    body = [
+        (x - s * 0.45, foot), (x - s * 0.3, head_y + s * 0.3), (x + s * 0.3, head_y + s * 0.3),
+        (x + s * 0.45, foot),
+    ]  # fmt: skip
+    draw.polygon(body, fill=robe)
     draw.ellipse((x - s * 0.2, head_y - s * 0.1, x + s * 0.2, head_y + s * 0.32), fill=skin)
+    figure = Figure(draw, x, head_y, foot, s, k, robe, skin, accent)
     if kind == "wizard":
-        draw.polygon(
-            [(x - s * 0.35, head_y), (x + s * 0.05, head_y - s * 0.75), (x + s * 0.35, head_y)],
-            fill=robe,
-        )
-        draw.line(
-            (x + s * 0.6, foot, x + s * 0.6, head_y - s * 0.3),
-            fill=_scale((110, 70, 40), k),
-            width=int(s * 0.06),
-        )
-        draw.ellipse(
-            (x + s * 0.5, head_y - s * 0.45, x + s * 0.7, head_y - s * 0.25),
-            fill=accent_color(words, rng),
-        )
-    elif kind == "knight":
-        draw.chord(
-            (x - s * 0.22, head_y - s * 0.15, x + s * 0.22, head_y + s * 0.35), 180, 360, fill=robe
-        )
-        draw.polygon(
-            [
-                (x - s * 0.9, head_y + s * 0.6),
-                (x - s * 0.4, head_y + s * 0.6),
-                (x - s * 0.45, head_y + s * 1.2),
-                (x - s * 0.65, head_y + s * 1.4),
-                (x - s * 0.85, head_y + s * 1.2),
-            ],
-            fill=accent,
-        )
-        draw.line(
-            (x + s * 0.5, head_y + s * 1.2, x + s * 0.8, head_y - s * 0.2),
-            fill=_scale((220, 225, 235), k),
-            width=int(s * 0.07),
-        )
-    elif kind in ("rogue", "ranger"):
-        draw.chord(
-            (x - s * 0.26, head_y - s * 0.2, x + s * 0.26, head_y + s * 0.5), 180, 360, fill=robe
-        )
-        if kind == "ranger":
-            draw.arc(
-                (x + s * 0.3, head_y, x + s * 0.9, head_y + s * 1.6),
-                -80,
-                80,
-                fill=_scale((130, 85, 45), k),
-                width=int(s * 0.05),
-            )
-        else:
-            draw.line(
-                (x + s * 0.45, head_y + s * 1.1, x + s * 0.7, head_y + s * 0.8),
-                fill=_scale((220, 225, 235), k),
-                width=int(s * 0.04),
-            )
-    elif kind == "dwarf":
-        draw.polygon(
-            [
-                (x - s * 0.18, head_y + s * 0.2),
-                (x, head_y + s * 0.75),
-                (x + s * 0.18, head_y + s * 0.2),
-            ],
-            fill=_scale((170, 90, 40), k),
-        )
-        draw.line(
-            (x + s * 0.5, foot, x + s * 0.5, head_y + s * 0.2),
-            fill=_scale((100, 65, 35), k),
-            width=int(s * 0.06),
-        )
-        draw.chord(
-            (x + s * 0.3, head_y + s * 0.05, x + s * 0.8, head_y + s * 0.45),
-            -90,
-            90,
-            fill=_scale((200, 205, 215), k),
-        )
-    elif kind == "goblin":
-        draw.polygon(
-            [
-                (x - s * 0.18, head_y + s * 0.1),
-                (x - s * 0.5, head_y - s * 0.05),
-                (x - s * 0.2, head_y + s * 0.2),
-            ],
-            fill=skin,
-        )
-        draw.polygon(
-            [
-                (x + s * 0.18, head_y + s * 0.1),
-                (x + s * 0.5, head_y - s * 0.05),
-                (x + s * 0.2, head_y + s * 0.2),
-            ],
-            fill=skin,
-        )
-    elif kind == "cleric":
-        draw.rectangle(
-            (x - s * 0.03, head_y + s * 0.6, x + s * 0.03, head_y + s * 1.0), fill=(240, 200, 80)
-        )
-        draw.rectangle(
-            (x - s * 0.13, head_y + s * 0.7, x + s * 0.13, head_y + s * 0.76), fill=(240, 200, 80)
-        )
+        _wizard_gear(figure, accent_color(words, rng))
+    elif kind in _GEAR:
+        _GEAR[kind](figure)
     eye = (255, 60, 40) if kind == "skeleton" else (30, 25, 25)
     for ex in (x - s * 0.07, x + s * 0.07):
         draw.ellipse(
             (ex - s * 0.025, head_y + s * 0.08, ex + s * 0.025, head_y + s * 0.13), fill=eye
         )
     return image
+
+
+def _dragon(draw: ImageDraw.ImageDraw, x: float, foot: float, s: float, body: RGB) -> None:
+    for side in (-1, 1):  # the wings
+        wing = [
+            (x + side * s * 2, foot - s * 2.2), (x + side * s * 0.3, foot - s * 1.2),
+            (x + side * s * 1.6, foot - s * 1.1),
+        ]  # fmt: skip
+        draw.polygon(wing, fill=_scale(body, 0.8))
+    draw.ellipse((x - s * 0.7, foot - s * 1.4, x + s * 0.7, foot - s * 0.3), fill=body)
+    draw.line((x, foot - s * 1.2, x + s * 0.5, foot - s * 2.0), fill=body, width=int(s * 0.25))
+    draw.ellipse((x + s * 0.3, foot - s * 2.3, x + s * 0.9, foot - s * 1.9), fill=body)
+    draw.ellipse((x + s * 0.65, foot - s * 2.2, x + s * 0.75, foot - s * 2.1), fill=(255, 220, 60))
+
+
+def _wizard_gear(f: Figure, orb: RGB) -> None:
+    x, y, s = f.x, f.head_y, f.s
+    f.draw.polygon(
+        [(x - s * 0.35, y), (x + s * 0.05, y - s * 0.75), (x + s * 0.35, y)], fill=f.robe
+    )
+    staff = _scale((110, 70, 40), f.k)
+    f.draw.line((x + s * 0.6, f.foot, x + s * 0.6, y - s * 0.3), fill=staff, width=int(s * 0.06))
+    f.draw.ellipse((x + s * 0.5, y - s * 0.45, x + s * 0.7, y - s * 0.25), fill=orb)
+
+
+def _knight_gear(f: Figure) -> None:
+    x, y, s = f.x, f.head_y, f.s
+    f.draw.chord((x - s * 0.22, y - s * 0.15, x + s * 0.22, y + s * 0.35), 180, 360, fill=f.robe)
+    shield = [
+        (x - s * 0.9, y + s * 0.6), (x - s * 0.4, y + s * 0.6), (x - s * 0.45, y + s * 1.2),
+        (x - s * 0.65, y + s * 1.4), (x - s * 0.85, y + s * 1.2),
+    ]  # fmt: skip
+    f.draw.polygon(shield, fill=f.accent)
+    sword = (x + s * 0.5, y + s * 1.2, x + s * 0.8, y - s * 0.2)
+    f.draw.line(sword, fill=_scale(STEEL, f.k), width=int(s * 0.07))
+
+
+def _hood(f: Figure) -> None:
+    x, y, s = f.x, f.head_y, f.s
+    f.draw.chord((x - s * 0.26, y - s * 0.2, x + s * 0.26, y + s * 0.5), 180, 360, fill=f.robe)
+
+
+def _ranger_gear(f: Figure) -> None:
+    _hood(f)
+    x, y, s = f.x, f.head_y, f.s
+    bow = (x + s * 0.3, y, x + s * 0.9, y + s * 1.6)
+    f.draw.arc(bow, -80, 80, fill=_scale((130, 85, 45), f.k), width=int(s * 0.05))
+
+
+def _rogue_gear(f: Figure) -> None:
+    _hood(f)
+    x, y, s = f.x, f.head_y, f.s
+    dagger = (x + s * 0.45, y + s * 1.1, x + s * 0.7, y + s * 0.8)
+    f.draw.line(dagger, fill=_scale(STEEL, f.k), width=int(s * 0.04))
+
+
+def _dwarf_gear(f: Figure) -> None:
+    x, y, s = f.x, f.head_y, f.s
+    beard = [(x - s * 0.18, y + s * 0.2), (x, y + s * 0.75), (x + s * 0.18, y + s * 0.2)]
+    f.draw.polygon(beard, fill=_scale((170, 90, 40), f.k))
+    haft = (x + s * 0.5, f.foot, x + s * 0.5, y + s * 0.2)
+    f.draw.line(haft, fill=_scale((100, 65, 35), f.k), width=int(s * 0.06))
+    blade = (x + s * 0.3, y + s * 0.05, x + s * 0.8, y + s * 0.45)
+    f.draw.chord(blade, -90, 90, fill=_scale((200, 205, 215), f.k))
+
+
+def _goblin_gear(f: Figure) -> None:
+    x, y, s = f.x, f.head_y, f.s
+    for side in (-1, 1):  # the ears
+        ear = [
+            (x + side * s * 0.18, y + s * 0.1), (x + side * s * 0.5, y - s * 0.05),
+            (x + side * s * 0.2, y + s * 0.2),
+        ]  # fmt: skip
+        f.draw.polygon(ear, fill=f.skin)
+
+
+def _cleric_gear(f: Figure) -> None:
+    x, y, s = f.x, f.head_y, f.s
+    gold = (240, 200, 80)
+    f.draw.rectangle((x - s * 0.03, y + s * 0.6, x + s * 0.03, y + s * 1.0), fill=gold)
+    f.draw.rectangle((x - s * 0.13, y + s * 0.7, x + s * 0.13, y + s * 0.76), fill=gold)
+
+
+_GEAR: dict[str, Callable[[Figure], None]] = {
+    "knight": _knight_gear, "rogue": _rogue_gear, "ranger": _ranger_gear,
+    "dwarf": _dwarf_gear, "goblin": _goblin_gear, "cleric": _cleric_gear,
+}  # fmt: skip

@@ -7,13 +7,11 @@ a bad file prints every bad row (line or feature number) and writes nothing.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from worldbase.settings import get_settings
 
@@ -24,37 +22,16 @@ def _run(kind: str, file: Path) -> None:
     from worldbase.apps.habitats import imports, imports_species
     from worldbase.core.db import Database
     from worldbase.core.errors import DomainError
-    from worldbase.core.migrate import upgrade_head
+    from worldbase.core.progress_bar import Report, run_with_progress_bar
 
-    settings = get_settings()
-    if settings.is_sqlite:
-        upgrade_head(settings)
     run_import = imports.import_habitats if kind == "habitats" else imports_species.import_species
 
-    async def run() -> imports.ImportReport:
-        db = Database(settings, pooled=False)
-        try:
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.percentage:>3.0f}%"),
-                TimeElapsedColumn(),
-                console=console,
-            ) as bar:
-                task = bar.add_task(f"importing {file.name}", total=1.0)
-
-                async def progress(fraction: float, message: str) -> None:
-                    bar.update(task, completed=fraction, description=message)
-
-                async with db.sessionmaker() as session:
-                    return await run_import(
-                        session, path=file, filename=file.name, progress=progress
-                    )
-        finally:
-            await db.dispose()
+    async def work(db: Database, progress: Report) -> imports.ImportReport:
+        async with db.sessionmaker() as session:
+            return await run_import(session, path=file, filename=file.name, progress=progress)
 
     try:
-        report = asyncio.run(run())
+        report = run_with_progress_bar(get_settings(), console, f"importing {file.name}", work)
     except DomainError as exc:
         console.print(f"[red]error:[/red] {exc.message}")
         errors = (exc.detail or {}).get("errors") if isinstance(exc.detail, dict) else None

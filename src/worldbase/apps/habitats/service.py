@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -189,18 +189,19 @@ class TileHabitat:
         return f"{self.color_hex}:{self.raster_value}:{self.updated_at.timestamp():.6f}"
 
 
+def _tile_habitats() -> Select[int, str, int | None, bool, datetime]:
+    """The columns of `TileHabitat`, in its order."""
+    return select(
+        Habitat.id,
+        Habitat.color_hex,
+        Habitat.raster_value,
+        Habitat.geometry.is_not(None),
+        Habitat.updated_at,
+    )
+
+
 async def tile_habitat(session: AsyncSession, *, habitat_id: int) -> TileHabitat:
-    row = (
-        await session.execute(
-            select(
-                Habitat.id,
-                Habitat.color_hex,
-                Habitat.raster_value,
-                Habitat.geometry.is_not(None),
-                Habitat.updated_at,
-            ).where(Habitat.id == habitat_id)
-        )
-    ).first()
+    row = (await session.execute(_tile_habitats().where(Habitat.id == habitat_id))).first()
     if row is None:
         raise HabitatNotFound()
     return TileHabitat(*row)
@@ -208,17 +209,5 @@ async def tile_habitat(session: AsyncSession, *, habitat_id: int) -> TileHabitat
 
 async def tile_habitats(session: AsyncSession) -> builtins.list[TileHabitat]:
     """Every habitat, for the all-habitats tiles (their colour map and version)."""
-    rows = await session.execute(
-        select(
-            Habitat.id,
-            Habitat.color_hex,
-            Habitat.raster_value,
-            Habitat.geometry.is_not(None),
-            Habitat.updated_at,
-        ).order_by(Habitat.id)
-    )
+    rows = await session.execute(_tile_habitats().order_by(Habitat.id))
     return [TileHabitat(*row) for row in rows]
-
-
-async def geometry_of(session: AsyncSession, *, habitat_id: int) -> BaseGeometry | None:
-    return await session.scalar(select(Habitat.geometry).where(Habitat.id == habitat_id))

@@ -6,13 +6,11 @@ database; SQLite is migrated first, PostgreSQL must be migrated (`worldbase migr
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from worldbase.settings import get_settings
 
@@ -37,41 +35,20 @@ def import_osm(
     from worldbase.apps.osm.files import file_suffix, import_file
     from worldbase.core.db import Database
     from worldbase.core.errors import DomainError
-    from worldbase.core.migrate import upgrade_head
+    from worldbase.core.progress_bar import Report, run_with_progress_bar
 
-    settings = get_settings()
     try:
         file_suffix(file.name)
     except DomainError as exc:
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(2) from exc
-    if settings.is_sqlite:
-        upgrade_head(settings)
 
-    async def run() -> dict[str, object]:
-        db = Database(settings, pooled=False)
-        try:
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.percentage:>3.0f}%"),
-                TimeElapsedColumn(),
-                console=console,
-            ) as bar:
-                task = bar.add_task(f"importing {file.name}", total=1.0)
-
-                async def progress(fraction: float, message: str) -> None:
-                    bar.update(task, completed=fraction, description=message)
-
-                report = await import_file(
-                    db, file, source_id=source, progress=progress, create=create
-                )
-            return report.summary()
-        finally:
-            await db.dispose()
+    async def work(db: Database, progress: Report) -> dict[str, object]:
+        report = await import_file(db, file, source_id=source, progress=progress, create=create)
+        return report.summary()
 
     try:
-        summary = asyncio.run(run())
+        summary = run_with_progress_bar(get_settings(), console, f"importing {file.name}", work)
     except DomainError as exc:
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(1) from exc

@@ -19,8 +19,6 @@ connection with 1009. Close codes 4401/4403/4404/4409 mirror the HTTP statuses.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -44,7 +42,8 @@ from worldbase.apps.osm.exceptions import SourceInactive
 from worldbase.apps.osm.parsing import OSM_TYPES
 from worldbase.core.auth import authenticate_token
 from worldbase.core.errors import DomainError
-from worldbase.core.realtime import Event, Subscription, serve_websocket
+from worldbase.core.live_socket import close_refused, serve_websocket
+from worldbase.core.realtime import Event, Subscription
 from worldbase.core.services import services_of
 
 log = logging.getLogger("worldbase.osm")
@@ -170,12 +169,11 @@ async def object_updates(websocket: WebSocket, client_id: str, token: str | None
             async with services.db.sessionmaker() as session:
                 await authenticate_token(session, token=token, settings=services.settings)
         except DomainError as exc:
-            await websocket.close(code=4000 + exc.status_code, reason=exc.message[:120])
+            await close_refused(websocket, exc)
             return
     state = ClientFilter()
     subscription = services.hub.subscribe(CHANNEL, max_queue=MAX_QUEUE)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(subscription.ready(), timeout=5)
+    await subscription.ready(within=5)
 
     async def on_message(message: Any) -> None:
         kind = message.get("type") if isinstance(message, dict) else None
@@ -231,7 +229,7 @@ async def data_source_push(websocket: WebSocket, source_id: str, token: str | No
             if not source.is_active:
                 raise SourceInactive("Data source is inactive")
     except DomainError as exc:
-        await websocket.close(code=4000 + exc.status_code, reason=exc.message[:120])
+        await close_refused(websocket, exc)
         return
     try:
         while True:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from typing import Annotated, Any
 
@@ -14,8 +12,9 @@ from worldbase.core.auth import CurrentUser, authenticate_token
 from worldbase.core.errors import DomainError, Forbidden, NotAuthenticated, NotFound
 from worldbase.core.job_schemas import JobPage, JobRead
 from worldbase.core.jobs import JobRuntime, job_channels, job_event
+from worldbase.core.live_socket import AccessGuard, close_refused, serve_websocket
 from worldbase.core.models import Job, JobStatus, User
-from worldbase.core.realtime import AccessGuard, serve_websocket, user_channel
+from worldbase.core.realtime import user_channel
 from worldbase.core.services import JobsDep, services_of
 
 router = APIRouter()
@@ -85,9 +84,8 @@ async def job_events(websocket: WebSocket, job_id: uuid.UUID, token: str | None 
             raise NotAuthenticated("Not authenticated")
         async with services.db.sessionmaker() as session:
             user = await authenticate_token(session, token=token, settings=services.settings)
-    except DomainError as exc:
-        # 4401 / 4403, mirroring the HTTP status.
-        await websocket.close(code=4000 + exc.status_code, reason=exc.message[:120])
+    except DomainError as exc:  # 4401 / 4403
+        await close_refused(websocket, exc)
         return
     try:
         job = await jobs.get(job_id)
@@ -98,8 +96,7 @@ async def job_events(websocket: WebSocket, job_id: uuid.UUID, token: str | None 
         return
     subscription = services.hub.subscribe(*job_channels(job)[:1], user_channel(user.id))
     # Subscribe before reading the state, so no change falls between the two.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(subscription.ready(), timeout=5)
+    await subscription.ready(within=5)
     current = await jobs.get(job_id)
 
     async def still_visible() -> bool:

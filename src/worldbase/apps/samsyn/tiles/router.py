@@ -27,7 +27,8 @@ from worldbase.core.auth import OptionalUser, authenticate_token
 from worldbase.core.cache import Cache
 from worldbase.core.db import Database, Session
 from worldbase.core.errors import DomainError, NotFound
-from worldbase.core.realtime import AccessGuard, serve_websocket, user_channel
+from worldbase.core.live_socket import AccessGuard, serve_websocket
+from worldbase.core.realtime import user_channel
 from worldbase.core.services import CacheDep, ServicesDep, services_of
 from worldbase.geo.raster import RenderQueryDep
 from worldbase.geo.tiles import etag_for, not_modified, tile_response, validate_tile
