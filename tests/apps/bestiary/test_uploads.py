@@ -15,6 +15,7 @@ from PIL import Image
 from tests.apps.bestiary.conftest import Cast, png, stored_keys
 from tests.bombs import jpeg_bomb, png_bomb, webp_bomb
 from tests.builders import assert_error
+from worldbase.apps.bestiary.settings import BestiarySettings
 from worldbase.apps.bestiary.uploads import Limits, collect
 from worldbase.core.errors import BadInput, PayloadTooLarge
 
@@ -141,7 +142,7 @@ def test_an_upload_over_the_size_limit_is_413(
     cast: Cast, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = client.app.state.services.settings  # type: ignore[attr-defined]
-    monkeypatch.setattr(settings, "bestiary_upload_max_bytes", 5000)
+    monkeypatch.setattr(settings.app(BestiarySettings), "upload_max_bytes", 5000)
     files = [("files", (f"{i}.png", png(64, 64, seed=i), "image/png")) for i in range(3)]
     response = client.post("/api/reconstruct/upload", files=files, headers=cast.as_("owner"))
     assert_error(response, 413)
