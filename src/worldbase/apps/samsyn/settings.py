@@ -2,46 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from worldbase.settings import AppSettings, env
 
 
+def _named(name: str, default: Any, **constraints: Any) -> Any:
+    """A field read from SAMSYN_<NAME>, else from its former WORLDBASE_<NAME>."""
+    return Field(
+        default=default, validation_alias=env(f"samsyn_{name}", f"worldbase_{name}"), **constraints
+    )
+
+
 class SamsynSettings(AppSettings):
     model_config = SettingsConfigDict(env_prefix="samsyn_")
 
     # Seconds a WMS gets to answer (GetMap, GetCapabilities) before the request is a 504.
-    wms_timeout: float = Field(
-        default=15.0,
-        gt=0,
-        le=300,
-        validation_alias=env("samsyn_wms_timeout", "worldbase_wms_timeout"),
-    )
+    wms_timeout: float = _named("wms_timeout", 15.0, gt=0, le=300)
     # Largest GeoTIFF `POST /api/layers/upload` takes (at most 4 GiB, the route's body cap).
-    upload_max_bytes: int = Field(
-        default=1024**3,
-        gt=0,
-        le=4 * 1024**3,
-        validation_alias=env("samsyn_upload_max_bytes", "worldbase_upload_max_bytes"),
-    )
+    upload_max_bytes: int = _named("upload_max_bytes", 1024**3, gt=0, le=4 * 1024**3)
     # Per GeoTIFF upload, read from its header before anything is stored or queued:
     # width x height x bands, and that many pixels at the data type's size (decompressed).
-    upload_max_pixels: int = Field(
-        default=1024**3,
-        gt=0,
-        validation_alias=env("samsyn_upload_max_pixels", "worldbase_upload_max_pixels"),
-    )
-    upload_max_decompressed_bytes: int = Field(
-        default=4 * 1024**3,
-        gt=0,
-        validation_alias=env(
-            "samsyn_upload_max_decompressed_bytes", "worldbase_upload_max_decompressed_bytes"
-        ),
-    )
-    # GeoJSON positions per feature-collection request; past it the request is a 422.
-    max_request_vertices: int = Field(
-        default=1_000_000,
-        gt=0,
-        validation_alias=env("samsyn_max_request_vertices", "worldbase_max_request_vertices"),
-    )
+    upload_max_pixels: int = _named("upload_max_pixels", 1024**3, gt=0)
+    upload_max_decompressed_bytes: int = _named("upload_max_decompressed_bytes", 4 * 1024**3, gt=0)
+    # GeoJSON positions per feature-write request, all features together; past it a 422.
+    max_request_vertices: int = _named("max_request_vertices", 1_000_000, gt=0)
