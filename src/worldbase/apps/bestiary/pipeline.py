@@ -141,7 +141,9 @@ class Pipeline:
         )
         self._check()
         self._timed("features", started)
-        keypoints, extracted = _count(database, lambda db: (db.num_keypoints(), db.num_images()))
+        keypoints, extracted = _read_database(
+            database, lambda db: (db.num_keypoints(), db.num_images())
+        )
         if keypoints < MIN_KEYPOINTS_PER_IMAGE * max(extracted, 1):
             raise ReconstructionFailed(
                 f"The photos have almost no texture ({keypoints} features in {extracted} "
@@ -170,7 +172,7 @@ class Pipeline:
         )
         self._check()
         self._timed("matching", started)
-        pairs = int(_count(database, lambda db: db.num_verified_image_pairs()))
+        pairs = int(_read_database(database, lambda db: db.num_verified_image_pairs()))
         self.report("matching", 0.5, f"matching: {pairs} verified image pairs")
         if pairs == 0:
             raise ReconstructionFailed(
@@ -213,7 +215,7 @@ class Pipeline:
         return model
 
 
-def _count(database: Path, read: Callable[[Any], Any]) -> Any:
+def _read_database(database: Path, read: Callable[[Any], Any]) -> Any:
     """`read(db)` on the opened COLMAP database, closed after."""
     db = pycolmap.Database.open(database)
     try:
