@@ -7,13 +7,12 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Path, Query
-from fastapi.security import HTTPAuthorizationCredentials
 from starlette.requests import HTTPConnection
 
 from worldbase.apps.osm import service
 from worldbase.apps.osm.exceptions import InvalidSourceToken
 from worldbase.apps.osm.models import DataSource, OSMObject
-from worldbase.core.auth import AdminUser, authenticate_token, bearer_scheme
+from worldbase.core.auth import AdminUser, BearerToken, authenticate_token
 from worldbase.core.db import Session
 from worldbase.core.errors import BadInput, Forbidden, NotAuthenticated
 from worldbase.core.models import User
@@ -51,12 +50,10 @@ async def source_for_push(
     source_id: SourceId,
     session: Session,
     connection: HTTPConnection,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    token: BearerToken,
 ) -> DataSource:
     source = await service.get_source_or_raise(session, source_id=source_id)
-    await authorize_push(
-        source, credentials.credentials if credentials else None, session, connection
-    )
+    await authorize_push(source, token, session, connection)
     return source
 
 
@@ -69,13 +66,10 @@ class ObjectWriter:
 
 
 async def object_writer(
-    session: Session,
-    connection: HTTPConnection,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    session: Session, connection: HTTPConnection, token: BearerToken
 ) -> ObjectWriter:
-    if credentials is None:
+    if token is None:
         raise NotAuthenticated("A data source token or an admin token is required")
-    token = credentials.credentials
     if token.startswith(service.TOKEN_PREFIX):
         source = await service.get_source_by_token(session, token=token)
         if source is None:
