@@ -1,4 +1,5 @@
-"""Habitat tiles: one habitat's class (or vector shape) in its colour, or every habitat.
+"""Habitat tiles: one habitat's class (or vector shape) in its colour, or every habitat;
+what each tile is (its key) and how it is drawn, for `geo.tile_cache.serve`.
 
 A tile's cache key and ETag come from what it depends on: the habitat's colour, raster
 class and `updated_at` (every edit bumps it) and the raster's URL, so an edit or another
@@ -15,13 +16,18 @@ from shapely.geometry import box
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worldbase.apps.habitats import codes
+from worldbase.apps.habitats import codes, tile_state
 from worldbase.apps.habitats.models import Habitat
+from worldbase.apps.habitats.raster import OWN_STORAGE, raster_url
 from worldbase.apps.habitats.service import TileHabitat
+from worldbase.core.cache import Cache
+from worldbase.core.storage import Storage
+from worldbase.geo import classified
 from worldbase.geo.classified import RGBA, VectorLayer
 from worldbase.geo.spatial import intersects
-from worldbase.geo.tile_cache import TileKey, tile_key
+from worldbase.geo.tile_cache import Render, TileKey, tile_key
 from worldbase.geo.tiles import tile_bounds_lonlat
+from worldbase.settings import Settings
 
 NAMESPACE = "habitats"
 ALL = "all"
@@ -67,3 +73,77 @@ async def vectors_in_tile(
         .order_by(Habitat.id)
     )
     return [VectorLayer(geometry, codes.rgba(color)) for geometry, color in rows]
+
+
+async def habitat_tile(
+    session: AsyncSession,
+    cache: Cache,
+    storage: Storage,
+    settings: Settings,
+    *,
+    habitat_id: int,
+    z: int,
+    x: int,
+    y: int,
+    fmt: str,
+) -> tuple[TileKey, Render]:
+    """One habitat's tile: its raster class in its colour, its shape drawn over it."""
+    habitat = await tile_state.tile_habitat(session, cache, habitat_id=habitat_id)
+    return await _tile(
+        session, storage, settings, [habitat], str(habitat.id), habitat.version,
+        z=z, x=x, y=y, fmt=fmt,
+    )  # fmt: skip
+
+
+async def all_tile(
+    session: AsyncSession,
+    cache: Cache,
+    storage: Storage,
+    settings: Settings,
+    *,
+    z: int,
+    x: int,
+    y: int,
+    fmt: str,
+) -> tuple[TileKey, Render]:
+    """Every habitat's tile, coloured by the habitats table."""
+    habitats = await tile_state.tile_habitats(session, cache)
+    return await _tile(
+        session, storage, settings, habitats, ALL, all_version(habitats),
+        z=z, x=x, y=y, fmt=fmt,
+    )  # fmt: skip
+
+
+async def _tile(
+    session: AsyncSession,
+    storage: Storage,
+    settings: Settings,
+    habitats: Sequence[TileHabitat],
+    layer_id: str,
+    version: str,
+    *,
+    z: int,
+    x: int,
+    y: int,
+    fmt: str,
+) -> tuple[TileKey, Render]:
+    colors = colors_of(habitats)
+    url = await raster_url(settings, storage) if colors else None
+    key = key_for(layer_id, version, url or "", z=z, x=x, y=y, fmt=fmt)
+    vector_ids = [h.id for h in habitats if h.has_geometry]
+
+    async def render() -> bytes:
+        vectors = await vectors_in_tile(session, ids=vector_ids, z=z, x=x, y=y)
+        return await classified.render_tile(
+            url,
+            settings=settings,
+            z=z,
+            x=x,
+            y=y,
+            colors=colors,
+            vectors=vectors,
+            fmt=fmt,
+            own_storage=OWN_STORAGE,
+        )
+
+    return key, render

@@ -19,15 +19,15 @@ from starlette.status import HTTP_200_OK
 from worldbase.apps.samsyn.events import layer_tiles_tag
 from worldbase.apps.samsyn.raster import service as service_raster
 from worldbase.apps.samsyn.raster.service import NAMESPACE, OWN_STORAGE, RasterLayer
-from worldbase.core import fast_lane
 from worldbase.core.auth import OptionalUser
 from worldbase.core.db import Session
 from worldbase.core.errors import BadInput
+from worldbase.core.fast_lane import CachePolicy
 from worldbase.core.services import Services, ServicesDep
 from worldbase.geo import raster
 from worldbase.geo.raster import RenderQuery, RenderQueryDep
-from worldbase.geo.tile_cache import TileCache, tile_key
-from worldbase.geo.tiles import not_modified, tile_response, validate_tile
+from worldbase.geo.tile_cache import TileCache, serve, tile_key
+from worldbase.geo.tiles import validate_tile
 
 router = APIRouter()
 
@@ -64,6 +64,12 @@ def _json(example: Any) -> dict[int | str, dict[str, Any]]:
     return {HTTP_200_OK: {"content": {"application/json": {"example": example}}}}
 
 
+def layer_tile_policy(layer_id: uuid.UUID, *, is_global: bool, max_age: int) -> CachePolicy:
+    """A layer's tiles: a library layer's are the same for everyone (public, and the fast
+    lane keeps them until the layer changes); any other layer's are private."""
+    return CachePolicy(max_age=max_age, public=is_global, tags=(layer_tiles_tag(layer_id),))
+
+
 async def geotiff_tile(
     request: Request,
     *,
@@ -96,11 +102,6 @@ async def geotiff_tile(
         fmt=fmt,
         scale=scale,
     )
-    if not_modified(request, key.etag):
-        return tile_response(
-            request, b"", media_type=kind, etag=key.etag, max_age=TILE_MAX_AGE,
-            shared=layer.is_global,
-        )  # fmt: skip
 
     async def render() -> bytes:
         tile = await raster.tile(
@@ -116,16 +117,11 @@ async def geotiff_tile(
         )
         return tile.content
 
-    cache = TileCache(cache=services.cache, storage=services.storage)
-    found = await cache.get_or_render(key, media_type=kind, render=render, persist="second-hit")
-    response = tile_response(
-        request, found.content, media_type=kind, etag=key.etag, max_age=TILE_MAX_AGE,
-        shared=layer.is_global,
-    )  # fmt: skip
-    response.headers["X-Tile-Cache"] = found.hit or "miss"
-    if layer.is_global:  # the same for everyone: the fast lane may answer it next time
-        fast_lane.offer(request, layer_tiles_tag(layer.id))
-    return response
+    policy = layer_tile_policy(layer.id, is_global=layer.is_global, max_age=TILE_MAX_AGE)
+    tiles = TileCache(cache=services.cache, storage=services.storage)
+    return await serve(
+        request, key, render, policy, media_type=kind, tiles=tiles, persist="second-hit"
+    )
 
 
 async def _layer(session: Session, id: uuid.UUID, user: OptionalUser) -> RasterLayer:
@@ -134,81 +130,45 @@ async def _layer(session: Session, id: uuid.UUID, user: OptionalUser) -> RasterL
     return layer
 
 
+_TILES = "/api/layers/{id}/tiles/{z:int}/{x:int}/{y:int}"
+
+
+# Where the path leaves out the format or the scale, PNG and 1 (and a query parameter).
 @router.get(
-    "/api/layers/{id}/tiles/{z:int}/{x:int}/{y:int}.{fmt}",
-    summary="A GeoTIFF layer's tile in a format: png, webp, jpeg, tif or npy",
-    response_class=Response,
-    responses=IMAGE_RESPONSES,
-)
-async def layer_tile_format(
-    request: Request,
-    id: uuid.UUID,
-    z: int,
-    x: int,
-    y: int,
-    fmt: str,
-    user: OptionalUser,
-    session: Session,
-    services: ServicesDep,
-    render: RenderQueryDep,
-    time: TimeQuery = None,
-) -> Response:
-    layer = await _layer(session, id, user)
-    return await geotiff_tile(
-        request, layer=layer, services=services, z=z, x=x, y=y, fmt=fmt, scale=1,
-        query=render, time=time,
-    )  # fmt: skip
-
-
-@router.get(
-    "/api/layers/{id}/tiles/{z:int}/{x:int}/{y:int}@{scale:int}x.{fmt}",
-    summary="A GeoTIFF layer's high-resolution tile (@2x = 512 px) in a format",
-    response_class=Response,
-    responses=IMAGE_RESPONSES,
-)
-async def layer_tile_scaled_format(
-    request: Request,
-    id: uuid.UUID,
-    z: int,
-    x: int,
-    y: int,
-    scale: int,
-    fmt: str,
-    user: OptionalUser,
-    session: Session,
-    services: ServicesDep,
-    render: RenderQueryDep,
-    time: TimeQuery = None,
-) -> Response:
-    layer = await _layer(session, id, user)
-    return await geotiff_tile(
-        request, layer=layer, services=services, z=z, x=x, y=y, fmt=fmt, scale=scale,
-        query=render, time=time,
-    )  # fmt: skip
-
-
-@router.get(
-    "/api/layers/{id}/tiles/{z:int}/{x:int}/{y:int}@{scale:int}x",
+    _TILES + "@{scale:int}x",
     summary="A GeoTIFF layer's high-resolution PNG tile (@2x = 512 px)",
     response_class=Response,
     responses=IMAGE_RESPONSES,
 )
-async def layer_tile_scaled(
+@router.get(
+    _TILES + "@{scale:int}x.{fmt}",
+    summary="A GeoTIFF layer's high-resolution tile (@2x = 512 px) in a format",
+    response_class=Response,
+    responses=IMAGE_RESPONSES,
+)
+@router.get(
+    _TILES + ".{fmt}",
+    summary="A GeoTIFF layer's tile in a format: png, webp, jpeg, tif or npy",
+    response_class=Response,
+    responses=IMAGE_RESPONSES,
+)
+async def layer_tile_variant(
     request: Request,
     id: uuid.UUID,
     z: int,
     x: int,
     y: int,
-    scale: int,
     user: OptionalUser,
     session: Session,
     services: ServicesDep,
     render: RenderQueryDep,
     time: TimeQuery = None,
+    fmt: str = "png",
+    scale: int = 1,
 ) -> Response:
     layer = await _layer(session, id, user)
     return await geotiff_tile(
-        request, layer=layer, services=services, z=z, x=x, y=y, fmt="png", scale=scale,
+        request, layer=layer, services=services, z=z, x=x, y=y, fmt=fmt, scale=scale,
         query=render, time=time,
     )  # fmt: skip
 
