@@ -11,19 +11,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field
 
 from worldbase.apps.habitats import service_tiles
 from worldbase.apps.habitats.dependencies import MAX_ID, TileReader
 from worldbase.apps.habitats.exceptions import HabitatNotFound
+from worldbase.apps.habitats.service_tiles import TileAddress
 from worldbase.core.db import Session
 from worldbase.core.fast_lane import CachePolicy
-from worldbase.core.services import StorageDep
-from worldbase.geo import classified
+from worldbase.core.services import services_of
 from worldbase.geo.tile_cache import TileCacheDep, serve
 from worldbase.geo.tiles import validate_tile
-from worldbase.settings import Settings
 
 router = APIRouter()
 Format = Literal["png", "webp"]
@@ -43,11 +42,13 @@ TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
 FormatParam = Annotated[Format, Field(description="png (default) or webp")]
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+async def tile_address(z: int, x: int, y: int, format: FormatParam = "png") -> TileAddress:
+    validate_tile(z, x, y, max_zoom=MAX_ZOOM)
+    return TileAddress(z, x, y, format)
 
 
+# After `TileReader` in the routes: a caller without a valid token learns nothing else.
+Address = Annotated[TileAddress, Depends(tile_address)]
 _ONE = "One habitat's tile: its class in its colour, transparent elsewhere (signed-in)"
 _ALL = "Every habitat's tile, coloured by the habitats table (signed-in)"
 
@@ -63,22 +64,10 @@ _ALL = "Every habitat's tile, coloured by the habitats table (signed-in)"
     responses=TILE_RESPONSES,
 )
 async def all_habitats_tile(
-    request: Request,
-    z: int,
-    x: int,
-    y: int,
-    session: Session,
-    storage: StorageDep,
-    tiles: TileCacheDep,
-    _: TileReader,
-    format: FormatParam = "png",
+    request: Request, _: TileReader, tile: Address, session: Session, tiles: TileCacheDep
 ) -> Response:
-    validate_tile(z, x, y, max_zoom=MAX_ZOOM)
-    key, render = await service_tiles.all_tile(
-        session, tiles.cache, storage, _settings(request), z=z, x=x, y=y, fmt=format
-    )
-    media_type = classified.MEDIA_TYPES[format]
-    return await serve(request, key, render, POLICY, media_type=media_type, tiles=tiles)
+    key, render = await service_tiles.all_tile(session, tiles, services_of(request), tile)
+    return await serve(request, key, render, POLICY, media_type=tile.media_type, tiles=tiles)
 
 
 @router.get(
@@ -94,22 +83,9 @@ async def all_habitats_tile(
     responses=TILE_RESPONSES,
 )
 async def habitat_tile(
-    request: Request,
-    id: int,
-    z: int,
-    x: int,
-    y: int,
-    session: Session,
-    storage: StorageDep,
-    tiles: TileCacheDep,
-    _: TileReader,
-    format: FormatParam = "png",
+    request: Request, id: int, _: TileReader, tile: Address, session: Session, tiles: TileCacheDep
 ) -> Response:
-    validate_tile(z, x, y, max_zoom=MAX_ZOOM)
     if not 0 < id <= MAX_ID:
         raise HabitatNotFound()
-    key, render = await service_tiles.habitat_tile(
-        session, tiles.cache, storage, _settings(request), habitat_id=id, z=z, x=x, y=y, fmt=format
-    )
-    media_type = classified.MEDIA_TYPES[format]
-    return await serve(request, key, render, POLICY, media_type=media_type, tiles=tiles)
+    key, render = await service_tiles.habitat_tile(session, tiles, services_of(request), id, tile)
+    return await serve(request, key, render, POLICY, media_type=tile.media_type, tiles=tiles)
