@@ -11,9 +11,10 @@ by the layer's configuration version, so a changed layer never serves stale tile
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.status import HTTP_200_OK
 
 from worldbase.apps.samsyn.events import layer_tiles_tag
@@ -25,9 +26,10 @@ from worldbase.core.errors import BadInput
 from worldbase.core.fast_lane import CachePolicy
 from worldbase.core.services import Services, ServicesDep
 from worldbase.geo import raster
-from worldbase.geo.raster import RenderQuery, RenderQueryDep
+from worldbase.geo.raster import RenderParams, RenderQuery, RenderQueryDep
 from worldbase.geo.tile_cache import TileCache, serve, tile_key
 from worldbase.geo.tiles import validate_tile
+from worldbase.settings import Settings
 
 router = APIRouter()
 
@@ -105,16 +107,9 @@ async def geotiff_tile(
 
     async def render() -> bytes:
         tile = await raster.tile(
-            src.url,
-            settings=services.settings,
-            own_storage=OWN_STORAGE,
-            z=z,
-            x=x,
-            y=y,
-            params=params,
-            fmt=fmt,
-            scale=scale,
-        )
+            src.url, settings=services.settings, own_storage=OWN_STORAGE, z=z, x=x, y=y,
+            params=params, fmt=fmt, scale=scale,
+        )  # fmt: skip
         return tile.content
 
     policy = layer_tile_policy(layer.id, is_global=layer.is_global, max_age=TILE_MAX_AGE)
@@ -128,6 +123,34 @@ async def _layer(session: Session, id: uuid.UUID, user: OptionalUser) -> RasterL
     layer = await service_raster.get_or_raise(session, layer_id=id, user=user)
     service_raster.require_geotiff(layer)
     return layer
+
+
+@dataclass(frozen=True)
+class LayerCog:
+    """A readable GeoTIFF layer's COG (at `?time=`), its render parameters (the query over
+    the layer's `tileParams`) and the settings its reads go through."""
+
+    layer: RasterLayer
+    source: service_raster.Source
+    params: RenderParams
+    settings: Settings
+
+
+async def layer_cog(
+    id: uuid.UUID,
+    user: OptionalUser,
+    session: Session,
+    services: ServicesDep,
+    render: RenderQueryDep,
+    time: TimeQuery = None,
+) -> LayerCog:
+    layer = await _layer(session, id, user)
+    src = service_raster.source(layer, time=time)
+    params = service_raster.render_params(layer, render)
+    return LayerCog(layer, src, params, services.settings)
+
+
+LayerCogDep = Annotated[LayerCog, Depends(layer_cog)]
 
 
 _TILES = "/api/layers/{id}/tiles/{z:int}/{x:int}/{y:int}"
@@ -260,12 +283,7 @@ def _floats(name: str, value: str | None, *, count: int | None = None) -> list[f
     ),
 )
 async def layer_statistics(
-    id: uuid.UUID,
-    user: OptionalUser,
-    session: Session,
-    services: ServicesDep,
-    render: RenderQueryDep,
-    time: TimeQuery = None,
+    cog: LayerCogDep,
     categorical: Annotated[bool, Query(description="Count values instead")] = False,
     c: Annotated[list[float] | None, Query(description="Categories to count")] = None,
     p: Annotated[list[int] | None, Query(description="Percentiles, e.g. p=2&p=98")] = None,
@@ -273,9 +291,6 @@ async def layer_statistics(
     histogram_range: Annotated[str | None, Query(description="`min,max`")] = None,
     max_size: Annotated[int, Query(description="Longest side read, pixels")] = 1024,
 ) -> dict[str, Any]:
-    layer = await _layer(session, id, user)
-    src = service_raster.source(layer, time=time)
-    params = service_raster.render_params(layer, render)
     edges = _floats("histogram_bins", histogram_bins)
     bins: int | list[float] | None = None
     if edges is not None:
@@ -287,10 +302,10 @@ async def layer_statistics(
             bins = edges
     hist_range = _floats("histogram_range", histogram_range, count=2)
     return await raster.statistics(
-        src.url,
-        settings=services.settings,
+        cog.source.url,
+        settings=cog.settings,
         own_storage=OWN_STORAGE,
-        params=params,
+        params=cog.params,
         categorical=categorical,
         categories=c,
         percentiles=p,
@@ -307,28 +322,16 @@ async def layer_statistics(
     responses=IMAGE_RESPONSES,
 )
 async def layer_preview(
-    id: uuid.UUID,
-    user: OptionalUser,
-    session: Session,
-    services: ServicesDep,
-    render: RenderQueryDep,
-    time: TimeQuery = None,
+    cog: LayerCogDep,
     format: Annotated[str, Query(description="png, webp or jpeg")] = "png",
     max_size: Annotated[int, Query(description="Longest side, pixels")] = 1024,
 ) -> Response:
-    layer = await _layer(session, id, user)
     if format not in ("png", "webp", "jpeg", "jpg"):
         raise BadInput("format: png, webp or jpeg")
-    src = service_raster.source(layer, time=time)
-    params = service_raster.render_params(layer, render)
     image = await raster.preview(
-        src.url,
-        settings=services.settings,
-        own_storage=OWN_STORAGE,
-        params=params,
-        fmt=format,
-        max_size=max_size,
-    )
+        cog.source.url, settings=cog.settings, own_storage=OWN_STORAGE, params=cog.params,
+        fmt=format, max_size=max_size,
+    )  # fmt: skip
     return Response(image.content, media_type=image.media_type)
 
 
@@ -339,28 +342,12 @@ async def layer_preview(
         {"coordinates": [4.5, 54.0], "values": [-38.0], "band_names": ["b1"], "time": None}
     ),
 )
-async def layer_point(
-    id: uuid.UUID,
-    lon: float,
-    lat: float,
-    user: OptionalUser,
-    session: Session,
-    services: ServicesDep,
-    render: RenderQueryDep,
-    time: TimeQuery = None,
-) -> dict[str, Any]:
-    layer = await _layer(session, id, user)
-    src = service_raster.source(layer, time=time)
-    params = service_raster.render_params(layer, render)
+async def layer_point(lon: float, lat: float, cog: LayerCogDep) -> dict[str, Any]:
     data = await raster.point(
-        src.url,
-        settings=services.settings,
-        own_storage=OWN_STORAGE,
-        lon=lon,
-        lat=lat,
-        params=params,
-    )
-    data["time"] = src.time_iso
+        cog.source.url, settings=cog.settings, own_storage=OWN_STORAGE, lon=lon, lat=lat,
+        params=cog.params,
+    )  # fmt: skip
+    data["time"] = cog.source.time_iso
     return data
 
 
