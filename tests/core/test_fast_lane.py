@@ -30,17 +30,21 @@ class Backend:
             self.calls += 1
             if self.hook is not None:
                 await self.hook()
-            if request.query_params.get("offer", "1") == "1":
-                fast_lane.offer(request, "layer:a")
-            status = int(request.query_params.get("status", "200"))
-            cache_control = request.query_params.get("cc", "public, max-age=300")
+            query = request.query_params
+            policy = fast_lane.CachePolicy(
+                max_age=int(query.get("max_age", "300")),
+                public=query.get("public", "1") == "1",
+                tags=("layer:a",) if query.get("tags", "1") == "1" else (),
+            )
+            status = int(query.get("status", "200"))
             body = f"tile v{self.version} {request.url.path}".encode()
-            return Response(
+            response = Response(
                 body if status == 200 else b"",
                 status_code=status,
                 media_type="application/x-protobuf",
-                headers={"Cache-Control": cache_control, "ETag": f'"v{self.version}"'},
+                headers={"ETag": f'"v{self.version}"'},
             )
+            return policy.apply(request, response)
 
         app = Starlette(routes=[Route("/tiles/{z}", tile, methods=["GET", "POST"])])
         self.middleware = FastLaneMiddleware(
@@ -55,7 +59,7 @@ class Backend:
         return self.middleware.store
 
 
-async def test_keeps_offered_public_responses_and_answers_them_with_304s() -> None:
+async def test_keeps_public_tagged_responses_and_answers_them_with_304s() -> None:
     backend = Backend()
     first = await backend.client.get("/tiles/1")
     assert first.status_code == 200 and "x-fast-lane" not in first.headers
@@ -80,15 +84,15 @@ async def test_keeps_offered_public_responses_and_answers_them_with_304s() -> No
 @pytest.mark.parametrize(
     "query",
     [
-        "offer=0",  # the route did not offer it
-        "cc=private,%20max-age=300",  # not for shared caches
-        "cc=no-store",
-        "cc=public,%20max-age=0",
+        "tags=0",  # nothing could invalidate it
+        "public=0",  # not for shared caches
+        "public=0&tags=0",
+        "max_age=0",
         "status=404",
         "status=500",
     ],
 )
-async def test_never_keeps_what_is_not_offered_public_and_successful(query: str) -> None:
+async def test_never_keeps_what_is_not_public_tagged_and_successful(query: str) -> None:
     backend = Backend()
     for _ in range(2):
         response = await backend.client.get(f"/tiles/1?{query}")
@@ -138,7 +142,7 @@ async def test_entries_expire_with_max_age_and_the_lane_ttl() -> None:
     await asyncio.sleep(0.25)
     assert "x-fast-lane" not in (await backend.client.get("/tiles/1")).headers
     short = Backend()
-    await short.client.get("/tiles/1?cc=public,%20max-age=1")
+    await short.client.get("/tiles/1?max_age=1")
     (entry,) = short.store.entries.values()
     assert entry.expires - asyncio.get_running_loop().time() < 1.5
 

@@ -1,4 +1,5 @@
-"""The two-tier tile cache on the current backend (memory + local files, or Redis + S3)."""
+"""The two-tier tile cache on the current backend (memory + local files, or Redis + S3), and
+the tile pipeline in front of it (`serve`: 304, tiers, headers, the cache policy)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from starlette.requests import Request
 
+from worldbase.core import fast_lane
 from worldbase.core.cache import create_cache
+from worldbase.core.fast_lane import CachePolicy
 from worldbase.core.storage_backends import create_storage
-from worldbase.geo.tile_cache import TileCache, TileKey, flush_pending, tile_key
+from worldbase.geo.tile_cache import TileCache, TileKey, flush_pending, serve, tile_key
 from worldbase.settings import Settings
 
 
@@ -142,3 +146,89 @@ async def test_second_hit_admission(tiles: TileCache) -> None:
     assert hit.hit == "memory"
     await flush_pending()
     assert await tiles.storage.get(k.storage_key) == b"seen-twice"
+
+
+def request(if_none_match: str | None = None) -> Request:
+    headers = [] if if_none_match is None else [(b"if-none-match", if_none_match.encode())]
+    return Request({"type": "http", "method": "GET", "path": "/t", "headers": headers})
+
+
+class Renderer:
+    """A tile's render function that counts its calls."""
+
+    def __init__(self, content: bytes) -> None:
+        self.content = content
+        self.calls = 0
+
+    async def __call__(self) -> bytes:
+        self.calls += 1
+        return self.content
+
+
+PUBLIC = CachePolicy(max_age=60, public=True, tags=("layer:a",))
+
+
+async def test_serve_200_with_caching_headers_then_from_the_cache(tiles: TileCache) -> None:
+    render, k = Renderer(b"tile"), key()
+    first = await serve(request(), k, render, PUBLIC, media_type="application/x-test", tiles=tiles)
+    assert first.status_code == 200 and first.body == b"tile"
+    assert first.headers["etag"] == k.etag
+    assert first.headers["cache-control"] == "public, max-age=60"
+    assert first.headers["content-type"] == "application/x-test"
+    assert first.headers["x-tile-cache"] == "miss"
+    again = await serve(request(), k, render, PUBLIC, media_type="application/x-test", tiles=tiles)
+    assert again.body == b"tile" and again.headers["x-tile-cache"] == "memory"
+    assert render.calls == 1
+    uncached = await serve(request(), k, render, PUBLIC, media_type="x/y", tiles=None)
+    assert uncached.body == b"tile" and uncached.headers["x-tile-cache"] == "miss"
+    assert render.calls == 2
+
+
+@pytest.mark.parametrize("header", ["{etag}", "W/{etag}", '"x", {etag}', "*"])
+async def test_serve_304_renders_and_looks_up_nothing(header: str) -> None:
+    render, k = Renderer(b"tile"), key()
+    sent = request(header.format(etag=k.etag))
+    response = await serve(sent, k, render, PUBLIC, media_type="x/y", tiles=None)
+    assert response.status_code == 304 and response.body == b""
+    assert response.headers["etag"] == k.etag
+    assert response.headers["cache-control"] == "public, max-age=60"
+    assert response.headers["x-tile-cache"] == "client"
+    assert "content-type" not in response.headers
+    assert render.calls == 0
+
+
+async def test_serve_other_etag_is_200() -> None:
+    response = await serve(
+        request('"old"'), key(), Renderer(b"t"), PUBLIC, media_type="x/y", tiles=None
+    )
+    assert response.status_code == 200
+
+
+async def test_serve_empty_tile_is_204_with_caching_headers(tiles: TileCache) -> None:
+    k = key()
+    for _ in range(2):  # rendered, then from the cache
+        response = await serve(request(), k, Renderer(b""), PUBLIC, media_type="x/y", tiles=tiles)
+        assert response.status_code == 204 and response.body == b""
+        assert "content-type" not in response.headers
+        assert response.headers["etag"] == k.etag
+    assert (
+        await serve(request(k.etag), k, Renderer(b""), PUBLIC, media_type="x/y", tiles=None)
+    ).status_code == 304
+
+
+@pytest.mark.parametrize(
+    ("policy", "cache_control", "admitted"),
+    [
+        (PUBLIC, "public, max-age=60", True),
+        (CachePolicy(max_age=60, public=True), "public, max-age=60", False),  # no tags
+        (CachePolicy(max_age=300, tags=("layer:a",)), "private, max-age=300", False),
+        (CachePolicy(max_age=3600), "private, max-age=3600", False),
+    ],
+)
+async def test_the_policy_alone_sets_cache_control_and_admits_to_the_fast_lane(
+    policy: CachePolicy, cache_control: str, admitted: bool
+) -> None:
+    sent = request()
+    response = await serve(sent, key(), Renderer(b"t"), policy, media_type="x/y", tiles=None)
+    assert response.headers["cache-control"] == cache_control
+    assert (fast_lane.SCOPE_KEY in sent.scope) is admitted

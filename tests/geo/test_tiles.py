@@ -1,11 +1,10 @@
-"""Tile maths, ETags and the conditional tile response."""
+"""Tile maths and ETags (the conditional tile response: test_tile_cache, `serve`)."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
-from starlette.requests import Request
 
 from worldbase.core.errors import BadInput
 from worldbase.geo.tiles import (
@@ -14,16 +13,10 @@ from worldbase.geo.tiles import (
     lonlat_to_tile,
     tile_bounds_lonlat,
     tile_bounds_mercator,
-    tile_response,
     validate_tile,
 )
 
 MAX_LAT = 85.0511287798066
-
-
-def request(if_none_match: str | None = None) -> Request:
-    headers = [] if if_none_match is None else [(b"if-none-match", if_none_match.encode())]
-    return Request({"type": "http", "method": "GET", "path": "/t", "headers": headers})
 
 
 @pytest.mark.parametrize(("z", "x", "y"), [(0, 0, 0), (1, 1, 1), (14, 8647, 5480), (24, 0, 0)])
@@ -76,40 +69,3 @@ def test_etag() -> None:
     assert tag == etag_for("layer", "7", b"\x00")
     assert tag != etag_for("layer", "8", b"\x00")
     assert etag_for("ab", "c") != etag_for("a", "bc")
-
-
-def test_tile_response_200_with_caching_headers() -> None:
-    response = tile_response(
-        request(), b"tile", media_type="application/x-test", etag='"abc"', max_age=60
-    )
-    assert response.status_code == 200
-    assert response.body == b"tile"
-    assert response.headers["etag"] == '"abc"'
-    assert response.headers["cache-control"] == "public, max-age=60"
-    assert response.headers["content-type"] == "application/x-test"
-
-
-@pytest.mark.parametrize("header", ['"abc"', 'W/"abc"', '"x", "abc"', "*"])
-def test_tile_response_304(header: str) -> None:
-    response = tile_response(request(header), b"tile", media_type="x/y", etag='"abc"', max_age=5)
-    assert response.status_code == 304
-    assert response.body == b""
-    assert response.headers["etag"] == '"abc"'
-    assert response.headers["cache-control"] == "public, max-age=5"
-
-
-def test_tile_response_other_etag_is_200() -> None:
-    response = tile_response(request('"old"'), b"tile", media_type="x/y", etag='"abc"', max_age=5)
-    assert response.status_code == 200
-
-
-def test_empty_tile_is_204_with_caching_headers() -> None:
-    response = tile_response(request(), b"", media_type="x/y", etag='"e"', max_age=5)
-    assert response.status_code == 204
-    assert response.body == b""
-    assert "content-type" not in response.headers
-    assert response.headers["etag"] == '"e"'
-    assert (
-        tile_response(request('"e"'), b"", media_type="x/y", etag='"e"', max_age=5).status_code
-        == 304
-    )

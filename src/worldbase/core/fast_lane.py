@@ -1,17 +1,16 @@
 """The fast lane: a small in-process cache, in front of the router, for responses that are
-the same for everyone — public tiles.
+the same for everyone — public tiles — and the cache policy routes declare.
 
 Why: a tile already in the tile cache costs ~0.1 ms to look up but ~1.5 ms to reach through
 FastAPI (routing over every app's routes, dependency resolution, query validation, the
 response object). A hot public tile is asked for again and again with the very same URL,
 so it can be answered before any of that, the way a micro-caching proxy would.
 
-What gets in: only responses whose route asked for it (`offer(request, tags)`), to a GET,
-with status 200 or 204, `Cache-Control: public`, at most `MAX_ENTRY_BYTES`. Routes offer
-only what does not depend on who asks (a global layer's tiles, never a private one's), so
-the key is the path and the query string alone. An entry lives for the response's
-`max-age`, at most `WORLDBASE_FAST_LANE_TTL` seconds; the store is bounded in bytes
-(`WORLDBASE_FAST_LANE_MB`, 0 turns the lane off) and drops the least recently used.
+What gets in: only responses whose route declared a public `CachePolicy` with invalidation
+tags, to a GET, with status 200 or 204, at most `MAX_ENTRY_BYTES`. Such a response does not
+depend on who asks, so the key is the path and the query string alone. An entry lives for
+the policy's `max_age`, at most `WORLDBASE_FAST_LANE_TTL` seconds; the store is bounded in
+bytes (`WORLDBASE_FAST_LANE_MB`, 0 turns the lane off) and drops the least recently used.
 
 Staleness: whoever changes what a tile shows calls `invalidate(hub, tag)` after the commit:
 this process drops the tag's entries at once and every other worker when the hub's message
@@ -24,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 import weakref
 from collections import OrderedDict
@@ -32,6 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from worldbase.core.realtime import Hub
@@ -42,16 +41,31 @@ CHANNEL = "core:fast-lane"
 SCOPE_KEY = "worldbase.fast_lane"
 MAX_ENTRY_BYTES = 1024 * 1024
 HIT_HEADER = (b"x-fast-lane", b"hit")
-_MAX_AGE = re.compile(rb"max-age=(\d+)")
 
 
-def offer(request: HTTPConnection, *tags: str) -> None:
-    """Let the fast lane keep this request's response, invalidated by any of `tags`.
+@dataclass(frozen=True)
+class CachePolicy:
+    """How a route's response may be cached. The route declares it; `apply` alone writes
+    `Cache-Control` and admits the response to the fast lane.
 
-    Call it only when the response is the same whoever asks (and says `Cache-Control:
-    public`); the lane keys on the URL alone.
+    - `max_age`: seconds a client (and a shared cache, when public) may reuse the response
+      before revalidating it with its ETag.
+    - `public`: the response is the same whoever asks (a library layer's tiles):
+      `Cache-Control: public`, so CDNs and proxies may keep it; otherwise `private`.
+    - `tags`: what invalidates it (`invalidate(hub, tag)`). Only a public response with tags
+      enters the fast lane: without them nothing would drop it when its data changed.
     """
-    request.scope[SCOPE_KEY] = tags
+
+    max_age: int
+    public: bool = False
+    tags: tuple[str, ...] = ()
+
+    def apply(self, request: HTTPConnection, response: Response) -> Response:
+        visibility = "public" if self.public else "private"
+        response.headers["Cache-Control"] = f"{visibility}, max-age={int(self.max_age)}"
+        if self.public and self.tags:
+            request.scope[SCOPE_KEY] = self
+        return response
 
 
 @dataclass(frozen=True)
@@ -186,7 +200,7 @@ async def listen(hub: Hub) -> None:
 
 
 class FastLaneMiddleware:
-    """Answers GETs from the store; keeps the responses routes `offer`."""
+    """Answers GETs from the store; keeps the responses `CachePolicy.apply` admitted."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int, ttl: float) -> None:
         self.app = app
@@ -216,26 +230,26 @@ class FastLaneMiddleware:
             await send(message)
 
         await self.app(scope, receive, capture)
-        tags = scope.get(SCOPE_KEY)
-        if tags is None or start is None or start["status"] not in (200, 204):
+        policy = scope.get(SCOPE_KEY)
+        if (
+            not isinstance(policy, CachePolicy)
+            or start is None
+            or start["status"] not in (200, 204)
+        ):
             return
         if self.store.generation != generation:
             return  # something was invalidated while this was rendered
-        headers = list(start.get("headers", []))
-        cache_control = _header(headers, b"cache-control") or b""
-        if b"public" not in cache_control:
-            return
-        max_age = _MAX_AGE.search(cache_control)
-        ttl = min(self.store.ttl, float(max_age.group(1)) if max_age else self.store.ttl)
+        ttl = min(self.store.ttl, float(policy.max_age))
         if ttl <= 0:
             return
+        headers = list(start.get("headers", []))
         entry = Entry(
             status=start["status"],
             headers=headers,
             body=b"".join(chunks),
             etag=_header(headers, b"etag"),
             expires=now + ttl,
-            tags=tuple(tags),
+            tags=policy.tags,
             route=scope.get("route"),
         )
         self.store.put(key, entry)

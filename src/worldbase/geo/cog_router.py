@@ -46,14 +46,17 @@ from titiler.core.dependencies import DefaultDependency
 from titiler.core.factory import TilerFactory
 
 from worldbase.core.errors import BadInput, DomainError, NotFound
+from worldbase.core.fast_lane import CachePolicy
 from worldbase.geo import raster, raster_readers
 from worldbase.geo.raster import RenderParams, RenderQueryDep
 from worldbase.geo.raster_readers import SafeReader, check_bands
 from worldbase.geo.raster_sources import gdal_env, gdal_options, gdal_path, resolve_source
-from worldbase.geo.tiles import etag_for, tile_response
+from worldbase.geo.tile_cache import serve, tile_key
 from worldbase.settings import Settings
 
-TILE_MAX_AGE = 3600
+TILE_POLICY = CachePolicy(max_age=3600, public=True)
+EMPTY_TILE_POLICY = CachePolicy(max_age=60, public=True)
+PNG = raster.media_type("png")
 
 
 def _settings(request: Request) -> Settings:
@@ -199,7 +202,7 @@ class CogErrorRoute(APIRoute):
             try:
                 return await handler(request)
             except TileOutsideBounds:
-                return Response(status_code=204, headers={"Cache-Control": "public, max-age=60"})
+                return EMPTY_TILE_POLICY.apply(request, Response(status_code=204))
             except Exception as exc:
                 mapped = _domain_error(exc, request.query_params.get("url", ""))
                 if mapped is None or mapped is exc:
@@ -283,11 +286,17 @@ async def legacy_tile(
 ) -> Response:
     settings = _settings(request)
     params = render.params()
-    etag = etag_for("cog", url, params.cache_key(), f"{z}/{x}/{y}")
-    tile = await raster.tile(url, settings=settings, z=z, x=x, y=y, params=params)
-    return tile_response(
-        request, tile.content, media_type=tile.media_type, etag=etag, max_age=TILE_MAX_AGE
-    )
+    key = tile_key(
+        namespace="cog", layer_id="", version="", params=f"{url}|{params.cache_key()}",
+        z=z, x=x, y=y, fmt="png",
+    )  # fmt: skip
+
+    async def draw() -> bytes:
+        tile = await raster.tile(url, settings=settings, z=z, x=x, y=y, params=params)
+        return tile.content
+
+    # Not kept by Worldbase (what is at `url` may change; clients revalidate with the ETag).
+    return await serve(request, key, draw, TILE_POLICY, media_type=PNG, tiles=None)
 
 
 router = build_router()

@@ -11,7 +11,7 @@ Built on rio-tiler (reads, warps, masks) with Worldbase's own pieces around it:
   rather than GDAL's PNG driver at zlevel 6: the same format, several times faster.
 
 Tiles outside the raster's bounds are empty (`content == b""`): routes answer `204`, as
-`geo.tiles.tile_response` does for every empty tile.
+`geo.tile_cache.serve` does for every empty tile.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""A two-tier tile cache: the core cache (memory or Redis) in front of object storage.
+"""The tile pipeline (`serve`) and its two-tier tile cache: the core cache (memory or Redis)
+in front of object storage.
 
 Tier 1 is `worldbase.core.cache` (fast, bounded, per-key TTL). Tier 2 is object storage
 under `tiles/` (survives restarts, shared by every worker); a tier-2 hit is copied back
@@ -11,10 +12,11 @@ derived from the same parts, so `If-None-Match` can be answered before any looku
 Empty tiles (outside a raster) are cached too, as empty bytes (routes answer 204).
 With `persist="second-hit"` a tile reaches tier 2 only when asked for a second time.
 
-    cache = TileCache(cache=services.cache, storage=services.storage)
-    key = cache.key(namespace="samsyn", layer_id=str(layer.id), version=version,
-                    params=params.cache_key(), z=z, x=x, y=y, fmt="png")
-    tile = await cache.get_or_render(key, media_type="image/png", render=render)
+    tiles = TileCache(cache=services.cache, storage=services.storage)
+    key = tile_key(namespace="samsyn", layer_id=str(layer.id), version=version,
+                   params=params.cache_key(), z=z, x=x, y=y, fmt="png")
+    return await serve(request, key, render, CachePolicy(max_age=300), tiles=tiles,
+                       media_type="image/png")
 """
 
 from __future__ import annotations
@@ -29,13 +31,15 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
 
 from worldbase.core.cache import Cache
 from worldbase.core.errors import NotFound
+from worldbase.core.fast_lane import CachePolicy
 from worldbase.core.services import services_of
 from worldbase.core.storage import Storage
-from worldbase.geo.tiles import etag_for
+from worldbase.geo.tiles import etag_for, not_modified
 
 log = logging.getLogger("worldbase.tiles")
 
@@ -47,6 +51,8 @@ _PENDING: set[asyncio.Task[None]] = set()
 # Keys this process already wrote to tier 2 on a second hit (bounded, oldest dropped).
 _PERSISTED: OrderedDict[str, None] = OrderedDict()
 MAX_PERSISTED = 100_000
+
+Render = Callable[[], Awaitable[bytes]]  # a tile's bytes, b"" for an empty tile
 
 
 def _segment(text: str) -> str:
@@ -152,7 +158,7 @@ class TileCache:
         key: TileKey,
         *,
         media_type: str,
-        render: Callable[[], Awaitable[bytes]],
+        render: Render,
         persist: str = "always",
     ) -> CachedTile:
         """The cached tile, or `render()` cached now. `persist="second-hit"` writes a tile
@@ -198,6 +204,39 @@ async def flush_pending() -> None:
     """Wait for background tier-2 writes (tests, shutdown)."""
     while _PENDING:
         await asyncio.gather(*list(_PENDING), return_exceptions=True)
+
+
+async def serve(
+    request: Request,
+    key: TileKey,
+    render: Render,
+    policy: CachePolicy,
+    *,
+    media_type: str,
+    tiles: TileCache | None,
+    persist: str = "always",
+) -> Response:
+    """Every tile route's answer: 304 when `If-None-Match` holds the key's ETag (nothing is
+    looked up or rendered), else the tile from `tiles` (rendered and kept there on a miss;
+    `tiles=None` renders every time), 204 for an empty tile (MapLibre, like Martin, takes
+    it as empty without decoding a body). Headers: the ETag, `X-Tile-Cache` (`client`,
+    `memory`, `storage` or `miss`) and what `policy` says (Cache-Control, the fast lane)."""
+    if not_modified(request, key.etag):
+        response, hit = Response(status_code=304), "client"
+    else:
+        if tiles is None:
+            content, hit = await render(), "miss"
+        else:
+            found = await tiles.get_or_render(
+                key, media_type=media_type, render=render, persist=persist
+            )
+            content, hit = found.content, found.hit or "miss"
+        response = (
+            Response(content, media_type=media_type) if content else Response(status_code=204)
+        )
+    response.headers["ETag"] = key.etag
+    response.headers["X-Tile-Cache"] = hit
+    return policy.apply(request, response)
 
 
 async def get_tile_cache(request: HTTPConnection) -> TileCache:

@@ -1,10 +1,7 @@
-"""Web Mercator tile helpers: validation, bounds, ETags and conditional tile responses.
+"""Web Mercator tile helpers: validation, bounds and ETags (`If-None-Match`).
 
 Tiles follow the XYZ scheme (EPSG:3857, y counted from the north, as MapLibre asks).
-Empty tiles are answered `204 No Content`: MapLibre (and Martin, which does the same)
-treats 204 as an empty tile without trying to decode a body, and it costs no bytes.
-The ETag should be derived from what the tile depends on (layer id, the layer's data
-version, z/x/y) rather than from the bytes, so a `304 Not Modified` needs no rendering.
+Tile routes answer through `geo.tile_cache.serve`, which uses these.
 """
 
 from __future__ import annotations
@@ -13,7 +10,6 @@ import hashlib
 import math
 
 from starlette.requests import Request
-from starlette.responses import Response
 
 from worldbase.core.errors import BadInput
 
@@ -94,25 +90,3 @@ def not_modified(request: Request, etag: str) -> bool:
     """True when the client already holds this version (answer 304 without rendering)."""
     header = request.headers.get("if-none-match")
     return header is not None and _matches(header, etag)
-
-
-def tile_response(
-    request: Request,
-    content: bytes,
-    *,
-    media_type: str,
-    etag: str,
-    max_age: int,
-    shared: bool = True,
-) -> Response:
-    """200 with the tile, 204 for an empty tile, 304 when `If-None-Match` matches.
-
-    `shared=False` for tiles not everyone may read: `Cache-Control: private`, so shared
-    caches (CDNs, proxies, the fast lane) do not keep them."""
-    scope = "public" if shared else "private"
-    headers = {"ETag": etag, "Cache-Control": f"{scope}, max-age={int(max_age)}"}
-    if not_modified(request, etag):
-        return Response(status_code=304, headers=headers)
-    if not content:
-        return Response(status_code=204, headers=headers)
-    return Response(content=bytes(content), media_type=media_type, headers=headers)

@@ -11,24 +11,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import Field
 
-from worldbase.apps.habitats import codes, service_tiles, tile_state
+from worldbase.apps.habitats import service_tiles
 from worldbase.apps.habitats.dependencies import MAX_ID
 from worldbase.apps.habitats.exceptions import HabitatNotFound
-from worldbase.apps.habitats.raster import OWN_STORAGE, raster_url
+from worldbase.apps.habitats.service_tiles import TileAddress
 from worldbase.core.auth import TokenHolder
 from worldbase.core.db import Session
-from worldbase.core.services import StorageDep
-from worldbase.geo import classified
-from worldbase.geo.tile_cache import TileCacheDep, TileKey
-from worldbase.geo.tiles import not_modified, validate_tile
-from worldbase.settings import Settings
+from worldbase.core.fast_lane import CachePolicy
+from worldbase.core.services import services_of
+from worldbase.geo.tile_cache import TileCacheDep, serve
+from worldbase.geo.tiles import validate_tile
 
 router = APIRouter()
 Format = Literal["png", "webp"]
 MAX_ZOOM = 22
-MAX_AGE = 3600
+POLICY = CachePolicy(max_age=3600)  # private: signed-in callers only
 TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {
@@ -39,172 +39,36 @@ TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     304: {"description": "Not modified (If-None-Match)"},
 }
-FormatQuery = Annotated[Format | None, Query(alias="format", description="png (default) or webp")]
+# A path parameter where the path ends in `.{format}`, else the query's `?format=`.
+FormatParam = Annotated[Format, Field(description="png (default) or webp")]
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def _headers(key: TileKey, hit: str | None) -> dict[str, str]:
-    return {
-        "ETag": key.etag,
-        "Cache-Control": f"private, max-age={MAX_AGE}",
-        "X-Tile-Cache": hit or "miss",
-    }
-
-
-async def _habitat_tile(
-    request: Request,
-    session: Session,
-    storage: StorageDep,
-    tiles: TileCacheDep,
-    *,
-    habitat_id: int,
-    z: int,
-    x: int,
-    y: int,
-    fmt: str,
-) -> Response:
+async def tile_address(z: int, x: int, y: int, format: FormatParam = "png") -> TileAddress:
     validate_tile(z, x, y, max_zoom=MAX_ZOOM)
-    if not 0 < habitat_id <= MAX_ID:
-        raise HabitatNotFound()
-    settings = _settings(request)
-    habitat = await tile_state.tile_habitat(session, tiles.cache, habitat_id=habitat_id)
-    url = await raster_url(settings, storage) if habitat.raster_value is not None else None
-    key = service_tiles.key_for(str(habitat.id), habitat.version, url or "", z=z, x=x, y=y, fmt=fmt)
-    media_type = classified.MEDIA_TYPES[fmt]
-    if not_modified(request, key.etag):
-        return Response(status_code=304, headers=_headers(key, "client"))
-
-    async def render() -> bytes:
-        colors: dict[int, classified.RGBA] = {}
-        if habitat.raster_value is not None:
-            colors = {habitat.raster_value: codes.rgba(habitat.color_hex)}
-        vectors: list[classified.VectorLayer] = []
-        if habitat.has_geometry:  # drawn over its raster class when it has both
-            vectors = await service_tiles.vectors_in_tile(session, ids=[habitat.id], z=z, x=x, y=y)
-        return await classified.render_tile(
-            url,
-            settings=settings,
-            z=z,
-            x=x,
-            y=y,
-            colors=colors,
-            vectors=vectors,
-            fmt=fmt,
-            own_storage=OWN_STORAGE,
-        )
-
-    tile = await tiles.get_or_render(key, media_type=media_type, render=render)
-    return Response(tile.content, media_type=media_type, headers=_headers(key, tile.hit))
+    return TileAddress(z, x, y, format)
 
 
-async def _all_tile(
-    request: Request,
-    session: Session,
-    storage: StorageDep,
-    tiles: TileCacheDep,
-    *,
-    z: int,
-    x: int,
-    y: int,
-    fmt: str,
-) -> Response:
-    validate_tile(z, x, y, max_zoom=MAX_ZOOM)
-    settings = _settings(request)
-    habitats = await tile_state.tile_habitats(session, tiles.cache)
-    colors = service_tiles.colors_of(habitats)
-    url = await raster_url(settings, storage) if colors else None
-    version = service_tiles.all_version(habitats)
-    key = service_tiles.key_for(service_tiles.ALL, version, url or "", z=z, x=x, y=y, fmt=fmt)
-    media_type = classified.MEDIA_TYPES[fmt]
-    if not_modified(request, key.etag):
-        return Response(status_code=304, headers=_headers(key, "client"))
-
-    async def render() -> bytes:
-        vector_ids = [h.id for h in habitats if h.has_geometry]
-        vectors = await service_tiles.vectors_in_tile(session, ids=vector_ids, z=z, x=x, y=y)
-        return await classified.render_tile(
-            url,
-            settings=settings,
-            z=z,
-            x=x,
-            y=y,
-            colors=colors,
-            vectors=vectors,
-            fmt=fmt,
-            own_storage=OWN_STORAGE,
-        )
-
-    tile = await tiles.get_or_render(key, media_type=media_type, render=render)
-    return Response(tile.content, media_type=media_type, headers=_headers(key, tile.hit))
-
-
+# After `TokenHolder` in the routes: a caller without a valid token learns nothing else.
+Address = Annotated[TileAddress, Depends(tile_address)]
 _ONE = "One habitat's tile: its class in its colour, transparent elsewhere (signed-in)"
 _ALL = "Every habitat's tile, coloured by the habitats table (signed-in)"
 
 
-# The suffixed paths first: `{y}` alone would also match "12.png".
+# The suffixed paths first (the lower decorator): `{y}` alone would also match "12.png".
 @router.get(
-    "/habitats/tiles/{z}/{x}/{y}.{fmt}",
+    "/habitats/tiles/{z}/{x}/{y}", summary=_ALL, response_class=Response, responses=TILE_RESPONSES
+)
+@router.get(
+    "/habitats/tiles/{z}/{x}/{y}.{format}",
     summary=_ALL,
     response_class=Response,
     responses=TILE_RESPONSES,
 )
-async def all_habitats_tile_suffixed(
-    request: Request,
-    z: int,
-    x: int,
-    y: int,
-    fmt: Format,
-    session: Session,
-    storage: StorageDep,
-    tiles: TileCacheDep,
-    _: TokenHolder,
-) -> Response:
-    return await _all_tile(request, session, storage, tiles, z=z, x=x, y=y, fmt=fmt)
-
-
-@router.get(
-    "/habitats/tiles/{z}/{x}/{y}", summary=_ALL, response_class=Response, responses=TILE_RESPONSES
-)
 async def all_habitats_tile(
-    request: Request,
-    z: int,
-    x: int,
-    y: int,
-    session: Session,
-    storage: StorageDep,
-    tiles: TileCacheDep,
-    _: TokenHolder,
-    fmt: FormatQuery = None,
+    request: Request, _: TokenHolder, tile: Address, session: Session, tiles: TileCacheDep
 ) -> Response:
-    return await _all_tile(request, session, storage, tiles, z=z, x=x, y=y, fmt=fmt or "png")
-
-
-@router.get(
-    "/habitats/{id}/tiles/{z}/{x}/{y}.{fmt}",
-    summary=_ONE,
-    response_class=Response,
-    responses=TILE_RESPONSES,
-)
-async def habitat_tile_suffixed(
-    request: Request,
-    id: int,
-    z: int,
-    x: int,
-    y: int,
-    fmt: Format,
-    session: Session,
-    storage: StorageDep,
-    tiles: TileCacheDep,
-    _: TokenHolder,
-) -> Response:
-    return await _habitat_tile(
-        request, session, storage, tiles, habitat_id=id, z=z, x=x, y=y, fmt=fmt
-    )
+    key, render = await service_tiles.all_tile(session, tiles, services_of(request), tile)
+    return await serve(request, key, render, POLICY, media_type=tile.media_type, tiles=tiles)
 
 
 @router.get(
@@ -213,18 +77,16 @@ async def habitat_tile_suffixed(
     response_class=Response,
     responses=TILE_RESPONSES,
 )
+@router.get(
+    "/habitats/{id}/tiles/{z}/{x}/{y}.{format}",
+    summary=_ONE,
+    response_class=Response,
+    responses=TILE_RESPONSES,
+)
 async def habitat_tile(
-    request: Request,
-    id: int,
-    z: int,
-    x: int,
-    y: int,
-    session: Session,
-    storage: StorageDep,
-    tiles: TileCacheDep,
-    _: TokenHolder,
-    fmt: FormatQuery = None,
+    request: Request, id: int, _: TokenHolder, tile: Address, session: Session, tiles: TileCacheDep
 ) -> Response:
-    return await _habitat_tile(
-        request, session, storage, tiles, habitat_id=id, z=z, x=x, y=y, fmt=fmt or "png"
-    )
+    if not 0 < id <= MAX_ID:
+        raise HabitatNotFound()
+    key, render = await service_tiles.habitat_tile(session, tiles, services_of(request), id, tile)
+    return await serve(request, key, render, POLICY, media_type=tile.media_type, tiles=tiles)

@@ -11,23 +11,25 @@ by the layer's configuration version, so a changed layer never serves stale tile
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.status import HTTP_200_OK
 
 from worldbase.apps.samsyn.events import layer_tiles_tag
 from worldbase.apps.samsyn.raster import service as service_raster
 from worldbase.apps.samsyn.raster.service import NAMESPACE, OWN_STORAGE, RasterLayer
-from worldbase.core import fast_lane
 from worldbase.core.auth import OptionalUser
 from worldbase.core.db import Session
 from worldbase.core.errors import BadInput
+from worldbase.core.fast_lane import CachePolicy
 from worldbase.core.services import Services, ServicesDep
 from worldbase.geo import raster
-from worldbase.geo.raster import RenderQuery, RenderQueryDep
-from worldbase.geo.tile_cache import TileCache, tile_key
-from worldbase.geo.tiles import not_modified, tile_response, validate_tile
+from worldbase.geo.raster import RenderParams, RenderQuery, RenderQueryDep
+from worldbase.geo.tile_cache import TileCache, serve, tile_key
+from worldbase.geo.tiles import validate_tile
+from worldbase.settings import Settings
 
 router = APIRouter()
 
@@ -64,6 +66,12 @@ def _json(example: Any) -> dict[int | str, dict[str, Any]]:
     return {HTTP_200_OK: {"content": {"application/json": {"example": example}}}}
 
 
+def layer_tile_policy(layer_id: uuid.UUID, *, is_global: bool, max_age: int) -> CachePolicy:
+    """A layer's tiles: a library layer's are the same for everyone (public, and the fast
+    lane keeps them until the layer changes); any other layer's are private."""
+    return CachePolicy(max_age=max_age, public=is_global, tags=(layer_tiles_tag(layer_id),))
+
+
 async def geotiff_tile(
     request: Request,
     *,
@@ -96,36 +104,19 @@ async def geotiff_tile(
         fmt=fmt,
         scale=scale,
     )
-    if not_modified(request, key.etag):
-        return tile_response(
-            request, b"", media_type=kind, etag=key.etag, max_age=TILE_MAX_AGE,
-            shared=layer.is_global,
-        )  # fmt: skip
 
     async def render() -> bytes:
         tile = await raster.tile(
-            src.url,
-            settings=services.settings,
-            own_storage=OWN_STORAGE,
-            z=z,
-            x=x,
-            y=y,
-            params=params,
-            fmt=fmt,
-            scale=scale,
-        )
+            src.url, settings=services.settings, own_storage=OWN_STORAGE, z=z, x=x, y=y,
+            params=params, fmt=fmt, scale=scale,
+        )  # fmt: skip
         return tile.content
 
-    cache = TileCache(cache=services.cache, storage=services.storage)
-    found = await cache.get_or_render(key, media_type=kind, render=render, persist="second-hit")
-    response = tile_response(
-        request, found.content, media_type=kind, etag=key.etag, max_age=TILE_MAX_AGE,
-        shared=layer.is_global,
-    )  # fmt: skip
-    response.headers["X-Tile-Cache"] = found.hit or "miss"
-    if layer.is_global:  # the same for everyone: the fast lane may answer it next time
-        fast_lane.offer(request, layer_tiles_tag(layer.id))
-    return response
+    policy = layer_tile_policy(layer.id, is_global=layer.is_global, max_age=TILE_MAX_AGE)
+    tiles = TileCache(cache=services.cache, storage=services.storage)
+    return await serve(
+        request, key, render, policy, media_type=kind, tiles=tiles, persist="second-hit"
+    )
 
 
 async def _layer(session: Session, id: uuid.UUID, user: OptionalUser) -> RasterLayer:
@@ -134,81 +125,73 @@ async def _layer(session: Session, id: uuid.UUID, user: OptionalUser) -> RasterL
     return layer
 
 
-@router.get(
-    "/api/layers/{id}/tiles/{z:int}/{x:int}/{y:int}.{fmt}",
-    summary="A GeoTIFF layer's tile in a format: png, webp, jpeg, tif or npy",
-    response_class=Response,
-    responses=IMAGE_RESPONSES,
-)
-async def layer_tile_format(
-    request: Request,
+@dataclass(frozen=True)
+class LayerCog:
+    """A readable GeoTIFF layer's COG (at `?time=`), its render parameters (the query over
+    the layer's `tileParams`) and the settings its reads go through."""
+
+    layer: RasterLayer
+    source: service_raster.Source
+    params: RenderParams
+    settings: Settings
+
+
+async def layer_cog(
     id: uuid.UUID,
-    z: int,
-    x: int,
-    y: int,
-    fmt: str,
     user: OptionalUser,
     session: Session,
     services: ServicesDep,
     render: RenderQueryDep,
     time: TimeQuery = None,
-) -> Response:
+) -> LayerCog:
     layer = await _layer(session, id, user)
-    return await geotiff_tile(
-        request, layer=layer, services=services, z=z, x=x, y=y, fmt=fmt, scale=1,
-        query=render, time=time,
-    )  # fmt: skip
+    src = service_raster.source(layer, time=time)
+    params = service_raster.render_params(layer, render)
+    return LayerCog(layer, src, params, services.settings)
 
 
+LayerCogDep = Annotated[LayerCog, Depends(layer_cog)]
+
+
+_TILES = "/api/layers/{id}/tiles/{z:int}/{x:int}/{y:int}"
+
+
+# Where the path leaves out the format or the scale, PNG and 1 (and a query parameter).
 @router.get(
-    "/api/layers/{id}/tiles/{z:int}/{x:int}/{y:int}@{scale:int}x.{fmt}",
-    summary="A GeoTIFF layer's high-resolution tile (@2x = 512 px) in a format",
-    response_class=Response,
-    responses=IMAGE_RESPONSES,
-)
-async def layer_tile_scaled_format(
-    request: Request,
-    id: uuid.UUID,
-    z: int,
-    x: int,
-    y: int,
-    scale: int,
-    fmt: str,
-    user: OptionalUser,
-    session: Session,
-    services: ServicesDep,
-    render: RenderQueryDep,
-    time: TimeQuery = None,
-) -> Response:
-    layer = await _layer(session, id, user)
-    return await geotiff_tile(
-        request, layer=layer, services=services, z=z, x=x, y=y, fmt=fmt, scale=scale,
-        query=render, time=time,
-    )  # fmt: skip
-
-
-@router.get(
-    "/api/layers/{id}/tiles/{z:int}/{x:int}/{y:int}@{scale:int}x",
+    _TILES + "@{scale:int}x",
     summary="A GeoTIFF layer's high-resolution PNG tile (@2x = 512 px)",
     response_class=Response,
     responses=IMAGE_RESPONSES,
 )
-async def layer_tile_scaled(
+@router.get(
+    _TILES + "@{scale:int}x.{fmt}",
+    summary="A GeoTIFF layer's high-resolution tile (@2x = 512 px) in a format",
+    response_class=Response,
+    responses=IMAGE_RESPONSES,
+)
+@router.get(
+    _TILES + ".{fmt}",
+    summary="A GeoTIFF layer's tile in a format: png, webp, jpeg, tif or npy",
+    response_class=Response,
+    responses=IMAGE_RESPONSES,
+)
+async def layer_tile_variant(
     request: Request,
     id: uuid.UUID,
     z: int,
     x: int,
     y: int,
-    scale: int,
     user: OptionalUser,
     session: Session,
     services: ServicesDep,
     render: RenderQueryDep,
     time: TimeQuery = None,
+    fmt: str = "png",
+    scale: int = 1,
 ) -> Response:
     layer = await _layer(session, id, user)
     return await geotiff_tile(
-        request, layer=layer, services=services, z=z, x=x, y=y, fmt="png", scale=scale,
+        request, layer=layer, services=services, z=z, x=x, y=y, fmt=fmt, scale=scale,
         query=render, time=time,
     )  # fmt: skip
 
@@ -300,12 +283,7 @@ def _floats(name: str, value: str | None, *, count: int | None = None) -> list[f
     ),
 )
 async def layer_statistics(
-    id: uuid.UUID,
-    user: OptionalUser,
-    session: Session,
-    services: ServicesDep,
-    render: RenderQueryDep,
-    time: TimeQuery = None,
+    cog: LayerCogDep,
     categorical: Annotated[bool, Query(description="Count values instead")] = False,
     c: Annotated[list[float] | None, Query(description="Categories to count")] = None,
     p: Annotated[list[int] | None, Query(description="Percentiles, e.g. p=2&p=98")] = None,
@@ -313,9 +291,6 @@ async def layer_statistics(
     histogram_range: Annotated[str | None, Query(description="`min,max`")] = None,
     max_size: Annotated[int, Query(description="Longest side read, pixels")] = 1024,
 ) -> dict[str, Any]:
-    layer = await _layer(session, id, user)
-    src = service_raster.source(layer, time=time)
-    params = service_raster.render_params(layer, render)
     edges = _floats("histogram_bins", histogram_bins)
     bins: int | list[float] | None = None
     if edges is not None:
@@ -327,10 +302,10 @@ async def layer_statistics(
             bins = edges
     hist_range = _floats("histogram_range", histogram_range, count=2)
     return await raster.statistics(
-        src.url,
-        settings=services.settings,
+        cog.source.url,
+        settings=cog.settings,
         own_storage=OWN_STORAGE,
-        params=params,
+        params=cog.params,
         categorical=categorical,
         categories=c,
         percentiles=p,
@@ -347,28 +322,16 @@ async def layer_statistics(
     responses=IMAGE_RESPONSES,
 )
 async def layer_preview(
-    id: uuid.UUID,
-    user: OptionalUser,
-    session: Session,
-    services: ServicesDep,
-    render: RenderQueryDep,
-    time: TimeQuery = None,
+    cog: LayerCogDep,
     format: Annotated[str, Query(description="png, webp or jpeg")] = "png",
     max_size: Annotated[int, Query(description="Longest side, pixels")] = 1024,
 ) -> Response:
-    layer = await _layer(session, id, user)
     if format not in ("png", "webp", "jpeg", "jpg"):
         raise BadInput("format: png, webp or jpeg")
-    src = service_raster.source(layer, time=time)
-    params = service_raster.render_params(layer, render)
     image = await raster.preview(
-        src.url,
-        settings=services.settings,
-        own_storage=OWN_STORAGE,
-        params=params,
-        fmt=format,
-        max_size=max_size,
-    )
+        cog.source.url, settings=cog.settings, own_storage=OWN_STORAGE, params=cog.params,
+        fmt=format, max_size=max_size,
+    )  # fmt: skip
     return Response(image.content, media_type=image.media_type)
 
 
@@ -379,28 +342,12 @@ async def layer_preview(
         {"coordinates": [4.5, 54.0], "values": [-38.0], "band_names": ["b1"], "time": None}
     ),
 )
-async def layer_point(
-    id: uuid.UUID,
-    lon: float,
-    lat: float,
-    user: OptionalUser,
-    session: Session,
-    services: ServicesDep,
-    render: RenderQueryDep,
-    time: TimeQuery = None,
-) -> dict[str, Any]:
-    layer = await _layer(session, id, user)
-    src = service_raster.source(layer, time=time)
-    params = service_raster.render_params(layer, render)
+async def layer_point(lon: float, lat: float, cog: LayerCogDep) -> dict[str, Any]:
     data = await raster.point(
-        src.url,
-        settings=services.settings,
-        own_storage=OWN_STORAGE,
-        lon=lon,
-        lat=lat,
-        params=params,
-    )
-    data["time"] = src.time_iso
+        cog.source.url, settings=cog.settings, own_storage=OWN_STORAGE, lon=lon, lat=lat,
+        params=cog.params,
+    )  # fmt: skip
+    data["time"] = cog.source.time_iso
     return data
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, WebSocket
@@ -12,26 +13,32 @@ from starlette.status import HTTP_200_OK
 
 from worldbase.apps.samsyn.access import current_role, map_role
 from worldbase.apps.samsyn.dependencies import LayerForRead, MapForRead
-from worldbase.apps.samsyn.events import ACCESS_EVENTS, layer_tiles_tag, map_channel
+from worldbase.apps.samsyn.events import ACCESS_EVENTS, map_channel
 from worldbase.apps.samsyn.features.service import require_vector
 from worldbase.apps.samsyn.maps import service as service_maps
 from worldbase.apps.samsyn.maps.style import build_style
 from worldbase.apps.samsyn.models import SourceType
 from worldbase.apps.samsyn.raster import service as service_raster
-from worldbase.apps.samsyn.raster.router import TimeQuery, geotiff_tile, geotiff_tilejson
+from worldbase.apps.samsyn.raster.router import (
+    TimeQuery,
+    geotiff_tile,
+    geotiff_tilejson,
+    layer_tile_policy,
+)
 from worldbase.apps.samsyn.raster.router import router as raster_router
 from worldbase.apps.samsyn.tiles import service as service_tiles
 from worldbase.apps.samsyn.wms import service as service_wms
-from worldbase.core import fast_lane
 from worldbase.core.auth import OptionalUser, authenticate_token
 from worldbase.core.cache import Cache
 from worldbase.core.db import Database, Session
 from worldbase.core.errors import DomainError, NotFound
+from worldbase.core.fast_lane import CachePolicy
 from worldbase.core.live_socket import AccessGuard, serve_websocket
 from worldbase.core.realtime import user_channel
 from worldbase.core.services import CacheDep, ServicesDep, services_of
 from worldbase.geo.raster import RenderQueryDep
-from worldbase.geo.tiles import etag_for, not_modified, tile_response, validate_tile
+from worldbase.geo.tile_cache import TileCache, serve, tile_key
+from worldbase.geo.tiles import validate_tile
 from worldbase.geo.vector_tiles import MVT_MEDIA_TYPE, tilejson
 
 router = APIRouter()
@@ -40,7 +47,7 @@ router.include_router(raster_router)
 
 MAX_ZOOM = 22
 TILE_MAX_AGE = 60  # seconds; clients revalidate with the ETag after that
-TILE_CACHE_TTL = 24 * 3600
+MVT_NAMESPACE = "samsyn-mvt"
 WS_NOT_FOUND = 4404
 
 
@@ -161,18 +168,13 @@ async def layer_tile(
         wms_tile = await service_wms.get_tile(
             session, layer_id=id, z=z, x=x, y=y, tilesize=render.tilesize or 256, time=time
         )
-        image = b""
-        if not not_modified(request, wms_tile.key.etag):
-            image = await service_wms.render(
-                wms_tile, settings=services.settings, cache=cache, storage=services.storage
-            )
-        return tile_response(
+        return await serve(
             request,
-            image,
+            wms_tile.key,
+            partial(service_wms.fetch, wms_tile, settings=services.settings),
+            CachePolicy(max_age=service_wms.TILE_MAX_AGE, public=layer.is_global),
             media_type=wms_tile.media_type,
-            etag=wms_tile.key.etag,
-            max_age=service_wms.TILE_MAX_AGE,
-            shared=layer.is_global,
+            tiles=service_wms.tile_cache(wms_tile, cache=cache, storage=services.storage),
         )
     return await vector_tile(request, db=services.db, cache=cache, layer=layer, z=z, x=x, y=y)
 
@@ -188,27 +190,18 @@ async def vector_tile(
     y: int,
 ) -> Response:
     """A readable vector layer's MVT tile (z/x/y validated): ETag, cache, render."""
-    etag = etag_for("samsyn-mvt", str(layer.id), layer.revision, f"{z}/{x}/{y}")
-    if not_modified(request, etag):
-        return tile_response(
-            request, b"", media_type=MVT_MEDIA_TYPE, etag=etag, max_age=TILE_MAX_AGE,
-            shared=layer.is_global,
-        )  # fmt: skip
     # Keyed by the layer's revision, bumped by every feature change: stale tiles are never
-    # served, and old revisions age out of the cache.
-    key = f"samsyn:mvt:{layer.id}:{layer.revision}:{z}/{x}/{y}"
-    content = await cache.get(key)
-    if content is None:
-        content = await service_tiles.render(
-            db, layer_id=layer.id, z=z, x=x, y=y, points_only=layer.points_only
-        )
-        await cache.set(key, content, ttl=TILE_CACHE_TTL)
-    if layer.is_global:  # the same for everyone: the fast lane may answer it next time
-        fast_lane.offer(request, layer_tiles_tag(layer.id))
-    return tile_response(
-        request, content, media_type=MVT_MEDIA_TYPE, etag=etag, max_age=TILE_MAX_AGE,
-        shared=layer.is_global,
+    # served, and old revisions age out of the cache (its memory/Redis tier only).
+    key = tile_key(
+        namespace=MVT_NAMESPACE, layer_id=str(layer.id), version=layer.revision, params="",
+        z=z, x=x, y=y, fmt="mvt",
     )  # fmt: skip
+    render = partial(
+        service_tiles.render, db, layer_id=layer.id, z=z, x=x, y=y, points_only=layer.points_only
+    )
+    policy = layer_tile_policy(layer.id, is_global=layer.is_global, max_age=TILE_MAX_AGE)
+    tiles = TileCache(cache=cache, storage=None)
+    return await serve(request, key, render, policy, media_type=MVT_MEDIA_TYPE, tiles=tiles)
 
 
 @router.get(

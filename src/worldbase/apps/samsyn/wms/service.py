@@ -273,30 +273,28 @@ async def get_tile(
     return WmsTile(_source(config), z, x, y, tilesize, time, media_type, key, time is not None)
 
 
-async def render(tile: WmsTile, *, settings: Settings, cache: Cache, storage: Storage) -> bytes:
-    """The tile from the tile cache (memory/Redis, then storage), or from the WMS (502/504
-    when it fails, and then nothing is cached)."""
-
-    async def fetch() -> bytes:
-        image = await wms.get_map(
-            _client(settings),
-            tile.source,
-            z=tile.z,
-            x=tile.x,
-            y=tile.y,
-            tilesize=tile.tilesize,
-            time=tile.time,
-            check_url=_url_check(settings),
-            limits=_limits(settings, MAX_TILE_BYTES),
-        )
-        return image.content
-
+def tile_cache(tile: WmsTile, *, cache: Cache, storage: Storage) -> TileCache:
+    """Where the tile is kept: both tiers for a time slice, the memory/Redis tier for
+    `REFRESH_SECONDS` for what the WMS shows now (see `get_tile`)."""
     if tile.persist:
-        tiles = TileCache(cache=cache, storage=storage)
-    else:
-        tiles = TileCache(cache=cache, storage=None, memory_ttl=REFRESH_SECONDS)
-    found = await tiles.get_or_render(tile.key, media_type=tile.media_type, render=fetch)
-    return found.content
+        return TileCache(cache=cache, storage=storage)
+    return TileCache(cache=cache, storage=None, memory_ttl=REFRESH_SECONDS)
+
+
+async def fetch(tile: WmsTile, *, settings: Settings) -> bytes:
+    """The tile from the WMS (502/504 when it fails, and then nothing is cached)."""
+    image = await wms.get_map(
+        _client(settings),
+        tile.source,
+        z=tile.z,
+        x=tile.x,
+        y=tile.y,
+        tilesize=tile.tilesize,
+        time=tile.time,
+        check_url=_url_check(settings),
+        limits=_limits(settings, MAX_TILE_BYTES),
+    )
+    return image.content
 
 
 async def forget_tiles(*, layer_id: uuid.UUID, cache: Cache, storage: Storage) -> int:
