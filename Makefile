@@ -9,7 +9,7 @@ MAPLIBRE_VERSION ?= 5.24.1
 VENDOR := src/worldbase/static/vendor
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: run test install install-dev runtime-check lint format typecheck bench clean
+.PHONY: run test install install-dev runtime-check lint format typecheck bench bench-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,7 +66,22 @@ format: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
-bench: install-dev
+## Every benchmark (bench/__main__.py). First installs, when missing, the Debian packages
+## the benches run (as .ci/run does): wrk (load generator), MapServer (the WMS bench's
+## server), osmium-tool (the OSM import's fast path). PostgreSQL and Redis must be running.
+bench-tools:
+	@missing=""; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v mapserv >/dev/null || [ -x /usr/lib/cgi-bin/mapserv ] \
+	  || missing="$$missing cgi-mapserver mapserver-bin"; \
+	command -v osmium >/dev/null || missing="$$missing osmium-tool"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } \
+	  >/dev/null || { echo "make bench needs the Debian packages$$missing (as root)"; exit 1; }; \
+	fi
+
+bench: install-dev bench-tools
 	$(BIN)/python -m bench
 
 clean:
