@@ -6,9 +6,8 @@ Built on rio-tiler (reads, warps, masks) with Worldbase's own pieces around it:
   (http(s) through the policy relay, s3://, storage://, local raster folders), opened
   read-only with the GeoTIFF driver only (`SafeReader`), with the GDAL settings from there;
 - opened datasets are pooled, and rendering runs in a dedicated thread pool, never on the
-  event loop (`geo.raster_readers`);
-- PNG is encoded by `geo.raster_encode.encode_png` (the "Up" filter and zlib level 1)
-  rather than GDAL's PNG driver at zlevel 6: the same format, several times faster.
+  event loop (`geo.raster_readers`); GDAL, numpy and the PNG encoder
+  (`geo.raster_encode`) release the GIL there.
 
 Tiles outside the raster's bounds are empty (`content == b""`): routes answer `204`, as
 `geo.tile_cache.serve` does for every empty tile.
