@@ -8,14 +8,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.routing import BaseRoute
 
 from worldbase import __version__
 from worldbase.apps.bestiary.router import router as bestiary_router
 from worldbase.apps.dnd.router import router as dnd_router
 from worldbase.apps.habitats.router import router as habitats_router
 from worldbase.apps.osm.router import router as osm_router
-from worldbase.apps.samsyn.router import priority_routes as samsyn_priority_routes
 from worldbase.apps.samsyn.router import router as samsyn_router
 from worldbase.core import offload
 from worldbase.core.api.auth import router as auth_router
@@ -54,10 +52,6 @@ APP_ROUTERS: dict[str, list[tuple[APIRouter, str, list[str]]]] = {
     "osm": [(osm_router, "", ["osm"])],
     "bestiary": [(bestiary_router, "", ["bestiary"])],
 }
-# Hot paths matched before every router: FastAPI tries routes in order and each one passed
-# costs microseconds (a millisecond over the whole table), more than a cached tile takes.
-# Plain routes, out of the schema; the full route behind each documents the path.
-APP_PRIORITY_ROUTES: dict[str, list[BaseRoute]] = {"samsyn": samsyn_priority_routes}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -122,7 +116,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for name in settings.worldbase_apps:
         for router, prefix, tags in APP_ROUTERS[name]:
             app.include_router(router, prefix=prefix, tags=list(tags), responses=ERROR_RESPONSES)
-        app.router.routes[0:0] = APP_PRIORITY_ROUTES.get(name, [])
     return app
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.samsyn.layers.service import refresh_stats
 from worldbase.apps.samsyn.models import Layer, LayerFeature, SourceType
-from worldbase.apps.samsyn.pgraw import driver
-from worldbase.core.db import Database, utcnow
+from worldbase.core.db import fetch_row, fetch_value, utcnow
 from worldbase.core.errors import BadInput, Conflict, NotFound
 from worldbase.core.offload import loads_object, run_sized
 from worldbase.geo.geometry import (
@@ -29,7 +28,7 @@ from worldbase.geo.geometry import (
     parse_geojson_geometry,
     to_geojson,
 )
-from worldbase.geo.spatial import bbox_filter
+from worldbase.geo.spatial import bbox_filter, postgis_bbox_sql
 
 MAX_FEATURES_PER_REQUEST = 10_000
 Box = tuple[float, float, float, float]
@@ -84,14 +83,8 @@ FROM (SELECT id, geometry, properties, display_order, count(*) OVER () AS total
 
 
 def _bbox_sql(first: int) -> str:
-    """The same exact test as geo.spatial.bbox_filter: `&&` (index, float4 boxes) then
-    doubles; the box is the parameters from `$first` on."""
-    minx, miny, maxx, maxy = (f"${first + i}" for i in range(4))
-    return (
-        f" AND geometry && ST_MakeEnvelope({minx}, {miny}, {maxx}, {maxy}, 4326)"
-        f" AND ST_XMax(geometry) >= {minx} AND ST_XMin(geometry) <= {maxx}"
-        f" AND ST_YMax(geometry) >= {miny} AND ST_YMin(geometry) <= {maxy}"
-    )
+    """`geo.spatial.bbox_filter`'s test; the box is the parameters from `$first` on."""
+    return " AND " + postgis_bbox_sql("geometry", *(f"${first + i}" for i in range(4)))
 
 
 _PAGE_BBOX = _PAGE_SQL.format(feature=_FEATURE_TEXT, where=_bbox_sql(4))
@@ -103,17 +96,13 @@ _PAGE_ALL = _PAGE_SQL.replace("count(*) OVER ()", "NULL::bigint").format(
 _COUNT = "SELECT count(*) FROM layer_features WHERE layer_id = $1"
 _COUNT_BBOX = _COUNT + _bbox_sql(2)
 
-# asyncpg's fetchrow / fetchval, or the read pool's: (sql, *args) -> a row, a value.
-Fetch = Callable[..., Awaitable[Any]]
-
 
 async def list(
     session: AsyncSession, *, layer: Layer, bbox: Box | None, limit: int, offset: int
 ) -> FeaturePage:
     """One page of features, ordered by (display_order, id), and how many match in all."""
-    conn = await driver(session)
-    if conn is not None:
-        return await _list_postgres(conn.fetchrow, conn.fetchval, layer.id, bbox, limit, offset)
+    if session.get_bind().dialect.name == "postgresql":
+        return await _list_postgres(session, layer.id, bbox, limit, offset)
     table = LayerFeature.__table__
     filters = [table.c.layer_id == layer.id]
     if bbox is not None:
@@ -122,30 +111,17 @@ async def list(
     return await _list_sqlite(session, table, filters, count, limit, offset)
 
 
-async def list_on_read_pool(
-    db: Database, *, layer_id: uuid.UUID, bbox: Box | None, limit: int, offset: int
-) -> FeaturePage:
-    """`list` on PostgreSQL's read pool, without a session (the caller checked access)."""
-    return await _list_postgres(db.read_row, db.read_value, layer_id, bbox, limit, offset)
-
-
 async def _list_postgres(
-    fetchrow: Fetch,
-    fetchval: Fetch,
-    layer_id: uuid.UUID,
-    bbox: Box | None,
-    limit: int,
-    offset: int,
+    session: AsyncSession, layer_id: uuid.UUID, bbox: Box | None, limit: int, offset: int
 ) -> FeaturePage:
-    if bbox is None:
-        body, total, returned = await fetchrow(_PAGE_ALL, layer_id, limit, offset)
-    else:
-        body, total, returned = await fetchrow(_PAGE_BBOX, layer_id, limit, offset, *bbox)
+    box = () if bbox is None else bbox
+    row = await fetch_row(
+        session, _PAGE_ALL if bbox is None else _PAGE_BBOX, layer_id, limit, offset, *box
+    )
+    assert row is not None  # an aggregate: always one row
+    body, total, returned = row
     if total is None:  # no bbox, or a page past the end: count apart
-        if bbox is None:
-            total = await fetchval(_COUNT, layer_id)
-        else:
-            total = await fetchval(_COUNT_BBOX, layer_id, *bbox)
+        total = await fetch_value(session, _COUNT if bbox is None else _COUNT_BBOX, layer_id, *box)
     return FeaturePage(body, int(total or 0), int(returned))
 
 

@@ -139,14 +139,12 @@ async def update(
         setattr(layer, key, value)
     layer.updated_at = utcnow()
     await session.commit()
-    service_raster.forget(layer.id)
     return layer
 
 
 async def delete(session: AsyncSession, *, layer: Layer) -> None:
     await session.delete(layer)
     await session.commit()
-    service_raster.forget(layer.id)
 
 
 # --- Derived statistics of vector layers ---------------------------------------------------

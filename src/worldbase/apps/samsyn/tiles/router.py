@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, WebSocket
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.status import HTTP_200_OK
 
 from worldbase.apps.samsyn.access import current_role, map_role
@@ -25,7 +26,7 @@ from worldbase.apps.samsyn.wms import service as service_wms
 from worldbase.core import fast_lane
 from worldbase.core.auth import OptionalUser, authenticate_token
 from worldbase.core.cache import Cache
-from worldbase.core.db import Database, Session
+from worldbase.core.db import Session
 from worldbase.core.errors import DomainError, NotFound
 from worldbase.core.realtime import AccessGuard, serve_websocket, user_channel
 from worldbase.core.services import CacheDep, ServicesDep, services_of
@@ -143,19 +144,15 @@ async def layer_tile(
     render: RenderQueryDep,
     time: TimeQuery = None,
 ) -> Response:
-    # GeoTIFF layers first, from service_raster's short-lived row cache (a cached raster tile
-    # then costs no query); other types go on to the vector/WMS paths below.
-    raster_layer = await service_raster.get_geotiff(session, layer_id=id, user=user)
-    if raster_layer is not None:
-        validate_tile(z, x, y, max_zoom=MAX_ZOOM)
+    # One statement for the layer (any type) and the permission; no ORM objects.
+    raster_layer = await service_raster.get_or_raise(session, layer_id=id, user=user)
+    validate_tile(z, x, y, max_zoom=MAX_ZOOM)
+    if raster_layer.source_type == SourceType.geotiff:
         return await geotiff_tile(
             request, layer=raster_layer, services=services, z=z, x=x, y=y, fmt="png", scale=1,
             query=render, time=time,
         )  # fmt: skip
-    # The hot path: one statement for the layer and the permission, the ETag (304) and the
-    # cache before any rendering; no ORM objects (see service_tiles).
-    layer = await service_tiles.tile_layer(session, layer_id=id, user=user)
-    validate_tile(z, x, y, max_zoom=MAX_ZOOM)
+    layer = service_tiles.TileLayer.of(raster_layer)
     if layer.source_type == SourceType.wms:
         wms_tile = await service_wms.get_tile(
             session, layer_id=id, z=z, x=x, y=y, tilesize=render.tilesize or 256, time=time
@@ -173,13 +170,13 @@ async def layer_tile(
             max_age=service_wms.TILE_MAX_AGE,
             shared=layer.is_global,
         )
-    return await vector_tile(request, db=services.db, cache=cache, layer=layer, z=z, x=x, y=y)
+    return await vector_tile(request, session=session, cache=cache, layer=layer, z=z, x=x, y=y)
 
 
 async def vector_tile(
     request: Request,
     *,
-    db: Database,
+    session: AsyncSession,
     cache: Cache,
     layer: service_tiles.TileLayer,
     z: int,
@@ -199,7 +196,7 @@ async def vector_tile(
     content = await cache.get(key)
     if content is None:
         content = await service_tiles.render(
-            db, layer_id=layer.id, z=z, x=x, y=y, points_only=layer.points_only
+            session, layer_id=layer.id, z=z, x=x, y=y, points_only=layer.points_only
         )
         await cache.set(key, content, ttl=TILE_CACHE_TTL)
     if layer.is_global:  # the same for everyone: the fast lane may answer it next time
