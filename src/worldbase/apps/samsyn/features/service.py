@@ -15,6 +15,8 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import LargeBinary, Text, cast, func, insert, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worldbase.apps.samsyn.access import maps_containing
+from worldbase.apps.samsyn.events import Change
 from worldbase.apps.samsyn.layers.service import refresh_stats
 from worldbase.apps.samsyn.models import Layer, LayerFeature, SourceType
 from worldbase.core.db import fetch_row, fetch_value, utcnow
@@ -188,12 +190,6 @@ def feature_dict(row: WrittenFeature) -> dict[str, Any]:
     }
 
 
-def feature_payload(row: WrittenFeature) -> tuple[dict[str, Any], bytes]:
-    """The feature as a dict (for its event) and as the response body."""
-    data = feature_dict(row)
-    return data, json.dumps(data, separators=(",", ":")).encode()
-
-
 def features_json(rows: builtins.list[WrittenFeature]) -> bytes:
     """The written features as the FeatureCollection the write routes answer with."""
     geojson = shapely.to_geojson(np.array([row[1] for row in rows], dtype=object)).tolist()
@@ -301,8 +297,8 @@ async def create_many(
     *,
     layer_id: uuid.UUID,
     items: builtins.list[tuple[BaseGeometry, dict[str, Any], int | None]],
-) -> tuple[Layer, builtins.list[LayerFeature]]:
-    """Inserts every feature or none (one transaction); returns the layer and the rows."""
+) -> tuple[builtins.list[LayerFeature], Change]:
+    """Inserts every feature or none (one transaction); returns the rows and the change."""
     layer = await lock_layer(session, layer_id=layer_id)
     require_vector(layer)
     next_order = await session.scalar(
@@ -330,7 +326,20 @@ async def create_many(
     await insert_rows(session, features)
     await refresh_stats(session, layer=layer, added=summarize([f.geometry for f in features]))
     await session.commit()
-    return layer, features
+    ids = [str(f.id) for f in features[:1000]]
+    data = {"layer_id": str(layer.id), "ids": ids, "count": len(features)}
+    return features, await _change(session, "feature.created", layer.id, data)
+
+
+_GEOJSON_POSITION_BYTES = 40  # about, "[12.345678901,54.321098765]," (what `run_sized` weighs)
+
+
+async def _change(
+    session: AsyncSession, type_: str, layer_id: uuid.UUID, data: dict[str, Any]
+) -> Change:
+    """A committed change to the layer's features: its tiles and every map showing it."""
+    maps = await maps_containing(session, layer_id=layer_id)
+    return Change(type_, data, maps, layer_id=layer_id)
 
 
 async def insert_rows(session: AsyncSession, features: builtins.list[LayerFeature]) -> None:
@@ -389,7 +398,8 @@ def decode_update(raw: bytes, *, max_feature_vertices: int) -> dict[str, Any]:
 
 async def update(
     session: AsyncSession, *, layer_id: uuid.UUID, feature_id: uuid.UUID, values: dict[str, Any]
-) -> tuple[Layer, LayerFeature]:
+) -> Change:
+    """The feature changed as `values` say; the change's data holds it as GeoJSON."""
     layer = await lock_layer(session, layer_id=layer_id)
     require_vector(layer)
     feature = await get_or_raise(session, layer=layer, feature_id=feature_id)
@@ -401,10 +411,17 @@ async def update(
     added = None if "geometry" in values else (0, None, set[str]())
     await refresh_stats(session, layer=layer, added=added)
     await session.commit()
-    return layer, feature
+    # A large geometry is written as GeoJSON off the event loop.
+    size = 0
+    if "geometry" in values:
+        size = _GEOJSON_POSITION_BYTES * int(shapely.get_num_coordinates(feature.geometry))
+    data = await run_sized(size, feature_dict, written(feature))
+    return await _change(
+        session, "feature.updated", layer.id, {"layer_id": str(layer.id), "feature": data}
+    )
 
 
-async def delete(session: AsyncSession, *, layer_id: uuid.UUID, feature_id: uuid.UUID) -> Layer:
+async def delete(session: AsyncSession, *, layer_id: uuid.UUID, feature_id: uuid.UUID) -> Change:
     layer = await lock_layer(session, layer_id=layer_id)
     require_vector(layer)
     feature = await get_or_raise(session, layer=layer, feature_id=feature_id)
@@ -412,7 +429,8 @@ async def delete(session: AsyncSession, *, layer_id: uuid.UUID, feature_id: uuid
     await session.flush()
     await refresh_stats(session, layer=layer)
     await session.commit()
-    return layer
+    data = {"layer_id": str(layer.id), "id": str(feature_id)}
+    return await _change(session, "feature.deleted", layer.id, data)
 
 
 def dumps(value: Any) -> str:
