@@ -116,7 +116,8 @@ class Database:
 # pooled connection: on PostgreSQL straight on its asyncpg connection, which prepares each
 # text once per connection and caches it, outside a transaction unless the session already
 # began one; on SQLite through the session (`$1`, `$2`... become bound parameters).
-# Statements are read-only: the session's transaction state is left as it was.
+# Statements are read-only: the session's transaction state is left as it was. Values come
+# back as the driver gives them (JSON as text, SQLite's UUIDs as hex text).
 
 _PARAMETER = re.compile(r"\$(\d+)")
 
@@ -128,7 +129,11 @@ async def fetch_row(session: AsyncSession, sql: str, *args: Any) -> Sequence[Any
         row: Sequence[Any] | None = await connection.fetchrow(sql, *args)
         return row
     statement = text(_PARAMETER.sub(r":p\1", sql))
-    params = {f"p{i}": value for i, value in enumerate(args, start=1)}
+    # UUIDs bound as SQLAlchemy stores them on SQLite (32 hex digits).
+    params = {
+        f"p{i}": value.hex if isinstance(value, uuid.UUID) else value
+        for i, value in enumerate(args, start=1)
+    }
     return (await session.execute(statement, params)).first()
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from worldbase.apps.samsyn.dependencies import LayerForFeatureEdit, LayerForRead
+from worldbase.apps.samsyn.dependencies import LayerForFeatureEdit, LayerRowForRead
 from worldbase.apps.samsyn.events import after_commit
 from worldbase.apps.samsyn.features import service as service_features
 from worldbase.apps.samsyn.features.schemas import (
@@ -51,7 +51,7 @@ def _page_url(request: Request, offset: int) -> str:
 )
 async def list_features(
     request: Request,
-    layer: LayerForRead,
+    layer: LayerRowForRead,
     session: Session,
     bbox: Annotated[
         str | None, Query(description="minx,miny,maxx,maxy in degrees", max_length=MAX_BBOX_CHARS)

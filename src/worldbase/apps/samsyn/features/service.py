@@ -19,6 +19,7 @@ from worldbase.apps.samsyn.access import maps_containing
 from worldbase.apps.samsyn.events import Change
 from worldbase.apps.samsyn.layers.service import refresh_stats
 from worldbase.apps.samsyn.models import Layer, LayerFeature, SourceType
+from worldbase.apps.samsyn.raster.service import RasterLayer
 from worldbase.core.db import fetch_row, fetch_value, utcnow
 from worldbase.core.errors import BadInput, Conflict, NotFound
 from worldbase.core.offload import loads_object, run_sized
@@ -36,7 +37,7 @@ MAX_FEATURES_PER_REQUEST = 10_000
 Box = tuple[float, float, float, float]
 
 
-def require_vector(layer: Layer) -> None:
+def require_vector(layer: Layer | RasterLayer) -> None:
     if layer.source_type != SourceType.vector:
         raise Conflict(
             f"Layer is a {layer.source_type.value} layer: only vector layers have features"
@@ -100,7 +101,7 @@ _COUNT_BBOX = _COUNT + _bbox_sql(2)
 
 
 async def list(
-    session: AsyncSession, *, layer: Layer, bbox: Box | None, limit: int, offset: int
+    session: AsyncSession, *, layer: Layer | RasterLayer, bbox: Box | None, limit: int, offset: int
 ) -> FeaturePage:
     """One page of features, ordered by (display_order, id), and how many match in all."""
     if session.get_bind().dialect.name == "postgresql":

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.samsyn.access import can_read_layer_fields
 from worldbase.apps.samsyn.exceptions import NotARasterLayer
 from worldbase.apps.samsyn.layers.temporal import InvalidTime, Timeline, fill_template, iso
-from worldbase.apps.samsyn.models import Layer, SourceType
+from worldbase.apps.samsyn.models import SourceType
 from worldbase.core.cache import Cache
+from worldbase.core.db import fetch_row
 from worldbase.core.errors import BadInput, NotFound
 from worldbase.core.models import User
 from worldbase.core.storage import Storage
@@ -66,26 +66,23 @@ class _Row:
     created_by: uuid.UUID
 
 
+# Raw (`core.db.fetch_row`): the tile and feature-page routes read it first, and through the
+# driver it costs one round trip, no `BEGIN` or `ROLLBACK` and no SQLAlchemy execution.
+_LAYER_ROW = (
+    "SELECT source_type, source_config, is_global, created_by, name FROM layers WHERE id = $1"
+)
+
+
 async def _row(session: AsyncSession, layer_id: uuid.UUID) -> _Row:
-    row = (
-        await session.execute(
-            select(
-                Layer.source_type,
-                Layer.source_config,
-                Layer.is_global,
-                Layer.created_by,
-                Layer.name,
-            ).where(Layer.id == layer_id)
-        )
-    ).first()
+    row = await fetch_row(session, _LAYER_ROW, layer_id)
     if row is None:
         raise NotFound("Layer not found")
     source_type, config, is_global, created_by, name = row
-    config = config or {}
+    config = (json.loads(config) if isinstance(config, str) else config) or {}
     layer = RasterLayer(
         layer_id, name, SourceType(source_type), config, config_version(config), bool(is_global)
     )
-    return _Row(layer, bool(is_global), created_by)
+    return _Row(layer, bool(is_global), uuid.UUID(str(created_by)))
 
 
 async def get_or_raise(
