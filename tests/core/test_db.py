@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
@@ -38,6 +39,34 @@ def test_raw_reads_run_on_the_sessions_own_connection(
                 await session.execute(text("INSERT INTO wb_raw_t VALUES (7)"))
                 assert await fetch_value(session, "SELECT n FROM wb_raw_t WHERE n = $1", 7) == 7
                 await session.rollback()
+        finally:
+            await db.dispose()
+
+    asyncio.run(go())
+
+
+def test_a_dropped_connection_is_replaced_at_checkout(
+    make_settings: Callable[..., Settings], postgres_url: str
+) -> None:
+    """The pool's one-round-trip pre-ping (`core.db._ping_once`) sees a connection the server
+    dropped (a restart, a failover, an idle timeout) and opens a new one: no request fails."""
+    settings = make_settings(database_url=postgres_url)  # both runs: it is PostgreSQL's
+
+    async def go() -> None:
+        db = Database(settings)
+        try:
+            async with db.sessionmaker() as session:
+                before = await fetch_value(session, "SELECT pg_backend_pid()")
+            admin = await asyncpg.connect(postgres_url)
+            try:
+                await admin.execute("SELECT pg_terminate_backend($1)", before)
+            finally:
+                await admin.close()
+            await asyncio.sleep(0.1)
+            async with db.sessionmaker() as session:
+                after = await fetch_value(session, "SELECT pg_backend_pid()")
+                assert after != before
+                assert await fetch_value(session, "SELECT $1::int + 1", 1) == 2
         finally:
             await db.dispose()
 

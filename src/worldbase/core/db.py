@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeEngine
+from sqlalchemy.util.concurrency import await_
 from starlette.requests import HTTPConnection
 
 from worldbase.geo.spatial import register_sqlite_functions
@@ -83,7 +84,7 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
     }
     if not pooled:
         return create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
@@ -91,6 +92,21 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
         pool_recycle=settings.database_pool_recycle,
         connect_args=connect_args,
     )
+    engine.dialect.do_ping = _ping_once  # type: ignore[method-assign]
+    return engine
+
+
+def _ping_once(dbapi_connection: Any) -> bool:
+    """The pool's pre-ping in one round trip (`;`). SQLAlchemy's asyncpg ping wraps it in
+    BEGIN and ROLLBACK (for pgbouncer's transaction mode, which Worldbase's prepared
+    statements rule out anyway): three round trips on every checkout, more than a z14 tile
+    query, measured as 4x fewer tiles/s under load. A dropped connection still fails the
+    ping and is replaced."""
+    try:
+        await_(dbapi_connection.driver_connection.fetchrow(";"))
+    except Exception as error:
+        dbapi_connection._handle_exception(error)  # as a DBAPI error: the pool sees a disconnect
+    return True
 
 
 class Database:
