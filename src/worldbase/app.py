@@ -109,9 +109,6 @@ def create_app(
     for spec in specs:
         for router in spec.routers:
             app.include_router(router, tags=[spec.name], responses=ERROR_RESPONSES)
-        # Hot paths matched before every router: FastAPI tries routes in order and each one
-        # passed costs microseconds, more than a cached tile takes.
-        app.router.routes[0:0] = spec.priority_routes
     return app
 
 

@@ -162,12 +162,7 @@ async def test_the_store_is_bounded_in_bytes_least_recently_used_out() -> None:
     assert off.calls == 2
 
 
-async def test_invalidations_from_other_workers_arrive_through_the_hub(
-    hub: Hub, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seen: list[str] = []
-    monkeypatch.setattr(fast_lane, "_HOOKS", [])
-    fast_lane.on_invalidate(seen.append)  # what routes keep besides the lane hears it too
+async def test_invalidations_from_other_workers_arrive_through_the_hub(hub: Hub) -> None:
     backend = Backend()
     await backend.client.get("/tiles/1")
     listener = fast_lane.start_listener(hub)
@@ -180,6 +175,5 @@ async def test_invalidations_from_other_workers_arrive_through_the_hub(
                 break
             await asyncio.sleep(0.02)
         assert not backend.store.entries
-        assert seen == ["layer:a"]
     finally:
         await fast_lane.stop_listener(listener)

@@ -19,7 +19,14 @@ from worldbase.core.db import JSONType
 from worldbase.core.errors import BadInput
 from worldbase.geo.spatial import Geometry, spatial_index
 from worldbase.geo.tiles import lonlat_to_tile, tile_bounds_lonlat
-from worldbase.geo.vector_tiles import EXTENT, postgis_tile_statement, render_mvt, tilejson
+from worldbase.geo.vector_tiles import (
+    EXTENT,
+    LOW_ZOOM,
+    postgis_tile_sql,
+    render_mvt,
+    tile_args,
+    tilejson,
+)
 
 Z = 12
 X, Y = lonlat_to_tile(10.0, 51.0, Z)  # the tile holding (10, 51)
@@ -242,25 +249,37 @@ def test_unknown_column(backend: Backend, tables: dict[str, Table]) -> None:
         render(backend, tables[backend.name], property_columns=["nope"])
 
 
-def test_postgis_plan_uses_the_gist_index(pg_backend: Backend, tables: dict[str, Table]) -> None:
+@pytest.mark.parametrize(("z", "exact"), [(8, False), (8, True), (Z, False), (14, True)])
+def test_postgis_plan_uses_the_gist_index(
+    pg_backend: Backend, tables: dict[str, Table], z: int, exact: bool
+) -> None:
     table = tables["postgresql"]
-    statement = postgis_tile_statement(
-        table, "geom", ["props"], table.c.grp == "a", Z, X, Y, "things", 10_000, None
-    )
+    x, y = (X << (z - Z), Y << (z - Z)) if z >= Z else (X >> (Z - z), Y >> (Z - z))
+    sql = postgis_tile_sql(
+        table.name, "geom", ["props"], where="grp = 'a'", tile=tile_args(z, x, y, ":z, :x, :y"),
+        limit="10000", layer_name="things", exact=exact,
+    )  # fmt: skip
+    assert (":z" in sql) == (z >= LOW_ZOOM)  # a plan per tile below LOW_ZOOM, shared above
 
     async def go() -> str:
         async with pg_backend.engine.connect() as conn:
             await conn.execute(text("SET enable_seqscan = off"))
-            compiled = statement.compile(
-                conn.sync_connection, compile_kwargs={"literal_binds": True}
-            )
-            rows = await conn.execute(text(f"EXPLAIN {compiled}"))
+            rows = await conn.execute(text(f"EXPLAIN {sql}"), {"z": z, "x": x, "y": y})
             return "\n".join(r[0] for r in rows)
 
     plan = pg_backend.run(go())
     # The index condition is on the column itself (the envelope is transformed, not the column).
     assert f"ix_{table.name}_geom" in plan
     assert "Index Cond: (geom &&" in plan
+
+
+def test_the_exact_filter_keeps_the_same_features(
+    backend: Backend, tables: dict[str, Table], both: dict[str, dict[int, dict[str, Any]]]
+) -> None:
+    """ST_Intersects instead of boxes (PostGIS; SQLite ignores it): what a box-only candidate
+    adds is clipped away anyway, so the tile is the same."""
+    exact = decode(render(backend, tables[backend.name], exact=True))
+    assert exact.keys() == both[backend.name].keys()
 
 
 def test_tilejson() -> None:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.routing import BaseRoute
 
 from worldbase.core.cleanup import register_staging_prefix
 from worldbase.core.health import HealthCounter, register_health_counter
@@ -35,8 +34,6 @@ class AppSpec:
     name: str
     # Mounted in order, tagged with the app's name; app routes keep the seeds' paths.
     routers: tuple[APIRouter, ...] = ()
-    # Hot paths matched before every router (plain routes, out of the schema).
-    priority_routes: tuple[BaseRoute, ...] = ()
     # Job kind -> handler; `heavy_jobs` count against WORLDBASE_MAX_HEAVY_JOBS_PER_USER.
     jobs: Mapping[str, Handler] = field(default_factory=dict)
     heavy_jobs: tuple[str, ...] = ()

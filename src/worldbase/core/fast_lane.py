@@ -26,7 +26,7 @@ import logging
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
@@ -145,22 +145,10 @@ class FastLaneStore:
 
 # Every store of this process (one per app instance; tests build many apps).
 _STORES: weakref.WeakSet[FastLaneStore] = weakref.WeakSet()
-# Called with every tag invalidated here, whichever worker made the change: what a route
-# read to render a tile (a short-lived row cache) must be forgotten too, or the next render
-# here could put the old tile back.
-_HOOKS: list[Callable[[str], None]] = []
-
-
-def on_invalidate(hook: Callable[[str], None]) -> None:
-    """Call `hook(tag)` for every tag invalidated in this process (local or via the hub)."""
-    _HOOKS.append(hook)
 
 
 def invalidate_local(*tags: str) -> None:
     """Drop the entries of `tags` from every store of this process."""
-    for tag in tags:
-        for hook in _HOOKS:
-            hook(tag)
     for store in list(_STORES):
         for tag in tags:
             store.invalidate(tag)

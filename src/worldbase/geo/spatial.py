@@ -55,6 +55,7 @@ __all__ = [
     "drop_spatial_index",
     "drop_sqlite_rtree",
     "intersects",
+    "postgis_bbox_sql",
     "register_sqlite_functions",
     "rtree_name",
     "skip_index_on",
@@ -300,17 +301,23 @@ def _sqlite_candidates(element: _SpatialPredicate, compiler: SQLCompiler, **kw: 
     return f"{rowid} IN ({' UNION ALL '.join(selects)})"
 
 
+def postgis_bbox_sql(column: str, minx: str, miny: str, maxx: str, maxy: str) -> str:
+    """`bbox_filter` on PostGIS as SQL text (the box: parameter markers or literals), for
+    statements run raw. `&&` compares float4 boxes rounded outward (the GiST index); the
+    ST_XMin... tests that follow are exact doubles."""
+    return (
+        f"{column} && ST_MakeEnvelope({minx}, {miny}, {maxx}, {maxy}, {SRID}) "
+        f"AND ST_XMax({column}) >= {minx} AND ST_XMin({column}) <= {maxx} "
+        f"AND ST_YMax({column}) >= {miny} AND ST_YMin({column}) <= {maxy}"
+    )
+
+
 @compiles(_BBoxPredicate)
 def _compile_bbox(element: _BBoxPredicate, compiler: SQLCompiler, **kw: Any) -> str:
     column = compiler.process(element.column, **kw)
     minx, miny, maxx, maxy = (compiler.process(b, **kw) for b in element.boxes)
     if compiler.dialect.name == "postgresql":
-        # `&&` compares float4 boxes rounded outward (index); ST_XMin... are exact doubles.
-        return (
-            f"({column} && ST_MakeEnvelope({minx}, {miny}, {maxx}, {maxy}, {SRID}) "
-            f"AND ST_XMax({column}) >= {minx} AND ST_XMin({column}) <= {maxx} "
-            f"AND ST_YMax({column}) >= {miny} AND ST_YMin({column}) <= {maxy})"
-        )
+        return f"({postgis_bbox_sql(column, minx, miny, maxx, maxy)})"
     candidates = _sqlite_candidates(element, compiler, **kw)
     exact = f"wb_bbox_intersects({column}, {minx}, {miny}, {maxx}, {maxy})"
     return f"({candidates} AND {exact} = 1)"

@@ -1,14 +1,13 @@
 """The samsyn app (seed app; see DESIGN.md section 3)."""
 
 from worldbase.apps.samsyn import jobs, models, seed
-from worldbase.apps.samsyn.router import priority_routes, router
+from worldbase.apps.samsyn.router import router
 from worldbase.apps.samsyn.settings import SamsynSettings
 from worldbase.core.appspec import AppSpec
 
 spec = AppSpec(
     name="samsyn",
     routers=(router,),
-    priority_routes=tuple(priority_routes),
     jobs=jobs.HANDLERS,
     heavy_jobs=jobs.HEAVY_KINDS,
     staging_prefixes=jobs.STAGING_PREFIXES,

@@ -23,6 +23,8 @@ from worldbase.apps.samsyn.layers import service as service_layers
 from worldbase.apps.samsyn.maps import collaborators as service_collaborators
 from worldbase.apps.samsyn.maps import service as service_maps
 from worldbase.apps.samsyn.models import Layer, Map
+from worldbase.apps.samsyn.raster import service as service_raster
+from worldbase.apps.samsyn.raster.service import RasterLayer
 from worldbase.core.auth import CurrentUser, OptionalUser
 from worldbase.core.db import Session
 from worldbase.core.errors import Forbidden, NotFound
@@ -98,6 +100,12 @@ async def layer_for_feature_edit(id: uuid.UUID, session: Session, user: CurrentU
     return layer
 
 
+async def layer_row_for_read(id: uuid.UUID, session: Session, user: OptionalUser) -> RasterLayer:
+    """`layer_for_read` without the ORM object: the hot reads' one statement."""
+    return await service_raster.get_or_raise(session, layer_id=id, user=user)
+
+
 LayerForRead = Annotated[Layer, Depends(layer_for_read)]
+LayerRowForRead = Annotated[RasterLayer, Depends(layer_row_for_read)]
 LayerForOwner = Annotated[Layer, Depends(layer_for_owner)]
 LayerForFeatureEdit = Annotated[Layer, Depends(layer_for_feature_edit)]

@@ -3,7 +3,6 @@
 from fastapi import APIRouter
 
 from worldbase.apps.samsyn.comments.router import router as comments_router
-from worldbase.apps.samsyn.fast_paths import priority_routes
 from worldbase.apps.samsyn.features.router import router as features_router
 from worldbase.apps.samsyn.imports.router import router as import_router
 from worldbase.apps.samsyn.layers.router import router as layers_router
@@ -20,5 +19,3 @@ router.include_router(upload_router)
 router.include_router(layers_router)
 router.include_router(features_router)
 router.include_router(comments_router)
-
-__all__ = ["priority_routes", "router"]

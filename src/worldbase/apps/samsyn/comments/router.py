@@ -24,7 +24,7 @@ from worldbase.apps.samsyn.access import (
     owns_layer,
 )
 from worldbase.apps.samsyn.comments import service as service_comments
-from worldbase.apps.samsyn.events import publish
+from worldbase.apps.samsyn.events import Change, after_commit
 from worldbase.apps.samsyn.layers import service as service_layers
 from worldbase.apps.samsyn.maps import service as service_maps
 from worldbase.apps.samsyn.models import Comment
@@ -39,7 +39,7 @@ from worldbase.core.auth import CurrentUser, OptionalUser
 from worldbase.core.db import Session
 from worldbase.core.errors import BadInput, Forbidden, NotFound
 from worldbase.core.models import User
-from worldbase.core.services import HubDep
+from worldbase.core.services import ServicesDep
 
 router = APIRouter()
 
@@ -161,7 +161,7 @@ async def list_comments(
     summary="Comment on a map or a layer, or reply to a comment",
 )
 async def create_comment(
-    body: CommentCreate, session: Session, user: CurrentUser, hub: HubDep
+    body: CommentCreate, session: Session, user: CurrentUser, services: ServicesDep
 ) -> dict[str, Any]:
     parent = None
     if body.parent_id is not None:
@@ -181,7 +181,7 @@ async def create_comment(
         parent_id=body.parent_id,
     )
     data = CommentRead.model_validate(_read(comment, user)).model_dump(mode="json")
-    await publish(hub, map_ids=target.maps, type_="comment.created", actor=user, data=data)
+    await after_commit(services, Change("comment.created", data, target.maps), actor=user)
     return data
 
 
@@ -200,7 +200,7 @@ async def _comment_and_target(
     "/api/comments/{id}", response_model=CommentRead, summary="Edit or (un)resolve a comment"
 )
 async def update_comment(
-    id: uuid.UUID, body: CommentUpdate, session: Session, user: CurrentUser, hub: HubDep
+    id: uuid.UUID, body: CommentUpdate, session: Session, user: CurrentUser, services: ServicesDep
 ) -> dict[str, Any]:
     comment, target = await _comment_and_target(session, id, user)
     values = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
@@ -214,7 +214,7 @@ async def update_comment(
     comment = await service_comments.update(session, comment=comment, values=values)
     author = user if is_author else await session.get(User, comment.author_id)
     data = CommentRead.model_validate(_read(comment, author)).model_dump(mode="json")
-    await publish(hub, map_ids=target.maps, type_="comment.updated", actor=user, data=data)
+    await after_commit(services, Change("comment.updated", data, target.maps), actor=user)
     return data
 
 
@@ -224,14 +224,14 @@ async def update_comment(
     summary="Delete a comment and its replies (author, or the map's or layer's owner)",
 )
 async def delete_comment(
-    id: uuid.UUID, session: Session, user: CurrentUser, hub: HubDep
+    id: uuid.UUID, session: Session, user: CurrentUser, services: ServicesDep
 ) -> Response:
     comment, target = await _comment_and_target(session, id, user)
     if not (comment.author_id == user.id or target.owner or user.is_admin):
         raise Forbidden("Only the author or the owner can delete a comment")
     await service_comments.delete(session, comment=comment)
-    await publish(
-        hub, map_ids=target.maps, type_="comment.deleted", actor=user, data={"id": str(id)}
+    await after_commit(
+        services, Change("comment.deleted", {"id": str(id)}, target.maps), actor=user
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

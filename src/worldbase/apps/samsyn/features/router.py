@@ -7,9 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from worldbase.apps.samsyn.access import maps_containing
-from worldbase.apps.samsyn.dependencies import LayerForFeatureEdit, LayerForRead
-from worldbase.apps.samsyn.events import publish, tiles_changed
+from worldbase.apps.samsyn.dependencies import LayerForFeatureEdit, LayerRowForRead
+from worldbase.apps.samsyn.events import after_commit
 from worldbase.apps.samsyn.features import service as service_features
 from worldbase.apps.samsyn.features.schemas import (
     FEATURE_COLLECTION_EXAMPLE,
@@ -21,7 +20,7 @@ from worldbase.apps.samsyn.settings import SamsynSettings
 from worldbase.core.auth import CurrentUser
 from worldbase.core.db import Session
 from worldbase.core.offload import run_sized
-from worldbase.core.services import HubDep, ServicesDep
+from worldbase.core.services import ServicesDep
 from worldbase.geo.geometry import parse_bbox
 
 router = APIRouter()
@@ -53,7 +52,7 @@ def _page_url(request: Request, offset: int) -> str:
 )
 async def list_features(
     request: Request,
-    layer: LayerForRead,
+    layer: LayerRowForRead,
     session: Session,
     bbox: Annotated[
         str | None, Query(description="minx,miny,maxx,maxy in degrees", max_length=MAX_BBOX_CHARS)
@@ -116,7 +115,6 @@ async def create_features(
     layer: LayerForFeatureEdit,
     session: Session,
     user: CurrentUser,
-    hub: HubDep,
     services: ServicesDep,
 ) -> Response:
     service_features.require_vector(layer)
@@ -130,14 +128,10 @@ async def create_features(
         max_feature_vertices=settings.worldbase_max_feature_vertices,
         max_request_vertices=settings.app(SamsynSettings).max_request_vertices,
     )
-    layer, features = await service_features.create_many(session, layer_id=layer.id, items=items)
-    await tiles_changed(hub, layer.id)
+    features, change = await service_features.create_many(session, layer_id=layer.id, items=items)
+    await after_commit(services, change, actor=user)
     rows = [service_features.written(f) for f in features]
     content = await run_sized(len(raw), service_features.features_json, rows)
-    maps = await maps_containing(session, layer_id=layer.id)
-    ids = [str(f.id) for f in features[:1000]]
-    event = {"layer_id": str(layer.id), "ids": ids, "count": len(features)}
-    await publish(hub, map_ids=maps, type_="feature.created", actor=user, data=event)
     return Response(content, status_code=status.HTTP_201_CREATED, media_type="application/geo+json")
 
 
@@ -154,7 +148,6 @@ async def update_feature(
     layer: LayerForFeatureEdit,
     session: Session,
     user: CurrentUser,
-    hub: HubDep,
     services: ServicesDep,
 ) -> Any:
     service_features.require_vector(layer)
@@ -163,22 +156,12 @@ async def update_feature(
     values = await run_sized(
         len(raw), service_features.decode_update, raw, max_feature_vertices=limit
     )
-    layer, feature = await service_features.update(
+    change = await service_features.update(
         session, layer_id=layer.id, feature_id=feature_id, values=values
     )
-    await tiles_changed(hub, layer.id)
+    await after_commit(services, change, actor=user)
     size = len(raw) if "geometry" in values else 0
-    data, content = await run_sized(
-        size, service_features.feature_payload, service_features.written(feature)
-    )
-    maps = await maps_containing(session, layer_id=layer.id)
-    await publish(
-        hub,
-        map_ids=maps,
-        type_="feature.updated",
-        actor=user,
-        data={"layer_id": str(layer.id), "feature": data},
-    )
+    content = await run_sized(size, service_features.dumps, change.data["feature"])
     return Response(content, media_type="application/json")
 
 
@@ -192,17 +175,9 @@ async def delete_feature(
     layer: LayerForFeatureEdit,
     session: Session,
     user: CurrentUser,
-    hub: HubDep,
+    services: ServicesDep,
 ) -> Response:
     service_features.require_vector(layer)
-    await service_features.delete(session, layer_id=layer.id, feature_id=feature_id)
-    await tiles_changed(hub, layer.id)
-    maps = await maps_containing(session, layer_id=layer.id)
-    await publish(
-        hub,
-        map_ids=maps,
-        type_="feature.deleted",
-        actor=user,
-        data={"layer_id": str(layer.id), "id": str(feature_id)},
-    )
+    change = await service_features.delete(session, layer_id=layer.id, feature_id=feature_id)
+    await after_commit(services, change, actor=user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

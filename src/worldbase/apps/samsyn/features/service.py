@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,10 +15,12 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import LargeBinary, Text, cast, func, insert, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from worldbase.apps.samsyn.access import maps_containing
+from worldbase.apps.samsyn.events import Change
 from worldbase.apps.samsyn.layers.service import refresh_stats
 from worldbase.apps.samsyn.models import Layer, LayerFeature, SourceType
-from worldbase.apps.samsyn.pgraw import driver
-from worldbase.core.db import Database, utcnow
+from worldbase.apps.samsyn.raster.service import RasterLayer
+from worldbase.core.db import fetch_row, fetch_value, utcnow
 from worldbase.core.errors import BadInput, Conflict, NotFound
 from worldbase.core.offload import loads_object, run_sized
 from worldbase.geo.geometry import (
@@ -29,13 +31,13 @@ from worldbase.geo.geometry import (
     parse_geojson_geometry,
     to_geojson,
 )
-from worldbase.geo.spatial import bbox_filter
+from worldbase.geo.spatial import bbox_filter, postgis_bbox_sql
 
 MAX_FEATURES_PER_REQUEST = 10_000
 Box = tuple[float, float, float, float]
 
 
-def require_vector(layer: Layer) -> None:
+def require_vector(layer: Layer | RasterLayer) -> None:
     if layer.source_type != SourceType.vector:
         raise Conflict(
             f"Layer is a {layer.source_type.value} layer: only vector layers have features"
@@ -84,14 +86,8 @@ FROM (SELECT id, geometry, properties, display_order, count(*) OVER () AS total
 
 
 def _bbox_sql(first: int) -> str:
-    """The same exact test as geo.spatial.bbox_filter: `&&` (index, float4 boxes) then
-    doubles; the box is the parameters from `$first` on."""
-    minx, miny, maxx, maxy = (f"${first + i}" for i in range(4))
-    return (
-        f" AND geometry && ST_MakeEnvelope({minx}, {miny}, {maxx}, {maxy}, 4326)"
-        f" AND ST_XMax(geometry) >= {minx} AND ST_XMin(geometry) <= {maxx}"
-        f" AND ST_YMax(geometry) >= {miny} AND ST_YMin(geometry) <= {maxy}"
-    )
+    """`geo.spatial.bbox_filter`'s test; the box is the parameters from `$first` on."""
+    return " AND " + postgis_bbox_sql("geometry", *(f"${first + i}" for i in range(4)))
 
 
 _PAGE_BBOX = _PAGE_SQL.format(feature=_FEATURE_TEXT, where=_bbox_sql(4))
@@ -103,17 +99,13 @@ _PAGE_ALL = _PAGE_SQL.replace("count(*) OVER ()", "NULL::bigint").format(
 _COUNT = "SELECT count(*) FROM layer_features WHERE layer_id = $1"
 _COUNT_BBOX = _COUNT + _bbox_sql(2)
 
-# asyncpg's fetchrow / fetchval, or the read pool's: (sql, *args) -> a row, a value.
-Fetch = Callable[..., Awaitable[Any]]
-
 
 async def list(
-    session: AsyncSession, *, layer: Layer, bbox: Box | None, limit: int, offset: int
+    session: AsyncSession, *, layer: Layer | RasterLayer, bbox: Box | None, limit: int, offset: int
 ) -> FeaturePage:
     """One page of features, ordered by (display_order, id), and how many match in all."""
-    conn = await driver(session)
-    if conn is not None:
-        return await _list_postgres(conn.fetchrow, conn.fetchval, layer.id, bbox, limit, offset)
+    if session.get_bind().dialect.name == "postgresql":
+        return await _list_postgres(session, layer.id, bbox, limit, offset)
     table = LayerFeature.__table__
     filters = [table.c.layer_id == layer.id]
     if bbox is not None:
@@ -122,30 +114,17 @@ async def list(
     return await _list_sqlite(session, table, filters, count, limit, offset)
 
 
-async def list_on_read_pool(
-    db: Database, *, layer_id: uuid.UUID, bbox: Box | None, limit: int, offset: int
-) -> FeaturePage:
-    """`list` on PostgreSQL's read pool, without a session (the caller checked access)."""
-    return await _list_postgres(db.read_row, db.read_value, layer_id, bbox, limit, offset)
-
-
 async def _list_postgres(
-    fetchrow: Fetch,
-    fetchval: Fetch,
-    layer_id: uuid.UUID,
-    bbox: Box | None,
-    limit: int,
-    offset: int,
+    session: AsyncSession, layer_id: uuid.UUID, bbox: Box | None, limit: int, offset: int
 ) -> FeaturePage:
-    if bbox is None:
-        body, total, returned = await fetchrow(_PAGE_ALL, layer_id, limit, offset)
-    else:
-        body, total, returned = await fetchrow(_PAGE_BBOX, layer_id, limit, offset, *bbox)
+    box = () if bbox is None else bbox
+    row = await fetch_row(
+        session, _PAGE_ALL if bbox is None else _PAGE_BBOX, layer_id, limit, offset, *box
+    )
+    assert row is not None  # an aggregate: always one row
+    body, total, returned = row
     if total is None:  # no bbox, or a page past the end: count apart
-        if bbox is None:
-            total = await fetchval(_COUNT, layer_id)
-        else:
-            total = await fetchval(_COUNT_BBOX, layer_id, *bbox)
+        total = await fetch_value(session, _COUNT if bbox is None else _COUNT_BBOX, layer_id, *box)
     return FeaturePage(body, int(total or 0), int(returned))
 
 
@@ -210,12 +189,6 @@ def feature_dict(row: WrittenFeature) -> dict[str, Any]:
         "properties": properties,
         "display_order": order,
     }
-
-
-def feature_payload(row: WrittenFeature) -> tuple[dict[str, Any], bytes]:
-    """The feature as a dict (for its event) and as the response body."""
-    data = feature_dict(row)
-    return data, json.dumps(data, separators=(",", ":")).encode()
 
 
 def features_json(rows: builtins.list[WrittenFeature]) -> bytes:
@@ -325,8 +298,8 @@ async def create_many(
     *,
     layer_id: uuid.UUID,
     items: builtins.list[tuple[BaseGeometry, dict[str, Any], int | None]],
-) -> tuple[Layer, builtins.list[LayerFeature]]:
-    """Inserts every feature or none (one transaction); returns the layer and the rows."""
+) -> tuple[builtins.list[LayerFeature], Change]:
+    """Inserts every feature or none (one transaction); returns the rows and the change."""
     layer = await lock_layer(session, layer_id=layer_id)
     require_vector(layer)
     next_order = await session.scalar(
@@ -354,7 +327,20 @@ async def create_many(
     await insert_rows(session, features)
     await refresh_stats(session, layer=layer, added=summarize([f.geometry for f in features]))
     await session.commit()
-    return layer, features
+    ids = [str(f.id) for f in features[:1000]]
+    data = {"layer_id": str(layer.id), "ids": ids, "count": len(features)}
+    return features, await _change(session, "feature.created", layer.id, data)
+
+
+_GEOJSON_POSITION_BYTES = 40  # about, "[12.345678901,54.321098765]," (what `run_sized` weighs)
+
+
+async def _change(
+    session: AsyncSession, type_: str, layer_id: uuid.UUID, data: dict[str, Any]
+) -> Change:
+    """A committed change to the layer's features: its tiles and every map showing it."""
+    maps = await maps_containing(session, layer_id=layer_id)
+    return Change(type_, data, maps, layer_id=layer_id)
 
 
 async def insert_rows(session: AsyncSession, features: builtins.list[LayerFeature]) -> None:
@@ -413,7 +399,8 @@ def decode_update(raw: bytes, *, max_feature_vertices: int) -> dict[str, Any]:
 
 async def update(
     session: AsyncSession, *, layer_id: uuid.UUID, feature_id: uuid.UUID, values: dict[str, Any]
-) -> tuple[Layer, LayerFeature]:
+) -> Change:
+    """The feature changed as `values` say; the change's data holds it as GeoJSON."""
     layer = await lock_layer(session, layer_id=layer_id)
     require_vector(layer)
     feature = await get_or_raise(session, layer=layer, feature_id=feature_id)
@@ -425,10 +412,17 @@ async def update(
     added = None if "geometry" in values else (0, None, set[str]())
     await refresh_stats(session, layer=layer, added=added)
     await session.commit()
-    return layer, feature
+    # A large geometry is written as GeoJSON off the event loop.
+    size = 0
+    if "geometry" in values:
+        size = _GEOJSON_POSITION_BYTES * int(shapely.get_num_coordinates(feature.geometry))
+    data = await run_sized(size, feature_dict, written(feature))
+    return await _change(
+        session, "feature.updated", layer.id, {"layer_id": str(layer.id), "feature": data}
+    )
 
 
-async def delete(session: AsyncSession, *, layer_id: uuid.UUID, feature_id: uuid.UUID) -> Layer:
+async def delete(session: AsyncSession, *, layer_id: uuid.UUID, feature_id: uuid.UUID) -> Change:
     layer = await lock_layer(session, layer_id=layer_id)
     require_vector(layer)
     feature = await get_or_raise(session, layer=layer, feature_id=feature_id)
@@ -436,7 +430,8 @@ async def delete(session: AsyncSession, *, layer_id: uuid.UUID, feature_id: uuid
     await session.flush()
     await refresh_stats(session, layer=layer)
     await session.commit()
-    return layer
+    data = {"layer_id": str(layer.id), "id": str(feature_id)}
+    return await _change(session, "feature.deleted", layer.id, data)
 
 
 def dumps(value: Any) -> str:

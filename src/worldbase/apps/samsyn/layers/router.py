@@ -6,23 +6,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from worldbase.apps.samsyn.access import maps_containing
 from worldbase.apps.samsyn.dependencies import LayerForOwner, LayerForRead
-from worldbase.apps.samsyn.events import publish, tiles_changed
+from worldbase.apps.samsyn.events import after_commit
 from worldbase.apps.samsyn.layers import service as service_layers
+from worldbase.apps.samsyn.layers.service import layer_read
 from worldbase.apps.samsyn.models import SourceType
-from worldbase.apps.samsyn.raster import service as service_raster
 from worldbase.apps.samsyn.schemas import LayerCreate, LayerPage, LayerRead, LayerUpdate
-from worldbase.apps.samsyn.wms import service as service_wms
 from worldbase.core.auth import CurrentUser, OptionalUser
 from worldbase.core.db import Session
-from worldbase.core.services import HubDep, ServicesDep
+from worldbase.core.services import ServicesDep
 
 router = APIRouter()
-
-
-def layer_read(layer: Any) -> dict[str, Any]:
-    return LayerRead.model_validate(layer).model_dump(mode="json")
 
 
 @router.get("/api/layers", response_model=LayerPage, summary="The layer library")
@@ -88,25 +82,16 @@ async def update_layer(
     layer: LayerForOwner,
     session: Session,
     user: CurrentUser,
-    hub: HubDep,
     services: ServicesDep,
 ) -> dict[str, Any]:
-    layer = await service_layers.update(
+    change = await service_layers.update(
         session,
         layer=layer,
         values=body.model_dump(exclude_unset=True),
         settings=services.settings,
     )
-    if layer.source_type == SourceType.geotiff and body.source_config is not None:
-        # Old tiles are unreachable (keys carry the config digest); free their space.
-        await service_raster.forget_tiles(
-            layer_id=layer.id, cache=services.cache, storage=services.storage
-        )
-    await tiles_changed(hub, layer.id)
-    data = layer_read(layer)
-    maps = await maps_containing(session, layer_id=layer.id)
-    await publish(hub, map_ids=maps, type_="layer.updated", actor=user, data=data)
-    return data
+    await after_commit(services, change, actor=user)
+    return change.data
 
 
 @router.delete(
@@ -115,19 +100,8 @@ async def update_layer(
     summary="Delete a layer (creator); it leaves every map",
 )
 async def delete_layer(
-    layer: LayerForOwner, session: Session, user: CurrentUser, hub: HubDep, services: ServicesDep
+    layer: LayerForOwner, session: Session, user: CurrentUser, services: ServicesDep
 ) -> Response:
-    layer_id, source_type = layer.id, layer.source_type
-    maps = await maps_containing(session, layer_id=layer_id)
-    await service_layers.delete(session, layer=layer)
-    if source_type == SourceType.wms:
-        await service_wms.forget_tiles(
-            layer_id=layer_id, cache=services.cache, storage=services.storage
-        )
-    if source_type == SourceType.geotiff:
-        await service_raster.forget_tiles(
-            layer_id=layer_id, cache=services.cache, storage=services.storage
-        )
-    await tiles_changed(hub, layer_id)
-    await publish(hub, map_ids=maps, type_="layer.deleted", actor=user, data={"id": str(layer_id)})
+    change = await service_layers.delete(session, layer=layer)
+    await after_commit(services, change, actor=user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

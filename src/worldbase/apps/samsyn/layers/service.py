@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worldbase.apps.samsyn.access import readable_layers
+from worldbase.apps.samsyn.access import maps_containing, readable_layers
+from worldbase.apps.samsyn.events import Change
 from worldbase.apps.samsyn.layers.source_config import (
     DERIVED_VECTOR_KEYS,
     empty_vector_stats,
@@ -17,6 +18,7 @@ from worldbase.apps.samsyn.layers.source_config import (
 )
 from worldbase.apps.samsyn.models import Layer, LayerFeature, SourceType
 from worldbase.apps.samsyn.raster import service as service_raster
+from worldbase.apps.samsyn.schemas import LayerRead
 from worldbase.apps.samsyn.wms import service as service_wms
 from worldbase.core.db import utcnow
 from worldbase.core.errors import BadInput, NotFound
@@ -111,9 +113,15 @@ async def create(
     return layer
 
 
+def layer_read(layer: Layer) -> dict[str, Any]:
+    """The layer as the API shows it (responses and events)."""
+    return LayerRead.model_validate(layer).model_dump(mode="json")
+
+
 async def update(
     session: AsyncSession, *, layer: Layer, values: dict[str, Any], settings: Settings | None = None
-) -> Layer:
+) -> Change:
+    """The layer changed as `values` say; the change's data is the layer as read."""
     values = dict(values)
     source_type = values.pop("source_type", None)
     if source_type is not None and source_type != layer.source_type:
@@ -139,14 +147,24 @@ async def update(
         setattr(layer, key, value)
     layer.updated_at = utcnow()
     await session.commit()
-    service_raster.forget(layer.id)
-    return layer
+    new_config = layer.source_type == SourceType.geotiff and "source_config" in values
+    return Change(
+        "layer.updated",
+        layer_read(layer),
+        await maps_containing(session, layer_id=layer.id),
+        layer_id=layer.id,
+        drop_stored=SourceType.geotiff if new_config else None,
+    )
 
 
-async def delete(session: AsyncSession, *, layer: Layer) -> None:
+async def delete(session: AsyncSession, *, layer: Layer) -> Change:
+    layer_id, source_type = layer.id, layer.source_type
+    maps = await maps_containing(session, layer_id=layer_id)  # before it leaves them
     await session.delete(layer)
     await session.commit()
-    service_raster.forget(layer.id)
+    return Change(
+        "layer.deleted", {"id": str(layer_id)}, maps, layer_id=layer_id, drop_stored=source_type
+    )
 
 
 # --- Derived statistics of vector layers ---------------------------------------------------

@@ -16,7 +16,7 @@ from worldbase.apps.samsyn.dependencies import (
     MapForRead,
     map_for_members,
 )
-from worldbase.apps.samsyn.events import publish
+from worldbase.apps.samsyn.events import Change, after_commit
 from worldbase.apps.samsyn.layers import service as service_layers
 from worldbase.apps.samsyn.maps import collaborators as service_collaborators
 from worldbase.apps.samsyn.maps import service as service_maps
@@ -39,7 +39,7 @@ from worldbase.apps.samsyn.schemas import (
 from worldbase.core.auth import CurrentUser, OptionalUser
 from worldbase.core.db import Session
 from worldbase.core.errors import Forbidden, NotFound
-from worldbase.core.services import HubDep
+from worldbase.core.services import ServicesDep
 
 router = APIRouter()
 
@@ -115,7 +115,7 @@ async def get_map(access: MapForRead, session: Session) -> dict[str, Any]:
 
 @router.put("/api/maps/{id}", response_model=MapRead, summary="Update a map (owner)")
 async def update_map(
-    body: MapUpdate, access: MapForOwner, session: Session, hub: HubDep
+    body: MapUpdate, access: MapForOwner, session: Session, services: ServicesDep
 ) -> dict[str, Any]:
     values = body.model_dump(exclude_unset=True)
     for key in ("name", "center_lat", "center_lng", "zoom", "permission_level"):
@@ -123,18 +123,18 @@ async def update_map(
             del values[key]  # not nullable: an explicit null leaves the value as it was
     map_ = await service_maps.update(session, map_=access.map, values=values)
     data = map_read(map_, access.role)
-    await publish(hub, map_ids=[map_.id], type_="map.updated", actor=access.user, data=data)
+    await after_commit(services, Change("map.updated", data, [map_.id]), actor=access.user)
     return data
 
 
 @router.delete(
     "/api/maps/{id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a map (owner)"
 )
-async def delete_map(access: MapForOwner, session: Session, hub: HubDep) -> Response:
+async def delete_map(access: MapForOwner, session: Session, services: ServicesDep) -> Response:
     map_id = access.map.id
     await service_maps.delete(session, map_=access.map)
-    await publish(
-        hub, map_ids=[map_id], type_="map.deleted", actor=access.user, data={"id": str(map_id)}
+    await after_commit(
+        services, Change("map.deleted", {"id": str(map_id)}, [map_id]), actor=access.user
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -149,7 +149,7 @@ async def delete_map(access: MapForOwner, session: Session, hub: HubDep) -> Resp
     summary="Add a layer to a map (409 if it is there already)",
 )
 async def add_map_layer(
-    body: MapLayerCreate, access: MapForEdit, session: Session, hub: HubDep
+    body: MapLayerCreate, access: MapForEdit, session: Session, services: ServicesDep
 ) -> dict[str, Any]:
     layer = await service_layers.get_or_raise(session, layer_id=body.layer_id)
     if not await can_read_layer(session, layer=layer, user=access.user):
@@ -163,7 +163,7 @@ async def add_map_layer(
         opacity=body.opacity,
     )
     data = map_layer_read(item, layer)
-    await publish(hub, map_ids=[access.map.id], type_="layer.added", actor=access.user, data=data)
+    await after_commit(services, Change("layer.added", data, [access.map.id]), actor=access.user)
     return data
 
 
@@ -173,16 +173,16 @@ async def add_map_layer(
     summary="Reorder a map's layers: every layer id, in the new order (atomic)",
 )
 async def reorder_map_layers(
-    body: LayerReorder, access: MapForEdit, session: Session, hub: HubDep
+    body: LayerReorder, access: MapForEdit, session: Session, services: ServicesDep
 ) -> dict[str, Any]:
     await service_maps.reorder(session, map_=access.map, layer_ids=body.layer_ids)
     data = await _detail(session, access)
-    await publish(
-        hub,
-        map_ids=[access.map.id],
-        type_="layers.reordered",
+    await after_commit(
+        services,
+        Change(
+            "layers.reordered", {"layer_ids": [str(i) for i in body.layer_ids]}, [access.map.id]
+        ),
         actor=access.user,
-        data={"layer_ids": [str(i) for i in body.layer_ids]},
     )
     return data
 
@@ -193,15 +193,19 @@ async def reorder_map_layers(
     summary="Show, hide or fade a layer on this map",
 )
 async def update_map_layer(
-    layer_id: uuid.UUID, body: MapLayerUpdate, access: MapForEdit, session: Session, hub: HubDep
+    layer_id: uuid.UUID,
+    body: MapLayerUpdate,
+    access: MapForEdit,
+    session: Session,
+    services: ServicesDep,
 ) -> dict[str, Any]:
     values = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
     item = await service_maps.update_map_layer(
         session, map_=access.map, layer_id=layer_id, values=values
     )
     data = map_layer_read(item)
-    await publish(
-        hub, map_ids=[access.map.id], type_="map_layer.updated", actor=access.user, data=data
+    await after_commit(
+        services, Change("map_layer.updated", data, [access.map.id]), actor=access.user
     )
     return data
 
@@ -212,15 +216,13 @@ async def update_map_layer(
     summary="Remove a layer from a map (the layer itself stays)",
 )
 async def remove_map_layer(
-    layer_id: uuid.UUID, access: MapForEdit, session: Session, hub: HubDep
+    layer_id: uuid.UUID, access: MapForEdit, session: Session, services: ServicesDep
 ) -> Response:
     await service_maps.remove_layer(session, map_=access.map, layer_id=layer_id)
-    await publish(
-        hub,
-        map_ids=[access.map.id],
-        type_="layer.removed",
+    await after_commit(
+        services,
+        Change("layer.removed", {"layer_id": str(layer_id)}, [access.map.id]),
         actor=access.user,
-        data={"layer_id": str(layer_id)},
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -255,7 +257,7 @@ async def invite_collaborator(
     body: CollaboratorInvite,
     access: MapForOwner,
     session: Session,
-    hub: HubDep,
+    services: ServicesDep,
     response: Response,
     user: CurrentUser,
 ) -> CollaboratorRead:
@@ -270,12 +272,10 @@ async def invite_collaborator(
     if not created:
         response.status_code = status.HTTP_200_OK
     data = CollaboratorRead.model_validate(item)
-    await publish(
-        hub,
-        map_ids=[access.map.id],
-        type_="collaborator.added",
+    await after_commit(
+        services,
+        Change("collaborator.added", data.model_dump(mode="json"), [access.map.id]),
         actor=user,
-        data=data.model_dump(mode="json"),
     )
     return data
 
@@ -287,18 +287,20 @@ async def invite_collaborator(
     description="The owner removes anyone; a collaborator may remove themselves (leave).",
 )
 async def remove_collaborator(
-    id: uuid.UUID, user_id: str, session: Session, user: CurrentUser, hub: HubDep
+    id: uuid.UUID, user_id: str, session: Session, user: CurrentUser, services: ServicesDep
 ) -> Response:
     access = await map_for_members(id, session, user)
     itself = user_id.lower() in (str(user.id), (user.email or "").lower())
     if access.role < Role.owner and not itself:
         raise Forbidden("Only the map's owner can remove other collaborators")
     removed = await service_collaborators.remove(session, map_=access.map, who=user_id)
-    await publish(
-        hub,
-        map_ids=[access.map.id],
-        type_="collaborator.removed",
+    await after_commit(
+        services,
+        Change(
+            "collaborator.removed",
+            {"user_id": str(removed) if removed else None, "email": None if removed else user_id},
+            [access.map.id],
+        ),
         actor=user,
-        data={"user_id": str(removed) if removed else None, "email": None if removed else user_id},
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -3,32 +3,26 @@ render defaults and its cache version. The rendering itself is `worldbase.geo.ra
 
 The tile paths (these and the vector tiles) load no ORM object: one statement for the
 layer's type, configuration and ownership (a second only for layers neither global nor the
-caller's, to look through maps); the row is kept for `ROW_TTL` seconds, and dropped at once
-when the layer or its features change (`forget`, and `tiles_changed` across workers).
+caller's, to look through maps).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.samsyn.access import can_read_layer_fields
-from worldbase.apps.samsyn.events import LAYER_TILES_TAG, layer_tiles_tag
 from worldbase.apps.samsyn.exceptions import NotARasterLayer
 from worldbase.apps.samsyn.layers.temporal import InvalidTime, Timeline, fill_template, iso
-from worldbase.apps.samsyn.models import Layer, SourceType
-from worldbase.core import fast_lane
+from worldbase.apps.samsyn.models import SourceType
 from worldbase.core.cache import Cache
+from worldbase.core.db import fetch_row
 from worldbase.core.errors import BadInput, NotFound
 from worldbase.core.models import User
 from worldbase.core.storage import Storage
@@ -70,79 +64,25 @@ class _Row:
     layer: RasterLayer
     is_global: bool
     created_by: uuid.UUID
-    loaded_at: float
 
 
-# Layer rows read by tiles, for ROW_TTL seconds: a cached tile then needs no database round
-# trip at all (global layers, the layer's creator, admins). Updates and deletes in this
-# process forget the row at once; other workers see a change within ROW_TTL.
-ROW_TTL = 2.0
-_ROWS: OrderedDict[uuid.UUID, _Row] = OrderedDict()
-_ROWS_MAX = 1024
-
-
-def forget(layer_id: uuid.UUID) -> None:
-    """Drop the cached row of a layer (its configuration or visibility changed), and its
-    tiles in this process's fast lane (routes tell the other workers: `tiles_changed`)."""
-    _ROWS.pop(layer_id, None)
-    fast_lane.invalidate_local(layer_tiles_tag(layer_id))
-
-
-def _forget_invalidated(tag: str) -> None:
-    """A layer changed in another worker (its tiles' fast-lane tag arrived through the hub):
-    drop its row here too, or a render within ROW_TTL could refill the lane with old tiles."""
-    if tag.startswith(LAYER_TILES_TAG):
-        with contextlib.suppress(ValueError):
-            _ROWS.pop(uuid.UUID(tag.removeprefix(LAYER_TILES_TAG)), None)
-
-
-fast_lane.on_invalidate(_forget_invalidated)
-
-
-def cached_type(layer_id: uuid.UUID) -> SourceType | None:
-    """The layer's source type if its row is cached here (a layer's type never changes)."""
-    cached = _ROWS.get(layer_id)
-    return None if cached is None else cached.layer.source_type
-
-
-def fresh_row(layer_id: uuid.UUID) -> _Row | None:
-    """The layer's cached row if younger than ROW_TTL (no I/O; None otherwise)."""
-    cached = _ROWS.get(layer_id)
-    if cached is None or time.monotonic() - cached.loaded_at >= ROW_TTL:
-        return None
-    return cached
+# Raw (`core.db.fetch_row`): the tile and feature-page routes read it first, and through the
+# driver it costs one round trip, no `BEGIN` or `ROLLBACK` and no SQLAlchemy execution.
+_LAYER_ROW = (
+    "SELECT source_type, source_config, is_global, created_by, name FROM layers WHERE id = $1"
+)
 
 
 async def _row(session: AsyncSession, layer_id: uuid.UUID) -> _Row:
-    cached = fresh_row(layer_id)
-    if cached is not None:
-        return cached
-    now = time.monotonic()
-    row = (
-        await session.execute(
-            select(
-                Layer.source_type,
-                Layer.source_config,
-                Layer.is_global,
-                Layer.created_by,
-                Layer.name,
-            ).where(Layer.id == layer_id)
-        )
-    ).first()
+    row = await fetch_row(session, _LAYER_ROW, layer_id)
     if row is None:
-        _ROWS.pop(layer_id, None)
         raise NotFound("Layer not found")
     source_type, config, is_global, created_by, name = row
-    config = config or {}
+    config = (json.loads(config) if isinstance(config, str) else config) or {}
     layer = RasterLayer(
         layer_id, name, SourceType(source_type), config, config_version(config), bool(is_global)
     )
-    found = _Row(layer, bool(is_global), created_by, now)
-    _ROWS[layer_id] = found
-    _ROWS.move_to_end(layer_id)
-    while len(_ROWS) > _ROWS_MAX:
-        _ROWS.popitem(last=False)
-    return found
+    return _Row(layer, bool(is_global), uuid.UUID(str(created_by)))
 
 
 async def get_or_raise(
@@ -156,16 +96,6 @@ async def get_or_raise(
     if not readable:
         raise NotFound("Layer not found")
     return row.layer
-
-
-async def get_geotiff(
-    session: AsyncSession, *, layer_id: uuid.UUID, user: User | None
-) -> RasterLayer | None:
-    """`get_or_raise` for GeoTIFF layers; None (and no permission query) for other types."""
-    row = await _row(session, layer_id)
-    if row.layer.source_type != SourceType.geotiff:
-        return None
-    return await get_or_raise(session, layer_id=layer_id, user=user)
 
 
 def require_geotiff(layer: RasterLayer) -> None:
@@ -255,6 +185,5 @@ async def forget_tiles(*, layer_id: uuid.UUID, cache: Cache, storage: Storage) -
     """Drop every cached tile of a GeoTIFF layer, all config versions, in both tiers (new
     versions never read old tiles anyway: this frees the space); the count removed from
     storage."""
-    forget(layer_id)
     tiles = TileCache(cache=cache, storage=storage)
     return await tiles.invalidate(namespace=NAMESPACE, layer_id=str(layer_id))

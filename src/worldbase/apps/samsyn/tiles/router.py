@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, WebSocket
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.status import HTTP_200_OK
 
 from worldbase.apps.samsyn.access import current_role, map_role
@@ -30,7 +31,7 @@ from worldbase.apps.samsyn.tiles import service as service_tiles
 from worldbase.apps.samsyn.wms import service as service_wms
 from worldbase.core.auth import OptionalUser, authenticate_token
 from worldbase.core.cache import Cache
-from worldbase.core.db import Database, Session
+from worldbase.core.db import Session
 from worldbase.core.errors import DomainError, NotFound
 from worldbase.core.fast_lane import CachePolicy
 from worldbase.core.live_socket import AccessGuard, serve_websocket
@@ -151,19 +152,15 @@ async def layer_tile(
     render: RenderQueryDep,
     time: TimeQuery = None,
 ) -> Response:
-    # GeoTIFF layers first, from service_raster's short-lived row cache (a cached raster tile
-    # then costs no query); other types go on to the vector/WMS paths below.
-    raster_layer = await service_raster.get_geotiff(session, layer_id=id, user=user)
-    if raster_layer is not None:
-        validate_tile(z, x, y, max_zoom=MAX_ZOOM)
+    # One statement for the layer (any type) and the permission; no ORM objects.
+    raster_layer = await service_raster.get_or_raise(session, layer_id=id, user=user)
+    validate_tile(z, x, y, max_zoom=MAX_ZOOM)
+    if raster_layer.source_type == SourceType.geotiff:
         return await geotiff_tile(
             request, layer=raster_layer, services=services, z=z, x=x, y=y, fmt="png", scale=1,
             query=render, time=time,
         )  # fmt: skip
-    # The hot path: one statement for the layer and the permission, the ETag (304) and the
-    # cache before any rendering; no ORM objects (see service_tiles).
-    layer = await service_tiles.tile_layer(session, layer_id=id, user=user)
-    validate_tile(z, x, y, max_zoom=MAX_ZOOM)
+    layer = service_tiles.TileLayer.of(raster_layer)
     if layer.source_type == SourceType.wms:
         wms_tile = await service_wms.get_tile(
             session, layer_id=id, z=z, x=x, y=y, tilesize=render.tilesize or 256, time=time
@@ -176,13 +173,13 @@ async def layer_tile(
             media_type=wms_tile.media_type,
             tiles=service_wms.tile_cache(wms_tile, cache=cache, storage=services.storage),
         )
-    return await vector_tile(request, db=services.db, cache=cache, layer=layer, z=z, x=x, y=y)
+    return await vector_tile(request, session=session, cache=cache, layer=layer, z=z, x=x, y=y)
 
 
 async def vector_tile(
     request: Request,
     *,
-    db: Database,
+    session: AsyncSession,
     cache: Cache,
     layer: service_tiles.TileLayer,
     z: int,
@@ -197,7 +194,13 @@ async def vector_tile(
         z=z, x=x, y=y, fmt="mvt",
     )  # fmt: skip
     render = partial(
-        service_tiles.render, db, layer_id=layer.id, z=z, x=x, y=y, points_only=layer.points_only
+        service_tiles.render,
+        session,
+        layer_id=layer.id,
+        z=z,
+        x=x,
+        y=y,
+        points_only=layer.points_only,
     )
     policy = layer_tile_policy(layer.id, is_global=layer.is_global, max_age=TILE_MAX_AGE)
     tiles = TileCache(cache=cache, storage=None)
