@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile, status
-from fastapi.responses import JSONResponse
 
 from worldbase.apps.samsyn import jobs as samsyn_jobs
 from worldbase.apps.samsyn.features.schemas import ImportQueued
@@ -15,8 +14,9 @@ from worldbase.apps.samsyn.imports.service import INLINE_IMPORT_BYTES, import_fi
 from worldbase.apps.samsyn.layers.router import layer_read
 from worldbase.apps.samsyn.models import Editable
 from worldbase.apps.samsyn.schemas import LayerRead
+from worldbase.apps.samsyn.uploads.router import queue_staged
 from worldbase.core.auth import CurrentUser
-from worldbase.core.cleanup import staging, work_dir
+from worldbase.core.cleanup import work_dir
 from worldbase.core.db import Session
 from worldbase.core.errors import BadInput, PayloadTooLarge
 from worldbase.core.http import body_limit
@@ -98,17 +98,12 @@ async def import_layer(
         await jobs.check_capacity(owner_id=user.id)  # before the file is stored
         key = f"{samsyn_jobs.IMPORT_PREFIX}/{uuid.uuid4()}"
         await storage.put(key, path.read_bytes(), content_type="application/octet-stream")
-    try:
-        job = await jobs.enqueue(
-            kind=samsyn_jobs.IMPORT_KIND,
-            params={"key": key, "filename": filename, "values": values, "user_id": str(user.id)}
-            | staging(key),
-            owner_id=user.id,
-            max_attempts=1,
-            heavy=True,
-        )
-    except BaseException:
-        await storage.delete(key)
-        raise
-    body = {"job_id": str(job.id), "status": "queued", "status_url": f"/api/jobs/{job.id}"}
-    return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)
+    return await queue_staged(
+        jobs,
+        storage,
+        key,
+        kind=samsyn_jobs.IMPORT_KIND,
+        params={"key": key, "filename": filename, "values": values, "user_id": str(user.id)},
+        owner_id=user.id,
+        max_attempts=1,
+    )

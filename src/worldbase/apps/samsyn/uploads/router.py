@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, UploadFile, status
@@ -17,7 +18,9 @@ from worldbase.core.auth import CurrentUser
 from worldbase.core.cleanup import staging, work_dir
 from worldbase.core.errors import BadInput
 from worldbase.core.http import body_limit
+from worldbase.core.jobs import JobRuntime
 from worldbase.core.services import JobsDep, ServicesDep
+from worldbase.core.storage import Storage
 
 router = APIRouter()
 PATH = "/api/layers/upload"
@@ -112,22 +115,44 @@ async def upload_layer(
         summary = await service_upload.describe(path, limits=limits)
         key = service_upload.upload_key()
         await service_upload.store(storage, path, key)
+    return await queue_staged(
+        jobs,
+        storage,
+        key,
+        kind=samsyn_jobs.COG_KIND,
+        params={
+            "upload_key": key,
+            "filename": (file.filename or "upload.tif")[:255],
+            "size": size,
+            "summary": summary.as_dict(),
+            "bounds": summary.bounds,
+            "values": values,
+            "overview_resampling": overview_resampling,
+            "user_id": str(user.id),
+        },
+        owner_id=user.id,
+        max_attempts=2,
+    )
+
+
+async def queue_staged(
+    jobs: JobRuntime,
+    storage: Storage,
+    key: str,
+    *,
+    kind: str,
+    params: dict[str, Any],
+    owner_id: uuid.UUID,
+    max_attempts: int,
+) -> JSONResponse:
+    """Queue a heavy job that owns the stored upload `key` (deleted if queueing fails): 202
+    pointing to the job."""
     try:
         job = await jobs.enqueue(
-            kind=samsyn_jobs.COG_KIND,
-            params={
-                "upload_key": key,
-                "filename": (file.filename or "upload.tif")[:255],
-                "size": size,
-                "summary": summary.as_dict(),
-                "bounds": summary.bounds,
-                "values": values,
-                "overview_resampling": overview_resampling,
-                "user_id": str(user.id),
-            }
-            | staging(key),
-            owner_id=user.id,
-            max_attempts=2,
+            kind=kind,
+            params=params | staging(key),
+            owner_id=owner_id,
+            max_attempts=max_attempts,
             heavy=True,
         )
     except BaseException:
