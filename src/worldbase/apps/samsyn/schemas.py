@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import AliasChoices, ConfigDict, EmailStr, Field, model_validator
 from pydantic.config import JsonDict
@@ -128,12 +128,19 @@ class LayerRead(Schema):
     model_config = _examples(_LAYER_EXAMPLE)
 
 
-class LayerPage(Schema):
-    items: list[LayerRead]
+T = TypeVar("T")
+
+
+class Page(Schema, Generic[T]):
+    """A page of a list route: `items` and where they sit in the whole list."""
+
+    items: list[T]
     total: int
     limit: int
     offset: int
 
+
+class LayerPage(Page[LayerRead]):
     model_config = _examples({"items": [_LAYER_EXAMPLE], "total": 1, "limit": 50, "offset": 0})
 
 
@@ -238,12 +245,7 @@ class MapDetail(MapRead):
     model_config = _examples(_MAP_EXAMPLE | {"layers": [_MAP_LAYER_EXAMPLE]})
 
 
-class MapPage(Schema):
-    items: list[MapRead]
-    total: int
-    limit: int
-    offset: int
-
+class MapPage(Page[MapRead]):
     model_config = _examples({"items": [_MAP_EXAMPLE], "total": 1, "limit": 50, "offset": 0})
 
 
@@ -377,11 +379,8 @@ class CommentRead(Schema):
     model_config = _examples(_COMMENT_EXAMPLE)
 
 
-class CommentPage(Schema):
-    items: list[CommentRead]
+class CommentPage(Page[CommentRead]):
     total: int = Field(description="Top-level threads (tree) or comments (flat)")
-    limit: int
-    offset: int
     format: Literal["tree", "flat"]
 
     model_config = _examples(
