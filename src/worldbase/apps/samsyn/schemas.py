@@ -54,6 +54,29 @@ _LAYER_EXAMPLE: JsonDict = {
 }
 
 
+# The seed's WMS-T layer (`seed.LAYERS` adds its elevation and credits).
+SST_LAYER: dict[str, Any] = {
+    "name": "Sea Surface Temperature - North Sea",
+    "source_type": "wms",
+    "category": "oceanography",
+    "is_global": True,
+    "source_config": {
+        "url": "https://nrt.cmems-du.eu/thredds/wms/global-analysis-forecast-phy-001-024",
+        "layers": "thetao",
+        "version": "1.3.0",
+        "format": "image/png",
+        "transparent": True,
+        "temporal": {
+            "enabled": True,
+            "parameter": "TIME",
+            "start": "2020-01-01T00:00:00Z",
+            "end": "2024-12-31T23:59:59Z",
+            "resolution": "daily",
+        },
+    },
+}
+
+
 class LayerCreate(InputSchema):
     name: str = Field(min_length=1, max_length=255)
     source_type: SourceType
@@ -66,30 +89,7 @@ class LayerCreate(InputSchema):
     legend_config: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
-    model_config = _examples(
-        {
-            "name": "Sea Surface Temperature - North Sea",
-            "source_type": "wms",
-            "category": "oceanography",
-            "is_global": True,
-            "source_config": {
-                "url": "https://nrt.cmems-du.eu/thredds/wms/global-analysis-forecast-phy-001-024",
-                "layers": "thetao",
-                "version": "1.3.0",
-                "format": "image/png",
-                "transparent": True,
-                "temporal": {
-                    "enabled": True,
-                    "parameter": "TIME",
-                    "start": "2020-01-01T00:00:00Z",
-                    "end": "2024-12-31T23:59:59Z",
-                    "resolution": "daily",
-                },
-            },
-            "style_config": {"opacity": 0.7},
-        },
-        forbid=True,
-    )
+    model_config = _examples(SST_LAYER | {"style_config": {"opacity": 0.7}}, forbid=True)
 
 
 class LayerUpdate(InputSchema):
