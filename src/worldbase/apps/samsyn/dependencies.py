@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query
 
@@ -33,6 +33,11 @@ from worldbase.core.models import User
 # The paging query parameters of the list routes.
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+
+
+def page_of(items: list[Any], *, total: int, limit: int, offset: int) -> dict[str, Any]:
+    """The body of a list route's `Page` answer."""
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
 @dataclass

@@ -24,7 +24,7 @@ from worldbase.apps.samsyn.access import (
     owns_layer,
 )
 from worldbase.apps.samsyn.comments import service as service_comments
-from worldbase.apps.samsyn.dependencies import Limit, Offset
+from worldbase.apps.samsyn.dependencies import Limit, Offset, page_of
 from worldbase.apps.samsyn.events import Change, after_commit
 from worldbase.apps.samsyn.layers import service as service_layers
 from worldbase.apps.samsyn.maps import service as service_maps
@@ -152,7 +152,7 @@ async def list_comments(
             parent = by_id.get(comment.parent_id)
             if parent is not None:
                 parent["replies"].append(item)
-    return {"items": items, "total": total, "limit": limit, "offset": offset, "format": format}
+    return page_of(items, total=total, limit=limit, offset=offset) | {"format": format}
 
 
 @router.post(

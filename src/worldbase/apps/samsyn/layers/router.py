@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from worldbase.apps.samsyn.dependencies import LayerForOwner, LayerForRead, Limit, Offset
+from worldbase.apps.samsyn.dependencies import LayerForOwner, LayerForRead, Limit, Offset, page_of
 from worldbase.apps.samsyn.events import after_commit
 from worldbase.apps.samsyn.layers import service as service_layers
 from worldbase.apps.samsyn.layers.service import layer_read
@@ -42,12 +42,7 @@ async def list_layers(
         limit=limit,
         offset=offset,
     )
-    return {
-        "items": [layer_read(i) for i in items],
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-    }
+    return page_of([layer_read(i) for i in items], total=total, limit=limit, offset=offset)
 
 
 @router.post(

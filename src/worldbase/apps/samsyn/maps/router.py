@@ -17,6 +17,7 @@ from worldbase.apps.samsyn.dependencies import (
     MapForRead,
     Offset,
     map_for_members,
+    page_of,
 )
 from worldbase.apps.samsyn.events import Change, after_commit
 from worldbase.apps.samsyn.layers import service as service_layers
@@ -83,12 +84,9 @@ async def list_maps(
         limit=limit,
         offset=offset,
     )
-    return {
-        "items": [map_read(m, role) for m, role in items],
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-    }
+    return page_of(
+        [map_read(m, role) for m, role in items], total=total, limit=limit, offset=offset
+    )
 
 
 @router.post(
