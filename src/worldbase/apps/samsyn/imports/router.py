@@ -14,7 +14,13 @@ from worldbase.apps.samsyn.imports.service import INLINE_IMPORT_BYTES, import_fi
 from worldbase.apps.samsyn.layers.router import layer_read
 from worldbase.apps.samsyn.models import Editable
 from worldbase.apps.samsyn.schemas import LayerRead
-from worldbase.apps.samsyn.uploads.router import queue_staged
+from worldbase.apps.samsyn.uploads.router import (
+    CategoryForm,
+    DescriptionForm,
+    EditableForm,
+    IsGlobalForm,
+    queue_staged,
+)
 from worldbase.core.auth import CurrentUser
 from worldbase.core.cleanup import work_dir
 from worldbase.core.db import Session
@@ -69,10 +75,10 @@ async def import_layer(
     jobs: JobsDep,
     file: Annotated[UploadFile, File(description="The vector file")],
     name: Annotated[str, Form(min_length=1, max_length=255, examples=["Marine Protected Areas"])],
-    category: Annotated[str | None, Form(max_length=100)] = None,
-    description: Annotated[str | None, Form(max_length=10_000)] = None,
-    is_global: Annotated[bool, Form()] = False,
-    editable: Annotated[Editable, Form()] = Editable.creator_only,
+    category: CategoryForm = None,
+    description: DescriptionForm = None,
+    is_global: IsGlobalForm = False,
+    editable: EditableForm = Editable.creator_only,
 ) -> Any:
     filename = (file.filename or "upload")[:255]
     values = {

@@ -25,6 +25,13 @@ from worldbase.core.storage import Storage
 router = APIRouter()
 PATH = "/api/layers/upload"
 
+# Form fields of a new layer shared by both file routes (a GeoTIFF here, a vector file in
+# `imports`), with `LayerCreate`'s limits.
+CategoryForm = Annotated[str | None, Form(max_length=100)]
+DescriptionForm = Annotated[str | None, Form(max_length=10_000)]
+IsGlobalForm = Annotated[bool, Form()]
+EditableForm = Annotated[Editable, Form()]
+
 
 def _json_object(value: str | None, field: str) -> dict[str, Any]:
     if value is None or not value.strip():
@@ -71,10 +78,10 @@ async def upload_layer(
     jobs: JobsDep,
     file: Annotated[UploadFile, File(description="The GeoTIFF")],
     name: Annotated[str, Form(min_length=1, max_length=255, examples=["North Sea bathymetry"])],
-    category: Annotated[str | None, Form(max_length=100)] = None,
-    description: Annotated[str | None, Form(max_length=10_000)] = None,
-    is_global: Annotated[bool, Form()] = False,
-    editable: Annotated[Editable, Form()] = Editable.creator_only,
+    category: CategoryForm = None,
+    description: DescriptionForm = None,
+    is_global: IsGlobalForm = False,
+    editable: EditableForm = Editable.creator_only,
     tile_params: Annotated[
         str | None, Form(max_length=10_000, examples=['{"rescale": "-200,0"}'])
     ] = None,
