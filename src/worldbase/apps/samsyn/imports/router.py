@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile, status
@@ -21,33 +20,16 @@ from worldbase.apps.samsyn.uploads.router import (
     IsGlobalForm,
     queue_staged,
 )
+from worldbase.apps.samsyn.uploads.service import save_upload
 from worldbase.core.auth import CurrentUser
 from worldbase.core.cleanup import work_dir
 from worldbase.core.db import Session
-from worldbase.core.errors import BadInput, PayloadTooLarge
 from worldbase.core.http import body_limit
 from worldbase.core.services import JobsDep, StorageDep
 from worldbase.geo.vector_io import MAX_IMPORT_BYTES
 
 router = APIRouter()
-CHUNK = 1024 * 1024
 BODY_LIMIT = MAX_IMPORT_BYTES + 64 * 1024  # + multipart framing and the form fields
-
-
-async def _save(upload: UploadFile, path: Path) -> int:
-    size = 0
-    with path.open("wb") as out:
-        while chunk := await upload.read(CHUNK):
-            size += len(chunk)
-            if size > MAX_IMPORT_BYTES:
-                raise PayloadTooLarge(
-                    f"Imports take at most {MAX_IMPORT_BYTES} bytes",
-                    detail={"limit": MAX_IMPORT_BYTES},
-                )
-            out.write(chunk)
-    if size == 0:
-        raise BadInput("The uploaded file is empty")
-    return size
 
 
 @router.post(
@@ -90,7 +72,7 @@ async def import_layer(
     }
     with work_dir("samsyn-upload") as tmp:
         path = tmp / "upload"
-        size = await _save(file, path)
+        size = await save_upload(file, path, max_bytes=MAX_IMPORT_BYTES, what="Imports")
         if size <= INLINE_IMPORT_BYTES:
             layer = await import_file(
                 session,

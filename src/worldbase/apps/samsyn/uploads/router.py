@@ -115,9 +115,7 @@ async def upload_layer(
     storage = services.storage
     with work_dir("samsyn-upload") as tmp:
         path = tmp / "upload.tif"
-        size = await service_upload.save_upload(
-            _chunks(file), path, max_bytes=settings.upload_max_bytes
-        )
+        size = await service_upload.save_upload(file, path, max_bytes=settings.upload_max_bytes)
         service_upload.sniff(path)
         summary = await service_upload.describe(path, limits=limits)
         key = service_upload.upload_key()
@@ -167,8 +165,3 @@ async def queue_staged(
         raise
     body = {"job_id": str(job.id), "status": "queued", "status_url": f"/api/jobs/{job.id}"}
     return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)
-
-
-async def _chunks(file: UploadFile) -> Any:
-    while chunk := await file.read(service_upload.CHUNK):
-        yield chunk
