@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Query
 
 from worldbase.apps.samsyn.access import (
     Role,
@@ -29,6 +29,15 @@ from worldbase.core.auth import CurrentUser, OptionalUser
 from worldbase.core.db import Session
 from worldbase.core.errors import Forbidden, NotFound
 from worldbase.core.models import User
+
+# The paging query parameters of the list routes.
+Limit = Annotated[int, Query(ge=1, le=200)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+
+
+def page_of(items: list[Any], *, total: int, limit: int, offset: int) -> dict[str, Any]:
+    """The body of a list route's `Page` answer."""
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
 @dataclass

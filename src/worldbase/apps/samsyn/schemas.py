@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import AliasChoices, ConfigDict, EmailStr, Field, model_validator
 from pydantic.config import JsonDict
@@ -54,6 +54,29 @@ _LAYER_EXAMPLE: JsonDict = {
 }
 
 
+# The seed's WMS-T layer (`seed.LAYERS` adds its elevation and credits).
+SST_LAYER: dict[str, Any] = {
+    "name": "Sea Surface Temperature - North Sea",
+    "source_type": "wms",
+    "category": "oceanography",
+    "is_global": True,
+    "source_config": {
+        "url": "https://nrt.cmems-du.eu/thredds/wms/global-analysis-forecast-phy-001-024",
+        "layers": "thetao",
+        "version": "1.3.0",
+        "format": "image/png",
+        "transparent": True,
+        "temporal": {
+            "enabled": True,
+            "parameter": "TIME",
+            "start": "2020-01-01T00:00:00Z",
+            "end": "2024-12-31T23:59:59Z",
+            "resolution": "daily",
+        },
+    },
+}
+
+
 class LayerCreate(InputSchema):
     name: str = Field(min_length=1, max_length=255)
     source_type: SourceType
@@ -66,30 +89,7 @@ class LayerCreate(InputSchema):
     legend_config: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
-    model_config = _examples(
-        {
-            "name": "Sea Surface Temperature - North Sea",
-            "source_type": "wms",
-            "category": "oceanography",
-            "is_global": True,
-            "source_config": {
-                "url": "https://nrt.cmems-du.eu/thredds/wms/global-analysis-forecast-phy-001-024",
-                "layers": "thetao",
-                "version": "1.3.0",
-                "format": "image/png",
-                "transparent": True,
-                "temporal": {
-                    "enabled": True,
-                    "parameter": "TIME",
-                    "start": "2020-01-01T00:00:00Z",
-                    "end": "2024-12-31T23:59:59Z",
-                    "resolution": "daily",
-                },
-            },
-            "style_config": {"opacity": 0.7},
-        },
-        forbid=True,
-    )
+    model_config = _examples(SST_LAYER | {"style_config": {"opacity": 0.7}}, forbid=True)
 
 
 class LayerUpdate(InputSchema):
@@ -128,12 +128,19 @@ class LayerRead(Schema):
     model_config = _examples(_LAYER_EXAMPLE)
 
 
-class LayerPage(Schema):
-    items: list[LayerRead]
+T = TypeVar("T")
+
+
+class Page(Schema, Generic[T]):
+    """A page of a list route: `items` and where they sit in the whole list."""
+
+    items: list[T]
     total: int
     limit: int
     offset: int
 
+
+class LayerPage(Page[LayerRead]):
     model_config = _examples({"items": [_LAYER_EXAMPLE], "total": 1, "limit": 50, "offset": 0})
 
 
@@ -238,12 +245,7 @@ class MapDetail(MapRead):
     model_config = _examples(_MAP_EXAMPLE | {"layers": [_MAP_LAYER_EXAMPLE]})
 
 
-class MapPage(Schema):
-    items: list[MapRead]
-    total: int
-    limit: int
-    offset: int
-
+class MapPage(Page[MapRead]):
     model_config = _examples({"items": [_MAP_EXAMPLE], "total": 1, "limit": 50, "offset": 0})
 
 
@@ -377,11 +379,8 @@ class CommentRead(Schema):
     model_config = _examples(_COMMENT_EXAMPLE)
 
 
-class CommentPage(Schema):
-    items: list[CommentRead]
+class CommentPage(Page[CommentRead]):
     total: int = Field(description="Top-level threads (tree) or comments (flat)")
-    limit: int
-    offset: int
     format: Literal["tree", "flat"]
 
     model_config = _examples(

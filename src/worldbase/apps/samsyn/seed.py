@@ -22,6 +22,7 @@ from worldbase.apps.samsyn.models import (
     PermissionLevel,
     SourceType,
 )
+from worldbase.apps.samsyn.schemas import SST_LAYER
 from worldbase.core import users
 from worldbase.core.db import utcnow
 from worldbase.core.storage_backends import create_storage
@@ -32,25 +33,8 @@ MAP_NAME = "North Sea marine plan (demo)"
 DEMO_BATHYMETRY_KEY = "samsyn/demo-bathymetry.tif"
 LAYERS = [
     {
-        "name": "Sea Surface Temperature - North Sea",
-        "source_type": "wms",
-        "category": "oceanography",
-        "is_global": True,
-        "source_config": {
-            "url": "https://nrt.cmems-du.eu/thredds/wms/global-analysis-forecast-phy-001-024",
-            "layers": "thetao",
-            "version": "1.3.0",
-            "format": "image/png",
-            "transparent": True,
-            "temporal": {
-                "enabled": True,
-                "parameter": "TIME",
-                "start": "2020-01-01T00:00:00Z",
-                "end": "2024-12-31T23:59:59Z",
-                "resolution": "daily",
-            },
-            "dimensions": {"ELEVATION": "0"},
-        },
+        **SST_LAYER,
+        "source_config": SST_LAYER["source_config"] | {"dimensions": {"ELEVATION": "0"}},
         "metadata": {"author": "Copernicus Marine Service", "doi": "10.48670/moi-00016"},
     },
     {

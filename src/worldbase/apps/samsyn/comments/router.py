@@ -24,6 +24,7 @@ from worldbase.apps.samsyn.access import (
     owns_layer,
 )
 from worldbase.apps.samsyn.comments import service as service_comments
+from worldbase.apps.samsyn.dependencies import Limit, Offset, page_of
 from worldbase.apps.samsyn.events import Change, after_commit
 from worldbase.apps.samsyn.layers import service as service_layers
 from worldbase.apps.samsyn.maps import service as service_maps
@@ -121,8 +122,8 @@ async def list_comments(
     ] = None,
     format: Annotated[str, Query(pattern="^(tree|flat)$")] = "tree",
     is_resolved: Annotated[bool | None, Query(alias="isResolved")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     map_id = map_id or map_id_snake
     layer_id = layer_id or layer_id_snake
@@ -151,7 +152,7 @@ async def list_comments(
             parent = by_id.get(comment.parent_id)
             if parent is not None:
                 parent["replies"].append(item)
-    return {"items": items, "total": total, "limit": limit, "offset": offset, "format": format}
+    return page_of(items, total=total, limit=limit, offset=offset) | {"format": format}
 
 
 @router.post(

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile, status
-from fastapi.responses import JSONResponse
 
 from worldbase.apps.samsyn import jobs as samsyn_jobs
 from worldbase.apps.samsyn.features.schemas import ImportQueued
@@ -15,33 +13,23 @@ from worldbase.apps.samsyn.imports.service import INLINE_IMPORT_BYTES, import_fi
 from worldbase.apps.samsyn.layers.router import layer_read
 from worldbase.apps.samsyn.models import Editable
 from worldbase.apps.samsyn.schemas import LayerRead
+from worldbase.apps.samsyn.uploads.router import (
+    CategoryForm,
+    DescriptionForm,
+    EditableForm,
+    IsGlobalForm,
+    queue_staged,
+)
+from worldbase.apps.samsyn.uploads.service import save_upload
 from worldbase.core.auth import CurrentUser
-from worldbase.core.cleanup import staging, work_dir
+from worldbase.core.cleanup import work_dir
 from worldbase.core.db import Session
-from worldbase.core.errors import BadInput, PayloadTooLarge
 from worldbase.core.http import body_limit
 from worldbase.core.services import JobsDep, StorageDep
 from worldbase.geo.vector_io import MAX_IMPORT_BYTES
 
 router = APIRouter()
-CHUNK = 1024 * 1024
 BODY_LIMIT = MAX_IMPORT_BYTES + 64 * 1024  # + multipart framing and the form fields
-
-
-async def _save(upload: UploadFile, path: Path) -> int:
-    size = 0
-    with path.open("wb") as out:
-        while chunk := await upload.read(CHUNK):
-            size += len(chunk)
-            if size > MAX_IMPORT_BYTES:
-                raise PayloadTooLarge(
-                    f"Imports take at most {MAX_IMPORT_BYTES} bytes",
-                    detail={"limit": MAX_IMPORT_BYTES},
-                )
-            out.write(chunk)
-    if size == 0:
-        raise BadInput("The uploaded file is empty")
-    return size
 
 
 @router.post(
@@ -69,10 +57,10 @@ async def import_layer(
     jobs: JobsDep,
     file: Annotated[UploadFile, File(description="The vector file")],
     name: Annotated[str, Form(min_length=1, max_length=255, examples=["Marine Protected Areas"])],
-    category: Annotated[str | None, Form(max_length=100)] = None,
-    description: Annotated[str | None, Form(max_length=10_000)] = None,
-    is_global: Annotated[bool, Form()] = False,
-    editable: Annotated[Editable, Form()] = Editable.creator_only,
+    category: CategoryForm = None,
+    description: DescriptionForm = None,
+    is_global: IsGlobalForm = False,
+    editable: EditableForm = Editable.creator_only,
 ) -> Any:
     filename = (file.filename or "upload")[:255]
     values = {
@@ -84,7 +72,7 @@ async def import_layer(
     }
     with work_dir("samsyn-upload") as tmp:
         path = tmp / "upload"
-        size = await _save(file, path)
+        size = await save_upload(file, path, max_bytes=MAX_IMPORT_BYTES, what="Imports")
         if size <= INLINE_IMPORT_BYTES:
             layer = await import_file(
                 session,
@@ -98,17 +86,12 @@ async def import_layer(
         await jobs.check_capacity(owner_id=user.id)  # before the file is stored
         key = f"{samsyn_jobs.IMPORT_PREFIX}/{uuid.uuid4()}"
         await storage.put(key, path.read_bytes(), content_type="application/octet-stream")
-    try:
-        job = await jobs.enqueue(
-            kind=samsyn_jobs.IMPORT_KIND,
-            params={"key": key, "filename": filename, "values": values, "user_id": str(user.id)}
-            | staging(key),
-            owner_id=user.id,
-            max_attempts=1,
-            heavy=True,
-        )
-    except BaseException:
-        await storage.delete(key)
-        raise
-    body = {"job_id": str(job.id), "status": "queued", "status_url": f"/api/jobs/{job.id}"}
-    return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)
+    return await queue_staged(
+        jobs,
+        storage,
+        key,
+        kind=samsyn_jobs.IMPORT_KIND,
+        params={"key": key, "filename": filename, "values": values, "user_id": str(user.id)},
+        owner_id=user.id,
+        max_attempts=1,
+    )

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from worldbase.apps.samsyn.dependencies import LayerForOwner, LayerForRead
+from worldbase.apps.samsyn.dependencies import LayerForOwner, LayerForRead, Limit, Offset, page_of
 from worldbase.apps.samsyn.events import after_commit
 from worldbase.apps.samsyn.layers import service as service_layers
 from worldbase.apps.samsyn.layers.service import layer_read
@@ -29,8 +29,8 @@ async def list_layers(
         str | None, Query(max_length=200, description="Text search in name, description, category")
     ] = None,
     is_global: Annotated[bool | None, Query(description="Only library (true) or not")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     items, total = await service_layers.list(
         session,
@@ -42,12 +42,7 @@ async def list_layers(
         limit=limit,
         offset=offset,
     )
-    return {
-        "items": [layer_read(i) for i in items],
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-    }
+    return page_of([layer_read(i) for i in items], total=total, limit=limit, offset=offset)
 
 
 @router.post(

@@ -13,7 +13,6 @@ from worldbase.apps.samsyn.access import maps_containing, readable_layers
 from worldbase.apps.samsyn.events import Change
 from worldbase.apps.samsyn.layers.source_config import (
     DERIVED_VECTOR_KEYS,
-    empty_vector_stats,
     validate_source_config,
 )
 from worldbase.apps.samsyn.models import Layer, LayerFeature, SourceType
@@ -266,7 +265,3 @@ async def refresh_stats(
     }
     layer.source_config = config
     layer.updated_at = utcnow()
-
-
-def initial_vector_config() -> dict[str, Any]:
-    return empty_vector_stats()

@@ -9,12 +9,15 @@ from fastapi import APIRouter, Query, Response, status
 
 from worldbase.apps.samsyn.access import Role, can_read_layer
 from worldbase.apps.samsyn.dependencies import (
+    Limit,
     MapAccess,
     MapForEdit,
     MapForMembers,
     MapForOwner,
     MapForRead,
+    Offset,
     map_for_members,
+    page_of,
 )
 from worldbase.apps.samsyn.events import Change, after_commit
 from worldbase.apps.samsyn.layers import service as service_layers
@@ -67,8 +70,8 @@ async def list_maps(
             pattern="^(public|all)$",
         ),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     if include == "all" and (user is None or not user.is_admin):
         raise Forbidden("Only administrators can list every map")
@@ -81,12 +84,9 @@ async def list_maps(
         limit=limit,
         offset=offset,
     )
-    return {
-        "items": [map_read(m, role) for m, role in items],
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-    }
+    return page_of(
+        [map_read(m, role) for m, role in items], total=total, limit=limit, offset=offset
+    )
 
 
 @router.post(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, UploadFile, status
@@ -17,10 +18,19 @@ from worldbase.core.auth import CurrentUser
 from worldbase.core.cleanup import staging, work_dir
 from worldbase.core.errors import BadInput
 from worldbase.core.http import body_limit
+from worldbase.core.jobs import JobRuntime
 from worldbase.core.services import JobsDep, ServicesDep
+from worldbase.core.storage import Storage
 
 router = APIRouter()
 PATH = "/api/layers/upload"
+
+# Form fields of a new layer shared by both file routes (a GeoTIFF here, a vector file in
+# `imports`), with `LayerCreate`'s limits.
+CategoryForm = Annotated[str | None, Form(max_length=100)]
+DescriptionForm = Annotated[str | None, Form(max_length=10_000)]
+IsGlobalForm = Annotated[bool, Form()]
+EditableForm = Annotated[Editable, Form()]
 
 
 def _json_object(value: str | None, field: str) -> dict[str, Any]:
@@ -68,10 +78,10 @@ async def upload_layer(
     jobs: JobsDep,
     file: Annotated[UploadFile, File(description="The GeoTIFF")],
     name: Annotated[str, Form(min_length=1, max_length=255, examples=["North Sea bathymetry"])],
-    category: Annotated[str | None, Form(max_length=100)] = None,
-    description: Annotated[str | None, Form(max_length=10_000)] = None,
-    is_global: Annotated[bool, Form()] = False,
-    editable: Annotated[Editable, Form()] = Editable.creator_only,
+    category: CategoryForm = None,
+    description: DescriptionForm = None,
+    is_global: IsGlobalForm = False,
+    editable: EditableForm = Editable.creator_only,
     tile_params: Annotated[
         str | None, Form(max_length=10_000, examples=['{"rescale": "-200,0"}'])
     ] = None,
@@ -105,29 +115,49 @@ async def upload_layer(
     storage = services.storage
     with work_dir("samsyn-upload") as tmp:
         path = tmp / "upload.tif"
-        size = await service_upload.save_upload(
-            _chunks(file), path, max_bytes=settings.upload_max_bytes
-        )
+        size = await service_upload.save_upload(file, path, max_bytes=settings.upload_max_bytes)
         service_upload.sniff(path)
         summary = await service_upload.describe(path, limits=limits)
         key = service_upload.upload_key()
         await service_upload.store(storage, path, key)
+    return await queue_staged(
+        jobs,
+        storage,
+        key,
+        kind=samsyn_jobs.COG_KIND,
+        params={
+            "upload_key": key,
+            "filename": (file.filename or "upload.tif")[:255],
+            "size": size,
+            "summary": summary.as_dict(),
+            "bounds": summary.bounds,
+            "values": values,
+            "overview_resampling": overview_resampling,
+            "user_id": str(user.id),
+        },
+        owner_id=user.id,
+        max_attempts=2,
+    )
+
+
+async def queue_staged(
+    jobs: JobRuntime,
+    storage: Storage,
+    key: str,
+    *,
+    kind: str,
+    params: dict[str, Any],
+    owner_id: uuid.UUID,
+    max_attempts: int,
+) -> JSONResponse:
+    """Queue a heavy job that owns the stored upload `key` (deleted if queueing fails): 202
+    pointing to the job."""
     try:
         job = await jobs.enqueue(
-            kind=samsyn_jobs.COG_KIND,
-            params={
-                "upload_key": key,
-                "filename": (file.filename or "upload.tif")[:255],
-                "size": size,
-                "summary": summary.as_dict(),
-                "bounds": summary.bounds,
-                "values": values,
-                "overview_resampling": overview_resampling,
-                "user_id": str(user.id),
-            }
-            | staging(key),
-            owner_id=user.id,
-            max_attempts=2,
+            kind=kind,
+            params=params | staging(key),
+            owner_id=owner_id,
+            max_attempts=max_attempts,
             heavy=True,
         )
     except BaseException:
@@ -135,8 +165,3 @@ async def upload_layer(
         raise
     body = {"job_id": str(job.id), "status": "queued", "status_url": f"/api/jobs/{job.id}"}
     return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED)
-
-
-async def _chunks(file: UploadFile) -> Any:
-    while chunk := await file.read(service_upload.CHUNK):
-        yield chunk

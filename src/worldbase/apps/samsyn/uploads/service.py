@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from starlette.datastructures import UploadFile
+
 from worldbase.apps.samsyn.layers import service as service_layers
 from worldbase.apps.samsyn.layers.source_config import validate_source_config
 from worldbase.apps.samsyn.models import Layer, SourceType
@@ -69,15 +71,18 @@ class RasterSummary:
         }
 
 
-async def save_upload(chunks: AsyncIterator[bytes], path: Path, *, max_bytes: int) -> int:
-    """Write the upload to `path`; 413 past `max_bytes`, 422 when empty."""
+async def save_upload(
+    file: UploadFile, path: Path, *, max_bytes: int, what: str = "GeoTIFF uploads"
+) -> int:
+    """Write the uploaded file to `path`; 413 past `max_bytes` ("`what` take at most ..."),
+    422 when empty."""
     size = 0
     with path.open("wb") as out:
-        async for chunk in chunks:
+        while chunk := await file.read(CHUNK):
             size += len(chunk)
             if size > max_bytes:
                 raise PayloadTooLarge(
-                    f"GeoTIFF uploads take at most {max_bytes} bytes", detail={"limit": max_bytes}
+                    f"{what} take at most {max_bytes} bytes", detail={"limit": max_bytes}
                 )
             out.write(chunk)
     if size == 0:
