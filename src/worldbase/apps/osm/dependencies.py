@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query
 from starlette.requests import HTTPConnection
@@ -160,3 +160,8 @@ TypedObjectFiltersDep = Annotated[service.ObjectFilters, Depends(object_filters_
 Limit = Annotated[int, Query(ge=1, le=1000)]
 MAX_OFFSET = 10_000_000
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+
+
+def page(items: Any, total: int, limit: int, offset: int) -> dict[str, Any]:
+    """The body of a `...Page` schema (`items` and where they sit among `total`)."""
+    return {"items": items, "total": total, "limit": limit, "offset": offset}

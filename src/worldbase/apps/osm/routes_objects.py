@@ -22,6 +22,7 @@ from worldbase.apps.osm.dependencies import (
     ObjectWriterDep,
     Offset,
     TypedObjectFiltersDep,
+    page,
     source_for_new_object,
 )
 from worldbase.apps.osm.events import publish_changes
@@ -35,7 +36,7 @@ from worldbase.apps.osm.schemas import (
 )
 from worldbase.core.db import Session
 from worldbase.core.paging import PAGE_HEADERS, set_page_headers
-from worldbase.core.services import HubDep, Services, ServicesDep
+from worldbase.core.services import HubDep, ServicesDep
 
 router = APIRouter()
 
@@ -169,8 +170,30 @@ async def create_object(
     return obj
 
 
-async def _update(
-    target: tuple[OSMObject, Any], body: OSMObjectUpdate, session: Session, services: Services
+_UPDATE_DESCRIPTION = (
+    _WRITE_DESCRIPTION
+    + " Fields left out (or null) keep their values; `tags` replaces all the tags. A write "
+    "that changes nothing makes no version; a deleted object comes back. PUT and PATCH "
+    "take the same body (the seed's `OSMObjectUpdate`)."
+)
+
+
+# PUT and PATCH: one function (the decorator nearest it is registered first).
+@router.patch(
+    "/objects/{object_id}",
+    response_model=OSMObjectRead,
+    summary="Update an object's tags or geometry (admin or the source's token)",
+    description=_UPDATE_DESCRIPTION,
+)
+@router.put(
+    "/objects/{object_id}",
+    response_model=OSMObjectRead,
+    summary="Update an object (admin or the source's token)",
+    description=_UPDATE_DESCRIPTION,
+    name="replace_object",
+)
+async def update_object(
+    target: ObjectForWrite, body: OSMObjectUpdate, session: Session, services: ServicesDep
 ) -> OSMObject:
     obj, source = target
     updated, report = await writes.update_object(
@@ -181,41 +204,8 @@ async def _update(
         geom=body.geom,
         max_vertices=services.settings.worldbase_max_feature_vertices,
     )
-    hub = services.hub
-    await publish_changes(hub, report)
+    await publish_changes(services.hub, report)
     return updated
-
-
-_UPDATE_DESCRIPTION = (
-    _WRITE_DESCRIPTION
-    + " Fields left out (or null) keep their values; `tags` replaces all the tags. A write "
-    "that changes nothing makes no version; a deleted object comes back. PUT and PATCH "
-    "take the same body (the seed's `OSMObjectUpdate`)."
-)
-
-
-@router.put(
-    "/objects/{object_id}",
-    response_model=OSMObjectRead,
-    summary="Update an object (admin or the source's token)",
-    description=_UPDATE_DESCRIPTION,
-)
-async def replace_object(
-    target: ObjectForWrite, body: OSMObjectUpdate, session: Session, services: ServicesDep
-) -> OSMObject:
-    return await _update(target, body, session, services)
-
-
-@router.patch(
-    "/objects/{object_id}",
-    response_model=OSMObjectRead,
-    summary="Update an object's tags or geometry (admin or the source's token)",
-    description=_UPDATE_DESCRIPTION,
-)
-async def update_object(
-    target: ObjectForWrite, body: OSMObjectUpdate, session: Session, services: ServicesDep
-) -> OSMObject:
-    return await _update(target, body, session, services)
 
 
 @router.delete(
@@ -242,4 +232,4 @@ async def get_object_history(
     obj: ObjectForRead, session: Session, limit: Limit = 100, offset: Offset = 0
 ) -> dict[str, Any]:
     items, total = await service.list_history(session, object_id=obj.id, limit=limit, offset=offset)
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+    return page(items, total, limit, offset)
