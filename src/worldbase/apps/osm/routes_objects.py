@@ -10,18 +10,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from worldbase.apps.osm import service, writes
 from worldbase.apps.osm.dependencies import (
     MAX_OFFSET,
     Limit,
-    ObjectFiltersDep,
     ObjectForRead,
     ObjectForWrite,
     ObjectWriterDep,
     Offset,
-    TypedObjectFiltersDep,
+    object_filters,
+    object_filters_without_type,
     page,
     source_for_new_object,
 )
@@ -52,52 +52,40 @@ _LIST_DESCRIPTION = (
 _LIST_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"headers": PAGE_HEADERS}}
 
 
-async def _list_page(
-    request: Request,
-    response: Response,
-    session: Session,
-    filters: service.ObjectFilters,
-    limit: int,
-    offset: int,
-) -> list[OSMObject]:
-    items, total = await service.list_objects(session, filters=filters, limit=limit, offset=offset)
-    set_page_headers(
-        request, response, total=total, limit=limit, offset=offset, max_offset=MAX_OFFSET
-    )
-    return items
+def _listing(osm_type: str | None = None) -> Callable[..., Awaitable[list[OSMObject]]]:
+    """`GET /objects` (`type` a query parameter), or `GET /objects/{osm_type}`."""
+    filters_of = object_filters if osm_type is None else object_filters_without_type
+
+    async def get_objects(
+        request: Request,
+        response: Response,
+        session: Session,
+        filters: service.ObjectFilters = Depends(filters_of),
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> list[OSMObject]:
+        if osm_type is not None:
+            filters.type = osm_type
+        items, total = await service.list_objects(
+            session, filters=filters, limit=limit, offset=offset
+        )
+        set_page_headers(
+            request, response, total=total, limit=limit, offset=offset, max_offset=MAX_OFFSET
+        )
+        return items
+
+    return get_objects
 
 
-@router.get(
+router.add_api_route(
     "/objects",
+    _listing(),
+    methods=["GET"],
     response_model=list[OSMObjectRead],
     summary="List tracked objects (filtered)",
     description=_LIST_DESCRIPTION,
     responses=_LIST_RESPONSES,
 )
-async def get_objects(
-    request: Request,
-    response: Response,
-    session: Session,
-    filters: ObjectFiltersDep,
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> list[OSMObject]:
-    return await _list_page(request, response, session, filters, limit, offset)
-
-
-def _type_listing(osm_type: str) -> Callable[..., Awaitable[list[OSMObject]]]:
-    async def get_objects_of_type(
-        request: Request,
-        response: Response,
-        session: Session,
-        filters: TypedObjectFiltersDep,
-        limit: Limit = 100,
-        offset: Offset = 0,
-    ) -> list[OSMObject]:
-        filters.type = osm_type
-        return await _list_page(request, response, session, filters, limit, offset)
-
-    return get_objects_of_type
 
 
 # `GET /objects/{type}` of the seed's service example. Three fixed paths, declared before
@@ -105,7 +93,7 @@ def _type_listing(osm_type: str) -> Callable[..., Awaitable[list[OSMObject]]]:
 for _osm_type in OSM_TYPES:
     router.add_api_route(
         f"/objects/{_osm_type}",
-        _type_listing(_osm_type),
+        _listing(_osm_type),
         methods=["GET"],
         name=f"get_{_osm_type}_objects",
         response_model=list[OSMObjectRead],
