@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends, Path, Query
 
 from worldbase.apps.habitats import service, service_species
 from worldbase.apps.habitats.exceptions import HabitatNotFound, SpeciesNotFound
@@ -36,3 +36,6 @@ async def species_for_read(id: SpeciesId, session: Session) -> Species:
 
 HabitatDep = Annotated[Habitat, Depends(habitat_for_read)]
 SpeciesDep = Annotated[Species, Depends(species_for_read)]
+# Paging of the habitat and species lists.
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]

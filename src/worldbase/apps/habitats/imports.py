@@ -19,7 +19,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,17 @@ Progress = Callable[[float, str], Awaitable[None]]
 
 async def no_progress(fraction: float, message: str) -> None:
     return None
+
+
+@asynccontextmanager
+async def all_or_nothing(session: AsyncSession) -> AsyncIterator[None]:
+    """Commits what the block wrote, or rolls all of it back when the block raises."""
+    try:
+        yield
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
 
 
 @dataclass
@@ -248,15 +260,11 @@ async def import_habitats(
                     line=row["_line"],
                 )
         errors.raise_if_any(DuplicateHabitat)
-    try:
+    async with all_or_nothing(session):
         for i, row in enumerate(rows):
             row.pop("_line")
             await service.create(session, values=row, commit=False)
             if i % 500 == 499:
                 await progress(0.5 + 0.5 * i / len(rows), f"writing {len(rows)} habitats")
-        await session.commit()
-    except BaseException:
-        await session.rollback()
-        raise
     await progress(1.0, f"imported {len(rows)} habitats")
     return ImportReport("habitats", len(rows))

@@ -18,6 +18,7 @@ from worldbase.apps.habitats.imports import (
     Errors,
     ImportReport,
     Progress,
+    all_or_nothing,
     check_size,
     csv_rows,
     no_progress,
@@ -182,7 +183,7 @@ async def import_species(
                 errors.add(row.where, f"a species named {row.name!r} already exists")
         errors.raise_if_any(DuplicateSpecies)
     features = 0
-    try:
+    async with all_or_nothing(session):
         for i, row in enumerate(rows):
             values = {
                 "name": row.name,
@@ -196,9 +197,5 @@ async def import_species(
                 )
             if i % 100 == 99:
                 await progress(0.4 + 0.6 * i / len(rows), f"writing {len(rows)} species")
-        await session.commit()
-    except BaseException:
-        await session.rollback()
-        raise
     await progress(1.0, f"imported {len(rows)} species, {features} features")
     return ImportReport("species", len(rows), features)

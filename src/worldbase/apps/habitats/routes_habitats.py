@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 
 from worldbase.apps.habitats import service, tile_state
-from worldbase.apps.habitats.dependencies import HabitatDep
+from worldbase.apps.habitats.dependencies import HabitatDep, Limit, Offset
 from worldbase.apps.habitats.schemas import HabitatCreate, HabitatPage, HabitatRead, HabitatUpdate
 from worldbase.core.auth import AdminUser
 from worldbase.core.db import Session
@@ -20,6 +20,10 @@ def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+def page(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
 @router.get("/habitats", response_model=HabitatPage, summary="List habitats (by IUCN code)")
 async def list_habitats(
     request: Request,
@@ -28,19 +32,14 @@ async def list_habitats(
         str | None, Query(max_length=200, description="Text search in name, code, description")
     ] = None,
     ecosystem_type: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     items, total = await service.list(
         session, q=q, ecosystem_type=ecosystem_type, limit=limit, offset=offset
     )
     base = base_url(request)
-    return {
-        "items": [service.as_dict(h, base_url=base) for h in items],
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-    }
+    return page([service.as_dict(h, base_url=base) for h in items], total, limit, offset)
 
 
 @router.post(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,6 +39,22 @@ async def _save(upload: UploadFile, path: Path) -> None:
         raise BadInput("The uploaded file is empty")
 
 
+async def _import_upload(
+    upload: UploadFile,
+    *,
+    default_name: str,
+    run: Callable[[Path, str], Awaitable[imports.ImportReport]],
+) -> dict[str, Any]:
+    """The upload saved to a temporary file (size-checked) and imported from there by `run`
+    with its file name."""
+    filename = (upload.filename or default_name)[:255]
+    with tempfile.TemporaryDirectory(prefix="habitats-upload-") as tmp:
+        path = Path(tmp) / "upload"
+        await _save(upload, path)
+        report = await run(path, filename)
+    return report.as_dict()
+
+
 _ERRORS = (
     "A bad file answers 422 (409 when a code or name exists already) with every bad row in "
     "`detail.errors` (`at`: `line 12` or `feature 7`); nothing is written then."
@@ -67,13 +84,13 @@ async def import_habitats(
         ),
     ],
 ) -> dict[str, Any]:
-    filename = (file.filename or "upload.csv")[:255]
-    with tempfile.TemporaryDirectory(prefix="habitats-upload-") as tmp:
-        path = Path(tmp) / "upload"
-        await _save(file, path)
-        report = await imports.import_habitats(session, path=path, filename=filename)
+    report = await _import_upload(
+        file,
+        default_name="upload.csv",
+        run=lambda path, name: imports.import_habitats(session, path=path, filename=name),
+    )
     await tile_state.forget(cache)
-    return report.as_dict()
+    return report
 
 
 @router.post(
@@ -101,9 +118,8 @@ async def import_species(
         ),
     ],
 ) -> dict[str, Any]:
-    filename = (file.filename or "upload")[:255]
-    with tempfile.TemporaryDirectory(prefix="species-upload-") as tmp:
-        path = Path(tmp) / "upload"
-        await _save(file, path)
-        report = await imports_species.import_species(session, path=path, filename=filename)
-    return report.as_dict()
+    return await _import_upload(
+        file,
+        default_name="upload",
+        run=lambda path, name: imports_species.import_species(session, path=path, filename=name),
+    )

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from worldbase.apps.habitats import service_species
-from worldbase.apps.habitats.dependencies import SpeciesDep
-from worldbase.apps.habitats.routes_habitats import base_url
+from worldbase.apps.habitats.dependencies import Limit, Offset, SpeciesDep
+from worldbase.apps.habitats.routes_habitats import base_url, page
 from worldbase.apps.habitats.schemas import (
     OccurrencePage,
     SpeciesCreate,
@@ -26,6 +26,15 @@ router = APIRouter()
 GEOJSON = "application/geo+json"
 
 
+def _feature_collection(features: list[Any], total: int) -> dict[str, Any]:
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "numberMatched": total,
+        "numberReturned": len(features),
+    }
+
+
 @router.get("/species", response_model=SpeciesPage, summary="List species")
 async def list_species(
     request: Request,
@@ -36,22 +45,20 @@ async def list_species(
     habitat_type: Annotated[
         str | None, Query(max_length=50, description="Only species with this habitat type")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     items, total = await service_species.list(
         session, q=q, habitat_type=habitat_type, limit=limit, offset=offset
     )
     counts = await service_species.occurrence_counts(session, ids=[s.id for s in items])
     base = base_url(request)
-    return {
-        "items": [
-            service_species.as_dict(s, count=counts.get(s.id, 0), base_url=base) for s in items
-        ],
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-    }
+    return page(
+        [service_species.as_dict(s, count=counts.get(s.id, 0), base_url=base) for s in items],
+        total,
+        limit,
+        offset,
+    )
 
 
 @router.post(
@@ -98,12 +105,7 @@ async def get_species(
         features, total = await service_species.list_occurrences(
             session, species_id=species.id, bbox=None, limit=INLINE_OCCURRENCES, offset=0
         )
-        data["occurrence_data"] = {
-            "type": "FeatureCollection",
-            "features": features,
-            "numberMatched": total,
-            "numberReturned": len(features),
-        }
+        data["occurrence_data"] = _feature_collection(features, total)
     return data
 
 
@@ -168,11 +170,6 @@ async def list_occurrences(
         links.append(
             {"rel": "prev", "href": _page_url(request, max(offset - limit, 0)), "type": GEOJSON}
         )
-    body = {
-        "type": "FeatureCollection",
-        "features": features,
-        "numberMatched": total,
-        "numberReturned": len(features),
-        "links": links,
-    }
-    return JSONResponse(body, media_type=GEOJSON)
+    return JSONResponse(
+        {**_feature_collection(features, total), "links": links}, media_type=GEOJSON
+    )

@@ -29,9 +29,11 @@ def tile_template(habitat_id: int) -> str:
     return f"/habitats/{habitat_id}/tiles/{{z}}/{{x}}/{{y}}"
 
 
-def _like(text_: str) -> str:
+def text_search(text_: str, *columns: Any) -> Any:
+    """Any of `columns` contains `text_` (case-insensitive; `%`, `_` and `\\` are literal)."""
     escaped = text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped.lower()}%"
+    pattern = f"%{escaped.lower()}%"
+    return or_(*(func.lower(column).like(pattern, escape="\\") for column in columns))
 
 
 def as_dict(habitat: Habitat, *, base_url: str = "") -> dict[str, Any]:
@@ -50,12 +52,8 @@ def as_dict(habitat: Habitat, *, base_url: str = "") -> dict[str, Any]:
     }
 
 
-async def get(session: AsyncSession, *, habitat_id: int) -> Habitat | None:
-    return await session.get(Habitat, habitat_id)
-
-
 async def get_or_raise(session: AsyncSession, *, habitat_id: int) -> Habitat:
-    habitat = await get(session, habitat_id=habitat_id)
+    habitat = await session.get(Habitat, habitat_id)
     if habitat is None:
         raise HabitatNotFound()
     return habitat
@@ -73,13 +71,8 @@ async def list(
     if ecosystem_type:
         filters.append(func.lower(Habitat.ecosystem_type) == ecosystem_type.lower())
     if q:
-        pattern = _like(q)
         filters.append(
-            or_(
-                func.lower(Habitat.name).like(pattern, escape="\\"),
-                func.lower(Habitat.iucn_code).like(pattern, escape="\\"),
-                func.lower(func.coalesce(Habitat.description, "")).like(pattern, escape="\\"),
-            )
+            text_search(q, Habitat.name, Habitat.iucn_code, func.coalesce(Habitat.description, ""))
         )
     total = await session.scalar(select(func.count()).select_from(Habitat).where(*filters))
     rows = await session.scalars(

@@ -14,7 +14,7 @@ from typing import Any
 
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import String, func, or_, select, type_coerce
+from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.habitats.exceptions import DuplicateSpecies, SpeciesNotFound
 from worldbase.apps.habitats.models import Species, SpeciesOccurrence
+from worldbase.apps.habitats.service import text_search
 from worldbase.geo.bulk_insert import bulk_insert_features
 from worldbase.geo.geometry import parse_feature_collection, to_geojson
 from worldbase.geo.spatial import bbox_filter, intersects
@@ -55,11 +56,6 @@ def parse_occurrences(data: Any) -> builtins.list[Occurrence]:
     return out
 
 
-def _like(text_: str) -> str:
-    escaped = text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped.lower()}%"
-
-
 def as_dict(species: Species, *, count: int, base_url: str = "") -> dict[str, Any]:
     return {
         "id": species.id,
@@ -73,12 +69,8 @@ def as_dict(species: Species, *, count: int, base_url: str = "") -> dict[str, An
     }
 
 
-async def get(session: AsyncSession, *, species_id: int) -> Species | None:
-    return await session.get(Species, species_id)
-
-
 async def get_or_raise(session: AsyncSession, *, species_id: int) -> Species:
-    species = await get(session, species_id=species_id)
+    species = await session.get(Species, species_id)
     if species is None:
         raise SpeciesNotFound()
     return species
@@ -105,13 +97,7 @@ async def list(
 ) -> tuple[builtins.list[Species], int]:
     filters = []
     if q:
-        pattern = _like(q)
-        filters.append(
-            or_(
-                func.lower(Species.name).like(pattern, escape="\\"),
-                func.lower(func.coalesce(Species.scientific_name, "")).like(pattern, escape="\\"),
-            )
-        )
+        filters.append(text_search(q, Species.name, func.coalesce(Species.scientific_name, "")))
     query = select(Species).where(*filters).order_by(Species.name)
     if habitat_type:
         # Filtered in Python over the page candidates would break paging: done in SQL instead.

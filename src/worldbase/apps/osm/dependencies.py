@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query
 from starlette.requests import HTTPConnection
@@ -154,9 +154,11 @@ ObjectForRead = Annotated[OSMObject, Depends(object_for_read)]
 ObjectForWrite = Annotated[tuple[OSMObject, DataSource | None], Depends(object_for_write)]
 SourceForAdmin = Annotated[DataSource, Depends(source_for_admin)]
 SourceForPush = Annotated[DataSource, Depends(source_for_push)]
-ObjectFiltersDep = Annotated[service.ObjectFilters, Depends(object_filters)]
-# `/objects/{type}`: the type is the path's.
-TypedObjectFiltersDep = Annotated[service.ObjectFilters, Depends(object_filters_without_type)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 MAX_OFFSET = 10_000_000
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+
+
+def page(items: Any, total: int, limit: int, offset: int) -> dict[str, Any]:
+    """The body of a `...Page` schema (`items` and where they sit among `total`)."""
+    return {"items": items, "total": total, "limit": limit, "offset": offset}

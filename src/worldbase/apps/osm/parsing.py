@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -227,22 +228,6 @@ def parse_overpass_element(
     return element
 
 
-def parse_overpass(
-    payload: dict[str, Any], *, max_vertices: int = DEFAULT_MAX_FEATURE_VERTICES
-) -> tuple[list[tuple[int, Element]], list[Rejected]]:
-    elements = payload.get("elements")
-    if not isinstance(elements, list):
-        raise BadInput("OSM JSON needs an 'elements' array", detail={"path": "elements"})
-    good: list[tuple[int, Element]] = []
-    bad: list[Rejected] = []
-    for index, raw in enumerate(elements):
-        try:
-            good.append((index, parse_overpass_element(raw, max_vertices=max_vertices)))
-        except (Invalid, BadInput) as exc:
-            bad.append(_rejected(exc, raw, index))
-    return good, bad
-
-
 def _rejected(exc: Exception, raw: Any, index: int) -> Rejected:
     reason = exc.message if isinstance(exc, BadInput) else str(exc)
     if isinstance(exc, BadInput) and isinstance(exc.detail, dict) and exc.detail.get("reason"):
@@ -353,30 +338,30 @@ def osm_id_of(value: Any) -> str:
     return str(_int(value, "osm_id"))
 
 
-def parse_geojson(
-    payload: dict[str, Any], *, max_vertices: int = DEFAULT_MAX_FEATURE_VERTICES
-) -> tuple[list[tuple[int, Element]], list[Rejected]]:
-    features = payload.get("features")
-    if not isinstance(features, list):
-        raise BadInput("A FeatureCollection needs a 'features' array", detail={"path": "features"})
-    good: list[tuple[int, Element]] = []
-    bad: list[Rejected] = []
-    for index, raw in enumerate(features):
-        try:
-            good.append((index, parse_geojson_feature(raw, max_vertices=max_vertices)))
-        except (Invalid, BadInput) as exc:
-            bad.append(_rejected(exc, raw, index))
-    return good, bad
-
-
 def parse_payload(
     payload: Any, *, max_vertices: int = DEFAULT_MAX_FEATURE_VERTICES
 ) -> tuple[list[tuple[int, Element]], list[Rejected]]:
-    """Either format, recognised by its shape; `max_vertices` positions per element."""
+    """Either format, recognised by its shape; `max_vertices` positions per element. Each
+    element is parsed on its own: the good ones with their index, the rest rejected."""
+    parse: Callable[..., Element]
     if not isinstance(payload, dict):
         raise BadInput("Expected OSM JSON ({'elements': [...]}) or a GeoJSON FeatureCollection")
     if payload.get("type") == "FeatureCollection":
-        return parse_geojson(payload, max_vertices=max_vertices)
-    if "elements" in payload:
-        return parse_overpass(payload, max_vertices=max_vertices)
-    raise BadInput("Expected OSM JSON ({'elements': [...]}) or a GeoJSON FeatureCollection")
+        key, parse = "features", parse_geojson_feature
+        missing = "A FeatureCollection needs a 'features' array"
+    elif "elements" in payload:
+        key, parse = "elements", parse_overpass_element
+        missing = "OSM JSON needs an 'elements' array"
+    else:
+        raise BadInput("Expected OSM JSON ({'elements': [...]}) or a GeoJSON FeatureCollection")
+    items = payload.get(key)
+    if not isinstance(items, list):
+        raise BadInput(missing, detail={"path": key})
+    good: list[tuple[int, Element]] = []
+    bad: list[Rejected] = []
+    for index, raw in enumerate(items):
+        try:
+            good.append((index, parse(raw, max_vertices=max_vertices)))
+        except (Invalid, BadInput) as exc:
+            bad.append(_rejected(exc, raw, index))
+    return good, bad

@@ -20,6 +20,7 @@ from worldbase.apps.osm.dependencies import (
     Offset,
     SourceForAdmin,
     SourceForPush,
+    page,
 )
 from worldbase.apps.osm.events import publish_changes
 from worldbase.apps.osm.files import file_suffix
@@ -51,10 +52,6 @@ MAX_IMPORT_BYTES = 2 * 1024**3
 CHUNK = 1024 * 1024
 
 
-def _page(items: Any, total: int, limit: int, offset: int) -> dict[str, Any]:
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
-
-
 # --- data sources (admin) ------------------------------------------------------------------------
 
 
@@ -63,7 +60,7 @@ async def get_data_sources(
     _admin: AdminUser, session: Session, limit: Limit = 100, offset: Offset = 0
 ) -> dict[str, Any]:
     items, total = await service.list_sources(session, limit=limit, offset=offset)
-    return _page(items, total, limit, offset)
+    return page(items, total, limit, offset)
 
 
 def _policy(request: Request) -> SourcePolicy:
@@ -275,7 +272,7 @@ async def get_validation_log(
     items, total = await service.list_validation_log(
         session, source_id=source_id, limit=limit, offset=offset
     )
-    return _page(items, total, limit, offset)
+    return page(items, total, limit, offset)
 
 
 router.include_router(ws_router)

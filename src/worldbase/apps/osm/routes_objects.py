@@ -10,18 +10,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from worldbase.apps.osm import service, writes
 from worldbase.apps.osm.dependencies import (
     MAX_OFFSET,
     Limit,
-    ObjectFiltersDep,
     ObjectForRead,
     ObjectForWrite,
     ObjectWriterDep,
     Offset,
-    TypedObjectFiltersDep,
+    object_filters,
+    object_filters_without_type,
+    page,
     source_for_new_object,
 )
 from worldbase.apps.osm.events import publish_changes
@@ -35,7 +36,7 @@ from worldbase.apps.osm.schemas import (
 )
 from worldbase.core.db import Session
 from worldbase.core.paging import PAGE_HEADERS, set_page_headers
-from worldbase.core.services import HubDep, Services, ServicesDep
+from worldbase.core.services import HubDep, ServicesDep
 
 router = APIRouter()
 
@@ -51,52 +52,40 @@ _LIST_DESCRIPTION = (
 _LIST_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"headers": PAGE_HEADERS}}
 
 
-async def _list_page(
-    request: Request,
-    response: Response,
-    session: Session,
-    filters: service.ObjectFilters,
-    limit: int,
-    offset: int,
-) -> list[OSMObject]:
-    items, total = await service.list_objects(session, filters=filters, limit=limit, offset=offset)
-    set_page_headers(
-        request, response, total=total, limit=limit, offset=offset, max_offset=MAX_OFFSET
-    )
-    return items
+def _listing(osm_type: str | None = None) -> Callable[..., Awaitable[list[OSMObject]]]:
+    """`GET /objects` (`type` a query parameter), or `GET /objects/{osm_type}`."""
+    filters_of = object_filters if osm_type is None else object_filters_without_type
+
+    async def get_objects(
+        request: Request,
+        response: Response,
+        session: Session,
+        filters: service.ObjectFilters = Depends(filters_of),
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> list[OSMObject]:
+        if osm_type is not None:
+            filters.type = osm_type
+        items, total = await service.list_objects(
+            session, filters=filters, limit=limit, offset=offset
+        )
+        set_page_headers(
+            request, response, total=total, limit=limit, offset=offset, max_offset=MAX_OFFSET
+        )
+        return items
+
+    return get_objects
 
 
-@router.get(
+router.add_api_route(
     "/objects",
+    _listing(),
+    methods=["GET"],
     response_model=list[OSMObjectRead],
     summary="List tracked objects (filtered)",
     description=_LIST_DESCRIPTION,
     responses=_LIST_RESPONSES,
 )
-async def get_objects(
-    request: Request,
-    response: Response,
-    session: Session,
-    filters: ObjectFiltersDep,
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> list[OSMObject]:
-    return await _list_page(request, response, session, filters, limit, offset)
-
-
-def _type_listing(osm_type: str) -> Callable[..., Awaitable[list[OSMObject]]]:
-    async def get_objects_of_type(
-        request: Request,
-        response: Response,
-        session: Session,
-        filters: TypedObjectFiltersDep,
-        limit: Limit = 100,
-        offset: Offset = 0,
-    ) -> list[OSMObject]:
-        filters.type = osm_type
-        return await _list_page(request, response, session, filters, limit, offset)
-
-    return get_objects_of_type
 
 
 # `GET /objects/{type}` of the seed's service example. Three fixed paths, declared before
@@ -104,7 +93,7 @@ def _type_listing(osm_type: str) -> Callable[..., Awaitable[list[OSMObject]]]:
 for _osm_type in OSM_TYPES:
     router.add_api_route(
         f"/objects/{_osm_type}",
-        _type_listing(_osm_type),
+        _listing(_osm_type),
         methods=["GET"],
         name=f"get_{_osm_type}_objects",
         response_model=list[OSMObjectRead],
@@ -169,8 +158,30 @@ async def create_object(
     return obj
 
 
-async def _update(
-    target: tuple[OSMObject, Any], body: OSMObjectUpdate, session: Session, services: Services
+_UPDATE_DESCRIPTION = (
+    _WRITE_DESCRIPTION
+    + " Fields left out (or null) keep their values; `tags` replaces all the tags. A write "
+    "that changes nothing makes no version; a deleted object comes back. PUT and PATCH "
+    "take the same body (the seed's `OSMObjectUpdate`)."
+)
+
+
+# PUT and PATCH: one function (the decorator nearest it is registered first).
+@router.patch(
+    "/objects/{object_id}",
+    response_model=OSMObjectRead,
+    summary="Update an object's tags or geometry (admin or the source's token)",
+    description=_UPDATE_DESCRIPTION,
+)
+@router.put(
+    "/objects/{object_id}",
+    response_model=OSMObjectRead,
+    summary="Update an object (admin or the source's token)",
+    description=_UPDATE_DESCRIPTION,
+    name="replace_object",
+)
+async def update_object(
+    target: ObjectForWrite, body: OSMObjectUpdate, session: Session, services: ServicesDep
 ) -> OSMObject:
     obj, source = target
     updated, report = await writes.update_object(
@@ -181,41 +192,8 @@ async def _update(
         geom=body.geom,
         max_vertices=services.settings.worldbase_max_feature_vertices,
     )
-    hub = services.hub
-    await publish_changes(hub, report)
+    await publish_changes(services.hub, report)
     return updated
-
-
-_UPDATE_DESCRIPTION = (
-    _WRITE_DESCRIPTION
-    + " Fields left out (or null) keep their values; `tags` replaces all the tags. A write "
-    "that changes nothing makes no version; a deleted object comes back. PUT and PATCH "
-    "take the same body (the seed's `OSMObjectUpdate`)."
-)
-
-
-@router.put(
-    "/objects/{object_id}",
-    response_model=OSMObjectRead,
-    summary="Update an object (admin or the source's token)",
-    description=_UPDATE_DESCRIPTION,
-)
-async def replace_object(
-    target: ObjectForWrite, body: OSMObjectUpdate, session: Session, services: ServicesDep
-) -> OSMObject:
-    return await _update(target, body, session, services)
-
-
-@router.patch(
-    "/objects/{object_id}",
-    response_model=OSMObjectRead,
-    summary="Update an object's tags or geometry (admin or the source's token)",
-    description=_UPDATE_DESCRIPTION,
-)
-async def update_object(
-    target: ObjectForWrite, body: OSMObjectUpdate, session: Session, services: ServicesDep
-) -> OSMObject:
-    return await _update(target, body, session, services)
 
 
 @router.delete(
@@ -242,4 +220,4 @@ async def get_object_history(
     obj: ObjectForRead, session: Session, limit: Limit = 100, offset: Offset = 0
 ) -> dict[str, Any]:
     items, total = await service.list_history(session, object_id=obj.id, limit=limit, offset=offset)
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+    return page(items, total, limit, offset)

@@ -8,7 +8,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
@@ -86,18 +86,36 @@ def _filtered(session: AsyncSession, query: Select[Any], filters: ObjectFilters)
     return query
 
 
+_Row = TypeVar("_Row")
+
+
+async def _page(
+    session: AsyncSession,
+    query: Select[_Row],
+    count: Select[Any],
+    *,
+    limit: int,
+    offset: int,
+) -> tuple[builtins.list[_Row], int]:
+    """One page of the ordered `query`, and `count` of every match."""
+    rows = await session.scalars(query.limit(limit).offset(offset))
+    total = await session.scalar(count)
+    return builtins.list(rows), int(total or 0)
+
+
 async def list_objects(
     session: AsyncSession, *, filters: ObjectFilters, limit: int, offset: int
 ) -> tuple[builtins.list[OSMObject], int]:
     """Newest change first; `total` counts every match."""
-    rows = await session.scalars(
-        _filtered(session, select(OSMObject), filters)
-        .order_by(OSMObject.updated_at.desc(), OSMObject.id)
-        .limit(limit)
-        .offset(offset)
+    return await _page(
+        session,
+        _filtered(session, select(OSMObject), filters).order_by(
+            OSMObject.updated_at.desc(), OSMObject.id
+        ),
+        _filtered(session, select(func.count(OSMObject.id)), filters),
+        limit=limit,
+        offset=offset,
     )
-    total = await session.scalar(_filtered(session, select(func.count(OSMObject.id)), filters))
-    return builtins.list(rows), int(total or 0)
 
 
 async def get_object_or_raise(session: AsyncSession, *, object_id: str) -> OSMObject:
@@ -120,19 +138,20 @@ async def list_history(
     session: AsyncSession, *, object_id: str, limit: int, offset: int
 ) -> tuple[builtins.list[OSMObjectHistory], int]:
     where = OSMObjectHistory.object_id == object_id
-    rows = await session.scalars(
+    rows, total = await _page(
+        session,
         select(OSMObjectHistory)
         .where(where)
-        .order_by(OSMObjectHistory.version.desc(), OSMObjectHistory.recorded_at.desc())
-        .limit(limit)
-        .offset(offset)
+        .order_by(OSMObjectHistory.version.desc(), OSMObjectHistory.recorded_at.desc()),
+        select(func.count(OSMObjectHistory.id)).where(where),
+        limit=limit,
+        offset=offset,
     )
-    total = await session.scalar(select(func.count(OSMObjectHistory.id)).where(where))
     if not total:  # stored by a bulk path and unchanged since: its row is its only version
         obj = await session.get(OSMObject, object_id)
         if obj is not None:
             return ([create_entry(obj)] if offset == 0 else []), 1
-    return builtins.list(rows), int(total or 0)
+    return rows, total
 
 
 # --- data sources --------------------------------------------------------------------------------
@@ -149,14 +168,13 @@ def new_token() -> str:
 async def list_sources(
     session: AsyncSession, *, limit: int, offset: int
 ) -> tuple[builtins.list[DataSource], int]:
-    rows = await session.scalars(
-        select(DataSource)
-        .order_by(DataSource.created_at, DataSource.id)
-        .limit(limit)
-        .offset(offset)
+    return await _page(
+        session,
+        select(DataSource).order_by(DataSource.created_at, DataSource.id),
+        select(func.count(DataSource.id)),
+        limit=limit,
+        offset=offset,
     )
-    total = await session.scalar(select(func.count(DataSource.id)))
-    return builtins.list(rows), int(total or 0)
 
 
 async def get_source_or_raise(session: AsyncSession, *, source_id: str) -> DataSource:
@@ -304,9 +322,10 @@ async def list_validation_log(
     if source_id is not None:
         query = query.where(ValidationLogEntry.source_id == source_id)
         count = count.where(ValidationLogEntry.source_id == source_id)
-    rows = await session.scalars(
-        query.order_by(ValidationLogEntry.created_at.desc(), ValidationLogEntry.id)
-        .limit(limit)
-        .offset(offset)
+    return await _page(
+        session,
+        query.order_by(ValidationLogEntry.created_at.desc(), ValidationLogEntry.id),
+        count,
+        limit=limit,
+        offset=offset,
     )
-    return builtins.list(rows), int(await session.scalar(count) or 0)
