@@ -306,8 +306,12 @@ async def scene_cache_stats(session: Session, settings: SettingsDep) -> dict[str
     summary="Clear the scene cache (the images stay in the gallery)",
 )
 async def clear_scene_cache(session: Session, _: Maintainer) -> dict[str, Any]:
-    deleted = await scenes.delete(session)
-    return {"status": "ok", "deleted": deleted, "message": f"{deleted} cache entries cleared"}
+    return _deleted(await scenes.delete(session), "cache entries cleared")
+
+
+def _deleted(count: int, what: str) -> dict[str, Any]:
+    """The CountRead body of a bulk delete."""
+    return {"status": "ok", "deleted": count, "message": f"{count} {what}"}
 
 
 # --- Maintenance -------------------------------------------------------------------------------
@@ -319,8 +323,7 @@ async def clear_scene_cache(session: Session, _: Maintainer) -> dict[str, Any]:
     summary="Delete expired scene-cache entries",
 )
 async def cleanup_expired_cache(session: Session, _: Maintainer) -> dict[str, Any]:
-    deleted = await maintenance.delete_expired(session)
-    return {"status": "ok", "deleted": deleted, "message": f"{deleted} expired entries deleted"}
+    return _deleted(await maintenance.delete_expired(session), "expired entries deleted")
 
 
 @router.post(
