@@ -128,11 +128,19 @@ async def get_image(
     return result
 
 
+# A stored WebP: whole (200), a byte range (206) or unchanged (304, If-None-Match).
+_FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/webp": {"example": "(binary WebP)"}}},
+    206: {},
+    304: {},
+}
+
+
 @router.get(
     "/api/v1/images/{image_id}/file",
     summary="The full WebP image (ETag, Range, Cache-Control)",
     response_class=Response,
-    responses={200: {"content": {"image/webp": {"example": "(binary WebP)"}}}, 206: {}, 304: {}},
+    responses=_FILE_RESPONSES,
 )
 async def get_image_file(image: ImageForRead, request: Request, storage: StorageDep) -> Response:
     return await stream_object(request, storage, image.storage_path_full)
@@ -142,7 +150,7 @@ async def get_image_file(image: ImageForRead, request: Request, storage: Storage
     "/api/v1/images/{image_id}/thumbnail",
     summary="The 200x200 WebP thumbnail (ETag, Range, Cache-Control)",
     response_class=Response,
-    responses={200: {"content": {"image/webp": {"example": "(binary WebP)"}}}, 206: {}, 304: {}},
+    responses=_FILE_RESPONSES,
 )
 async def get_image_thumbnail(
     image: ImageForRead, request: Request, storage: StorageDep
@@ -168,12 +176,7 @@ StoredName = Annotated[
         "ETag, Range and 304, as `/file`; S3: a 307 redirect to a presigned URL."
     ),
     response_class=Response,
-    responses={
-        200: {"content": {"image/webp": {"example": "(binary WebP)"}}},
-        206: {},
-        304: {},
-        307: {},
-    },
+    responses={**_FILE_RESPONSES, 307: {}},
 )
 async def get_stored_file(
     kind: Literal["full", "thumbnails"],
