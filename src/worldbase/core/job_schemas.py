@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from worldbase.core.models import JobStatus
-from worldbase.core.schemas import Schema, UTCDateTime
+from worldbase.core.schemas import Schema, UTCDateTime, examples
 
 JOB_EXAMPLE: dict[str, Any] = {
     "id": "0b7f6a52-4a8e-4d0e-9d4c-2f1f3f0a9b11",
@@ -31,7 +31,7 @@ JOB_EXAMPLE: dict[str, Any] = {
 
 
 class JobRead(Schema):
-    model_config = ConfigDict(json_schema_extra={"examples": [JOB_EXAMPLE]})
+    model_config = examples(JOB_EXAMPLE)
 
     id: uuid.UUID
     kind: str
@@ -53,11 +53,7 @@ class JobRead(Schema):
 
 
 class JobPage(Schema):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"items": [JOB_EXAMPLE], "total": 1, "limit": 50, "offset": 0}]
-        }
-    )
+    model_config = examples({"items": [JOB_EXAMPLE], "total": 1, "limit": 50, "offset": 0})
 
     items: list[JobRead]
     total: int

@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Path
+from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, HttpUrl, TypeAdapter
 from pydantic.config import JsonDict
 
@@ -59,6 +59,19 @@ def serial_id_path(description: str, **kwargs: Any) -> Any:
     return Path(ge=1, le=SERIAL_MAX, description=description, **kwargs)
 
 
+# The paging query parameters of every list route (the default limit is each route's own).
+PageLimit = Annotated[int, Query(ge=1, le=200)]
+PageOffset = Annotated[int, Query(ge=0, le=1_000_000)]
+
+
+def examples(*examples: JsonDict, forbid: bool = False) -> ConfigDict:
+    """A model_config with OpenAPI examples (`forbid`: unknown fields are an error)."""
+    config = ConfigDict(from_attributes=True, json_schema_extra={"examples": list(examples)})
+    if forbid:
+        config["extra"] = "forbid"
+    return config
+
+
 class Schema(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -87,10 +100,7 @@ class UserRead(Schema):
     is_admin: bool
     created_at: UTCDateTime
 
-    model_config = ConfigDict(
-        from_attributes=True,
-        json_schema_extra={"examples": [_USER_EXAMPLE]},
-    )
+    model_config = examples(_USER_EXAMPLE)
 
 
 class UserCreate(InputSchema):
@@ -98,14 +108,9 @@ class UserCreate(InputSchema):
     password: str = Field(min_length=8, max_length=128)
     name: str | None = Field(default=None, max_length=255)
 
-    model_config = ConfigDict(
-        from_attributes=True,
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"email": "ada@example.org", "password": "correct horse battery", "name": "Ada"}
-            ]
-        },
+    model_config = examples(
+        {"email": "ada@example.org", "password": "correct horse battery", "name": "Ada"},
+        forbid=True,
     )
 
 
@@ -113,12 +118,8 @@ class UserUpdate(InputSchema):
     name: str | None = Field(default=None, max_length=255)
     avatar_url: WebUrl | None = None
 
-    model_config = ConfigDict(
-        from_attributes=True,
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"name": "Ada Lovelace", "avatar_url": "https://example.org/ada.png"}]
-        },
+    model_config = examples(
+        {"name": "Ada Lovelace", "avatar_url": "https://example.org/ada.png"}, forbid=True
     )
 
 
@@ -127,12 +128,8 @@ class LoginRequest(InputSchema):
     email: str = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=128)
 
-    model_config = ConfigDict(
-        from_attributes=True,
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"email": "ada@example.org", "password": "correct horse battery"}]
-        },
+    model_config = examples(
+        {"email": "ada@example.org", "password": "correct horse battery"}, forbid=True
     )
 
 
@@ -142,16 +139,11 @@ class TokenRead(Schema):
     expires_in: int = Field(description="Seconds until the access token expires")
     user: UserRead
 
-    model_config = ConfigDict(
-        from_attributes=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...",
-                    "token_type": "bearer",
-                    "expires_in": 3600,
-                    "user": _USER_EXAMPLE,
-                }
-            ]
-        },
+    model_config = examples(
+        {
+            "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...",
+            "token_type": "bearer",
+            "expires_in": 3600,
+            "user": _USER_EXAMPLE,
+        }
     )

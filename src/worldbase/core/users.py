@@ -192,12 +192,18 @@ async def update(
         user.is_active = is_active
     await _commit_unique_email(session)
     if disables:
-        assert cache is not None
-        await _forget_verified_tokens(cache, user_id=user.id, subject=user.clerk_id)
-    if revokes:
+        assert cache is not None and hub is not None
+        await _shut_out(cache, hub, user_id=user.id, subject=user.clerk_id)
+    elif revokes:
         assert hub is not None
         await announce_access_change(hub, channels=[user_channel(user.id)])
     return user
+
+
+async def _shut_out(cache: Cache, hub: Hub, *, user_id: uuid.UUID, subject: str | None) -> None:
+    """Forget the account's verified tokens and close its live sockets (4403) in every worker."""
+    await _forget_verified_tokens(cache, user_id=user_id, subject=subject)
+    await announce_access_change(hub, channels=[user_channel(user_id)])
 
 
 async def _commit_unique_email(session: AsyncSession) -> None:
@@ -215,8 +221,7 @@ async def delete(session: AsyncSession, *, user: User, hub: Hub, cache: Cache) -
     user_id, subject = user.id, user.clerk_id
     await session.delete(user)
     await session.commit()
-    await _forget_verified_tokens(cache, user_id=user_id, subject=subject)
-    await announce_access_change(hub, channels=[user_channel(user_id)])
+    await _shut_out(cache, hub, user_id=user_id, subject=subject)
 
 
 async def deactivate(session: AsyncSession, *, user: User, hub: Hub, cache: Cache) -> User:
@@ -232,8 +237,7 @@ async def deactivate(session: AsyncSession, *, user: User, hub: Hub, cache: Cach
     user.avatar_url = None
     user.password_hash = None
     await session.commit()
-    await _forget_verified_tokens(cache, user_id=user.id, subject=user.clerk_id)
-    await announce_access_change(hub, channels=[user_channel(user.id)])
+    await _shut_out(cache, hub, user_id=user.id, subject=user.clerk_id)
     return user
 
 

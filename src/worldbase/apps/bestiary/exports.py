@@ -30,12 +30,8 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or "model"
 
 
-async def get(session: AsyncSession, *, export_id: int) -> ExportJob | None:
-    return await session.get(ExportJob, export_id)
-
-
 async def get_or_raise(session: AsyncSession, *, export_id: int) -> ExportJob:
-    export = await get(session, export_id=export_id)
+    export = await session.get(ExportJob, export_id)
     if export is None:
         raise NotFound("Export not found")
     return export
@@ -101,7 +97,7 @@ async def _set(session: AsyncSession, export_id: int, **values: Any) -> None:
 
 async def run(session: AsyncSession, storage: Any, *, export_id: int) -> dict[str, Any]:
     """The job's work: convert the stored GLB and store the file (called by `jobs.py`)."""
-    export = await get(session, export_id=export_id)
+    export = await session.get(ExportJob, export_id)
     if export is None:
         raise NotFound("The export was deleted")
     character = await session.get(Character, export.character_id)

@@ -32,6 +32,7 @@ from worldbase.apps.bestiary.service import CharacterFilter
 from worldbase.core.auth import AdminUser
 from worldbase.core.db import Session
 from worldbase.core.errors import NotFound
+from worldbase.core.schemas import PageLimit, PageOffset
 from worldbase.core.services import CacheDep, Services, ServicesDep, StorageDep
 from worldbase.geo.tiles import etag_for, not_modified
 
@@ -48,6 +49,7 @@ READ_CACHE_CONTROL = "public, no-cache"
 _CACHED_RESPONSES: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified (If-None-Match)"}
 }
+IfNoneMatch = Annotated[str | None, Header(max_length=1024)]
 
 
 def _cached(request: Request, cached: service.CachedBody) -> Response:
@@ -89,8 +91,8 @@ async def list_characters(
         str | None, Query(max_length=200, description="Words in the name or description")
     ] = None,
     sort: CharacterSort = CharacterSort.name,
-    limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: PageLimit = 20,
+    offset: PageOffset = 0,
 ) -> Response:
     filters = CharacterFilter(
         race=race,
@@ -190,14 +192,14 @@ async def put_image(
 @router.get(
     "/api/characters/{id}/image",
     response_class=Response,
-    responses={200: _WEBP, 304: {"description": "Not modified (If-None-Match)"}},
+    responses={200: _WEBP, **_CACHED_RESPONSES},
     summary="A character's portrait (WebP), or its thumbnail with ?size=thumbnail",
 )
 async def get_image(
     character: CharacterForRead,
     storage: StorageDep,
     size: Literal["full", "thumbnail"] = "full",
-    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
     key = character.thumbnail_path if size == "thumbnail" else character.image_path
     if not key:
@@ -229,7 +231,7 @@ async def put_model(
 @router.get(
     "/api/characters/{id}/model",
     response_class=Response,
-    responses={200: _GLB, 304: {"description": "Not modified (If-None-Match)"}},
+    responses={200: _GLB, **_CACHED_RESPONSES},
     summary="A character's 3D model (GLB); ?lod=1|2 lighter levels, ?compression=draco",
 )
 async def get_model(
@@ -252,7 +254,7 @@ async def get_model(
             "three.js DRACOLoader, Cesium, Babylon.js read it)"
         ),
     ] = "none",
-    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
     if not character.model_path:
         raise NotFound("This character has no 3D model")

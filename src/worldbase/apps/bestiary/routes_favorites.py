@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Response, status
 
 from worldbase.apps.bestiary import service
 from worldbase.apps.bestiary.dependencies import CharacterId, WriteLimit
 from worldbase.apps.bestiary.schemas import CharacterRead, FavoritePage, FavoriteRead
 from worldbase.core.auth import CurrentUser
 from worldbase.core.db import Session
+from worldbase.core.schemas import PageLimit, PageOffset
 
 router = APIRouter()
 
@@ -27,8 +28,8 @@ def _favorite(favorite: Any, character: Any) -> dict[str, Any]:
 async def list_favorites(
     session: Session,
     user: CurrentUser,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
 ) -> dict[str, Any]:
     rows, total = await service.list_favorites(session, user=user, limit=limit, offset=offset)
     return {

@@ -7,19 +7,12 @@ import enum
 import uuid
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic.config import JsonDict
 
-from worldbase.core.schemas import InputSchema, Schema, SerialId, UTCDateTime
+from worldbase.core.schemas import InputSchema, Schema, SerialId, UTCDateTime, examples
 
 _AT = "2026-11-23T08:00:00Z"
-
-
-def _examples(*examples: JsonDict, forbid: bool = False) -> ConfigDict:
-    config = ConfigDict(from_attributes=True, json_schema_extra={"examples": list(examples)})
-    if forbid:
-        config["extra"] = "forbid"
-    return config
 
 
 # --- Characters -----------------------------------------------------------------------------
@@ -86,13 +79,13 @@ class _CharacterFields(InputSchema):
 class CharacterCreate(_CharacterFields):
     name: str = Field(min_length=1, max_length=255)
 
-    model_config = _examples(_CHARACTER_VALUES, forbid=True)
+    model_config = examples(_CHARACTER_VALUES, forbid=True)
 
 
 class CharacterUpdate(_CharacterFields):
     """Partial update: only the fields sent change (`null` clears an optional field)."""
 
-    model_config = _examples(
+    model_config = examples(
         {"level": 30, "combat": {"weakness": "fire"}},
         {"image_path": "https://assets.example.org/bestiary/frost-troll.png"},
         forbid=True,
@@ -126,7 +119,7 @@ class CharacterRead(Schema):
     created_at: UTCDateTime
     updated_at: UTCDateTime
 
-    model_config = _examples(_CHARACTER_EXAMPLE)
+    model_config = examples(_CHARACTER_EXAMPLE)
 
     @model_validator(mode="after")
     def _urls(self) -> CharacterRead:
@@ -143,7 +136,7 @@ class CharacterPage(Schema):
     limit: int
     offset: int
 
-    model_config = _examples({"items": [_CHARACTER_EXAMPLE], "total": 1, "limit": 20, "offset": 0})
+    model_config = examples({"items": [_CHARACTER_EXAMPLE], "total": 1, "limit": 20, "offset": 0})
 
 
 class CharacterSort(enum.StrEnum):
@@ -164,9 +157,7 @@ class FavoriteRead(Schema):
     created_at: UTCDateTime
     character: CharacterRead
 
-    model_config = _examples(
-        {"character_id": 7, "created_at": _AT, "character": _CHARACTER_EXAMPLE}
-    )
+    model_config = examples({"character_id": 7, "created_at": _AT, "character": _CHARACTER_EXAMPLE})
 
 
 class FavoritePage(Schema):
@@ -175,7 +166,7 @@ class FavoritePage(Schema):
     limit: int
     offset: int
 
-    model_config = _examples(
+    model_config = examples(
         {
             "items": [{"character_id": 7, "created_at": _AT, "character": _CHARACTER_EXAMPLE}],
             "total": 1,
@@ -200,7 +191,7 @@ class ExportCreate(InputSchema):
     character_id: SerialId
     format: MeshFormat
 
-    model_config = _examples({"character_id": 7, "format": "obj"}, forbid=True)
+    model_config = examples({"character_id": 7, "format": "obj"}, forbid=True)
 
 
 _EXPORT_EXAMPLE: JsonDict = {
@@ -231,7 +222,7 @@ class ExportRead(Schema):
     download_url: str | None = None
     reused: bool = False
 
-    model_config = _examples(_EXPORT_EXAMPLE)
+    model_config = examples(_EXPORT_EXAMPLE)
 
     @model_validator(mode="after")
     def _derived(self) -> ExportRead:
@@ -249,7 +240,7 @@ class UploadRead(Schema):
     source: str
     total_bytes: int
 
-    model_config = _examples(
+    model_config = examples(
         {
             "upload_id": "0b7f6a52-4a8e-4d0e-9d4c-2f1f3f0a9b11",
             "image_count": 24,
@@ -278,14 +269,14 @@ class ReconstructOptions(InputSchema):
     meshing: Meshing = Meshing.poisson
     target_faces: int | None = Field(default=None, ge=100, le=500_000)
 
-    model_config = _examples({"quality": "medium", "max_image_size": 1600, "meshing": "poisson"})
+    model_config = examples({"quality": "medium", "max_image_size": 1600, "meshing": "poisson"})
 
 
 class ReconstructCreate(InputSchema):
     upload_id: uuid.UUID
     options: ReconstructOptions = Field(default_factory=ReconstructOptions)
 
-    model_config = _examples(
+    model_config = examples(
         {
             "upload_id": "0b7f6a52-4a8e-4d0e-9d4c-2f1f3f0a9b11",
             "options": {"quality": "medium", "meshing": "poisson"},
@@ -302,7 +293,7 @@ class ReconstructQueued(Schema):
     job_id: uuid.UUID
     status: ReconstructStatusValue
 
-    model_config = _examples({"job_id": _JOB_ID, "status": "queued"})
+    model_config = examples({"job_id": _JOB_ID, "status": "queued"})
 
 
 class ReconstructStatus(Schema):
@@ -320,7 +311,7 @@ class ReconstructStatus(Schema):
     created_at: UTCDateTime
     updated_at: UTCDateTime
 
-    model_config = _examples(
+    model_config = examples(
         {
             "job_id": _JOB_ID,
             "upload_id": "0b7f6a52-4a8e-4d0e-9d4c-2f1f3f0a9b11",
@@ -342,4 +333,4 @@ class ReconstructStatus(Schema):
 class AttachResult(InputSchema):
     character_id: SerialId
 
-    model_config = _examples({"character_id": 7}, forbid=True)
+    model_config = examples({"character_id": 7}, forbid=True)

@@ -98,12 +98,8 @@ async def list(
     return builtins.list(rows), int(total or 0)
 
 
-async def get(session: AsyncSession, *, character_id: int) -> Character | None:
-    return await session.get(Character, character_id)
-
-
 async def get_or_raise(session: AsyncSession, *, character_id: int) -> Character:
-    character = await get(session, character_id=character_id)
+    character = await session.get(Character, character_id)
     if character is None:
         raise NotFound("Character not found")
     return character

@@ -112,6 +112,34 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _migrated_row(
+    files: service.StoredFiles,
+    digest: str,
+    *,
+    kind: str,
+    name: str,
+    prompt: str,
+    custom_prompt: str | None,
+    created_by: uuid.UUID | None,
+    is_featured: bool = False,
+) -> ImageAsset:
+    """A gallery row for a picture brought over from LocalStorage (no provider, no render time)."""
+    return service.new_row(
+        files,
+        subject_type=kind,
+        subject_name=name,
+        component=kind,
+        prompt=prompt,
+        custom_prompt=custom_prompt,
+        aspect_ratio=imaging.aspect_ratio_of(files.encoded.width, files.encoded.height),
+        provider="localstorage",
+        generation_time_ms=0,
+        created_by=created_by,
+        source_hash=digest,
+        is_featured=is_featured,
+    )
+
+
 async def _prepare(value: Any, quality: int) -> tuple[WebpImage, str, int]:
     raw = decode_base64_image(value)
     picture = await asyncio.to_thread(open_image, raw)
@@ -181,18 +209,14 @@ async def _scene(
     encoded, digest, size = await _prepare(localstorage.image_of(value), settings.webp_quality)
     now = utcnow()
     async with service.stored_files(storage, encoded) as files:
-        image = service.new_row(
+        image = _migrated_row(
             files,
-            subject_type="scene",
-            subject_name=location,
-            component="scene",
+            digest,
+            kind="scene",
+            name=location,
             prompt=f"{location} at {time_of_day}, {weather} weather (migrated from LocalStorage)",
             custom_prompt=None,
-            aspect_ratio=imaging.aspect_ratio_of(encoded.width, encoded.height),
-            provider="localstorage",
-            generation_time_ms=0,
             created_by=created_by,
-            source_hash=digest,
         )
         session.add(image)
         await session.flush()
@@ -250,18 +274,14 @@ async def _item(
     encoded, digest, size = await _prepare(entry.get("image"), settings.webp_quality)
     async with service.stored_files(storage, encoded) as files:
         session.add(
-            service.new_row(
+            _migrated_row(
                 files,
-                subject_type="item",
-                subject_name=name,
-                component="item",
+                digest,
+                kind="item",
+                name=name,
                 prompt=custom or f"{name} (migrated from LocalStorage)",
                 custom_prompt=custom,
-                aspect_ratio=imaging.aspect_ratio_of(encoded.width, encoded.height),
-                provider="localstorage",
-                generation_time_ms=0,
                 created_by=created_by,
-                source_hash=digest,
                 is_featured=featured,
             )
         )

@@ -128,11 +128,19 @@ async def get_image(
     return result
 
 
+# A stored WebP: whole (200), a byte range (206) or unchanged (304, If-None-Match).
+_FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/webp": {"example": "(binary WebP)"}}},
+    206: {},
+    304: {},
+}
+
+
 @router.get(
     "/api/v1/images/{image_id}/file",
     summary="The full WebP image (ETag, Range, Cache-Control)",
     response_class=Response,
-    responses={200: {"content": {"image/webp": {"example": "(binary WebP)"}}}, 206: {}, 304: {}},
+    responses=_FILE_RESPONSES,
 )
 async def get_image_file(image: ImageForRead, request: Request, storage: StorageDep) -> Response:
     return await stream_object(request, storage, image.storage_path_full)
@@ -142,7 +150,7 @@ async def get_image_file(image: ImageForRead, request: Request, storage: Storage
     "/api/v1/images/{image_id}/thumbnail",
     summary="The 200x200 WebP thumbnail (ETag, Range, Cache-Control)",
     response_class=Response,
-    responses={200: {"content": {"image/webp": {"example": "(binary WebP)"}}}, 206: {}, 304: {}},
+    responses=_FILE_RESPONSES,
 )
 async def get_image_thumbnail(
     image: ImageForRead, request: Request, storage: StorageDep
@@ -168,12 +176,7 @@ StoredName = Annotated[
         "ETag, Range and 304, as `/file`; S3: a 307 redirect to a presigned URL."
     ),
     response_class=Response,
-    responses={
-        200: {"content": {"image/webp": {"example": "(binary WebP)"}}},
-        206: {},
-        304: {},
-        307: {},
-    },
+    responses={**_FILE_RESPONSES, 307: {}},
 )
 async def get_stored_file(
     kind: Literal["full", "thumbnails"],
@@ -306,8 +309,12 @@ async def scene_cache_stats(session: Session, settings: SettingsDep) -> dict[str
     summary="Clear the scene cache (the images stay in the gallery)",
 )
 async def clear_scene_cache(session: Session, _: Maintainer) -> dict[str, Any]:
-    deleted = await scenes.delete(session)
-    return {"status": "ok", "deleted": deleted, "message": f"{deleted} cache entries cleared"}
+    return _deleted(await scenes.delete(session), "cache entries cleared")
+
+
+def _deleted(count: int, what: str) -> dict[str, Any]:
+    """The CountRead body of a bulk delete."""
+    return {"status": "ok", "deleted": count, "message": f"{count} {what}"}
 
 
 # --- Maintenance -------------------------------------------------------------------------------
@@ -319,8 +326,7 @@ async def clear_scene_cache(session: Session, _: Maintainer) -> dict[str, Any]:
     summary="Delete expired scene-cache entries",
 )
 async def cleanup_expired_cache(session: Session, _: Maintainer) -> dict[str, Any]:
-    deleted = await maintenance.delete_expired(session)
-    return {"status": "ok", "deleted": deleted, "message": f"{deleted} expired entries deleted"}
+    return _deleted(await maintenance.delete_expired(session), "expired entries deleted")
 
 
 @router.post(

@@ -187,23 +187,15 @@ async def _generate(
 ) -> SceneCache:
     prompt = f"{location} at {time_of_day}, {weather} weather, seen as a wide establishing shot"
     spec = GenerationSpec("scene", location, prompt, None, "16:9")
-    encoded, elapsed_ms = await service.render(
-        provider=provider, spec=spec, quality=settings.webp_quality
-    )
-    now = utcnow()
-    async with service.stored_files(storage, encoded) as files:
-        image = service.new_row(
-            files,
-            subject_type="scene",
-            subject_name=location,
-            component="scene",
-            prompt=prompt,
-            custom_prompt=None,
-            aspect_ratio="16:9",
-            provider=provider.name,
-            generation_time_ms=elapsed_ms,
-            created_by=created_by,
-        )
+    async with service.generated(
+        storage,
+        provider=provider,
+        spec=spec,
+        component="scene",
+        quality=settings.webp_quality,
+        created_by=created_by,
+    ) as image:
+        now = utcnow()
         session.add(image)
         await session.flush()
         if entry is None:

@@ -6,7 +6,9 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
+
+from worldbase.core.schemas import Schema, examples
 
 SubjectType = Literal["scene", "item", "character"]
 AspectRatio = Literal["1:1", "16:9", "4:3", "9:16"]
@@ -37,10 +39,6 @@ def refuse_markup(value: str | None) -> str | None:
     return value
 
 
-class Schema(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-
 IMAGE_EXAMPLE: dict[str, Any] = {
     "id": 42,
     "subject_type": "item",
@@ -67,17 +65,13 @@ IMAGE_EXAMPLE: dict[str, Any] = {
 
 
 class ImageGenerate(Schema):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "subject_type": "item",
-                    "subject_name": "Flame Tongue",
-                    "prompt": "A longsword wreathed in fire, glowing runes on the blade",
-                    "aspect_ratio": "1:1",
-                    "component": "item-card",
-                }
-            ]
+    model_config = examples(
+        {
+            "subject_type": "item",
+            "subject_name": "Flame Tongue",
+            "prompt": "A longsword wreathed in fire, glowing runes on the blade",
+            "aspect_ratio": "1:1",
+            "component": "item-card",
         }
     )
 
@@ -111,7 +105,7 @@ class ImageGenerate(Schema):
 
 
 class ImageRead(Schema):
-    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [IMAGE_EXAMPLE]})
+    model_config = examples(IMAGE_EXAMPLE)
 
     id: int
     subject_type: str
@@ -145,29 +139,22 @@ class ImageRead(Schema):
 
 
 class ImageWithData(ImageRead):
-    model_config = ConfigDict(
-        from_attributes=True,
-        json_schema_extra={"examples": [{**IMAGE_EXAMPLE, "base64_data": "UklGRlYAAABXRUJQ..."}]},
-    )
+    model_config = examples({**IMAGE_EXAMPLE, "base64_data": "UklGRlYAAABXRUJQ..."})
 
     # The WebP file, base64-encoded; null when `include_data=false`.
     base64_data: str | None = None
 
 
 class ImagePage(Schema):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "items": [IMAGE_EXAMPLE],
-                    "total": 1,
-                    "total_items": 1,
-                    "page": 1,
-                    "page_size": 20,
-                    "total_pages": 1,
-                    "sort": "featured",
-                }
-            ]
+    model_config = examples(
+        {
+            "items": [IMAGE_EXAMPLE],
+            "total": 1,
+            "total_items": 1,
+            "page": 1,
+            "page_size": 20,
+            "total_pages": 1,
+            "sort": "featured",
         }
     )
 
@@ -181,15 +168,13 @@ class ImagePage(Schema):
 
 
 class FeatureUpdate(Schema):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"is_featured": True}]})
+    model_config = examples({"is_featured": True})
 
     is_featured: bool | None = None
 
 
 class MessageRead(Schema):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"status": "ok", "message": "Image 42 deleted", "id": 42}]}
-    )
+    model_config = examples({"status": "ok", "message": "Image 42 deleted", "id": 42})
 
     status: str = "ok"
     message: str
@@ -207,11 +192,8 @@ class SceneGenerate(Schema):
     the query string (the seed's curl examples), and a null or missing one from the body.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"location": "Tavern", "time_of_day": "Evening", "weather": "Rain"}]
-        },
+    model_config = examples(
+        {"location": "Tavern", "time_of_day": "Evening", "weather": "Rain"}, forbid=True
     )
 
     location: SceneField | None = None
@@ -236,7 +218,7 @@ SCENE_EXAMPLE: dict[str, Any] = {
 
 
 class SceneRead(Schema):
-    model_config = ConfigDict(json_schema_extra={"examples": [SCENE_EXAMPLE]})
+    model_config = examples(SCENE_EXAMPLE)
 
     cached: bool
     cache_key: str
@@ -252,21 +234,17 @@ class SceneRead(Schema):
 
 
 class CacheStatsRead(Schema):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "total_entries": 12,
-                    "active_entries": 10,
-                    "expired_entries": 2,
-                    "total_hits": 140,
-                    "total_misses": 14,
-                    "hit_rate": 0.909,
-                    "expiry_days": 7,
-                    "oldest_entry_at": "2026-11-20T07:10:00+00:00",
-                    "newest_entry_at": "2026-11-23T07:10:00+00:00",
-                }
-            ]
+    model_config = examples(
+        {
+            "total_entries": 12,
+            "active_entries": 10,
+            "expired_entries": 2,
+            "total_hits": 140,
+            "total_misses": 14,
+            "hit_rate": 0.909,
+            "expiry_days": 7,
+            "oldest_entry_at": "2026-11-20T07:10:00+00:00",
+            "newest_entry_at": "2026-11-23T07:10:00+00:00",
         }
     )
 
@@ -282,9 +260,7 @@ class CacheStatsRead(Schema):
 
 
 class CountRead(Schema):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"status": "ok", "deleted": 3, "message": "3 deleted"}]}
-    )
+    model_config = examples({"status": "ok", "deleted": 3, "message": "3 deleted"})
 
     status: str = "ok"
     deleted: int
@@ -292,18 +268,14 @@ class CountRead(Schema):
 
 
 class OrphanCleanupRead(Schema):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "status": "ok",
-                    "dry_run": False,
-                    "rows_without_files": 1,
-                    "files_without_rows": 2,
-                    "rows_deleted": 1,
-                    "files_deleted": 2,
-                }
-            ]
+    model_config = examples(
+        {
+            "status": "ok",
+            "dry_run": False,
+            "rows_without_files": 1,
+            "files_without_rows": 2,
+            "rows_deleted": 1,
+            "files_deleted": 2,
         }
     )
 
@@ -316,24 +288,20 @@ class OrphanCleanupRead(Schema):
 
 
 class StatsRead(Schema):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "images": {
-                        "total": 12,
-                        "active": 11,
-                        "deleted": 1,
-                        "featured": 2,
-                        "by_type": {"scene": 4, "item": 6, "character": 1},
-                        "total_size_mb": 0.61,
-                        "total_uses": 40,
-                    },
-                    "scene_cache": {"total_entries": 4, "active_entries": 4, "expired_entries": 0},
-                    "provider": "procedural",
-                    "timestamp": "2026-11-23T07:10:00+00:00",
-                }
-            ]
+    model_config = examples(
+        {
+            "images": {
+                "total": 12,
+                "active": 11,
+                "deleted": 1,
+                "featured": 2,
+                "by_type": {"scene": 4, "item": 6, "character": 1},
+                "total_size_mb": 0.61,
+                "total_uses": 40,
+            },
+            "scene_cache": {"total_entries": 4, "active_entries": 4, "expired_entries": 0},
+            "provider": "procedural",
+            "timestamp": "2026-11-23T07:10:00+00:00",
         }
     )
 
@@ -349,19 +317,15 @@ class MigrationError(Schema):
 
 
 class MigrationRead(Schema):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "status": "partial",
-                    "scenes": 3,
-                    "items": 5,
-                    "skipped": 0,
-                    "errors": [{"key": "item_image_Rope", "error": "images[0]: not an image"}],
-                    "ignored": [{"key": "dnd-theme", "error": "not a scene or item image key"}],
-                    "total_size_mb": 1.42,
-                }
-            ]
+    model_config = examples(
+        {
+            "status": "partial",
+            "scenes": 3,
+            "items": 5,
+            "skipped": 0,
+            "errors": [{"key": "item_image_Rope", "error": "images[0]: not an image"}],
+            "ignored": [{"key": "dnd-theme", "error": "not a scene or item image key"}],
+            "total_size_mb": 1.42,
         }
     )
 

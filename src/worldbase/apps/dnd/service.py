@@ -117,6 +117,34 @@ async def render(
     return encoded, elapsed_ms
 
 
+@asynccontextmanager
+async def generated(
+    storage: Storage,
+    *,
+    provider: ImageProvider,
+    spec: GenerationSpec,
+    component: str,
+    quality: int,
+    created_by: uuid.UUID | None,
+) -> AsyncIterator[ImageAsset]:
+    """Render `spec`, store its files and give the (unsaved) row; the files are deleted again
+    if the block fails."""
+    encoded, elapsed_ms = await render(provider=provider, spec=spec, quality=quality)
+    async with stored_files(storage, encoded) as files:
+        yield new_row(
+            files,
+            subject_type=spec.subject_type,
+            subject_name=spec.subject_name,
+            component=component,
+            prompt=spec.prompt,
+            custom_prompt=spec.custom_prompt,
+            aspect_ratio=spec.aspect_ratio,
+            provider=provider.name,
+            generation_time_ms=elapsed_ms,
+            created_by=created_by,
+        )
+
+
 async def create(
     session: AsyncSession,
     *,
@@ -134,39 +162,24 @@ async def create(
         aspect_ratio=data.aspect_ratio,
         seed=data.seed,
     )
-    encoded, elapsed_ms = await render(provider=provider, spec=spec, quality=quality)
-    async with stored_files(storage, encoded) as files:
-        row = new_row(
-            files,
-            subject_type=data.subject_type,
-            subject_name=data.subject_name,
-            component=data.component,
-            prompt=data.prompt,
-            custom_prompt=data.custom_prompt,
-            aspect_ratio=data.aspect_ratio,
-            provider=provider.name,
-            generation_time_ms=elapsed_ms,
-            created_by=created_by,
-        )
+    async with generated(
+        storage,
+        provider=provider,
+        spec=spec,
+        component=data.component,
+        quality=quality,
+        created_by=created_by,
+    ) as row:
         session.add(row)
         await session.commit()
-    return row
-
-
-async def get(
-    session: AsyncSession, *, image_id: int, include_deleted: bool = False
-) -> ImageAsset | None:
-    row = await session.get(ImageAsset, image_id)
-    if row is None or (row.is_deleted and not include_deleted):
-        return None
     return row
 
 
 async def get_or_raise(
     session: AsyncSession, *, image_id: int, include_deleted: bool = False
 ) -> ImageAsset:
-    row = await get(session, image_id=image_id, include_deleted=include_deleted)
-    if row is None:
+    row = await session.get(ImageAsset, image_id)
+    if row is None or (row.is_deleted and not include_deleted):
         raise ImageNotFound(image_id)
     return row
 

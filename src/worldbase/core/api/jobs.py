@@ -15,6 +15,7 @@ from worldbase.core.jobs import JobRuntime, job_channels, job_event
 from worldbase.core.live_socket import AccessGuard, close_refused, serve_websocket
 from worldbase.core.models import Job, JobStatus, User
 from worldbase.core.realtime import user_channel
+from worldbase.core.schemas import PageLimit, PageOffset
 from worldbase.core.services import JobsDep, services_of
 
 router = APIRouter()
@@ -42,8 +43,8 @@ async def list_jobs(
     status: JobStatus | None = None,
     kind: Annotated[str | None, Query(max_length=100)] = None,
     every: Annotated[bool, Query(alias="all", description="Admins only: everyone's jobs")] = False,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
 ) -> dict[str, Any]:
     if every and not user.is_admin:
         raise Forbidden("Only administrators can list every user's jobs")
