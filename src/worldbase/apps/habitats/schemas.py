@@ -5,21 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import AfterValidator, Field
 from pydantic.config import JsonDict
 
 from worldbase.apps.habitats import codes
 from worldbase.core.errors import BadInput
-from worldbase.core.schemas import InputSchema, Schema, UTCDateTime
+from worldbase.core.schemas import InputSchema, Schema, UTCDateTime, examples
 
 _AT = "2025-01-01T12:00:00Z"
-
-
-def _examples(*examples: JsonDict, forbid: bool = False) -> ConfigDict:
-    config = ConfigDict(from_attributes=True, json_schema_extra={"examples": list(examples)})
-    if forbid:
-        config["extra"] = "forbid"
-    return config
 
 
 def _as_value_error(check: Callable[[str], str]) -> Callable[[str], str]:
@@ -85,7 +78,7 @@ class HabitatCreate(InputSchema):
         "the habitat has one too",
     )
 
-    model_config = _examples(
+    model_config = examples(
         {
             "name": "Temperate Forest",
             "iucn_code": "1.4",
@@ -117,7 +110,7 @@ class HabitatUpdate(InputSchema):
     )
     geometry: dict[str, Any] | None = None
 
-    model_config = _examples({"color_hex": "#1B5E20", "description": "Updated"}, forbid=True)
+    model_config = examples({"color_hex": "#1B5E20", "description": "Updated"}, forbid=True)
 
 
 class HabitatRead(Schema):
@@ -133,7 +126,7 @@ class HabitatRead(Schema):
     created_at: UTCDateTime
     updated_at: UTCDateTime
 
-    model_config = _examples(_HABITAT_EXAMPLE)
+    model_config = examples(_HABITAT_EXAMPLE)
 
 
 class HabitatPage(Schema):
@@ -142,7 +135,7 @@ class HabitatPage(Schema):
     limit: int
     offset: int
 
-    model_config = _examples({"items": [_HABITAT_EXAMPLE], "total": 1, "limit": 100, "offset": 0})
+    model_config = examples({"items": [_HABITAT_EXAMPLE], "total": 1, "limit": 100, "offset": 0})
 
 
 # --- Species ---------------------------------------------------------------------------------
@@ -179,7 +172,7 @@ class SpeciesCreate(InputSchema):
         description="GeoJSON FeatureCollection: points for sightings, polygons for ranges",
     )
 
-    model_config = _examples(
+    model_config = examples(
         {
             "name": "European Badger",
             "scientific_name": "Meles meles",
@@ -198,7 +191,7 @@ class SpeciesUpdate(InputSchema):
         default=None, description="Replaces every occurrence feature when given"
     )
 
-    model_config = _examples({"habitat_types": ["1.4"], "occurrence_data": _OCCURRENCES})
+    model_config = examples({"habitat_types": ["1.4"], "occurrence_data": _OCCURRENCES})
 
 
 class SpeciesRead(Schema):
@@ -216,7 +209,7 @@ class SpeciesRead(Schema):
     created_at: UTCDateTime
     updated_at: UTCDateTime
 
-    model_config = _examples(_SPECIES_EXAMPLE)
+    model_config = examples(_SPECIES_EXAMPLE)
 
 
 class SpeciesPage(Schema):
@@ -225,7 +218,7 @@ class SpeciesPage(Schema):
     limit: int
     offset: int
 
-    model_config = _examples({"items": [_SPECIES_EXAMPLE], "total": 1, "limit": 100, "offset": 0})
+    model_config = examples({"items": [_SPECIES_EXAMPLE], "total": 1, "limit": 100, "offset": 0})
 
 
 class OccurrencePage(Schema):
@@ -237,7 +230,7 @@ class OccurrencePage(Schema):
     numberReturned: int
     links: list[dict[str, str]]
 
-    model_config = _examples(
+    model_config = examples(
         {
             **_OCCURRENCES,
             "numberMatched": 2,
@@ -260,7 +253,7 @@ class LocationInfoRead(Schema):
     habitats: list[int] = Field(description="Habitat codes (raster values) within the radius")
     species: list[str] = Field(description="Scientific names of species whose ranges are near")
 
-    model_config = _examples({"habitats": [104, 405, 1401], "species": ["Meles meles"]})
+    model_config = examples({"habitats": [104, 405, 1401], "species": ["Meles meles"]})
 
 
 class ImportRead(Schema):
@@ -268,4 +261,4 @@ class ImportRead(Schema):
     created: int
     features: int = Field(default=0, description="Occurrence features written (species)")
 
-    model_config = _examples({"kind": "habitats", "created": 12, "features": 0})
+    model_config = examples({"kind": "habitats", "created": 12, "features": 0})

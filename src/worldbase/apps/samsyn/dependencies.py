@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Query
+from fastapi import Depends
 
 from worldbase.apps.samsyn.access import (
     Role,
@@ -29,10 +29,11 @@ from worldbase.core.auth import CurrentUser, OptionalUser
 from worldbase.core.db import Session
 from worldbase.core.errors import Forbidden, NotFound
 from worldbase.core.models import User
+from worldbase.core.schemas import PageLimit, PageOffset
 
 # The paging query parameters of the list routes.
-Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+Limit = PageLimit
+Offset = PageOffset
 
 
 def page_of(items: list[Any], *, total: int, limit: int, offset: int) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import AliasChoices, ConfigDict, EmailStr, Field, model_validator
+from pydantic import AliasChoices, EmailStr, Field, model_validator
 from pydantic.config import JsonDict
 
 from worldbase.apps.samsyn.models import (
@@ -14,18 +14,11 @@ from worldbase.apps.samsyn.models import (
     PermissionLevel,
     SourceType,
 )
-from worldbase.core.schemas import InputSchema, Schema, UTCDateTime
+from worldbase.core.schemas import InputSchema, Schema, UTCDateTime, examples
 
 _ID = "6f1c2a5e-3b7d-4e8f-9a0b-1c2d3e4f5a6b"
 _USER_ID = "3f2b6c1e-8a4d-4c3e-9b1a-2d5e6f7a8b9c"
 _AT = "2025-01-01T12:00:00Z"
-
-
-def _examples(*examples: JsonDict, forbid: bool = False) -> ConfigDict:
-    config = ConfigDict(from_attributes=True, json_schema_extra={"examples": list(examples)})
-    if forbid:
-        config["extra"] = "forbid"
-    return config
 
 
 # --- Layers ------------------------------------------------------------------------------
@@ -89,7 +82,7 @@ class LayerCreate(InputSchema):
     legend_config: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
-    model_config = _examples(SST_LAYER | {"style_config": {"opacity": 0.7}}, forbid=True)
+    model_config = examples(SST_LAYER | {"style_config": {"opacity": 0.7}}, forbid=True)
 
 
 class LayerUpdate(InputSchema):
@@ -104,7 +97,7 @@ class LayerUpdate(InputSchema):
     legend_config: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
 
-    model_config = _examples(
+    model_config = examples(
         {"name": "MPAs (2024)", "style_config": {"stroke": "#ff0000"}}, forbid=True
     )
 
@@ -125,7 +118,7 @@ class LayerRead(Schema):
     created_at: UTCDateTime
     updated_at: UTCDateTime
 
-    model_config = _examples(_LAYER_EXAMPLE)
+    model_config = examples(_LAYER_EXAMPLE)
 
 
 T = TypeVar("T")
@@ -141,7 +134,7 @@ class Page(Schema, Generic[T]):
 
 
 class LayerPage(Page[LayerRead]):
-    model_config = _examples({"items": [_LAYER_EXAMPLE], "total": 1, "limit": 50, "offset": 0})
+    model_config = examples({"items": [_LAYER_EXAMPLE], "total": 1, "limit": 50, "offset": 0})
 
 
 # --- Maps --------------------------------------------------------------------------------
@@ -181,7 +174,7 @@ class MapCreate(InputSchema):
     basemap: str | None = Field(default="osm", max_length=2048)
     permission_level: PermissionLevel = PermissionLevel.private
 
-    model_config = _examples(
+    model_config = examples(
         {
             "name": "North Sea plan",
             "description": "Offshore wind and MPAs",
@@ -204,7 +197,7 @@ class MapUpdate(InputSchema):
     basemap: str | None = Field(default=None, max_length=2048)
     permission_level: PermissionLevel | None = None
 
-    model_config = _examples({"name": "North Sea plan 2025", "zoom": 7}, forbid=True)
+    model_config = examples({"name": "North Sea plan 2025", "zoom": 7}, forbid=True)
 
 
 class MapRead(Schema):
@@ -223,7 +216,7 @@ class MapRead(Schema):
         default=None, description="The caller's standing on this map"
     )
 
-    model_config = _examples(_MAP_EXAMPLE)
+    model_config = examples(_MAP_EXAMPLE)
 
 
 class MapLayerRead(Schema):
@@ -236,17 +229,17 @@ class MapLayerRead(Schema):
     added_at: UTCDateTime
     layer: LayerRead | None = None
 
-    model_config = _examples(_MAP_LAYER_EXAMPLE)
+    model_config = examples(_MAP_LAYER_EXAMPLE)
 
 
 class MapDetail(MapRead):
     layers: list[MapLayerRead]
 
-    model_config = _examples(_MAP_EXAMPLE | {"layers": [_MAP_LAYER_EXAMPLE]})
+    model_config = examples(_MAP_EXAMPLE | {"layers": [_MAP_LAYER_EXAMPLE]})
 
 
 class MapPage(Page[MapRead]):
-    model_config = _examples({"items": [_MAP_EXAMPLE], "total": 1, "limit": 50, "offset": 0})
+    model_config = examples({"items": [_MAP_EXAMPLE], "total": 1, "limit": 50, "offset": 0})
 
 
 class MapLayerCreate(InputSchema):
@@ -255,7 +248,7 @@ class MapLayerCreate(InputSchema):
     is_visible: bool = True
     opacity: float = Field(default=1.0, ge=0, le=1)
 
-    model_config = _examples(
+    model_config = examples(
         {"layer_id": _ID, "display_order": 0, "is_visible": True, "opacity": 0.8}, forbid=True
     )
 
@@ -264,13 +257,13 @@ class MapLayerUpdate(InputSchema):
     is_visible: bool | None = None
     opacity: float | None = Field(default=None, ge=0, le=1)
 
-    model_config = _examples({"is_visible": False, "opacity": 0.5}, forbid=True)
+    model_config = examples({"is_visible": False, "opacity": 0.5}, forbid=True)
 
 
 class LayerReorder(InputSchema):
     layer_ids: list[uuid.UUID] = Field(max_length=10_000, description="Every layer, new order")
 
-    model_config = _examples(
+    model_config = examples(
         {"layer_ids": [_ID, "0b7e9a1c-2d3f-4a5b-8c6d-7e8f9a0b1c2d"]}, forbid=True
     )
 
@@ -300,7 +293,7 @@ class CollaboratorInvite(InputSchema):
             raise ValueError("give exactly one of 'user_id' and 'email'")
         return self
 
-    model_config = _examples({"email": "ada@example.org", "permission": "edit"}, forbid=True)
+    model_config = examples({"email": "ada@example.org", "permission": "edit"}, forbid=True)
 
 
 class CollaboratorRead(Schema):
@@ -313,13 +306,13 @@ class CollaboratorRead(Schema):
     invited_at: UTCDateTime
     accepted_at: UTCDateTime | None = None
 
-    model_config = _examples(_COLLABORATOR_EXAMPLE)
+    model_config = examples(_COLLABORATOR_EXAMPLE)
 
 
 class CollaboratorList(Schema):
     items: list[CollaboratorRead]
 
-    model_config = _examples({"items": [_COLLABORATOR_EXAMPLE]})
+    model_config = examples({"items": [_COLLABORATOR_EXAMPLE]})
 
 
 # --- Comments ----------------------------------------------------------------------------
@@ -351,7 +344,7 @@ class CommentCreate(InputSchema):
     layer_id: uuid.UUID | None = None
     parent_id: uuid.UUID | None = None
 
-    model_config = _examples(
+    model_config = examples(
         {"content": "Should this zone extend further north?", "map_id": _ID}, forbid=True
     )
 
@@ -360,7 +353,7 @@ class CommentUpdate(InputSchema):
     content: str | None = Field(default=None, min_length=1, max_length=10_000)
     is_resolved: bool | None = None
 
-    model_config = _examples({"is_resolved": True}, forbid=True)
+    model_config = examples({"is_resolved": True}, forbid=True)
 
 
 class CommentRead(Schema):
@@ -376,14 +369,14 @@ class CommentRead(Schema):
     updated_at: UTCDateTime
     replies: list[CommentRead] = Field(default_factory=list)
 
-    model_config = _examples(_COMMENT_EXAMPLE)
+    model_config = examples(_COMMENT_EXAMPLE)
 
 
 class CommentPage(Page[CommentRead]):
     total: int = Field(description="Top-level threads (tree) or comments (flat)")
     format: Literal["tree", "flat"]
 
-    model_config = _examples(
+    model_config = examples(
         {"items": [_COMMENT_EXAMPLE], "total": 1, "limit": 50, "offset": 0, "format": "tree"}
     )
 
@@ -398,7 +391,7 @@ class UserMe(Schema):
     created_at: UTCDateTime
     updated_at: UTCDateTime
 
-    model_config = _examples(
+    model_config = examples(
         {
             "id": _USER_ID,
             "clerk_id": "user_2abc",
