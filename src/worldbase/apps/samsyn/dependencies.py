@@ -29,11 +29,8 @@ from worldbase.core.auth import CurrentUser, OptionalUser
 from worldbase.core.db import Session
 from worldbase.core.errors import Forbidden, NotFound
 from worldbase.core.models import User
-from worldbase.core.schemas import PageLimit, PageOffset
 
 # The paging query parameters of the list routes.
-Limit = PageLimit
-Offset = PageOffset
 
 
 def page_of(items: list[Any], *, total: int, limit: int, offset: int) -> dict[str, Any]:

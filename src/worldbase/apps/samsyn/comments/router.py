@@ -24,7 +24,7 @@ from worldbase.apps.samsyn.access import (
     owns_layer,
 )
 from worldbase.apps.samsyn.comments import service as service_comments
-from worldbase.apps.samsyn.dependencies import Limit, Offset, page_of
+from worldbase.apps.samsyn.dependencies import page_of
 from worldbase.apps.samsyn.events import Change, after_commit
 from worldbase.apps.samsyn.layers import service as service_layers
 from worldbase.apps.samsyn.maps import service as service_maps
@@ -40,6 +40,7 @@ from worldbase.core.auth import CurrentUser, OptionalUser
 from worldbase.core.db import Session
 from worldbase.core.errors import BadInput, Forbidden, NotFound
 from worldbase.core.models import User
+from worldbase.core.schemas import PageLimit, PageOffset
 from worldbase.core.services import ServicesDep
 
 router = APIRouter()
@@ -122,8 +123,8 @@ async def list_comments(
     ] = None,
     format: Annotated[str, Query(pattern="^(tree|flat)$")] = "tree",
     is_resolved: Annotated[bool | None, Query(alias="isResolved")] = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
 ) -> dict[str, Any]:
     map_id = map_id or map_id_snake
     layer_id = layer_id or layer_id_snake

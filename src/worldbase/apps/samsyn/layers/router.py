@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from worldbase.apps.samsyn.dependencies import LayerForOwner, LayerForRead, Limit, Offset, page_of
+from worldbase.apps.samsyn.dependencies import LayerForOwner, LayerForRead, page_of
 from worldbase.apps.samsyn.events import after_commit
 from worldbase.apps.samsyn.layers import service as service_layers
 from worldbase.apps.samsyn.layers.service import layer_read
@@ -14,6 +14,7 @@ from worldbase.apps.samsyn.models import SourceType
 from worldbase.apps.samsyn.schemas import LayerCreate, LayerPage, LayerRead, LayerUpdate
 from worldbase.core.auth import CurrentUser, OptionalUser
 from worldbase.core.db import Session
+from worldbase.core.schemas import PageLimit, PageOffset
 from worldbase.core.services import ServicesDep
 
 router = APIRouter()
@@ -29,8 +30,8 @@ async def list_layers(
         str | None, Query(max_length=200, description="Text search in name, description, category")
     ] = None,
     is_global: Annotated[bool | None, Query(description="Only library (true) or not")] = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
 ) -> dict[str, Any]:
     items, total = await service_layers.list(
         session,

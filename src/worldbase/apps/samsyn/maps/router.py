@@ -9,13 +9,11 @@ from fastapi import APIRouter, Query, Response, status
 
 from worldbase.apps.samsyn.access import Role, can_read_layer
 from worldbase.apps.samsyn.dependencies import (
-    Limit,
     MapAccess,
     MapForEdit,
     MapForMembers,
     MapForOwner,
     MapForRead,
-    Offset,
     map_for_members,
     page_of,
 )
@@ -42,6 +40,7 @@ from worldbase.apps.samsyn.schemas import (
 from worldbase.core.auth import CurrentUser, OptionalUser
 from worldbase.core.db import Session
 from worldbase.core.errors import Forbidden, NotFound
+from worldbase.core.schemas import PageLimit, PageOffset
 from worldbase.core.services import ServicesDep
 
 router = APIRouter()
@@ -70,8 +69,8 @@ async def list_maps(
             pattern="^(public|all)$",
         ),
     ] = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
+    limit: PageLimit = 50,
+    offset: PageOffset = 0,
 ) -> dict[str, Any]:
     if include == "all" and (user is None or not user.is_admin):
         raise Forbidden("Only administrators can list every map")
