@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from functools import partial
 from typing import Any
@@ -96,8 +94,7 @@ async def map_events(websocket: WebSocket, id: uuid.UUID, token: str | None = No
     user_id = user.id if user is not None else None
     channels = [map_channel(id)] + ([user_channel(user_id)] if user_id is not None else [])
     subscription = services.hub.subscribe(*channels)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(subscription.ready(), timeout=5)
+    await subscription.ready(within=5)
 
     async def still_readable() -> bool:
         async with services.db.sessionmaker() as session:
