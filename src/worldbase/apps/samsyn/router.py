@@ -9,6 +9,7 @@ from worldbase.apps.samsyn.layers.router import router as layers_router
 from worldbase.apps.samsyn.maps.router import router as maps_router
 from worldbase.apps.samsyn.tiles.router import router as live_router
 from worldbase.apps.samsyn.uploads.router import router as upload_router
+from worldbase.apps.samsyn.v1.router import router as v1_router
 
 router = APIRouter()
 # Order matters where paths overlap: `/api/maps/{id}/layers/reorder` before `{layer_id}`.
@@ -19,3 +20,5 @@ router.include_router(upload_router)
 router.include_router(layers_router)
 router.include_router(features_router)
 router.include_router(comments_router)
+# SamSyn's own frontend API (`/api/v1/...`), an adapter over the same services.
+router.include_router(v1_router)
