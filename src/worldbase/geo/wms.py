@@ -342,18 +342,24 @@ async def get_capabilities(
     return await asyncio.to_thread(parse_capabilities, content, url=url, version=version)
 
 
-def parse_capabilities(content: bytes, *, url: str, version: str) -> dict[str, WmsLayerInfo]:
-    """OWSLib's reading of a capabilities document; `UpstreamError` when it is not one."""
+def open_service(content: bytes, *, url: str, version: str) -> Any:
+    """OWSLib's `WebMapService` over a capabilities document; `UpstreamError` when the
+    document is not one (a ServiceException, HTML, broken XML)."""
     from owslib.wms import WebMapService
 
     try:
-        service = WebMapService(url, version=version, xml=content)
+        return WebMapService(url, version=version, xml=content)
     except Exception as exc:  # OWSLib raises ServiceException, ParseError, ValueError, ...
         reason = _exception_text(content, "text/xml") or str(exc) or type(exc).__name__
         raise UpstreamError(
             f"The WMS capabilities could not be read: {reason}",
             detail=_detail(url, reason=reason),
         ) from None
+
+
+def parse_capabilities(content: bytes, *, url: str, version: str) -> dict[str, WmsLayerInfo]:
+    """OWSLib's reading of a capabilities document; `UpstreamError` when it is not one."""
+    service = open_service(content, url=url, version=version)
     layers: dict[str, WmsLayerInfo] = {}
     for name, meta in service.contents.items():
         if not name:

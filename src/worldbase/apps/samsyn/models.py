@@ -195,3 +195,23 @@ class Comment(UUIDPrimaryKey, TimestampMixin, Base):
         ForeignKey("comments.id", ondelete="CASCADE")
     )
     is_resolved: Mapped[bool] = mapped_column(default=False)
+
+
+class WmsServer(UUIDPrimaryKey, TimestampMixin, Base):
+    """A WMS in the shared registry, with its capabilities as last read (SamSyn's
+    `wms_servers`): any visitor browses it, admins keep it."""
+
+    __tablename__ = "wms_servers"
+
+    name: Mapped[str] = mapped_column(String(255))
+    base_url: Mapped[str] = mapped_column(String(2048), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[str | None] = mapped_column(String(20))
+    service_title: Mapped[str | None] = mapped_column(Text)
+    service_provider: Mapped[str | None] = mapped_column(Text)
+    layer_count: Mapped[int] = mapped_column(Integer, default=0)
+    capabilities_cache: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    cached_at: Mapped[datetime | None]
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )

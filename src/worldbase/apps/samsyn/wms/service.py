@@ -59,7 +59,7 @@ _clients: weakref.WeakKeyDictionary[
 ] = weakref.WeakKeyDictionary()
 
 
-def _client(settings: Settings) -> httpx.AsyncClient:
+def http_client(settings: Settings) -> httpx.AsyncClient:
     rules = policy(settings)
     loop = asyncio.get_running_loop()
     clients = _clients.setdefault(loop, {})
@@ -71,7 +71,7 @@ def _client(settings: Settings) -> httpx.AsyncClient:
     return client
 
 
-def _url_check(settings: Settings) -> wms.UrlCheck:
+def url_check(settings: Settings) -> wms.UrlCheck:
     rules = policy(settings)
 
     def check(url: str) -> None:
@@ -81,7 +81,7 @@ def _url_check(settings: Settings) -> wms.UrlCheck:
     return check
 
 
-def _limits(settings: Settings, max_bytes: int) -> wms.WmsLimits:
+def wms_limits(settings: Settings, max_bytes: int) -> wms.WmsLimits:
     return wms.WmsLimits(timeout=settings.app(SamsynSettings).wms_timeout, max_bytes=max_bytes)
 
 
@@ -120,11 +120,11 @@ async def complete_config(config: dict[str, Any], *, settings: Settings) -> dict
     except ValidationError:
         return config
     layers = await wms.get_capabilities(
-        _client(settings),
+        http_client(settings),
         parsed.url,
         version=parsed.version,
-        check_url=_url_check(settings),
-        limits=_limits(settings, MAX_CAPABILITIES_BYTES),
+        check_url=url_check(settings),
+        limits=wms_limits(settings, MAX_CAPABILITIES_BYTES),
     )
     names = [name.strip() for name in parsed.layers.split(",") if name.strip()]
     missing = [name for name in names if name not in layers]
@@ -284,15 +284,15 @@ def tile_cache(tile: WmsTile, *, cache: Cache, storage: Storage) -> TileCache:
 async def fetch(tile: WmsTile, *, settings: Settings) -> bytes:
     """The tile from the WMS (502/504 when it fails, and then nothing is cached)."""
     image = await wms.get_map(
-        _client(settings),
+        http_client(settings),
         tile.source,
         z=tile.z,
         x=tile.x,
         y=tile.y,
         tilesize=tile.tilesize,
         time=tile.time,
-        check_url=_url_check(settings),
-        limits=_limits(settings, MAX_TILE_BYTES),
+        check_url=url_check(settings),
+        limits=wms_limits(settings, MAX_TILE_BYTES),
     )
     return image.content
 
