@@ -35,9 +35,10 @@ from worldbase.apps.samsyn.layers.source_config import WmsConfig
 from worldbase.apps.samsyn.layers.temporal import InvalidTime
 from worldbase.apps.samsyn.models import Layer
 from worldbase.apps.samsyn.settings import SamsynSettings
+from worldbase.apps.samsyn.wms import pending
 from worldbase.core import source_policy
 from worldbase.core.cache import Cache
-from worldbase.core.errors import BadInput, NotFound
+from worldbase.core.errors import BadInput, NotFound, UpstreamTimeout
 from worldbase.core.storage import Storage
 from worldbase.geo import wms
 from worldbase.geo.raster_sources import policy
@@ -112,20 +113,28 @@ def _filled_temporal(temporal: Any, time: wms.TimeExtent) -> Any:
 async def complete_config(config: dict[str, Any], *, settings: Settings) -> dict[str, Any]:
     """`config` checked against the WMS's capabilities, with bounds and time range filled.
 
+    A WMS that cannot be reached (connection error, HTTP 5xx, timeout) does not stop the
+    save: `config` comes back marked pending (`wms.pending`). A URL the source policy
+    refuses is still refused (403).
+
     A configuration that does not even parse is returned unchanged: the caller's
     validation names its invalid fields.
     """
+    config = pending.strip(config)
     try:
         parsed = WmsConfig.model_validate({k: v for k, v in config.items() if k != "temporal"})
     except ValidationError:
         return config
-    layers = await wms.get_capabilities(
-        http_client(settings),
-        parsed.url,
-        version=parsed.version,
-        check_url=url_check(settings),
-        limits=wms_limits(settings, MAX_CAPABILITIES_BYTES),
-    )
+    try:
+        layers = await wms.get_capabilities(
+            http_client(settings),
+            parsed.url,
+            version=parsed.version,
+            check_url=url_check(settings),
+            limits=wms_limits(settings, MAX_CAPABILITIES_BYTES),
+        )
+    except (wms.Unreachable, UpstreamTimeout) as exc:
+        return pending.mark(config, exc.message)  # saved as it is, read later (`pending`)
     names = [name.strip() for name in parsed.layers.split(",") if name.strip()]
     missing = [name for name in names if name not in layers]
     if missing:
