@@ -153,6 +153,26 @@ def test_any_signed_in_user_refreshes(
     assert answer.json()["layer_count"] == saved["layer_count"]
 
 
+def test_a_failed_refresh_keeps_the_saved_capabilities(
+    api: httpx.Client, stranger: ClerkUser, upstream: tuple[WmsServer, InfoWms]
+) -> None:
+    info = upstream[1]
+    info.caps_up = True
+    answer = add(api, admin_headers(api), f"{info.base}/caps?v={uuid.uuid4().hex}")
+    assert answer.status_code == 201, answer.text
+    saved = answer.json()
+    info.caps_up = False
+    try:
+        url = f"{PATH}/{saved['id']}"
+        body = error(api.post(f"{url}/refresh", headers=stranger.headers), 502)
+        assert "HTTP 503" in body["message"]
+        kept = api.get(url).json()
+        assert kept["cached_at"] == saved["cached_at"]
+        assert kept["capabilities_cache"] == saved["capabilities_cache"]
+    finally:
+        info.caps_up = True
+
+
 def test_unknown_and_malformed_ids(api: httpx.Client, stranger: ClerkUser) -> None:
     missing = uuid.uuid4()
     for answer in (

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tests.mapserver import WmsServer, start_wms
+from tests.mapserver import STAND_IN_CAPABILITIES, WmsServer, start_wms
 
 ADMIN_EMAIL = "wms-admin@example.org"
 ADMIN_PASSWORD = "wms-admin-password-1"
@@ -26,11 +26,13 @@ HTML = (
 
 
 class InfoWms:
-    """GetFeatureInfo by INFO_FORMAT: JSON, an HTML table or text; `/empty` has no features."""
+    """GetFeatureInfo by INFO_FORMAT: JSON, an HTML table or text; `/empty` has no features;
+    `/caps` the stand-in capabilities while `caps_up`, else HTTP 503."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, str]] = []
-        seen = self.requests
+        self.caps_up = True
+        seen, wms = self.requests, self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: object) -> None:
@@ -42,7 +44,11 @@ class InfoWms:
                 seen.append(query | {"PATH": parts.path})
                 info = query.get("INFO_FORMAT", "")
                 features = [] if parts.path == "/empty" else [FEATURE]
-                if "json" in info:
+                status = 200
+                if parts.path == "/caps":
+                    body, kind = STAND_IN_CAPABILITIES.format(url=wms.base), "text/xml"
+                    status = 200 if wms.caps_up else 503
+                elif "json" in info:
                     body = json.dumps({"type": "FeatureCollection", "features": features})
                     kind = "application/json"
                 elif "html" in info:
@@ -50,7 +56,7 @@ class InfoWms:
                 else:
                     body, kind = "depth = 42.5", "text/plain"
                 data = body.encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
