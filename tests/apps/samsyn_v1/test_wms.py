@@ -4,6 +4,7 @@ discoverWMSLayerProperties), against MapServer and `InfoWms` on loopback."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -198,6 +199,27 @@ def test_feature_info_anonymous_only_for_known_wms(
     answer = feature_info(api, wms.url, None, layers="quads", info_format="text/plain")
     assert answer.status_code == 200, answer.text
     assert answer.json()["type"] == "text"  # MapServer: quads is not queryable
+
+
+def test_feature_info_anonymous_for_a_public_layers_wms(
+    api: httpx.Client, owner: ClerkUser, info: InfoWms
+) -> None:
+    def layer(url: str, is_global: bool) -> None:
+        body = {
+            "name": "Sea",
+            "source_type": "wms",
+            "is_global": is_global,
+            "source_config": {"url": url, "layers": "quads"},
+        }
+        answer = api.post("/api/layers", json=body, headers=owner.headers)
+        assert answer.status_code == 201, answer.text
+
+    public, private = (f"{info.base}/caps?layer={uuid.uuid4().hex}" for _ in range(2))
+    layer(public, True)
+    layer(private, False)
+    assert feature_info(api, public, None).status_code == 200
+    error(feature_info(api, private, None), 403)  # a private layer's WMS stays closed
+    assert feature_info(api, private, owner).status_code == 200
 
 
 def test_feature_info_refuses_ssrf_and_reports_failures(
