@@ -95,8 +95,9 @@ def _client() -> httpx.AsyncClient:
     return client
 
 
-def _reason(body: bytes) -> str:
-    """GFW's own words for a rejected query (its JSON `message(s)`), short and redacted."""
+def _reason(body: bytes, token: str) -> str:
+    """GFW's own words for a rejected query (its JSON `message(s)`), short and redacted
+    (the token too, should an answer ever echo it)."""
     try:
         data = json.loads(body)
     except ValueError:
@@ -109,7 +110,7 @@ def _reason(body: bytes) -> str:
             str(m.get("detail") or m.get("title") or m) if isinstance(m, dict) else str(m)
             for m in found[:5]
         )
-    return redact(str(found))[:300]
+    return redact(str(found).replace(token, "[redacted]"))[:300]
 
 
 async def fetch(settings: SamsynSettings, tile: HeatmapTile) -> bytes:
@@ -120,8 +121,9 @@ async def fetch(settings: SamsynSettings, tile: HeatmapTile) -> bytes:
             detail={"setting": TOKEN_SETTING},
         )
     assert settings.gfw_api_token is not None
+    token = settings.gfw_api_token.get_secret_value().strip()
     url = f"{settings.gfw_api_url.rstrip('/')}/{tile.path}"
-    headers = {"Authorization": f"Bearer {settings.gfw_api_token.get_secret_value().strip()}"}
+    headers = {"Authorization": f"Bearer {token}"}
     try:
         async with _client().stream(
             "GET", url, params=tile.query, headers=headers, timeout=settings.gfw_timeout
@@ -139,16 +141,16 @@ async def fetch(settings: SamsynSettings, tile: HeatmapTile) -> bytes:
         raise UpstreamError(
             "Global Fishing Watch could not be reached", detail={"reason": type(exc).__name__}
         ) from None
-    return _answer(answer.status_code, bytes(body))
+    return _answer(answer.status_code, bytes(body), token)
 
 
-def _answer(status: int, body: bytes) -> bytes:
+def _answer(status: int, body: bytes, token: str) -> bytes:
     if status == 200:
         return body
     if status in (204, 404):
         return b""  # no activity in this tile
     if status in (400, 422):
-        reason = _reason(body)
+        reason = _reason(body, token)
         raise BadInput(
             "Global Fishing Watch rejected the tile query" + (f": {reason}" if reason else ""),
             detail={"upstream_status": status},

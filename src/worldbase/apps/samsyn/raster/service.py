@@ -230,29 +230,26 @@ def _template_matches(template: str, url: str) -> bool:
     return re.fullmatch(pattern, url) is not None
 
 
-async def source_registered(session: AsyncSession, *, url: str) -> bool:
-    """Whether a GeoTIFF layer names `url`: as its file (`url`, `cogUrl`), or as one step of
-    its URL template. Compared as given and normalized (`normalize_url`)."""
-    spellings = {url, normalize_url(url)}
+async def registered_source(session: AsyncSession, *, url: str) -> str | None:
+    """The COG to read for `url` when a GeoTIFF layer names it — as its file (`url`,
+    `cogUrl`: the layer's own spelling is read) or as one step of its URL template — else
+    None. Compared as given and normalized (`normalize_url`)."""
+    spellings = (url, normalize_url(url))
     geotiff = Layer.source_type == SourceType.geotiff
-    direct = select(Layer.id).where(
+    direct = select(Layer.source_config).where(
         geotiff, or_(*(Layer.source_config[key].as_string().in_(spellings) for key in DIRECT_KEYS))
     )
-    if (await session.execute(direct.limit(1))).first() is not None:
-        return True
+    for (config,) in await session.execute(direct.limit(1)):
+        return next(str(config[k]) for k in DIRECT_KEYS if config.get(k) in spellings)
     templated = select(Layer.source_config).where(
         geotiff, or_(*(Layer.source_config[key].as_string().is_not(None) for key in TEMPLATE_KEYS))
     )
     for (config,) in await session.execute(templated):
-        for key in TEMPLATE_KEYS:
-            template = config.get(key)
-            if isinstance(template, str) and any(
-                _template_matches(t, u)
-                for t in {template, normalize_url(template)}
-                for u in spellings
-            ):
-                return True
-    return False
+        templates = [str(config[k]) for k in TEMPLATE_KEYS if isinstance(config.get(k), str)]
+        for spelling in spellings:
+            if any(_template_matches(t, spelling) for t in templates):
+                return spelling
+    return None
 
 
 async def direct_url(layer: RasterLayer, src: Source, storage: Storage) -> str | None:

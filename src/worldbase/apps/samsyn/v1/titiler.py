@@ -125,14 +125,17 @@ class BandStatistics(BaseModel):
     std: float | None = None
 
 
-async def _readable(session: Session, url: str, user: User | None, *, admin_may: bool) -> None:
+async def _source(session: Session, url: str, user: User | None, *, admin_may: bool) -> str:
+    """What to read for `url`: a layer's COG (its own spelling), or for an admin any URL."""
     if admin_may and user is not None and user.is_admin:
-        return
-    if not await service_raster.source_registered(session, url=url):
+        return url
+    found = await service_raster.registered_source(session, url=url)
+    if found is None:
         raise Forbidden(
             "URL not authorized: only GeoTIFF URLs of saved layers can be read here",
             detail={"url": url[:200]},
         )
+    return found
 
 
 def _params(render: RenderQuery) -> RenderParams:
@@ -161,15 +164,15 @@ async def titiler_tile(
 ) -> Response:
     validate_tile(z, x, y, max_zoom=MAX_ZOOM)
     params = _params(render)
-    await _readable(session, url, None, admin_may=False)
+    source = await _source(session, url, None, admin_may=False)
     key = tile_key(
-        namespace=NAMESPACE, layer_id="", version="", params=f"{url}|{params.cache_key()}",
+        namespace=NAMESPACE, layer_id="", version="", params=f"{source}|{params.cache_key()}",
         z=z, x=x, y=y, fmt="png",
     )  # fmt: skip
     settings = services.settings
 
     async def draw() -> bytes:
-        tile = await raster.tile(url, settings=settings, z=z, x=x, y=y, params=params)
+        tile = await raster.tile(source, settings=settings, z=z, x=x, y=y, params=params)
         return tile.content
 
     tiles = TileCache(cache=services.cache, storage=None, memory_ttl=TILE_MAX_AGE)
@@ -184,8 +187,8 @@ async def titiler_tile(
 async def titiler_info(
     url: UrlQuery, user: OptionalUser, session: Session, services: ServicesDep
 ) -> dict[str, Any]:
-    await _readable(session, url, user, admin_may=True)
-    data = await raster.info(url, settings=services.settings)
+    source = await _source(session, url, user, admin_may=True)
+    data = await raster.info(source, settings=services.settings)
     data["native_bounds"], data["native_crs"] = data.get("bounds"), data.get("crs")
     data["bounds"] = data.pop("geographic_bounds", None)
     data["crs"] = "http://www.opengis.net/def/crs/EPSG/0/4326"
@@ -205,8 +208,8 @@ async def titiler_statistics(
     services: ServicesDep,
 ) -> dict[str, Any]:
     params = _params(render)
-    await _readable(session, url, user, admin_may=True)
-    return await raster.statistics(url, settings=services.settings, params=params)
+    source = await _source(session, url, user, admin_may=True)
+    return await raster.statistics(source, settings=services.settings, params=params)
 
 
 @router.get(
@@ -225,8 +228,8 @@ async def titiler_preview(
     height: PreviewSide = 256,
 ) -> Response:
     params = _params(render)
-    await _readable(session, url, user, admin_may=True)
+    source = await _source(session, url, user, admin_may=True)
     image = await raster.preview(
-        url, settings=services.settings, params=params, max_size=max(width, height)
+        source, settings=services.settings, params=params, max_size=max(width, height)
     )
     return Response(image.content, media_type=image.media_type)
