@@ -32,13 +32,12 @@ from urllib.parse import quote
 import httpx
 from tests.rasters import make_cog, range_server
 
-from bench.common import free_port, load, python, server
+from bench.common import load, samsyn_server
 from worldbase.geo.tiles import lonlat_to_tile
 
 SECONDS = int(os.environ.get("WORLDBASE_BENCH_SECONDS", "2"))
 REPEATS = int(os.environ.get("WORLDBASE_BENCH_REPEATS", "3"))
 GOAL = 1.10
-JWT = "bench-" + "x" * 40
 TILE = (7, 65, 41)  # inside the test COG (lon 2..8, lat 51..56)
 # Tiles around (5, 53.5) at z7-z9, all inside the COG.
 PASS_TILES = [
@@ -120,18 +119,7 @@ def run() -> None:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wb-v1-bench-")))
         make_cog(tmp / "cogs" / "rgb.tif", size=1024)
         cogs = stack.enter_context(range_server(tmp / "cogs"))
-        port = free_port()
-        env = {
-            "WORLDBASE_DATA_DIR": str(tmp / "data"),
-            "JWT_SECRET": JWT,
-            "LOG_LEVEL": "WARNING",
-            "WORLDBASE_APPS": "samsyn",
-            "WORLDBASE_SOURCE_ALLOWLIST": f"{cogs}/",
-            "WORLDBASE_PERIODIC_JOBS": "false",
-        }
-        args = [python(), "-m", "uvicorn", "worldbase.app:create_app", "--factory"]
-        args += ["--port", str(port), "--log-level", "warning"]
-        base = stack.enter_context(server(args, port, env))
+        base = samsyn_server(stack, tmp / "data", allowlist=f"{cogs}/")
         client = stack.enter_context(httpx.Client(timeout=60))
         cog = f"{cogs}/rgb.tif"
         auth, raster_id, vector_id = _setup(client, base, cog)
