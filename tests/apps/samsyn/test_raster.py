@@ -21,6 +21,7 @@ from tests.conftest import BACKEND
 from tests.mapserver import WmsServer
 from tests.rasters import make_cog, range_server
 from worldbase.apps.samsyn.events import layer_tiles_tag
+from worldbase.apps.samsyn.layers.temporal import InvalidTime, Timeline
 from worldbase.apps.samsyn.models import Layer
 from worldbase.core import fast_lane
 from worldbase.geo import raster_readers
@@ -515,3 +516,48 @@ def test_a_raster_without_a_crs_is_422_not_500(team: Team, cogs: Path, http: str
     for path in ("info", TILE, f"{TILE}.png", "point/5.0,53.5", "preview", "tilejson.json"):
         body = assert_error(team.client.get(f"{base}/{path}", headers=owner), 422)
         assert "CRS" in body["message"], (path, body)
+
+
+@pytest.mark.parametrize(
+    ("resolution", "start", "end", "time", "step"),
+    [
+        ("monthly", "2023-01-01", "2023-12-01", "2023-06-15", "2023-06-01T00:00:00"),
+        ("monthly", "2023-01-15", "2023-12-15", "2023-06-14T23:00:00Z", "2023-05-15T00:00:00"),
+        ("monthly", "2023-01-01", "2023-12-01", "2023-12-31T23:59:59", "2023-12-01T00:00:00"),
+        ("yearly", "2000-01-01", "2010-01-01", "2004-07", "2004-01-01T00:00:00"),
+        ("weekly", "2024-01-01", "2024-12-31", "2024-01-10", "2024-01-08T00:00:00"),
+        ("daily", "2024-01-01", "2024-12-31", "2024-02-29T18:30:00+02:00", "2024-02-29T00:00:00"),
+        ("hourly", "2024-01-01", "2024-01-02", "2024-01-01T05:59:59Z", "2024-01-01T05:00:00"),
+        (None, "2024-01-01", "2024-12-31", "2024-03-03T03:03:03Z", "2024-03-03T03:03:03"),
+    ],
+)
+def test_a_time_selects_the_step_containing_it(
+    resolution: str | None, start: str, end: str, time: str, step: str
+) -> None:
+    config = {"temporal": {"enabled": True, "start": start, "end": end, "resolution": resolution}}
+    timeline = Timeline.of(config)
+    assert timeline is not None
+    assert timeline.resolve(time).isoformat() == step
+
+
+@pytest.mark.parametrize(
+    ("resolution", "time"),
+    [
+        ("monthly", "2022-12-31T23:59:59Z"),
+        ("monthly", "2024-01-01"),  # after December's step
+        ("yearly", "2011-01-01"),
+        ("daily", "2025-01-01"),
+        (None, "2025-01-01T00:00:01Z"),
+    ],
+)
+def test_a_time_outside_every_step_is_400(resolution: str | None, time: str) -> None:
+    end = "2010-01-01" if resolution == "yearly" else "2023-12-01"
+    start = "2000-01-01" if resolution == "yearly" else "2023-01-01"
+    if resolution in ("daily", None):
+        start, end = "2024-01-01", "2024-12-31"
+    config = {"temporal": {"enabled": True, "start": start, "end": end, "resolution": resolution}}
+    timeline = Timeline.of(config)
+    assert timeline is not None
+    with pytest.raises(InvalidTime) as raised:
+        timeline.resolve(time)
+    assert raised.value.status_code == 400 and time in raised.value.message
