@@ -121,6 +121,7 @@ class LayerFeature(UUIDPrimaryKey, TimestampMixin, Base):
     geometry: Mapped[BaseGeometry] = mapped_column(Geometry())
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
     display_order: Mapped[int] = mapped_column(Integer, default=0)
+    feature_type: Mapped[str | None] = mapped_column(String(100))  # SamSyn's category
 
 
 class MapLayer(UUIDPrimaryKey, Base):

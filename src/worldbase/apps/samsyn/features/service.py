@@ -171,6 +171,17 @@ def _page_text(rows: Sequence[Any]) -> str:
     )
 
 
+async def list_rows(
+    session: AsyncSession, *, layer_id: uuid.UUID, bbox: Box | None, limit: int, offset: int
+) -> builtins.list[LayerFeature]:
+    """One page of features as rows (with timestamps and type), ordered as `list` orders."""
+    query = select(LayerFeature).where(LayerFeature.layer_id == layer_id)
+    if bbox is not None:
+        query = query.where(bbox_filter(LayerFeature.geometry, *bbox))
+    query = query.order_by(LayerFeature.display_order, LayerFeature.id).limit(limit).offset(offset)
+    return builtins.list(await session.scalars(query))
+
+
 # A written feature as plain values (id, geometry, properties, display_order): what the
 # response builders take, so they can run in a worker process (geometries pickle as WKB).
 WrittenFeature = tuple[str, BaseGeometry, dict[str, Any], int]
@@ -298,8 +309,10 @@ async def create_many(
     *,
     layer_id: uuid.UUID,
     items: builtins.list[tuple[BaseGeometry, dict[str, Any], int | None]],
+    feature_type: str | None = None,
 ) -> tuple[builtins.list[LayerFeature], Change]:
-    """Inserts every feature or none (one transaction); returns the rows and the change."""
+    """Inserts every feature or none (one transaction), each of `feature_type` (SamSyn's
+    optional category); returns the rows and the change."""
     layer = await lock_layer(session, layer_id=layer_id)
     require_vector(layer)
     next_order = await session.scalar(
@@ -320,6 +333,7 @@ async def create_many(
                 geometry=geometry,
                 properties=properties,
                 display_order=display_order,
+                feature_type=feature_type,
                 created_at=now,
                 updated_at=now,
             )
@@ -352,6 +366,7 @@ async def insert_rows(session: AsyncSession, features: builtins.list[LayerFeatur
             "geometry": f.geometry,
             "properties": f.properties,
             "display_order": f.display_order,
+            "feature_type": f.feature_type,
             "created_at": f.created_at,
             "updated_at": f.updated_at,
         }

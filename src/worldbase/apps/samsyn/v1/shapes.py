@@ -1,11 +1,11 @@
 """Shapes shared by several `/api/v1` areas: SamSyn's `UserResponse`."""
 
 import uuid
-from datetime import datetime
 
 from pydantic import BaseModel
 
 from worldbase.core.models import User
+from worldbase.core.schemas import UTCDateTime, examples
 
 
 class UserResponse(BaseModel):
@@ -18,8 +18,22 @@ class UserResponse(BaseModel):
     first_name: str | None = None
     last_name: str | None = None
     profile_image_url: str | None = None
-    created_at: datetime
-    updated_at: datetime
+    created_at: UTCDateTime
+    updated_at: UTCDateTime
+
+    model_config = examples(
+        {
+            "id": "3f2b6c1e-8a4d-4c3e-9b1a-2d5e6f7a8b9c",
+            "clerk_id": "user_2abc",
+            "email": "ada@example.org",
+            "username": None,
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "profile_image_url": None,
+            "created_at": "2025-01-01T12:00:00Z",
+            "updated_at": "2025-01-01T12:00:00Z",
+        }
+    )
 
 
 def user_response(user: User) -> UserResponse:
