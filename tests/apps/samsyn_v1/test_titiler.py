@@ -52,8 +52,7 @@ def layer(api: httpx.Client, user: ClerkUser, **config: Any) -> dict[str, Any]:
 
 
 def as_admin(api: httpx.Client, admin: ClerkUser) -> dict[str, str]:
-    if not signed_in(api, admin).get("is_admin"):
-        pytest.skip("Clerk's isAdmin claim is not mapped to an admin on this branch")
+    assert signed_in(api, admin)["is_admin"], "Clerk's public_metadata.isAdmin makes an admin"
     return admin.headers
 
 

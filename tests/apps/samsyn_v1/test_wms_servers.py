@@ -186,11 +186,6 @@ def test_unknown_and_malformed_ids(api: httpx.Client, stranger: ClerkUser) -> No
     error(api.get(PATH, params={"limit": 0}), 422)
 
 
-@pytest.mark.xfail(
-    reason="needs core to read Clerk's public_metadata.isAdmin (landing separately); "
-    "re-check after merge: it must then pass",
-    strict=False,
-)
 def test_a_clerk_admin_adds_a_server_and_another_admin_cannot_remove_it(
     api: httpx.Client, admin: ClerkUser, wms: WmsServer
 ) -> None:

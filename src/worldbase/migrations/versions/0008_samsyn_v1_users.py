@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_samsyn_v1_users"
-down_revision: str | None = "0004_samsyn_layer_gist"
+down_revision: str | None = "0007_samsyn_wms_servers"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
