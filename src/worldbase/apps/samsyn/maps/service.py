@@ -11,9 +11,8 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worldbase.apps.samsyn.access import Role
+from worldbase.apps.samsyn.access import Role, role_of
 from worldbase.apps.samsyn.models import (
-    CollaboratorPermission,
     Layer,
     Map,
     MapCollaborator,
@@ -23,14 +22,6 @@ from worldbase.apps.samsyn.models import (
 from worldbase.core.db import utcnow
 from worldbase.core.errors import BadInput, Conflict, NotFound
 from worldbase.core.models import User
-
-
-def _role(map_: Map, user: User | None, permission: CollaboratorPermission | None) -> Role | None:
-    if user is not None and (user.is_admin or map_.created_by == user.id):
-        return Role.owner
-    if permission is not None and map_.permission_level != PermissionLevel.private:
-        return Role.editor if permission == CollaboratorPermission.edit else Role.viewer
-    return Role.public if map_.permission_level == PermissionLevel.public else None
 
 
 async def list(
@@ -63,7 +54,7 @@ async def list(
     rows = await session.execute(
         joined.where(where).order_by(Map.updated_at.desc(), Map.id).limit(limit).offset(offset)
     )
-    return [(m, _role(m, user, p)) for m, p in rows.all()], int(total or 0)
+    return [(m, role_of(m, user, p)) for m, p in rows.all()], int(total or 0)
 
 
 async def get_or_raise(session: AsyncSession, *, map_id: uuid.UUID) -> Map:
