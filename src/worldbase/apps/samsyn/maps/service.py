@@ -185,9 +185,16 @@ async def remove_layer(session: AsyncSession, *, map_: Map, layer_id: uuid.UUID)
 async def update_map_layer(
     session: AsyncSession, *, map_: Map, layer_id: uuid.UUID, values: dict[str, Any]
 ) -> MapLayer:
+    """`values`: `is_visible`, `opacity`; `display_order` moves the layer to that place."""
     item = await get_map_layer_or_raise(session, map_id=map_.id, layer_id=layer_id)
+    values = dict(values)
+    position = values.pop("display_order", None)
     for key, value in values.items():
         setattr(item, key, value)
+    if position is not None:
+        others = [i for i in await _ordered(session, map_.id) if i.id != item.id]
+        others.insert(min(position, len(others)), item)
+        _renumber(others)
     await touch(session, map_id=map_.id)
     await session.commit()
     return item
