@@ -171,7 +171,7 @@ class MapLayerUpdate(BaseModel):
 def map_layer_values(body: MapLayerCreate | MapLayerUpdate) -> dict[str, Any]:
     """Our names and units (`opacity` 0.0-1.0); unset or null fields left out."""
     names = {"order": "display_order", "visible": "is_visible", "opacity": "opacity"}
-    given = body.model_dump(exclude_unset=isinstance(body, MapLayerUpdate))
+    given = body.model_dump(exclude_unset=isinstance(body, MapLayerUpdate), exclude={"layer_id"})
     values = {names[k]: v for k, v in given.items() if v is not None}
     if "opacity" in values:
         values["opacity"] = values["opacity"] / 100
