@@ -1,11 +1,11 @@
 """Shapes shared by several `/api/v1` areas: SamSyn's `UserResponse`."""
 
 import uuid
-from datetime import datetime
 
 from pydantic import BaseModel
 
 from worldbase.core.models import User
+from worldbase.core.schemas import UTCDateTime
 
 
 class UserResponse(BaseModel):
@@ -18,8 +18,8 @@ class UserResponse(BaseModel):
     first_name: str | None = None
     last_name: str | None = None
     profile_image_url: str | None = None
-    created_at: datetime
-    updated_at: datetime
+    created_at: UTCDateTime
+    updated_at: UTCDateTime
 
 
 def user_response(user: User) -> UserResponse:
