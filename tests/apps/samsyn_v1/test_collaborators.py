@@ -22,10 +22,14 @@ def test_add_list_update_remove_as_owner(
     me = signed_in(api, person)
     map_ = new_map(api, owner)
     url = collaborators_url(map_["id"])
-    added = api.post(url, json={"email": person.email.upper(), "role": "editor"}, headers=owner.headers)
+    added = api.post(
+        url, json={"email": person.email.upper(), "role": "editor"}, headers=owner.headers
+    )
     assert added.status_code == 201, added.text
     row = added.json()
-    assert row["user_id"] == me["id"] and row["role"] == "editor" and row["id"] and row["created_at"]
+    assert (
+        row["user_id"] == me["id"] and row["role"] == "editor" and row["id"] and row["created_at"]
+    )
     assert row["user"]["email"] == person.email and row["user"]["first_name"] == "Cleo"
     listed = api.get(url, headers=owner.headers).json()
     assert [c["user_id"] for c in listed] == [me["id"]]
@@ -54,12 +58,19 @@ def test_samsyn_status_codes(
     assert again.status_code == 400 and "already a collaborator" in again.json()["message"]
     itself = api.post(url, json={"email": owner.email}, headers=owner.headers)
     assert itself.status_code == 400
-    for body in ({"email": person.email, "role": "admin"}, {"role": "viewer"}, {"email": "x" * 400}):
+    for body in (
+        {"email": person.email, "role": "admin"},
+        {"role": "viewer"},
+        {"email": "x" * 400},
+    ):
         assert api.post(url, json=body, headers=owner.headers).status_code == 422, body
     # Nothing changed by the refused requests.
     assert [c["role"] for c in api.get(url, headers=owner.headers).json()] == ["viewer"]
     missing = str(uuid.uuid4())
-    assert api.put(f"{url}/{missing}", json={"role": "editor"}, headers=owner.headers).status_code == 404
+    assert (
+        api.put(f"{url}/{missing}", json={"role": "editor"}, headers=owner.headers).status_code
+        == 404
+    )
     assert api.delete(f"{url}/{missing}", headers=owner.headers).status_code == 404
     assert api.post(collaborators_url(str(uuid.uuid4())), json={"email": person.email},
                     headers=owner.headers).status_code == 404  # fmt: skip
@@ -75,17 +86,26 @@ def test_editor_adds_viewers_only_and_viewer_stranger_anonymous_add_nobody(
     url = collaborators_url(map_["id"])
     share(api, map_["id"], owner, editor, "editor")
     share(api, map_["id"], owner, viewer, "viewer")
-    as_editor = api.post(url, json={"email": newcomer.email, "role": "editor"}, headers=editor.headers)
-    assert as_editor.status_code == 403 and as_editor.json()["message"] == "Only owner can add editors"
+    as_editor = api.post(
+        url, json={"email": newcomer.email, "role": "editor"}, headers=editor.headers
+    )
+    assert (
+        as_editor.status_code == 403 and as_editor.json()["message"] == "Only owner can add editors"
+    )
     as_viewer = api.post(url, json={"email": newcomer.email}, headers=viewer.headers)
     assert as_viewer.status_code == 403
-    assert api.post(url, json={"email": newcomer.email}, headers=stranger.headers).status_code == 404
+    assert (
+        api.post(url, json={"email": newcomer.email}, headers=stranger.headers).status_code == 404
+    )
     assert api.post(url, json={"email": newcomer.email}).status_code == 401
     ok = api.post(url, json={"email": newcomer.email, "role": "viewer"}, headers=editor.headers)
     assert ok.status_code == 201, ok.text
     # Only the owner changes or removes collaborators.
     target = ok.json()["user_id"]
-    assert api.put(f"{url}/{target}", json={"role": "editor"}, headers=editor.headers).status_code == 403
+    assert (
+        api.put(f"{url}/{target}", json={"role": "editor"}, headers=editor.headers).status_code
+        == 403
+    )
     assert api.delete(f"{url}/{target}", headers=editor.headers).status_code == 403
     assert api.delete(f"{url}/{target}", headers=stranger.headers).status_code == 404
     assert api.delete(f"{url}/{target}").status_code == 401

@@ -81,11 +81,11 @@ def test_update_replaces_drawn_features_in_one_go(api: httpx.Client, owner: Cler
     assert features_of(api, owner, layer["id"]) == []
 
 
-def test_list_filters(
-    api: httpx.Client, owner: ClerkUser, stranger: ClerkUser
-) -> None:
+def test_list_filters(api: httpx.Client, owner: ClerkUser, stranger: ClerkUser) -> None:
     tag = uuid.uuid4().hex[:8]
-    mine = new_layer(api, owner, name=f"{tag} mine", creation_source="layer_creator", category="Fish")
+    mine = new_layer(
+        api, owner, name=f"{tag} mine", creation_source="layer_creator", category="Fish"
+    )
     public = new_layer(api, stranger, name=f"{tag} public", visibility="public", description="cod")
     hidden = new_layer(api, stranger, name=f"{tag} hidden")
     system = new_layer(api, owner, name=f"{tag} system")

@@ -92,7 +92,10 @@ def test_ugly_cases(api: httpx.Client, owner: ClerkUser, stranger: ClerkUser) ->
     # Someone else's private layer is not there to add.
     theirs = new_layer(api, stranger)
     assert api.post(url, json={"layer_id": theirs["id"]}, headers=owner.headers).status_code == 404
-    assert api.post(url, json={"layer_id": str(uuid.uuid4())}, headers=owner.headers).status_code == 404
+    assert (
+        api.post(url, json={"layer_id": str(uuid.uuid4())}, headers=owner.headers).status_code
+        == 404
+    )
     for body in (
         {"layer_id": layer["id"], "opacity": 101},
         {"layer_id": layer["id"], "opacity": -1},
@@ -100,13 +103,25 @@ def test_ugly_cases(api: httpx.Client, owner: ClerkUser, stranger: ClerkUser) ->
         {"layer_id": "nope"},
     ):
         assert api.post(url, json=body, headers=owner.headers).status_code == 422, body
-    assert api.put(f"{url}/{theirs['id']}", json={"opacity": 5}, headers=owner.headers).status_code == 404
+    assert (
+        api.put(f"{url}/{theirs['id']}", json={"opacity": 5}, headers=owner.headers).status_code
+        == 404
+    )
     assert api.delete(f"{url}/{theirs['id']}", headers=owner.headers).status_code == 404
     # A reorder naming a layer that is not on the map, or leaving one out, changes nothing.
     foreign = [{"layer_id": theirs["id"], "order": 0}]
-    assert api.put(f"{url}/reorder", json={"layer_orders": foreign}, headers=owner.headers).status_code == 422
-    assert api.put(f"{url}/reorder", json={"layer_orders": []}, headers=owner.headers).status_code == 422
+    assert (
+        api.put(f"{url}/reorder", json={"layer_orders": foreign}, headers=owner.headers).status_code
+        == 422
+    )
+    assert (
+        api.put(f"{url}/reorder", json={"layer_orders": []}, headers=owner.headers).status_code
+        == 422
+    )
     bad = [{"layer_id": layer["id"], "order": -2}]
-    assert api.put(f"{url}/reorder", json={"layer_orders": bad}, headers=owner.headers).status_code == 422
+    assert (
+        api.put(f"{url}/reorder", json={"layer_orders": bad}, headers=owner.headers).status_code
+        == 422
+    )
     shown = api.get(f"/api/v1/maps/{map_['id']}", headers=owner.headers).json()["map_layers"]
     assert [m["layer_id"] for m in shown] == [layer["id"]]

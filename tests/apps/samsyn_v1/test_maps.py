@@ -135,7 +135,9 @@ def test_edit_permission_decides_who_edits(
     # `private`: the owner alone edits, an editor collaborator included.
     assert api.put(url, json={"zoom": 3}, headers=editor.headers).status_code == 403
     assert api.get(url, headers=editor.headers).json()["user_role"] == "viewer"
-    assert api.put(url, json={"edit_permission": "public"}, headers=owner.headers).status_code == 200
+    assert (
+        api.put(url, json={"edit_permission": "public"}, headers=owner.headers).status_code == 200
+    )
     # `public`: every signed-in reader edits; anonymous callers still do not.
     assert api.put(url, json={"zoom": 4}, headers=stranger.headers).status_code == 200
     assert api.put(url, json={"zoom": 5}).status_code == 401

@@ -10,6 +10,7 @@ Create Date: 2026-12-07 01:00:00.000000
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -25,7 +26,7 @@ def _enum(name: str, *values: str) -> sa.Enum:
     return sa.Enum(*values, name=name, native_enum=False, create_constraint=True, length=20)
 
 
-COLUMNS = {
+COLUMNS: dict[str, list[sa.Column[Any]]] = {
     "maps": [
         sa.Column(
             "edit_permission",
