@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from tests.apps.samsyn_v1.conftest import ClerkUser, signed_in
 from tests.apps.samsyn_v1.test_map_layers import new_layer
@@ -204,3 +207,32 @@ def test_wms_url_to_loopback_is_refused(api: httpx.Client, owner: ClerkUser) -> 
         body = {"name": "x", "source_type": "wms", "source_config": {"url": url, "layers": "a"}}
         answer = api.post("/api/v1/layers", json=body, headers=owner.headers)
         assert answer.status_code in (403, 422), answer.text
+
+
+def test_writes_reach_tiles_and_the_maps_event_socket(
+    api: httpx.Client, owner: ClerkUser, v1_server: Any
+) -> None:
+    layer = new_layer(api, owner, source_config={"geojson": drawn((18.0, 59.0))})
+    tile = f"/api/layers/{layer['id']}/tiles/0/0/0"
+    assert api.get(tile, headers=owner.headers).status_code == 200
+    map_ = new_map(api, owner)
+    url = f"/api/v1/maps/{map_['id']}/layers"
+    api.post(url, json={"layer_id": layer["id"]}, headers=owner.headers).raise_for_status()
+    ws_url = v1_server.base_url.replace("http", "ws", 1)
+    socket = f"{ws_url}/api/maps/{map_['id']}/events?token={owner.token()}"
+
+    async def listen() -> list[str]:
+        async with websockets.connect(socket) as ws:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "subscribed"
+            empty = {"source_config": {"geojson": {"type": "FeatureCollection", "features": []}}}
+            await asyncio.to_thread(
+                api.put, f"/api/v1/layers/{layer['id']}", json=empty, headers=owner.headers
+            )
+            await asyncio.to_thread(
+                api.put, f"{url}/{layer['id']}", json={"opacity": 30}, headers=owner.headers
+            )
+            return [json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] for _ in range(2)]
+
+    assert asyncio.run(listen()) == ["layer.updated", "map_layer.updated"]
+    # The old tile is gone: the layer has no features now.
+    assert api.get(tile, headers=owner.headers).status_code == 204
