@@ -142,6 +142,18 @@ async def invite(
     )
 
 
+async def list_active(
+    session: AsyncSession, *, map_ids: builtins.list[uuid.UUID]
+) -> builtins.list[MapCollaborator]:
+    """The collaborator rows (no pending invitations) of several maps, in one query."""
+    rows = await session.scalars(
+        select(MapCollaborator)
+        .where(MapCollaborator.map_id.in_(map_ids))
+        .order_by(MapCollaborator.invited_at, MapCollaborator.id)
+    )
+    return [*rows]
+
+
 async def get(
     session: AsyncSession, *, map_id: uuid.UUID, user_id: uuid.UUID
 ) -> MapCollaborator | None:

@@ -112,11 +112,18 @@ async def mark_opened(session: AsyncSession, *, map_: Map, user: User | None) ->
 async def list_layers(
     session: AsyncSession, *, map_id: uuid.UUID
 ) -> builtins.list[tuple[MapLayer, Layer]]:
+    return await list_layers_of(session, map_ids=[map_id])
+
+
+async def list_layers_of(
+    session: AsyncSession, *, map_ids: builtins.list[uuid.UUID]
+) -> builtins.list[tuple[MapLayer, Layer]]:
+    """The layers of several maps in one query, each map's in its order."""
     rows = await session.execute(
         select(MapLayer, Layer)
         .join(Layer, Layer.id == MapLayer.layer_id)
-        .where(MapLayer.map_id == map_id)
-        .order_by(MapLayer.display_order, MapLayer.added_at, MapLayer.id)
+        .where(MapLayer.map_id.in_(map_ids))
+        .order_by(MapLayer.map_id, MapLayer.display_order, MapLayer.added_at, MapLayer.id)
     )
     return [(ml, layer) for ml, layer in rows.all()]
 

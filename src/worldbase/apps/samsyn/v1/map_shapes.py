@@ -301,29 +301,41 @@ def map_response(
     )
 
 
-async def map_detail(session: AsyncSession, map_: Map, role: Role | None) -> MapResponse:
-    """The map as SamSyn shows it: its layers (with their creators) and, to its members
-    only (not to the public), its collaborators."""
-    members: list[Collaborator] = []
-    if role is not None and role >= Role.viewer:
-        members = [
-            c for c in await service_collaborators.list(session, map_id=map_.id) if c.user_id
-        ]
-    rows = await service_maps.list_layers(session, map_id=map_.id)
+async def map_details(
+    session: AsyncSession, items: Sequence[tuple[Map, Role | None]]
+) -> list[MapResponse]:
+    """Maps as SamSyn shows them: their layers (with their creators) and, to their members
+    only (not to the public), their collaborators; a few queries for any number of maps."""
+    member_maps = [m.id for m, role in items if role is not None and role >= Role.viewer]
+    members = await service_collaborators.list_active(session, map_ids=member_maps)
+    rows = await service_maps.list_layers_of(session, map_ids=[m.id for m, _ in items])
     people = await users_by_id(
         session,
         [
-            map_.created_by,
-            *(c.user_id for c in members if c.user_id),
+            *(m.created_by for m, _ in items),
+            *(c.user_id for c in members),
             *(layer.created_by for _, layer in rows),
         ],
     )
-    return map_response(
-        map_,
-        role,
-        creator=people.get(map_.created_by),
-        collaborators=[
-            collaborator_response(c, people.get(c.user_id)) for c in members if c.user_id
-        ],
-        layers=[(ml, layer_response(layer, people.get(layer.created_by))) for ml, layer in rows],
-    )
+    layers: dict[uuid.UUID, list[tuple[MapLayer, LayerResponse]]] = {}
+    for ml, layer in rows:
+        layers.setdefault(ml.map_id, []).append(
+            (ml, layer_response(layer, people.get(layer.created_by)))
+        )
+    shared: dict[uuid.UUID, list[MapCollaboratorResponse]] = {}
+    for c in members:
+        shared.setdefault(c.map_id, []).append(collaborator_response(c, people.get(c.user_id)))
+    return [
+        map_response(
+            map_,
+            role,
+            creator=people.get(map_.created_by),
+            collaborators=shared.get(map_.id, []),
+            layers=layers.get(map_.id, []),
+        )
+        for map_, role in items
+    ]
+
+
+async def map_detail(session: AsyncSession, map_: Map, role: Role | None) -> MapResponse:
+    return (await map_details(session, [(map_, role)]))[0]

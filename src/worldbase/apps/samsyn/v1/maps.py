@@ -35,6 +35,7 @@ from worldbase.apps.samsyn.v1.map_shapes import (
     MapUpdate,
     collaborator_response,
     map_detail,
+    map_details,
     map_values,
 )
 from worldbase.core import users
@@ -63,7 +64,7 @@ async def list_maps(
     items, _ = await service_maps.list(
         session, user=user, include_public=True, limit=limit, offset=offset
     )
-    return [await map_detail(session, map_, role) for map_, role in items]
+    return await map_details(session, items)
 
 
 @router.post(
