@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0007_samsyn_wms_servers"
-down_revision: str | None = "0004_samsyn_layer_gist"
+down_revision: str | None = "0006_samsyn_v1_maps_layers"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
