@@ -1,7 +1,8 @@
 """`source_config` per source type: validated on input, normalised, unknown keys kept.
 
-WMS: `url`, `layers`, `version`, `format`, `transparent`, `temporal`, `dimensions`.
-GeoTIFF: `delivery` direct|tiles, a file (`url`, `cogUrl`: http(s)://, s3:// or
+WMS: `url`, `layers`, `version`, `format`, `transparent`, `temporal`, `dimensions`; a
+configuration without `layers` is a draft (saved; its tiles answer 422 until it names them).
+GeoTIFF: `delivery` direct|tiles (default tiles), a file (`url`, `cogUrl`: http(s)://, s3:// or
 storage://<key>) or a temporal template (`cogUrlTemplate`/`urlTemplate`), `bounds`,
 `tileServer`, `tileParams` (TiTiler's render parameters, checked), `processing`.
 Vector: `geometryType`, `geometryTypes`, `featureCount`, `bounds` and `revision` are
@@ -57,7 +58,7 @@ def _as_datetime(value: date | datetime) -> datetime:
 
 class WmsConfig(_Config):
     url: str = Field(pattern=URL_PATTERN, max_length=2048)
-    layers: str = Field(min_length=1, max_length=1000)
+    layers: str | None = Field(default=None, min_length=1, max_length=1000)
     version: Literal["1.1.1", "1.3.0"] = "1.3.0"
     format: Literal["image/png", "image/jpeg", "image/webp", "image/gif"] = "image/png"
     transparent: bool = True
@@ -82,7 +83,7 @@ def check_bounds(bounds: Bounds | None) -> None:
 
 
 class GeoTiffConfig(_Config):
-    delivery: Literal["direct", "tiles"]
+    delivery: Literal["direct", "tiles"] = "tiles"
     url: str | None = Field(default=None, pattern=COG_PATTERN, max_length=2048)
     cog_url: str | None = Field(default=None, alias="cogUrl", pattern=COG_PATTERN, max_length=2048)
     cog_url_template: str | None = Field(default=None, alias="cogUrlTemplate", max_length=2048)
@@ -123,11 +124,15 @@ def _error_detail(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-def validate_source_config(source_type: SourceType, config: dict[str, Any]) -> dict[str, Any]:
-    """The normalised configuration, or `BadInput` naming the invalid keys."""
+def validate_source_config(
+    source_type: SourceType, config: dict[str, Any], *, derived_stats: bool = True
+) -> dict[str, Any]:
+    """The normalised configuration, or `BadInput` naming the invalid keys. A vector
+    layer's client keys are kept, the derived ones dropped; `derived_stats`: the empty
+    statistics are added now (else when its features are first written)."""
     if source_type == SourceType.vector:
         kept = {k: v for k, v in config.items() if k not in DERIVED_VECTOR_KEYS}
-        return kept | empty_vector_stats()
+        return kept | empty_vector_stats() if derived_stats else kept
     model = WmsConfig if source_type == SourceType.wms else GeoTiffConfig
     try:
         parsed = model.model_validate(config)
