@@ -142,8 +142,14 @@ def validate_source_config(
         raise BadInput(
             f"Invalid {source_type.value} source_config: {fields}", detail=detail
         ) from None
-    result: dict[str, Any] = parsed.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return result
+    # The keys the client gave, normalised; the top-level defaults are the readers' (only a
+    # GeoTIFF's delivery is stored).
+    full: dict[str, Any] = parsed.model_dump(mode="json", by_alias=True, exclude_none=True)
+    fields = type(parsed).model_fields
+    given = {(fields[n].alias or n) if n in fields else n for n in parsed.model_fields_set}
+    if source_type == SourceType.geotiff:
+        given.add("delivery")
+    return {k: v for k, v in full.items() if k in given}
 
 
 def empty_vector_stats() -> dict[str, Any]:
