@@ -302,19 +302,20 @@ def test_loose_source_configs_are_saved_as_given(api: httpx.Client, owner: Clerk
 
 def test_source_type_changes_when_the_config_suits(api: httpx.Client, owner: ClerkUser) -> None:
     tif = new_layer(
-        api, owner, source_type="geotiff", source_config={"url": "https://example.org/a.tif"}
+        api, owner, source_type="geotiff", source_config={"cogUrl": "https://example.org/a.tif"}
     )
     url = f"/api/v1/layers/{tif['id']}"
-    # Its config is no WMS config: 422 naming why, nothing changed.
+    # Its config is no WMS config (no `url`): 422 naming why, nothing changed.
     refused = api.put(url, json={"source_type": "wms"}, headers=owner.headers)
     assert refused.status_code == 422 and "wms" in refused.json()["message"], refused.text
+    assert "source_config.url" in refused.json()["message"]
     assert api.get(url, headers=owner.headers).json()["source_type"] == "geotiff"
     # Any config is a vector config.
     changed = api.put(url, json={"source_type": "vector"}, headers=owner.headers)
     assert changed.status_code == 200, changed.text
     body = changed.json()
     assert body["source_type"] == "vector" and body["source_config"]["featureCount"] == 0
-    assert body["source_config"]["url"] == "https://example.org/a.tif"
+    assert body["source_config"]["cogUrl"] == "https://example.org/a.tif"
     # With a new config that suits the new type, in the same request.
     back = api.put(
         url,
