@@ -7,8 +7,8 @@ Maps, read (`permission_level`, SamSyn's `view_permission`):
 Maps, edit (`edit_permission`), among those who read: `private` the owner only;
 `collaborators` also collaborators with `edit` (what every `/api` map has); `public` every
 signed-in reader. Only the owner updates, deletes and shares a map through `/api`
-(SamSyn's `/api/v1` lets editors update it and invite viewers). Administrators may do
-anything.
+(SamSyn's `/api/v1` lets editors update it, and editor collaborators invite viewers
+whatever `edit_permission` says). Administrators may do anything.
 
 Layers: readable by their creator, by everyone when `is_global` or `visibility` is
 `public`, and by whoever can read a map that contains them. Their configuration is the

@@ -18,6 +18,7 @@ from worldbase.apps.samsyn.layers.source_config import (
 from worldbase.apps.samsyn.models import CreationSource, Layer, LayerFeature, SourceType
 from worldbase.apps.samsyn.raster import service as service_raster
 from worldbase.apps.samsyn.schemas import LayerRead
+from worldbase.apps.samsyn.wms import pending
 from worldbase.apps.samsyn.wms import service as service_wms
 from worldbase.core.db import utcnow
 from worldbase.core.errors import BadInput, NotFound
@@ -165,9 +166,8 @@ async def _new_type(
                 "delete its features first"
             )
     if values.get("source_config") is None:
-        values["source_config"] = {
-            k: v for k, v in (layer.source_config or {}).items() if k not in DERIVED_VECTOR_KEYS
-        }
+        current = pending.strip(layer.source_config or {})
+        values["source_config"] = {k: v for k, v in current.items() if k not in DERIVED_VECTOR_KEYS}
 
 
 async def apply(
