@@ -145,8 +145,8 @@ def validate_source_config(
     # The keys the client gave, normalised; the top-level defaults are the readers' (only a
     # GeoTIFF's delivery is stored).
     full: dict[str, Any] = parsed.model_dump(mode="json", by_alias=True, exclude_none=True)
-    fields = type(parsed).model_fields
-    given = {(fields[n].alias or n) if n in fields else n for n in parsed.model_fields_set}
+    declared = type(parsed).model_fields
+    given = {(declared[n].alias or n) if n in declared else n for n in parsed.model_fields_set}
     if source_type == SourceType.geotiff:
         given.add("delivery")
     return {k: v for k, v in full.items() if k in given}
