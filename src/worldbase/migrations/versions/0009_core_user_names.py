@@ -1,7 +1,7 @@
 """core: users.username, first_name, last_name (an identity provider's profile, kept as given)
 
 Revision ID: 0009_core_user_names
-Revises: 0008_samsyn_v1_users
+Revises: 0001_core (core changes branch from the core revision, as the apps do)
 Create Date: 2026-12-07 02:10:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_core_user_names"
-down_revision: str | None = "0008_samsyn_v1_users"
+down_revision: str | None = "0001_core"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
