@@ -301,8 +301,8 @@ async def upsert_from_claims(
     """Create or refresh the user of an external subject (a token's `sub`, a Clerk user id).
 
     Idempotent; the profile (email, names, picture) is replaced by the one given, as the
-    provider sends the whole user each time. An email that already belongs to another account is not taken over: the
-    user is kept (or created) without it. `is_admin` (None: leave as is) sets admin rights;
+    provider sends the whole user each time. An email that already belongs to another
+    account is not taken over: the user is kept (or created) without it. `is_admin` (None: leave as is) sets admin rights;
     a revocation closes live sockets through the `hub`.
     """
     for attempt in range(2):
