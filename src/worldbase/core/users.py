@@ -302,8 +302,8 @@ async def upsert_from_claims(
 
     Idempotent; the profile (email, names, picture) is replaced by the one given, as the
     provider sends the whole user each time. An email that already belongs to another
-    account is not taken over: the user is kept (or created) without it. `is_admin` (None: leave as is) sets admin rights;
-    a revocation closes live sockets through the `hub`.
+    account is not taken over: the user is kept (or created) without it. `is_admin` (None:
+    leave as is) sets admin rights; a revocation closes live sockets through the `hub`.
     """
     for attempt in range(2):
         user = await get_by_subject(session, subject=subject)
