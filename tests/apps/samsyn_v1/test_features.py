@@ -102,7 +102,7 @@ def test_list_answers_what_each_feature_answers(api: httpx.Client, owner: ClerkU
     layer = vector_layer(api, owner)
     bodies = [
         {"geometry": SQUARE, "properties": {"name": "Dogger", "deep": {"a": [1, None, "x"]}}},
-        {"geometry": point(3.123456789, -54.5), "properties": {}, "feature_type": "st\"ation"},
+        {"geometry": point(3.123456789, -54.5), "properties": {}, "feature_type": 'st"ation'},
         {
             "geometry": {
                 "type": "MultiLineString",
