@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, null, or_, select
+from sqlalchemy import Select, and_, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.samsyn.access import Role
@@ -305,11 +305,13 @@ async def _people_and_members(
 ) -> tuple[dict[uuid.UUID, User], list[MapCollaborator]]:
     """The maps' creators and the member maps' collaborators (with their users: the user
     side is never missing, `user_id` cascades), in one query."""
-    query = select(User, MapCollaborator)
+    query: Select[Any, Any]
     if member_maps:
         on = and_(MapCollaborator.user_id == User.id, MapCollaborator.map_id.in_(member_maps))
-        query = query.outerjoin(MapCollaborator, on).where(
-            or_(User.id.in_(creators), MapCollaborator.id.is_not(None))
+        query = (
+            select(User, MapCollaborator)
+            .outerjoin(MapCollaborator, on)
+            .where(or_(User.id.in_(creators), MapCollaborator.id.is_not(None)))
         )
     else:  # nobody's collaborators to show: the creators alone
         query = select(User, null()).where(User.id.in_(creators))
