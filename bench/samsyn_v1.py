@@ -6,7 +6,9 @@ asks for the same data both ways, signed in as the same user, and the p50 of eac
 c=1, `SECONDS` s, medians of `REPEATS` interleaved runs) gives the ratio v1 / ours (goal
 ≤ 1.10):
 
-- maps list: `/api/v1/maps` vs `/api/maps`;
+- maps list: `/api/v1/maps` vs `/api/maps`; and, labelled apart, vs `/api/maps` plus
+  `/api/maps/{id}` (the sum of their p50s): v1's list answers each map's layers, their
+  creators, the map's creator and its collaborators, which `/api`'s list does not carry;
 - layer tile, cached: `/api/v1/titiler/tiles/{z}/{x}/{y}?url=<the layer's COG>` vs
   `/api/layers/{id}/tiles/{z}/{x}/{y}` (both a public, fast-lane tile);
 - COG tiles, uncached: a pass over distinct tiles, `/api/v1/titiler/tiles?url=` vs
@@ -52,7 +54,7 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
-def _setup(client: httpx.Client, base: str, cog: str) -> tuple[dict[str, str], str, str]:
+def _setup(client: httpx.Client, base: str, cog: str) -> tuple[dict[str, str], str, str, str]:
     """A user, a map, a global GeoTIFF layer on `cog`, a vector layer with 200 points."""
     token = client.post(
         f"{base}/api/auth/register",
@@ -65,7 +67,7 @@ def _setup(client: httpx.Client, base: str, cog: str) -> tuple[dict[str, str], s
         assert answer.status_code in (200, 201), (path, answer.text)
         return dict(answer.json())
 
-    post("/api/maps", {"name": "Bench map"})
+    map_ = post("/api/maps", {"name": "Bench map"})
     raster = post(
         "/api/layers",
         {
@@ -87,7 +89,7 @@ def _setup(client: httpx.Client, base: str, cog: str) -> tuple[dict[str, str], s
     post(
         f"/api/layers/{vector['id']}/features", {"type": "FeatureCollection", "features": features}
     )
-    return auth, str(raster["id"]), str(vector["id"])
+    return auth, str(raster["id"]), str(vector["id"]), str(map_["id"])
 
 
 def _p50(url: str, auth: dict[str, str]) -> float:
@@ -122,7 +124,7 @@ def run() -> None:
         base = samsyn_server(stack, tmp / "data", allowlist=f"{cogs}/")
         client = stack.enter_context(httpx.Client(timeout=60))
         cog = f"{cogs}/rgb.tif"
-        auth, raster_id, vector_id = _setup(client, base, cog)
+        auth, raster_id, vector_id, map_id = _setup(client, base, cog)
         z, x, y = TILE
         url = quote(cog, safe="")
         pairs = {
@@ -145,6 +147,16 @@ def run() -> None:
                 continue
             client.get(ours, headers=auth).raise_for_status()
             _compare(name, lambda v1=v1: _p50(v1, auth), lambda o=ours: _p50(o, auth), "ms")
+            if name == "maps list":
+                detail = f"{base}/api/maps/{map_id}"
+                client.get(detail, headers=auth).raise_for_status()
+                _compare(
+                    "maps list vs /api list + /api map detail (v1 also nests layers, creators,"
+                    " collaborators)",
+                    lambda v1=v1: _p50(v1, auth),
+                    lambda o=ours, d=detail: _p50(o, auth) + _p50(d, auth),
+                    "ms",
+                )
         runs = iter(range(10_000))
 
         def tiles(path: str) -> float:

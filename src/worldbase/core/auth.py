@@ -106,6 +106,9 @@ class VerifiedToken:
     subject: str | None = None
     email: str | None = None
     name: str | None = None
+    username: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
     avatar_url: str | None = None
     is_admin: bool | None = None  # what the token says of admin rights; None: it is silent
 
@@ -230,10 +233,16 @@ def _external(claims: dict[str, Any], settings: Settings) -> VerifiedToken:
                 return value
         return None
 
+    username = text("username", "preferred_username")
+    first_name = text("first_name", "given_name")
+    last_name = text("last_name", "family_name")
     return VerifiedToken(
         subject=subject,
         email=text("email", "email_address"),
-        name=text("name", "full_name"),
+        name=text("name", "full_name") or users.display_name(first_name, last_name, username),
+        username=username,
+        first_name=first_name,
+        last_name=last_name,
         avatar_url=text("picture", "image_url", "avatar_url"),
         is_admin=users.admin_claim(claims, settings.jwt_admin_claim),
     )
@@ -262,6 +271,9 @@ async def authenticate_token(
                 subject=verified.subject,
                 email=verified.email,
                 name=_bounded(verified.name, 255),
+                username=_bounded(verified.username, 255),
+                first_name=_bounded(verified.first_name, 255),
+                last_name=_bounded(verified.last_name, 255),
                 avatar_url=web_url_or_none(verified.avatar_url),
                 is_admin=verified.is_admin,
             )

@@ -235,11 +235,22 @@ async def deactivate(session: AsyncSession, *, user: User, hub: Hub, cache: Cach
     user.is_active = False
     user.email = None
     user.name = None
+    user.username = None
+    user.first_name = None
+    user.last_name = None
     user.avatar_url = None
     user.password_hash = None
     await session.commit()
     await _shut_out(cache, hub, user_id=user.id, subject=user.clerk_id)
     return user
+
+
+def display_name(
+    first_name: str | None, last_name: str | None, username: str | None = None
+) -> str | None:
+    """The display name an identity provider's profile gives: "first last", else the username."""
+    parts = (p.strip() for p in (first_name, last_name) if isinstance(p, str))
+    return " ".join(p for p in parts if p) or (username or None)
 
 
 def admin_claim(claims: Mapping[str, Any], paths: str) -> bool | None:
@@ -283,12 +294,16 @@ async def upsert_from_claims(
     avatar_url: str | None = None,
     is_admin: bool | None = None,
     hub: Hub | None = None,
+    username: str | None = None,
+    first_name: str | None = None,
+    last_name: str | None = None,
 ) -> User:
     """Create or refresh the user of an external subject (a token's `sub`, a Clerk user id).
 
-    Idempotent. An email that already belongs to another account is not taken over: the
-    user is kept (or created) without it. `is_admin` (None: leave as is) sets admin rights;
-    a revocation closes live sockets through the `hub`.
+    Idempotent; the profile (email, names, picture) is replaced by the one given, as the
+    provider sends the whole user each time. An email that already belongs to another
+    account is not taken over: the user is kept (or created) without it. `is_admin` (None:
+    leave as is) sets admin rights; a revocation closes live sockets through the `hub`.
     """
     for attempt in range(2):
         user = await get_by_subject(session, subject=subject)
@@ -303,6 +318,9 @@ async def upsert_from_claims(
                 clerk_id=subject,
                 email=normalized,
                 name=name,
+                username=username,
+                first_name=first_name,
+                last_name=last_name,
                 avatar_url=avatar_url,
                 is_admin=bool(is_admin),
             )
@@ -310,6 +328,9 @@ async def upsert_from_claims(
         elif user.is_active:
             user.email = normalized
             user.name = name
+            user.username = username
+            user.first_name = first_name
+            user.last_name = last_name
             user.avatar_url = avatar_url
             if is_admin is not None:
                 revokes = user.is_admin and not is_admin

@@ -95,6 +95,36 @@ def test_bulk_import_and_pages(api: httpx.Client, owner: ClerkUser) -> None:
     assert seen["numberMatched"] == 25
 
 
+def test_list_answers_what_each_feature_answers(api: httpx.Client, owner: ClerkUser) -> None:
+    """The list is written as JSON text (one SQL statement on PostgreSQL, one shapely batch
+    on SQLite), each row exactly what the feature's own route (pydantic) answers: same
+    keys in the same order, same values, timestamps as UTC ISO with `Z`."""
+    layer = vector_layer(api, owner)
+    bodies = [
+        {"geometry": SQUARE, "properties": {"name": "Dogger", "deep": {"a": [1, None, "x"]}}},
+        {"geometry": point(3.123456789, -54.5), "properties": {}, "feature_type": 'st"ation'},
+        {
+            "geometry": {
+                "type": "MultiLineString",
+                "coordinates": [[[1, 2], [3.25, 4.5]], [[-5, -6], [7, 8]]],
+            },
+            "properties": {"emoji": "åäö 🌊", "n": 1.5, "ok": True},
+            "feature_type": "line",
+        },
+    ]
+    for body in bodies:
+        created(api, owner, url(layer), body)
+    answer = api.get(url(layer), headers=owner.headers)
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+    listed = answer.json()
+    assert len(listed) == 3
+    for row in listed:
+        one = api.get(url(layer, f"/{row['id']}"), headers=owner.headers).json()
+        assert list(row) == list(one) and row == one
+        assert row["created_at"].endswith("Z") and row["updated_at"].endswith("Z")
+    assert api.get(url(layer, "?offset=5"), headers=owner.headers).json() == []
+
+
 def test_who_may_read_and_write(
     api: httpx.Client,
     owner: ClerkUser,

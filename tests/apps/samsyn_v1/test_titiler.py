@@ -167,6 +167,27 @@ def test_admins_may_check_any_url_the_policy_allows(
     assert_error(api.get(TILE, params={"url": url}, headers=headers), 403)
 
 
+def test_a_url_an_admin_inspected_may_be_previewed_without_a_token(
+    api: httpx.Client, http: str, admin: ClerkUser, stranger: ClerkUser
+) -> None:
+    # SamSyn's admin form fetches the info with its token, then shows the preview as an
+    # <img>, which sends none.
+    url = f"{http}/other.tif?inspected"
+    assert_error(api.get("/api/v1/titiler/preview", params={"url": url}), 403)
+    info = api.get("/api/v1/titiler/info", params={"url": url}, headers=as_admin(api, admin))
+    assert info.status_code == 200, info.text
+    preview = api.get("/api/v1/titiler/preview", params={"url": url})
+    assert preview.status_code == 200 and preview.headers["content-type"] == "image/png"
+    # Only that URL, and only previews: a stranger's info of it, its tiles and another URL
+    # stay refused.
+    assert_error(
+        api.get("/api/v1/titiler/info", params={"url": url}, headers=stranger.headers), 403
+    )
+    assert_error(api.get(TILE, params={"url": url}), 403)
+    other = f"{http}/other.tif?not-inspected"
+    assert_error(api.get("/api/v1/titiler/preview", params={"url": other}), 403)
+
+
 SSRF = (
     "http://169.254.169.254/latest/meta-data/iam.tif",
     "http://127.0.0.1:22/x.tif",

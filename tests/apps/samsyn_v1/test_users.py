@@ -22,6 +22,22 @@ def test_me_is_samsyn_user_shape(api: httpx.Client, owner: ClerkUser) -> None:
     assert me["id"] == signed_in(api, owner)["id"]
 
 
+def test_first_sight_of_a_token_keeps_its_username_and_names(
+    api: httpx.Client, make_user: Callable[..., ClerkUser]
+) -> None:
+    person = make_user(name=None)
+    claims = {"username": "mas", "first_name": "Mary Ann", "last_name": "Smith"}
+    headers = {"Authorization": f"Bearer {person.token(**claims)}"}
+    me = api.get("/api/v1/users/me", headers=headers).json()
+    assert (me["username"], me["first_name"], me["last_name"]) == ("mas", "Mary Ann", "Smith")
+    assert signed_in(api, person)["name"] == "Mary Ann Smith"  # core's display name
+    # OpenID's names do as well.
+    oidc = make_user(name=None)
+    claims = {"preferred_username": "ada", "given_name": "Ada", "family_name": "King Lovelace"}
+    me = api.get("/api/v1/users/me", headers={"Authorization": f"Bearer {oidc.token(**claims)}"})
+    assert (me.json()["username"], me.json()["last_name"]) == ("ada", "King Lovelace")
+
+
 def test_me_needs_a_valid_token(api: httpx.Client, owner: ClerkUser) -> None:
     assert_error(api.get("/api/v1/users/me"), 401)
     assert_error(api.delete("/api/v1/users/me"), 401)

@@ -39,6 +39,19 @@ def send(
     return api.post(URL, content=payload.encode(), headers=headers)
 
 
+def send_core(api: httpx.Client, event: dict[str, Any]) -> httpx.Response:
+    """`event` signed for core's own route, `/api/webhooks/clerk`."""
+    payload = json.dumps(event)
+    msg_id, at = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
+    headers = {
+        "Content-Type": "application/json",
+        "svix-id": msg_id,
+        "svix-timestamp": str(int(at.timestamp())),
+        "svix-signature": Webhook(SECRET).sign(msg_id, at, payload),
+    }
+    return api.post("/api/webhooks/clerk", content=payload.encode(), headers=headers)
+
+
 def clerk_user(kind: str, sub: str, email: str | None = None, **data: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"id": sub, "object": "user", "first_name": "Wendy", "last_name": "Hook"}
     if email is not None:
@@ -83,6 +96,35 @@ def test_created_without_email_is_refused_as_samsyn_does(api: httpx.Client) -> N
     )
 
 
+def test_username_and_names_are_kept_as_clerk_gives_them(
+    api: httpx.Client, make_user: Callable[..., ClerkUser]
+) -> None:
+    person = make_user(name=None)
+    profile = {"username": "mas", "first_name": "Mary Ann", "last_name": "Smith"}
+    assert send(api, clerk_user("user.created", person.sub, person.email, **profile)).json() == {
+        "status": "success"
+    }
+    me = api.get("/api/v1/users/me", headers=person.headers).json()
+    assert (me["username"], me["first_name"], me["last_name"]) == ("mas", "Mary Ann", "Smith")
+    # Core's own view keeps its one display name.
+    assert signed_in(api, person)["name"] == "Mary Ann Smith"
+    # An update replaces the profile: a name Clerk no longer has is cleared.
+    renamed = {"username": "mary", "first_name": "Mary", "last_name": None}
+    assert send(api, clerk_user("user.updated", person.sub, person.email, **renamed)).json() == {
+        "status": "success"
+    }
+    me = api.get("/api/v1/users/me", headers=person.headers).json()
+    assert (me["username"], me["first_name"], me["last_name"]) == ("mary", "Mary", None)
+    # The core route fills the same fields.
+    other = make_user(name=None)
+    only_username = {"username": "solo", "first_name": None, "last_name": None}
+    core = send_core(api, clerk_user("user.created", other.sub, other.email, **only_username))
+    assert core.status_code == 200, core.text
+    me = api.get("/api/v1/users/me", headers=other.headers).json()
+    assert (me["username"], me["first_name"], me["last_name"]) == ("solo", None, None)
+    assert signed_in(api, other)["name"] == "solo"
+
+
 def test_unknown_events_are_acknowledged(api: httpx.Client) -> None:
     for event in (
         {"type": "session.created", "data": {"id": "sess_1"}},
@@ -95,8 +137,12 @@ def test_unknown_events_are_acknowledged(api: httpx.Client) -> None:
 def test_bad_signatures_are_400(api: httpx.Client) -> None:
     event = clerk_user("user.created", "user_forged", "forged@example.org")
     other = "whsec_" + base64.b64encode(b"not-the-secret-of-this-server-32").decode()
-    assert_error(send(api, event, secret=other), 400)
-    assert_error(send(api, event, age=3600), 400)  # replayed outside Svix's window
+    wrong = assert_error(send(api, event, secret=other), 400)
+    # SamSyn's wording, which its frontend reads from `detail`:
+    assert wrong["message"].startswith("Webhook verification failed: ")
+    assert "verification failed" in wrong["detail"].lower()
+    stale = assert_error(send(api, event, age=3600), 400)  # replayed outside Svix's window
+    assert stale["message"].startswith("Webhook verification failed: ")
     assert_error(api.post(URL, json=event), 400)  # unsigned
     answer = api.post(URL, content=b"\xff" * 10, headers={"svix-id": "x"})
     assert_error(answer, 400)

@@ -1,9 +1,10 @@
 """Core routes under /api/webhooks: Clerk's user events, signed by Svix.
 
 - Not configured (`CLERK_WEBHOOK_SECRET` unset or unusable): 503.
-- Missing, malformed, stale (over 5 minutes, Svix's replay window) or wrong signature: 400,
-  which Svix treats as a failed delivery and retries.
-- `user.created` / `user.updated` upsert the user by Clerk id, admin rights included when the
+- Missing, malformed, stale (over 5 minutes, Svix's replay window) or wrong signature: 400
+  ("Webhook verification failed: <reason>"), which Svix treats as a failed delivery and retries.
+- `user.created` / `user.updated` upsert the user by Clerk id (e-mail, username, first and last
+  name as given, display name "first last", picture), admin rights included when the
   user's `public_metadata` is there (`JWT_ADMIN_CLAIM`: `isAdmin: true` grants, else revokes);
   `user.deleted` deactivates it and clears its personal data (the row stays, because apps'
   data will point at it).
@@ -70,7 +71,9 @@ def _verified_event(request: Request, body: bytes) -> dict[str, Any]:
         event = json.loads(body)
     except (WebhookVerificationError, ValueError) as exc:
         # ValueError also covers malformed signature headers and non-UTF-8 bodies.
-        raise InvalidSignature("Invalid webhook signature", detail=str(exc)) from exc
+        # SamSyn's wording: its frontend and tests look for "verification failed".
+        reason = f"Webhook verification failed: {exc or 'invalid signature'}"
+        raise InvalidSignature(reason, detail=reason) from exc
     if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
         raise InvalidSignature("Webhook payload is not a Clerk event")
     return event
@@ -90,9 +93,10 @@ def _text(value: Any, limit: int) -> str | None:
 
 
 def _full_name(data: dict[str, Any]) -> str | None:
-    parts = [data.get("first_name"), data.get("last_name")]
-    name = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
-    return _text(name or data.get("username"), 255)
+    def text(key: str) -> str | None:
+        return _text(data.get(key), 255)
+
+    return _text(users.display_name(text("first_name"), text("last_name"), text("username")), 255)
 
 
 def clerk_profile(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -100,6 +104,9 @@ def clerk_profile(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     return {
         "email": _primary_email(data),
         "name": _full_name(data),
+        "username": _text(data.get("username"), 255),
+        "first_name": _text(data.get("first_name"), 255),
+        "last_name": _text(data.get("last_name"), 255),
         "avatar_url": web_url_or_none(data.get("image_url") or data.get("profile_image_url")),
         "is_admin": users.admin_claim(data, settings.jwt_admin_claim),
     }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from worldbase.apps.samsyn.dependencies import layer_for_feature_edit, layer_for_read
 from worldbase.apps.samsyn.events import after_commit
@@ -86,12 +86,20 @@ async def list_features(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> list[FeatureResponse]:
+) -> Response:
+    """Written as JSON text by the features service (`Shape.row`: one SQL statement on
+    PostgreSQL, one shapely batch on SQLite), as `/api`'s list is: no per-row models."""
     box = parse_bbox(bbox) if bbox is not None else None
-    rows = await service_features.list_rows(
-        session, layer_id=layer.id, bbox=box, limit=limit, offset=offset
+    page = await service_features.list(
+        session,
+        layer=layer,
+        bbox=box,
+        limit=limit,
+        offset=offset,
+        shape=service_features.Shape.row,
+        counted=False,
     )
-    return [feature_response(f) for f in rows]
+    return Response(f"[{page.body}]", media_type="application/json")
 
 
 @router.get(

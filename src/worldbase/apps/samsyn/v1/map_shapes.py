@@ -17,14 +17,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Select, and_, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.samsyn.access import Role
-from worldbase.apps.samsyn.maps import collaborators as service_collaborators
-from worldbase.apps.samsyn.maps import service as service_maps
 from worldbase.apps.samsyn.maps.collaborators import Collaborator
 from worldbase.apps.samsyn.models import (
     CollaboratorPermission,
+    Layer,
     Map,
     MapCollaborator,
     MapLayer,
@@ -34,7 +34,6 @@ from worldbase.apps.samsyn.v1.layer_shapes import (
     LAYER_EXAMPLE,
     LayerResponse,
     layer_response,
-    users_by_id,
 )
 from worldbase.apps.samsyn.v1.shapes import UserResponse, user_response
 from worldbase.core.models import User
@@ -306,28 +305,63 @@ def map_response(
     )
 
 
+async def _people_and_members(
+    session: AsyncSession, creators: set[uuid.UUID], member_maps: list[uuid.UUID]
+) -> tuple[dict[uuid.UUID, User], list[MapCollaborator]]:
+    """The maps' creators and the member maps' collaborators (with their users: the user
+    side is never missing, `user_id` cascades), in one query."""
+    query: Select[Any, Any]
+    if member_maps:
+        on = and_(MapCollaborator.user_id == User.id, MapCollaborator.map_id.in_(member_maps))
+        query = (
+            select(User, MapCollaborator)
+            .outerjoin(MapCollaborator, on)
+            .where(or_(User.id.in_(creators), MapCollaborator.id.is_not(None)))
+        )
+    else:  # nobody's collaborators to show: the creators alone
+        query = select(User, null()).where(User.id.in_(creators))
+    people: dict[uuid.UUID, User] = {}
+    members: list[MapCollaborator] = []
+    for user, member in (await session.execute(query)).all():
+        people[user.id] = user
+        if member is not None:
+            members.append(member)
+    members.sort(key=lambda c: (c.invited_at, c.id))
+    return people, members
+
+
+async def _layers_with_creators(
+    session: AsyncSession, map_ids: list[uuid.UUID]
+) -> list[tuple[MapLayer, Layer, User | None]]:
+    """`maps.service.list_layers_of` with each layer's creator, in one query."""
+    if not map_ids:
+        return []
+    rows = await session.execute(
+        select(MapLayer, Layer, User)
+        .join(Layer, Layer.id == MapLayer.layer_id)
+        .outerjoin(User, User.id == Layer.created_by)
+        .where(MapLayer.map_id.in_(map_ids))
+        .order_by(MapLayer.map_id, MapLayer.display_order, MapLayer.added_at, MapLayer.id)
+    )
+    return [(ml, layer, creator) for ml, layer, creator in rows.all()]
+
+
 async def map_details(
     session: AsyncSession, items: Sequence[tuple[Map, Role | None]], user: User | None = None
 ) -> list[MapResponse]:
     """Maps as SamSyn shows them to `user`: their layers (with their creators) and, to their
-    members only (not to the public), their collaborators; a few queries for any number of
+    members only (not to the public), their collaborators; two queries for any number of
     maps."""
+    if not items:
+        return []
     member_maps = [m.id for m, role in items if role is not None and role >= Role.viewer]
-    members = await service_collaborators.list_active(session, map_ids=member_maps)
-    rows = await service_maps.list_layers_of(session, map_ids=[m.id for m, _ in items])
-    people = await users_by_id(
-        session,
-        [
-            *(m.created_by for m, _ in items),
-            *(c.user_id for c in members),
-            *(layer.created_by for _, layer in rows),
-        ],
+    people, members = await _people_and_members(
+        session, {m.created_by for m, _ in items}, member_maps
     )
+    rows = await _layers_with_creators(session, [m.id for m, _ in items])
     layers: dict[uuid.UUID, list[tuple[MapLayer, LayerResponse]]] = {}
-    for ml, layer in rows:
-        layers.setdefault(ml.map_id, []).append(
-            (ml, layer_response(layer, people.get(layer.created_by)))
-        )
+    for ml, layer, creator in rows:
+        layers.setdefault(ml.map_id, []).append((ml, layer_response(layer, creator)))
     shared: dict[uuid.UUID, list[MapCollaboratorResponse]] = {}
     editor_of: set[uuid.UUID] = set()
     for c in members:

@@ -37,15 +37,20 @@ class UserResponse(BaseModel):
 
 
 def user_response(user: User) -> UserResponse:
-    """SamSyn's user fields from ours: `name` is "first last", `avatar_url` the image."""
-    first, _, last = (user.name or "").partition(" ")
+    """SamSyn's user fields from ours: username, first and last name as the identity provider
+    gave them, `avatar_url` the image. A user who came in with only a display name (a password
+    account, a token with just `name`) shows it split at its first space."""
+    first, last = user.first_name, user.last_name
+    if first is None and last is None and user.username is None and user.name:
+        first, _, rest = user.name.partition(" ")
+        last = rest or None
     return UserResponse(
         id=user.id,
         clerk_id=user.clerk_id,
         email=user.email,
-        username=None,
-        first_name=first or None,
-        last_name=last or None,
+        username=user.username,
+        first_name=first,
+        last_name=last,
         profile_image_url=user.avatar_url,
         created_at=user.created_at,
         updated_at=user.updated_at,

@@ -3,7 +3,9 @@ SamSyn's layers name, drawn by Worldbase's raster engine (`geo.raster`; no TiTil
 
 SamSyn's rule for `url`: a GeoTIFF that a layer names (its `url`/`cogUrl`, or one step of
 its URL template; compared normalized) — anything else is 403, except that admins may read
-any URL's info, statistics and preview (to check a GeoTIFF before making a layer of it).
+any URL's info, statistics and preview (to check a GeoTIFF before making a layer of it), and
+a URL an admin inspected may be previewed without a token for ten minutes (the admin form
+shows it as an <img>).
 Whoever asks, the source policy then decides whether the URL may be read at all: public
 addresses or the allow-list, never loopback, private or metadata addresses, never
 `storage://` (checked where the read connects, every redirect hop too).
@@ -18,6 +20,7 @@ TiTiler takes it, works too.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -25,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from worldbase.apps.samsyn.raster import service as service_raster
 from worldbase.core.auth import OptionalUser
+from worldbase.core.cache import Cache
 from worldbase.core.db import Session
 from worldbase.core.errors import Forbidden
 from worldbase.core.fast_lane import CachePolicy
@@ -125,11 +129,36 @@ class BandStatistics(BaseModel):
     std: float | None = None
 
 
-async def _source(session: Session, url: str, user: User | None, *, admin_may: bool) -> str:
-    """What to read for `url`: a layer's COG (its own spelling), or for an admin any URL."""
+# SamSyn's admin form shows the preview of a URL it has just inspected as an <img>, which
+# carries no token: a URL an admin read the info or statistics of may be previewed by anyone
+# for this long (only that URL, only previews).
+INSPECTED_TTL = 600
+
+
+def _inspected_key(url: str) -> str:
+    digest = hashlib.blake2b(service_raster.normalize_url(url).encode(), digest_size=16)
+    return f"{NAMESPACE}:inspected:{digest.hexdigest()}"
+
+
+async def _source(
+    session: Session,
+    url: str,
+    user: User | None,
+    *,
+    admin_may: bool,
+    cache: Cache | None = None,
+    previewing: bool = False,
+) -> str:
+    """What to read for `url`: a layer's COG (its own spelling), or for an admin any URL
+    (remembered in `cache` as inspected), or, for a preview, a recently inspected URL."""
     if admin_may and user is not None and user.is_admin:
+        if cache is not None:
+            await cache.set(_inspected_key(url), b"1", ttl=INSPECTED_TTL)
         return url
     found = await service_raster.registered_source(session, url=url)
+    inspected = found is None and previewing and cache is not None
+    if inspected and await cache.get(_inspected_key(url)):  # type: ignore[union-attr]
+        return url
     if found is None:
         raise Forbidden(
             "URL not authorized: only GeoTIFF URLs of saved layers can be read here",
@@ -187,7 +216,7 @@ async def titiler_tile(
 async def titiler_info(
     url: UrlQuery, user: OptionalUser, session: Session, services: ServicesDep
 ) -> dict[str, Any]:
-    source = await _source(session, url, user, admin_may=True)
+    source = await _source(session, url, user, admin_may=True, cache=services.cache)
     data = await raster.info(source, settings=services.settings)
     data["native_bounds"], data["native_crs"] = data.get("bounds"), data.get("crs")
     data["bounds"] = data.pop("geographic_bounds", None)
@@ -208,7 +237,7 @@ async def titiler_statistics(
     services: ServicesDep,
 ) -> dict[str, Any]:
     params = _params(render)
-    source = await _source(session, url, user, admin_may=True)
+    source = await _source(session, url, user, admin_may=True, cache=services.cache)
     return await raster.statistics(source, settings=services.settings, params=params)
 
 
@@ -228,7 +257,9 @@ async def titiler_preview(
     height: PreviewSide = 256,
 ) -> Response:
     params = _params(render)
-    source = await _source(session, url, user, admin_may=True)
+    source = await _source(
+        session, url, user, admin_may=True, cache=services.cache, previewing=True
+    )
     image = await raster.preview(
         source, settings=services.settings, params=params, max_size=max(width, height)
     )
