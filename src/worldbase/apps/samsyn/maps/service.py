@@ -32,8 +32,10 @@ async def list(
     include_all: bool = False,
     limit: int,
     offset: int,
-) -> tuple[builtins.list[tuple[Map, Role | None]], int]:
-    """Owned and shared maps, plus public ones (`include_public`) or all (`include_all`)."""
+    counted: bool = True,
+) -> tuple[builtins.list[tuple[Map, Role | None]], int | None]:
+    """Owned and shared maps, plus public ones (`include_public`) or all (`include_all`),
+    and how many match in all (None when not `counted`: SamSyn's plain lists need no total)."""
     if user is None:
         where = Map.permission_level == PermissionLevel.public
     else:
@@ -50,11 +52,14 @@ async def list(
     joined = select(Map, MapCollaborator.permission).outerjoin(
         MapCollaborator, and_(MapCollaborator.map_id == Map.id, MapCollaborator.user_id == user_id)
     )
-    total = await session.scalar(select(func.count()).select_from(joined.where(where).subquery()))
+    total = None
+    if counted:
+        count = select(func.count()).select_from(joined.where(where).subquery())
+        total = int(await session.scalar(count) or 0)
     rows = await session.execute(
         joined.where(where).order_by(Map.updated_at.desc(), Map.id).limit(limit).offset(offset)
     )
-    return [(m, role_of(m, user, p)) for m, p in rows.all()], int(total or 0)
+    return [(m, role_of(m, user, p)) for m, p in rows.all()], total
 
 
 async def get_or_raise(session: AsyncSession, *, map_id: uuid.UUID) -> Map:

@@ -62,7 +62,7 @@ async def list_maps(
 ) -> list[MapResponse]:
     await service_collaborators.claim_invitations(session, user=user)
     items, _ = await service_maps.list(
-        session, user=user, include_public=True, limit=limit, offset=offset
+        session, user=user, include_public=True, limit=limit, offset=offset, counted=False
     )
     return await map_details(session, items, user)
 
