@@ -195,14 +195,15 @@ def cors_front(upstream: str) -> tuple[ThreadingHTTPServer, str]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             answer = client.get(upstream + self.path)
-            self.send_response(answer.status_code)
-            for key in ("content-type",):
-                if key in answer.headers:
-                    self.send_header(key, answer.headers[key])
-            self.send_header("Content-Length", str(len(answer.content)))
-            self.send_header("Access-Control-Allow-Origin", "*")
-            self.end_headers()
-            self.wfile.write(answer.content)
+            # The browser hangs up on tiles MapLibre cancelled.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.send_response(answer.status_code)
+                if "content-type" in answer.headers:
+                    self.send_header("Content-Type", answer.headers["content-type"])
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.send_header("Access-Control-Allow-Origin", "*")
+                self.end_headers()
+                self.wfile.write(answer.content)
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -259,6 +260,10 @@ def file_server(folder: Path, *, spa: bool) -> tuple[ThreadingHTTPServer, str]:
             super().end_headers()
 
         def do_GET(self) -> None:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self._get()
+
+        def _get(self) -> None:
             path = Path(self.translate_path(self.path))
             if spa and not path.exists():
                 self.path = "/index.html"
@@ -340,6 +345,7 @@ class Record:
     blocked_external: dict[str, int] = field(default_factory=dict)
     api_calls: list[dict[str, Any]] = field(default_factory=list)
     shots: list[str] = field(default_factory=list)
+    cancelled: int = 0
     current: str = ""
 
     def watch(self, page: Any, who: str, api_base: str) -> None:
@@ -367,6 +373,10 @@ class Record:
         def on_failed(request: Any) -> None:
             host = urlsplit(request.url).hostname
             if host not in ("127.0.0.1", "localhost"):
+                return
+            if request.failure == "net::ERR_ABORTED":
+                # MapLibre cancels the tiles it no longer needs (zoom, pan, layer order).
+                self.cancelled += 1
                 return
             entry = {"who": who, "step": self.current, "method": request.method,
                      "url": request.url, "error": request.failure}
@@ -409,6 +419,7 @@ class Record:
             entry["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:400]}"
             entry["trace"] = traceback.format_exc()[-1500:]
             print(f"  step failed: {entry['error']}")
+            print("    " + "\n    ".join(str(error).splitlines()[1:12]))
             if page is not None:
                 self.shot(page, "FAILED-" + re.sub(r"[^a-z0-9]+", "-", name.lower())[:40])
         entry["seconds"] = round(time.monotonic() - started, 1)
@@ -436,6 +447,12 @@ def open_app(browser: Any, record: Record, user: User, app: str, api: str, who: 
     )
     page = context.new_page()
     page.set_default_timeout(20_000)
+    # SamSyn's welcome dialog opens half a second after each load (until "Do not show this
+    # message again"); close it whenever it stands in the way, as a user would.
+    page.add_locator_handler(
+        page.get_by_role("button", name="Get Started"),
+        lambda button: button.click(),
+    )
     record.watch(page, who, api)
     return page
 
@@ -545,7 +562,10 @@ def run(args: argparse.Namespace) -> int:
     names = {"wms": "Quadrants (WMS)", "cog": "Rings (GeoTIFF)", "vector": "Survey area"}
     comment_text = f"Browser check comment {uuid.uuid4().hex[:6]}: the survey area overlaps the rings."
 
-    with worldbase(src, tmp, env) as api, sync_playwright() as pw:
+    server = (
+        contextlib.nullcontext(args.api.rstrip("/")) if args.api else worldbase(src, tmp, env)
+    )
+    with server as api, sync_playwright() as pw:
         print(f"worldbase {api}")
         browser = pw.chromium.launch(
             executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS
@@ -655,6 +675,13 @@ def run(args: argparse.Namespace) -> int:
 
         with record.step("add the WMS layer to the map", page):
             add_from_library(names["wms"])
+            # Zoom out two levels (mouse wheel on the map) to see all of the WMS layer.
+            box = page.locator(".maplibregl-canvas").bounding_box()
+            assert box, "no map canvas"
+            page.mouse.move(box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.6)
+            for _ in range(4):
+                page.mouse.wheel(0, 220)
+                page.wait_for_timeout(250)
             wait_map_idle(page, 5)
             record.shot(page, "map-with-wms")
 
@@ -672,15 +699,19 @@ def run(args: argparse.Namespace) -> int:
             page.get_by_role("button", name="Rectangle", exact=True).click()
             box = page.locator(".maplibregl-canvas").bounding_box()
             assert box, "no map canvas"
-            # Right of the side panel (w-96 = 384 px), in the map's middle.
-            x0, y0 = box["x"] + 384 + (box["width"] - 384) * 0.35, box["y"] + box["height"] * 0.35
-            x1, y1 = box["x"] + 384 + (box["width"] - 384) * 0.6, box["y"] + box["height"] * 0.65
+            # Left of the Create Layer panel (right side, w-96 = 384 px), mid-map.
+            free = box["width"] - 384
+            x0, y0 = box["x"] + free * 0.3, box["y"] + box["height"] * 0.35
+            x1, y1 = box["x"] + free * 0.6, box["y"] + box["height"] * 0.65
             page.mouse.move(x0, y0)
             page.mouse.click(x0, y0)
             page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
             page.mouse.move(x1, y1, steps=5)
             page.mouse.click(x1, y1)
             page.get_by_text("Features (1)").wait_for(timeout=8000)
+            # The click also asked the WMS for feature info (SamSyn's map click): close it.
+            with contextlib.suppress(Exception):
+                page.locator(".maplibregl-popup-close-button").first.click(timeout=2000)
             record.shot(page, "drawn-rectangle")
             expect_response(
                 page, "POST", r"/api/v1/maps/[^/]+/layers$",
@@ -792,6 +823,7 @@ def run(args: argparse.Namespace) -> int:
         "request_failures": record.request_failures,
         "console": record.console[:200],
         "blocked_external_requests": record.blocked_external,
+        "cancelled_requests": record.cancelled,
         "api_calls": record.api_calls,
         "screenshots": record.shots,
     }, indent=1))
@@ -808,9 +840,9 @@ def check_api(api: str, app: str, owner: User, friend: User, map_id: str | None,
         got = client.get(f"/api/v1/maps/{map_id}", headers=owner.headers(app))
         assert got.status_code == 200, f"GET /api/v1/maps/{map_id}: {got.status_code} {got.text[:300]}"
         the_map = got.json()
-        layers = sorted(the_map.get("map_layers", []), key=lambda ml: ml.get("display_order", 0))
+        layers = sorted(the_map.get("map_layers", []), key=lambda ml: ml.get("order", 0))
         api_names = [(ml.get("layer") or {}).get("name") for ml in layers]
-        entry["notes"].append(f"map layers by display_order: {api_names}")
+        entry["notes"].append(f"map layers by order: {api_names}")
         if sorted(n for n in api_names if n) != sorted(names.values()):
             problems.append(f"layers {api_names} != {sorted(names.values())}")
         if ui_order and api_names != ui_order:
@@ -846,6 +878,7 @@ def print_summary(record: Record) -> None:
     for e in record.http_errors:
         path = urlsplit(e["url"]).path
         path = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "{id}", path)
+        path = re.sub(r"/\d+/\d+/\d+", "/{z}/{x}/{y}", path)
         grouped.setdefault(f"{e['method']} {path}", []).append(e)
     for key, entries in grouped.items():
         statuses = sorted({e["status"] for e in entries})
@@ -853,6 +886,7 @@ def print_summary(record: Record) -> None:
     print(f"\n=== {len(record.request_failures)} failed requests (loopback)")
     for e in record.request_failures[:20]:
         print(f"  {e['method']} {e['url']}: {e['error']}")
+    print(f"=== {record.cancelled} requests cancelled by the page (net::ERR_ABORTED, not listed)")
     print(f"\n=== blocked external requests: {record.blocked_external}")
     print(f"=== screenshots: {record.shots}")
 
@@ -864,6 +898,11 @@ def main() -> None:
     parser.add_argument("--worldbase-src", default=str(REPO / "src"))
     parser.add_argument("--out", default=str(REPO / "docs" / "samsyn-frontend"))
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument(
+        "--api",
+        help="an API already running (that trusts these tokens unverified, or this JWKS) "
+        "instead of starting Worldbase; for working on the driver itself",
+    )
     sys.exit(run(parser.parse_args()))
 
 
