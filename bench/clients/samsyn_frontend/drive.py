@@ -449,10 +449,15 @@ def open_app(browser: Any, record: Record, user: User, app: str, api: str, who: 
     page.set_default_timeout(20_000)
     # SamSyn's welcome dialog opens half a second after each load (until "Do not show this
     # message again"); close it whenever it stands in the way, as a user would.
-    page.add_locator_handler(
-        page.get_by_role("button", name="Get Started"),
-        lambda button: button.click(),
-    )
+    def close_welcome(button: Any) -> None:
+        with contextlib.suppress(Exception):
+            page.get_by_label("Do not show this message again").check(timeout=2000)
+        try:
+            button.click(timeout=3000)
+        except Exception:  # noqa: BLE001 - Escape closes it too
+            page.keyboard.press("Escape")
+
+    page.add_locator_handler(page.get_by_role("button", name="Get Started"), close_welcome)
     record.watch(page, who, api)
     return page
 
@@ -486,13 +491,25 @@ def show_panel(page: Any, name: str) -> None:
     heading.first.wait_for()
 
 
+def choose_option(page: Any, trigger: Any, option: Any) -> None:
+    """Pick `option` in the (Radix) select opened by `trigger`; make sure it closed."""
+    trigger.click()
+    page.get_by_role(option[0], name=option[1]).first.click()
+    try:
+        page.get_by_role("listbox").wait_for(state="hidden", timeout=3000)
+    except Exception:  # noqa: BLE001
+        page.keyboard.press("Escape")
+        page.get_by_role("listbox").wait_for(state="hidden", timeout=3000)
+
+
 def choose_category(page: Any, name: str) -> None:
     page.locator("#category").click()
     existing = page.get_by_role("option", name=name, exact=True)
     if existing.count():
         existing.click()
         return
-    page.get_by_role("option", name="Add new category").click()
+    page.keyboard.press("Escape")
+    choose_option(page, page.locator("#category"), ("option", "Add new category"))
     page.locator("#newCategory").fill(name)
     page.get_by_role("button", name="Add", exact=True).click()
 
@@ -508,6 +525,20 @@ def expect_response(page: Any, method: str, pattern: str, action: Callable[[], N
     if response.status >= 400:
         raise AssertionError(f"{method} {response.url} -> {response.status}: {response.text()[:300]}")
     return response
+
+
+def overview(page: Any) -> None:
+    """Zoom out from the map's start (Stockholm, zoom 7) with the mouse wheel, first around
+    the middle, then around the top right, so the WMS (lon 0..20, lat 40..60) and the COG
+    (lon 14..22, lat 56..62) are in view left of the side panel."""
+    box = page.locator(".maplibregl-canvas").bounding_box()
+    assert box, "no map canvas"
+    free = box["width"] - 384
+    for fx, fy in ((0.35 * box["width"] / free, 0.6), (0.95, 0.08)):
+        page.mouse.move(box["x"] + free * fx, box["y"] + box["height"] * fy)
+        for _ in range(4):
+            page.mouse.wheel(0, 220)
+            page.wait_for_timeout(250)
 
 
 def wait_map_idle(page: Any, seconds: float = 4.0) -> None:
@@ -675,13 +706,7 @@ def run(args: argparse.Namespace) -> int:
 
         with record.step("add the WMS layer to the map", page):
             add_from_library(names["wms"])
-            # Zoom out two levels (mouse wheel on the map) to see all of the WMS layer.
-            box = page.locator(".maplibregl-canvas").bounding_box()
-            assert box, "no map canvas"
-            page.mouse.move(box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.6)
-            for _ in range(4):
-                page.mouse.wheel(0, 220)
-                page.wait_for_timeout(250)
+            overview(page)
             wait_map_idle(page, 5)
             record.shot(page, "map-with-wms")
 
@@ -728,8 +753,10 @@ def run(args: argparse.Namespace) -> int:
             )
             card.locator("button:has(svg.lucide-pencil)").first.click()
             dialog = page.get_by_role("dialog")
-            dialog.get_by_role("combobox").first.click()
-            page.get_by_role("option", name=re.compile("^Collaborators")).click()
+            choose_option(
+                page, dialog.get_by_role("combobox").first,
+                ("option", re.compile("^Collaborators")),
+            )
             page.locator("#collaborator-email").fill(friend.email)
             page.locator("#collaborator-email").press("Enter")
             dialog.get_by_text(friend.email).wait_for()
@@ -784,9 +811,9 @@ def run(args: argparse.Namespace) -> int:
             page.reload()
             dismiss_welcome(page)
             page.locator(".maplibregl-canvas").wait_for()
+            show_panel(page, "Layers")
+            overview(page)
             wait_map_idle(page, 6)
-            if not page.get_by_role("heading", name="Layers", exact=True).count():
-                show_panel(page, "Layers")
             items = page.locator('[aria-label$=", draggable"]')
             items.first.wait_for()
             reloaded = [a.removeprefix("Layer ").removesuffix(", draggable")
@@ -803,6 +830,7 @@ def run(args: argparse.Namespace) -> int:
             show_panel(friend_page, "Maps")
             friend_page.get_by_role("heading", name="Browser check: Baltic plan").wait_for()
             friend_page.get_by_role("heading", name="Browser check: Baltic plan").click()
+            overview(friend_page)
             wait_map_idle(friend_page, 6)
             record.shot(friend_page, "collaborator-view")
         friend_page.context.close()
