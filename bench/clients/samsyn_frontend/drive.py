@@ -309,13 +309,22 @@ def worldbase(src: Path, tmp: Path, env_extra: dict[str, str]) -> Iterator[str]:
     log = tmp / "worldbase.log"
     python = sys.executable
     with log.open("wb") as out:
-        subprocess.run([python, "-c", CLI, "migrate"], env=env, cwd=tmp, check=True,
-                       stdout=out, stderr=subprocess.STDOUT)
+        subprocess.run(
+            [python, "-c", CLI, "migrate"],
+            env=env,
+            cwd=tmp,
+            check=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     port = free_port()
     out = log.open("ab")
     proc = subprocess.Popen(
         [python, "-c", CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT,
+        env=env,
+        cwd=tmp,
+        stdout=out,
+        stderr=subprocess.STDOUT,
     )
     try:
         try:
@@ -353,18 +362,27 @@ class Record:
             request = response.request
             if response.url.startswith(api_base):
                 self.api_calls.append(
-                    {"who": who, "step": self.current, "method": request.method,
-                     "url": response.url[len(api_base):], "status": response.status}
+                    {
+                        "who": who,
+                        "step": self.current,
+                        "method": request.method,
+                        "url": response.url[len(api_base) :],
+                        "status": response.status,
+                    }
                 )
             if response.status < 400:
                 return
             try:
                 body = response.text()[:600]
-            except Exception as error:  # noqa: BLE001 - the body is best effort
+            except Exception as error:
                 body = f"<unreadable: {error}>"
             entry = {
-                "who": who, "step": self.current, "method": request.method,
-                "url": response.url, "status": response.status, "body": body,
+                "who": who,
+                "step": self.current,
+                "method": request.method,
+                "url": response.url,
+                "status": response.status,
+                "body": body,
                 "request_body": (request.post_data or "")[:600],
             }
             self.http_errors.append(entry)
@@ -378,19 +396,31 @@ class Record:
                 # MapLibre cancels the tiles it no longer needs (zoom, pan, layer order).
                 self.cancelled += 1
                 return
-            entry = {"who": who, "step": self.current, "method": request.method,
-                     "url": request.url, "error": request.failure}
+            entry = {
+                "who": who,
+                "step": self.current,
+                "method": request.method,
+                "url": request.url,
+                "error": request.failure,
+            }
             self.request_failures.append(entry)
             print(f"  FAILED {request.method} {request.url}: {request.failure}")
 
         def on_console(message: Any) -> None:
             if message.type in ("error", "warning") or "API Error" in message.text:
-                self.console.append({"who": who, "step": self.current,
-                                     "type": message.type, "text": message.text[:800]})
+                self.console.append(
+                    {
+                        "who": who,
+                        "step": self.current,
+                        "type": message.type,
+                        "text": message.text[:800],
+                    }
+                )
 
         def on_pageerror(error: Any) -> None:
-            self.console.append({"who": who, "step": self.current, "type": "pageerror",
-                                 "text": str(error)[:800]})
+            self.console.append(
+                {"who": who, "step": self.current, "type": "pageerror", "text": str(error)[:800]}
+            )
             print(f"  PAGE ERROR {error}")
 
         page.on("response", on_response)
@@ -415,7 +445,7 @@ class Record:
         try:
             yield entry
             entry["ok"] = True
-        except Exception as error:  # noqa: BLE001 - a failed step is recorded, the run goes on
+        except Exception as error:
             entry["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:400]}"
             entry["trace"] = traceback.format_exc()[-1500:]
             print(f"  step failed: {entry['error']}")
@@ -447,6 +477,7 @@ def open_app(browser: Any, record: Record, user: User, app: str, api: str, who: 
     )
     page = context.new_page()
     page.set_default_timeout(20_000)
+
     # SamSyn's welcome dialog opens half a second after each load (until "Do not show this
     # message again"); close it whenever it stands in the way, as a user would.
     def close_welcome(button: Any) -> None:
@@ -454,7 +485,7 @@ def open_app(browser: Any, record: Record, user: User, app: str, api: str, who: 
             page.get_by_label("Do not show this message again").check(timeout=2000)
         try:
             button.click(timeout=3000)
-        except Exception:  # noqa: BLE001 - Escape closes it too
+        except Exception:
             page.keyboard.press("Escape")
 
     page.add_locator_handler(page.get_by_role("button", name="Get Started"), close_welcome)
@@ -497,7 +528,7 @@ def choose_option(page: Any, trigger: Any, option: Any) -> None:
     page.get_by_role(option[0], name=option[1]).first.click()
     try:
         page.get_by_role("listbox").wait_for(state="hidden", timeout=3000)
-    except Exception:  # noqa: BLE001
+    except Exception:
         page.keyboard.press("Escape")
         page.get_by_role("listbox").wait_for(state="hidden", timeout=3000)
 
@@ -523,7 +554,9 @@ def expect_response(page: Any, method: str, pattern: str, action: Callable[[], N
         action()
     response = info.value
     if response.status >= 400:
-        raise AssertionError(f"{method} {response.url} -> {response.status}: {response.text()[:300]}")
+        raise AssertionError(
+            f"{method} {response.url} -> {response.status}: {response.text()[:300]}"
+        )
     return response
 
 
@@ -587,15 +620,17 @@ def run(args: argparse.Namespace) -> int:
         "WORLDBASE_SOURCE_ALLOWLIST": f"{wms_base}/,{cog_base}/",
     }
     src = Path(args.worldbase_src).resolve()
-    print(f"frontend {app} (build {build}); WMS {wms_url} (mapserver={wms.mapserver}); "
-          f"COG {cog_url}; worldbase from {src}")
+    print(
+        f"frontend {app} (build {build}); WMS {wms_url} (mapserver={wms.mapserver}); "
+        f"COG {cog_url}; worldbase from {src}"
+    )
     map_id: str | None = None
     names = {"wms": "Quadrants (WMS)", "cog": "Rings (GeoTIFF)", "vector": "Survey area"}
-    comment_text = f"Browser check comment {uuid.uuid4().hex[:6]}: the survey area overlaps the rings."
-
-    server = (
-        contextlib.nullcontext(args.api.rstrip("/")) if args.api else worldbase(src, tmp, env)
+    comment_text = (
+        f"Browser check comment {uuid.uuid4().hex[:6]}: the survey area overlaps the rings."
     )
+
+    server = contextlib.nullcontext(args.api.rstrip("/")) if args.api else worldbase(src, tmp, env)
     with server as api, sync_playwright() as pw:
         print(f"worldbase {api}")
         browser = pw.chromium.launch(
@@ -633,7 +668,9 @@ def run(args: argparse.Namespace) -> int:
                 "Made by bench/clients/samsyn_frontend/drive.py in SamSyn's own frontend."
             )
             response = expect_response(
-                page, "POST", r"/api/v1/maps$",
+                page,
+                "POST",
+                r"/api/v1/maps$",
                 lambda: page.get_by_role("button", name="Create Map").click(),
             )
             map_id = response.json()["id"]
@@ -652,7 +689,9 @@ def run(args: argparse.Namespace) -> int:
             page.locator("#wms-url").fill(wms_url)
             page.locator("#server-name").fill("Loopback MapServer")
             expect_response(
-                page, "POST", r"/api/v1/wms-servers$",
+                page,
+                "POST",
+                r"/api/v1/wms-servers$",
                 lambda: page.get_by_role("button", name="Add Server").click(),
             )
             page.get_by_text("Loopback MapServer").first.wait_for()
@@ -669,7 +708,9 @@ def run(args: argparse.Namespace) -> int:
             choose_category(page, "Browser check")
             record.shot(page, "admin-wms-layer-form")
             expect_response(
-                page, "POST", r"/api/v1/layers$",
+                page,
+                "POST",
+                r"/api/v1/layers$",
                 lambda: page.get_by_role("button", name="Add to Library").click(),
             )
 
@@ -677,7 +718,9 @@ def run(args: argparse.Namespace) -> int:
             page.get_by_role("button", name="GeoTIFF", exact=True).click()
             page.locator("#geotiffUrl").fill(cog_url)
             expect_response(
-                page, "GET", r"/api/v1/titiler/info",
+                page,
+                "GET",
+                r"/api/v1/titiler/info",
                 lambda: page.get_by_role("button", name="Fetch Info").click(),
             )
             page.wait_for_timeout(2500)  # statistics, preview
@@ -687,7 +730,9 @@ def run(args: argparse.Namespace) -> int:
             choose_category(page, "Browser check")
             record.shot(page, "admin-geotiff-form")
             expect_response(
-                page, "POST", r"/api/v1/layers$",
+                page,
+                "POST",
+                r"/api/v1/layers$",
                 lambda: page.get_by_role("button", name="Add to Library").click(),
             )
             page.wait_for_timeout(800)
@@ -700,7 +745,9 @@ def run(args: argparse.Namespace) -> int:
                 has=page.get_by_role("heading", name=name, exact=True)
             )
             expect_response(
-                page, "POST", r"/api/v1/maps/[^/]+/layers$",
+                page,
+                "POST",
+                r"/api/v1/maps/[^/]+/layers$",
                 lambda: card.get_by_role("button", name="Add").first.click(),
             )
 
@@ -739,7 +786,9 @@ def run(args: argparse.Namespace) -> int:
                 page.locator(".maplibregl-popup-close-button").first.click(timeout=2000)
             record.shot(page, "drawn-rectangle")
             expect_response(
-                page, "POST", r"/api/v1/maps/[^/]+/layers$",
+                page,
+                "POST",
+                r"/api/v1/maps/[^/]+/layers$",
                 lambda: page.get_by_role("button", name="Create Layer").last.click(),
             )
             wait_map_idle(page, 3)
@@ -754,7 +803,8 @@ def run(args: argparse.Namespace) -> int:
             card.locator("button:has(svg.lucide-pencil)").first.click()
             dialog = page.get_by_role("dialog")
             choose_option(
-                page, dialog.get_by_role("combobox").first,
+                page,
+                dialog.get_by_role("combobox").first,
                 ("option", re.compile("^Collaborators")),
             )
             page.locator("#collaborator-email").fill(friend.email)
@@ -762,7 +812,9 @@ def run(args: argparse.Namespace) -> int:
             dialog.get_by_text(friend.email).wait_for()
             record.shot(page, "share-dialog")
             expect_response(
-                page, "POST", r"/api/v1/maps/[^/]+/collaborators$",
+                page,
+                "POST",
+                r"/api/v1/maps/[^/]+/collaborators$",
                 lambda: dialog.get_by_role("button", name="Save Changes").click(),
             )
             page.wait_for_timeout(1500)
@@ -771,7 +823,9 @@ def run(args: argparse.Namespace) -> int:
         with record.step("share link (Share button, clipboard)", page) as entry:
             with contextlib.suppress(Exception):
                 page.keyboard.press("Escape")
-            page.locator("header button:has(svg.lucide-share2), header button:has(svg.lucide-share-2)").first.click()
+            page.locator(
+                "header button:has(svg.lucide-share2), header button:has(svg.lucide-share-2)"
+            ).first.click()
             page.get_by_text("Map link copied to clipboard!").wait_for(timeout=5000)
             link = page.evaluate("navigator.clipboard.readText()")
             entry["notes"].append(f"link {link}")
@@ -781,7 +835,9 @@ def run(args: argparse.Namespace) -> int:
             show_panel(page, "Comments")
             page.get_by_placeholder("Add a comment...").fill(comment_text)
             expect_response(
-                page, "POST", r"/api/v1/comments$",
+                page,
+                "POST",
+                r"/api/v1/comments$",
                 lambda: page.get_by_role("button", name="Post Comment").click(),
             )
             page.get_by_text(comment_text).wait_for()
@@ -792,17 +848,23 @@ def run(args: argparse.Namespace) -> int:
             show_panel(page, "Layers")
             items = page.locator('[aria-label$=", draggable"]')
             items.first.wait_for()
-            before = [a.removeprefix("Layer ").removesuffix(", draggable")
-                      for a in items.evaluate_all("els => els.map(e => e.getAttribute('aria-label'))")]
+            before = [
+                a.removeprefix("Layer ").removesuffix(", draggable")
+                for a in items.evaluate_all("els => els.map(e => e.getAttribute('aria-label'))")
+            ]
             entry["notes"].append(f"before {before}")
             record.shot(page, "layers-before-reorder")
             expect_response(
-                page, "PUT", r"/api/v1/maps/[^/]+/layers/reorder$",
+                page,
+                "PUT",
+                r"/api/v1/maps/[^/]+/layers/reorder$",
                 lambda: items.nth(len(before) - 1).drag_to(items.nth(0)),
             )
             page.wait_for_timeout(1500)
-            ui_order = [a.removeprefix("Layer ").removesuffix(", draggable")
-                        for a in items.evaluate_all("els => els.map(e => e.getAttribute('aria-label'))")]
+            ui_order = [
+                a.removeprefix("Layer ").removesuffix(", draggable")
+                for a in items.evaluate_all("els => els.map(e => e.getAttribute('aria-label'))")
+            ]
             entry["notes"].append(f"after {ui_order}")
             assert ui_order != before, "order unchanged"
             record.shot(page, "layers-after-reorder")
@@ -816,8 +878,10 @@ def run(args: argparse.Namespace) -> int:
             wait_map_idle(page, 6)
             items = page.locator('[aria-label$=", draggable"]')
             items.first.wait_for()
-            reloaded = [a.removeprefix("Layer ").removesuffix(", draggable")
-                        for a in items.evaluate_all("els => els.map(e => e.getAttribute('aria-label'))")]
+            reloaded = [
+                a.removeprefix("Layer ").removesuffix(", draggable")
+                for a in items.evaluate_all("els => els.map(e => e.getAttribute('aria-label'))")
+            ]
             entry["notes"].append(f"after reload {reloaded}")
             record.shot(page, "owner-after-reload")
             assert reloaded == ui_order, f"{reloaded} != {ui_order}"
@@ -845,28 +909,43 @@ def run(args: argparse.Namespace) -> int:
     clerk.server.shutdown()
     with contextlib.suppress(StopIteration):
         next(wms_gen)
-    (out / "run.json").write_text(json.dumps({
-        "steps": [{k: v for k, v in s.items() if k != "trace"} for s in record.steps],
-        "http_errors": record.http_errors,
-        "request_failures": record.request_failures,
-        "console": record.console[:200],
-        "blocked_external_requests": record.blocked_external,
-        "cancelled_requests": record.cancelled,
-        "api_calls": record.api_calls,
-        "screenshots": record.shots,
-    }, indent=1))
+    (out / "run.json").write_text(
+        json.dumps(
+            {
+                "steps": [{k: v for k, v in s.items() if k != "trace"} for s in record.steps],
+                "http_errors": record.http_errors,
+                "request_failures": record.request_failures,
+                "console": record.console[:200],
+                "blocked_external_requests": record.blocked_external,
+                "cancelled_requests": record.cancelled,
+                "api_calls": record.api_calls,
+                "screenshots": record.shots,
+            },
+            indent=1,
+        )
+    )
     print_summary(record)
     return 0 if all(s["ok"] for s in record.steps) else 1
 
 
-def check_api(api: str, app: str, owner: User, friend: User, map_id: str | None,
-              names: dict[str, str], comment_text: str, ui_order: list[str],
-              entry: dict[str, Any]) -> None:
+def check_api(
+    api: str,
+    app: str,
+    owner: User,
+    friend: User,
+    map_id: str | None,
+    names: dict[str, str],
+    comment_text: str,
+    ui_order: list[str],
+    entry: dict[str, Any],
+) -> None:
     assert map_id, "no map was created"
     with httpx.Client(base_url=api, timeout=30) as client:
         problems = []
         got = client.get(f"/api/v1/maps/{map_id}", headers=owner.headers(app))
-        assert got.status_code == 200, f"GET /api/v1/maps/{map_id}: {got.status_code} {got.text[:300]}"
+        assert got.status_code == 200, (
+            f"GET /api/v1/maps/{map_id}: {got.status_code} {got.text[:300]}"
+        )
         the_map = got.json()
         layers = sorted(the_map.get("map_layers", []), key=lambda ml: ml.get("order", 0))
         api_names = [(ml.get("layer") or {}).get("name") for ml in layers]
@@ -875,32 +954,48 @@ def check_api(api: str, app: str, owner: User, friend: User, map_id: str | None,
             problems.append(f"layers {api_names} != {sorted(names.values())}")
         if ui_order and api_names != ui_order:
             problems.append(f"API order {api_names} != UI order {ui_order}")
-        kinds = {(ml.get("layer") or {}).get("name"): (ml.get("layer") or {}).get("source_type")
-                 for ml in layers}
+        kinds = {
+            (ml.get("layer") or {}).get("name"): (ml.get("layer") or {}).get("source_type")
+            for ml in layers
+        }
         entry["notes"].append(f"source types {kinds}")
-        collaborators = client.get(f"/api/v1/maps/{map_id}/collaborators", headers=owner.headers(app))
-        emails = [(c.get("user") or {}).get("email") for c in collaborators.json()] \
-            if collaborators.status_code == 200 else []
+        collaborators = client.get(
+            f"/api/v1/maps/{map_id}/collaborators", headers=owner.headers(app)
+        )
+        emails = (
+            [(c.get("user") or {}).get("email") for c in collaborators.json()]
+            if collaborators.status_code == 200
+            else []
+        )
         entry["notes"].append(f"collaborators {emails} ({collaborators.status_code})")
         if friend.email not in emails:
-            problems.append(f"collaborator {friend.email} missing: {collaborators.status_code} {collaborators.text[:200]}")
-        comments = client.get("/api/v1/comments", params={"map_id": map_id}, headers=owner.headers(app))
+            problems.append(
+                f"collaborator {friend.email} missing: "
+                f"{collaborators.status_code} {collaborators.text[:200]}"
+            )
+        comments = client.get(
+            "/api/v1/comments", params={"map_id": map_id}, headers=owner.headers(app)
+        )
         texts = [c.get("content") for c in comments.json()] if comments.status_code == 200 else []
         if comment_text not in texts:
             problems.append(f"comment missing: {comments.status_code} {comments.text[:200]}")
         theirs = client.get("/api/v1/maps", headers=friend.headers(app))
         their_ids = [m.get("id") for m in theirs.json()] if theirs.status_code == 200 else []
         if map_id not in their_ids:
-            problems.append(f"collaborator's map list lacks the map: {theirs.status_code} {theirs.text[:200]}")
+            problems.append(
+                f"collaborator's map list lacks the map: {theirs.status_code} {theirs.text[:200]}"
+            )
         assert not problems, "; ".join(problems)
 
 
 def print_summary(record: Record) -> None:
     print("\n=== steps")
     for s in record.steps:
-        print(f"  {'ok  ' if s['ok'] else 'FAIL'} {s['step']} ({s['seconds']} s)"
-              + (f": {s['error']}" if not s["ok"] else "")
-              + ("".join(f"\n        {n}" for n in s["notes"])))
+        print(
+            f"  {'ok  ' if s['ok'] else 'FAIL'} {s['step']} ({s['seconds']} s)"
+            + (f": {s['error']}" if not s["ok"] else "")
+            + ("".join(f"\n        {n}" for n in s["notes"]))
+        )
     print(f"\n=== {len(record.http_errors)} HTTP errors (4xx/5xx), by endpoint")
     grouped: dict[str, list[dict[str, Any]]] = {}
     for e in record.http_errors:
