@@ -294,8 +294,14 @@ def file_server(folder: Path, *, spa: bool) -> tuple[ThreadingHTTPServer, str]:
 # --- Worldbase ---------------------------------------------------------------------------
 
 
+@dataclass
+class Served:
+    url: str
+    cli: Callable[..., subprocess.CompletedProcess[str]] | None = None
+
+
 @contextlib.contextmanager
-def worldbase(src: Path, tmp: Path, env_extra: dict[str, str]) -> Iterator[str]:
+def worldbase(src: Path, tmp: Path, env_extra: dict[str, str]) -> Iterator[Served]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WORLDBASE_", "DATABASE_"))}
     env.pop("REDIS_URL", None)
     env.update(
@@ -331,7 +337,18 @@ def worldbase(src: Path, tmp: Path, env_extra: dict[str, str]) -> Iterator[str]:
             wait_for_port(port, timeout=90)
         except TimeoutError:
             sys.exit("worldbase did not start:\n" + log.read_text(errors="replace")[-3000:])
-        yield f"http://127.0.0.1:{port}"
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [python, "-c", CLI, *args],
+                env=env,
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+
+        yield Served(f"http://127.0.0.1:{port}", cli)
     finally:
         proc.terminate()
         try:
@@ -403,6 +420,13 @@ class Record:
                 "url": request.url,
                 "error": request.failure,
             }
+            if "ERR_BLOCKED_BY_ORB" in (request.failure or ""):
+                # Chromium hides what an <img> got when it was no image (JSON, say): ask again.
+                with contextlib.suppress(httpx.HTTPError):
+                    again = httpx.get(request.url, timeout=30)
+                    kind = again.headers.get("content-type", "")
+                    body = "" if "image" in kind else again.text[:300]
+                    entry["refetched"] = f"{again.status_code} {kind} {body}"
             self.request_failures.append(entry)
             print(f"  FAILED {request.method} {request.url}: {request.failure}")
 
@@ -452,6 +476,11 @@ class Record:
             print("    " + "\n    ".join(str(error).splitlines()[1:12]))
             if page is not None:
                 self.shot(page, "FAILED-" + re.sub(r"[^a-z0-9]+", "-", name.lower())[:40])
+                # Close what the step left open (a dialog, a select), for the next steps.
+                with contextlib.suppress(Exception):
+                    for _ in range(2):
+                        page.keyboard.press("Escape")
+                        page.wait_for_timeout(300)
         entry["seconds"] = round(time.monotonic() - started, 1)
 
 
@@ -630,8 +659,13 @@ def run(args: argparse.Namespace) -> int:
         f"Browser check comment {uuid.uuid4().hex[:6]}: the survey area overlaps the rings."
     )
 
-    server = contextlib.nullcontext(args.api.rstrip("/")) if args.api else worldbase(src, tmp, env)
-    with server as api, sync_playwright() as pw:
+    server: contextlib.AbstractContextManager[Served] = (
+        contextlib.nullcontext(Served(args.api.rstrip("/")))
+        if args.api
+        else worldbase(src, tmp, env)
+    )
+    with server as served, sync_playwright() as pw:
+        api = served.url
         print(f"worldbase {api}")
         browser = pw.chromium.launch(
             executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS
@@ -659,6 +693,9 @@ def run(args: argparse.Namespace) -> int:
             dismiss_welcome(page)
             page.wait_for_timeout(2500)
             record.shot(page, "signed-in")
+
+        with record.step("Worldbase takes the admin flag from public_metadata.isAdmin") as entry:
+            ensure_admin(served, app, owner, entry)
 
         with record.step("create a map", page) as entry:
             header_button(page, "Maps").click()
@@ -928,6 +965,31 @@ def run(args: argparse.Namespace) -> int:
     return 0 if all(s["ok"] for s in record.steps) else 1
 
 
+def ensure_admin(served: Served, app: str, owner: User, entry: dict[str, Any]) -> None:
+    """SamSyn's admins are Clerk users whose public metadata says `isAdmin`; the owner's
+    token says so. When Worldbase does not make the owner an admin from it, the step fails
+    (a finding) and the owner is made one with Worldbase's own `worldbase users create
+    EMAIL --admin`, so that the Admin panel's flows can still be checked."""
+    with httpx.Client(base_url=served.url, timeout=30) as client:
+        me = client.get("/api/users/me", headers=owner.headers(app))
+        entry["notes"].append(f"GET /api/users/me: {me.status_code} {me.text[:300]}")
+        if me.status_code == 200 and me.json().get("is_admin") is True:
+            return
+        if served.cli is None:
+            raise AssertionError("the owner is no admin (and --api has no CLI to make one)")
+        done = served.cli("users", "create", owner.email, "--admin", "--password", uuid.uuid4().hex)
+        entry["notes"].append(
+            f"fallback `worldbase users create {owner.email} --admin`: exit {done.returncode} "
+            f"{(done.stdout + done.stderr).strip()[-300:]}"
+        )
+        again = client.get("/api/users/me", headers=owner.headers(app))
+        entry["notes"].append(f"then GET /api/users/me: {again.status_code} {again.text[:300]}")
+        raise AssertionError(
+            "the token's public_metadata.isAdmin did not make the owner an admin"
+            + (" (made one with the CLI)" if '"is_admin":true' in again.text else "")
+        )
+
+
 def check_api(
     api: str,
     app: str,
@@ -1009,6 +1071,8 @@ def print_summary(record: Record) -> None:
     print(f"\n=== {len(record.request_failures)} failed requests (loopback)")
     for e in record.request_failures[:20]:
         print(f"  {e['method']} {e['url']}: {e['error']}")
+        if "refetched" in e:
+            print(f"      the same URL again, outside the browser: {e['refetched']}")
     print(f"=== {record.cancelled} requests cancelled by the page (net::ERR_ABORTED, not listed)")
     print(f"\n=== blocked external requests: {record.blocked_external}")
     print(f"=== screenshots: {record.shots}")
