@@ -761,6 +761,7 @@ def run(args: argparse.Namespace) -> int:
                 lambda: page.get_by_role("button", name="Fetch Info").click(),
             )
             page.wait_for_timeout(2500)  # statistics, preview
+            record.shot(page, "admin-geotiff-info")
             page.locator("#name").fill(names["cog"])
             page.locator("#description").fill("A COG on loopback: concentric rings.")
             page.locator("#author").fill("Worldbase tests")
