@@ -800,19 +800,20 @@ def run(args: argparse.Namespace) -> int:
             wait_map_idle(page, 6)
             record.shot(page, "map-with-wms-and-geotiff")
 
-        with record.step("draw a vector layer (terra-draw rectangle)", page):
+        def draw_layer(name: str, box_fractions: tuple[float, float, float, float]) -> None:
             show_panel(page, "Layers")
             page.get_by_role("button", name="Create Layer").first.click()
-            page.locator("#layer-name").fill(names["vector"])
+            page.locator("#layer-name").fill(name)
             page.locator("#layer-description").fill("Drawn in the browser with terra-draw.")
             choose_category(page, "Browser check")
             page.get_by_role("button", name="Rectangle", exact=True).click()
             box = page.locator(".maplibregl-canvas").bounding_box()
             assert box, "no map canvas"
-            # Left of the Create Layer panel (right side, w-96 = 384 px), mid-map.
+            # Left of the Create Layer panel (right side, w-96 = 384 px).
             free = box["width"] - 384
-            x0, y0 = box["x"] + free * 0.3, box["y"] + box["height"] * 0.35
-            x1, y1 = box["x"] + free * 0.6, box["y"] + box["height"] * 0.65
+            fx0, fy0, fx1, fy1 = box_fractions
+            x0, y0 = box["x"] + free * fx0, box["y"] + box["height"] * fy0
+            x1, y1 = box["x"] + free * fx1, box["y"] + box["height"] * fy1
             page.mouse.move(x0, y0)
             page.mouse.click(x0, y0)
             page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
@@ -831,6 +832,9 @@ def run(args: argparse.Namespace) -> int:
             )
             wait_map_idle(page, 3)
             show_panel(page, "Layers")
+
+        with record.step("draw a vector layer (terra-draw rectangle)", page):
+            draw_layer(names["vector"], (0.3, 0.35, 0.6, 0.65))
             record.shot(page, "map-with-three-layers")
 
         with record.step("share the map with the collaborator", page):
@@ -886,11 +890,19 @@ def run(args: argparse.Namespace) -> int:
             show_panel(page, "Layers")
             items = page.locator('[aria-label$=", draggable"]')
             items.first.wait_for()
+            if items.count() < 2:
+                # The raster layers did not make it: reorder two drawn layers instead.
+                entry["notes"].append("fewer than 2 layers: a second drawn layer first")
+                names["vector2"] = "Second area"
+                draw_layer(names["vector2"], (0.15, 0.15, 0.35, 0.3))
+                show_panel(page, "Layers")
             before = [
                 a.removeprefix("Layer ").removesuffix(", draggable")
                 for a in items.evaluate_all("els => els.map(e => e.getAttribute('aria-label'))")
             ]
             entry["notes"].append(f"before {before}")
+            ui_order = before
+            assert len(before) >= 2, f"{len(before)} layer(s) on the map: nothing to reorder"
             record.shot(page, "layers-before-reorder")
             expect_response(
                 page,
