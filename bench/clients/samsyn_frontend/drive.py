@@ -431,7 +431,14 @@ class Record:
             print(f"  FAILED {request.method} {request.url}: {request.failure}")
 
         def on_console(message: Any) -> None:
-            if message.type in ("error", "warning") or "API Error" in message.text:
+            text = message.text
+            if (
+                "openstreetmap.org" in text
+                or "cartocdn.com" in text
+                or text == "Failed to load resource: net::ERR_FAILED"
+            ):
+                return  # the basemap tiles the driver aborts (closed network)
+            if message.type in ("error", "warning") or "API Error" in text:
                 self.console.append(
                     {
                         "who": who,
