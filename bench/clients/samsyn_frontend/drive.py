@@ -400,7 +400,7 @@ class Record:
                 "url": response.url,
                 "status": response.status,
                 "body": body,
-                "request_body": (request.post_data or "")[:600],
+                "request_body": (request.post_data or "")[:1500],
             }
             self.http_errors.append(entry)
             print(f"  HTTP {response.status} {request.method} {response.url}\n      {body[:300]}")
