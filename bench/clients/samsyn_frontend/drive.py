@@ -1041,6 +1041,17 @@ def check_api(
             for ml in layers
         }
         entry["notes"].append(f"source types {kinds}")
+        # SamSyn reads back what its GeoTIFF form sent: bounds [west, south, east, north]
+        # (its "zoom to layer" button and MapLibre's source bounds need the flat form).
+        for ml in layers:
+            layer = ml.get("layer") or {}
+            if layer.get("source_type") == "geotiff":
+                bounds = (layer.get("source_config") or {}).get("bounds")
+                entry["notes"].append(f"GeoTIFF source_config.bounds as read back: {bounds}")
+                if bounds != [14, 56, 22, 62]:
+                    problems.append(
+                        f"GeoTIFF bounds read back as {bounds}, SamSyn sent [14, 56, 22, 62]"
+                    )
         collaborators = client.get(
             f"/api/v1/maps/{map_id}/collaborators", headers=owner.headers(app)
         )
