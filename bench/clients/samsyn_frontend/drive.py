@@ -43,6 +43,7 @@ step failed.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import json
 import os
@@ -796,15 +797,26 @@ def run(args: argparse.Namespace) -> int:
                 lambda: card.get_by_role("button", name="Add").first.click(),
             )
 
-        with record.step("add the WMS layer to the map", page):
+        with record.step("add the WMS layer to the map", page) as entry:
             add_from_library(names["wms"])
             overview(page)
             wait_map_idle(page, 5)
+            getmaps = [r for r in wms.requests if "REQUEST=GetMap" in r]
+            times = sorted({q.split("TIME=")[1].split("&")[0] for q in getmaps if "TIME=" in q})
+            entry["notes"].append(f"GetMap requests at the WMS: {len(getmaps)}, TIME {times}")
+            assert getmaps, "the browser asked the WMS for no map image"
             record.shot(page, "map-with-wms")
 
-        with record.step("add the GeoTIFF layer to the map", page):
+        with record.step("add the GeoTIFF layer to the map", page) as entry:
             add_from_library(names["cog"])
             wait_map_idle(page, 6)
+            tiles = collections.Counter(
+                c["status"]
+                for c in record.api_calls
+                if c["step"] == record.current and c["url"].startswith("/api/v1/titiler/tiles/")
+            )
+            entry["notes"].append(f"TiTiler tiles by status: {dict(tiles)}")
+            assert tiles.get(200), "no GeoTIFF tile came back"
             record.shot(page, "map-with-wms-and-geotiff")
 
         def draw_layer(name: str, box_fractions: tuple[float, float, float, float]) -> None:
