@@ -12,8 +12,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -97,3 +98,23 @@ async def _httpx_load(url: str, seconds: int, connections: int, headers: dict[st
 
 def python() -> str:
     return sys.executable
+
+
+BENCH_JWT_SECRET = "bench-" + "x" * 40
+
+
+def samsyn_server(stack: ExitStack, data_dir: Path, *, allowlist: str) -> str:
+    """The samsyn app alone on one uvicorn worker (embedded settings, `allowlist` the only
+    readable outside source) until `stack` closes; its base URL."""
+    port = free_port()
+    env = {
+        "WORLDBASE_DATA_DIR": str(data_dir),
+        "JWT_SECRET": BENCH_JWT_SECRET,
+        "LOG_LEVEL": "WARNING",
+        "WORLDBASE_APPS": "samsyn",
+        "WORLDBASE_SOURCE_ALLOWLIST": allowlist,
+        "WORLDBASE_PERIODIC_JOBS": "false",
+    }
+    args = [python(), "-m", "uvicorn", "worldbase.app:create_app", "--factory"]
+    args += ["--port", str(port), "--log-level", "warning"]
+    return stack.enter_context(server(args, port, env))

@@ -23,13 +23,12 @@ from pathlib import Path
 import httpx
 from tests.mapserver import start_wms
 
-from bench.common import free_port, load, python, server
+from bench.common import load, samsyn_server
 from worldbase.geo.tiles import lonlat_to_tile
 from worldbase.geo.wms import WmsSource, build_url, getmap_params, tile_bbox
 
 SECONDS = int(os.environ.get("WORLDBASE_BENCH_SECONDS", "3"))
 REPEATS = int(os.environ.get("WORLDBASE_BENCH_REPEATS", "3"))
-JWT = "bench-" + "x" * 40
 
 
 def log(message: str) -> None:
@@ -64,18 +63,7 @@ def run() -> None:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="wb-wms-bench-")))
         (tmp / "wms").mkdir()
         wms = stack.enter_context(contextmanager(start_wms)(tmp / "wms"))
-        port = free_port()
-        env = {
-            "WORLDBASE_DATA_DIR": str(tmp / "data"),
-            "JWT_SECRET": JWT,
-            "LOG_LEVEL": "WARNING",
-            "WORLDBASE_APPS": "samsyn",
-            "WORLDBASE_SOURCE_ALLOWLIST": f"{wms.base}/",
-            "WORLDBASE_PERIODIC_JOBS": "false",
-        }
-        args = [python(), "-m", "uvicorn", "worldbase.app:create_app", "--factory"]
-        args += ["--port", str(port), "--log-level", "warning"]
-        ours = stack.enter_context(server(args, port, env))
+        ours = samsyn_server(stack, tmp / "data", allowlist=f"{wms.base}/")
         client = stack.enter_context(httpx.Client(timeout=60))
         token = client.post(
             f"{ours}/api/auth/register",

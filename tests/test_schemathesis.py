@@ -21,6 +21,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
+from tests.apps.samsyn_v1.fake_gfw import TOKEN as GFW_TOKEN
+from tests.apps.samsyn_v1.fake_gfw import FakeGfw, fake_gfw
 from tests.conftest import base_settings
 from worldbase.seeding import seed_demo_data
 
@@ -34,10 +36,17 @@ _stats: dict[str, Any] = {"cases": 0, "operations": set(), "started": None}
 
 
 @pytest.fixture(scope="module")
+def gfw() -> Iterator[FakeGfw]:
+    with fake_gfw() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
 def fuzz_app(
     tmp_path_factory: pytest.TempPathFactory,
     served_overrides: dict[str, Any],
     migrated_served: None,
+    gfw: FakeGfw,
 ) -> Iterator[Any]:
     """The app on the current backend; schemathesis runs its lifespan and every request on one
     event loop of its own, so no TestClient (and no second loop) touches it."""
@@ -51,6 +60,9 @@ def fuzz_app(
         worldbase_source_policy="allowlist",
         # Configured as after `make run`, so that "not configured" 503s are not what is tested.
         clerk_webhook_secret="whsec_" + base64.b64encode(b"fuzz-secret-32-bytes-long!").decode(),
+        # SamSyn's Global Fishing Watch proxy, in front of a fake GFW on loopback.
+        gfw_api_token=GFW_TOKEN,
+        gfw_api_url=gfw.url,
     )
     app = create_app(settings_)
     with asgi.get_client(app):  # starts the lifespan (and migrates an embedded database)

@@ -177,6 +177,9 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     clerk_webhook_secret: str | None = None
+    # Where a verified external token (and a Clerk webhook's user) says "administrator":
+    # dotted paths, comma-separated; empty turns the flag off (see `core.auth.admin_claim`).
+    jwt_admin_claim: str = "public_metadata.isAdmin,publicMetadata.isAdmin"
 
     # --- Shared services ----------------------------------------------------------------
     # CORS_ORIGIN: seed 004's singular name (one origin or a list, like CORS_ORIGINS).

@@ -610,3 +610,51 @@ def test_admin_from_settings_promotes_an_existing_user(
     login = promoted.post("/api/auth/login", json={"email": email, "password": DEFAULT_PASSWORD})
     assert login.status_code == 200, login.text
     assert login.json()["user"]["is_admin"] is True and login.json()["user"]["id"] == user["id"]
+
+
+@pytest.mark.parametrize(
+    ("claims", "expected"),
+    [
+        ({"public_metadata": {"isAdmin": True}}, True),
+        ({"publicMetadata": {"isAdmin": True}}, True),
+        ({"public_metadata": {"isAdmin": "true"}}, False),
+        ({"public_metadata": {}}, False),
+        ({"public_metadata": "isAdmin"}, None),
+        ({"unsafe_metadata": {"isAdmin": True}}, None),
+        ({}, None),
+    ],
+)
+def test_admin_claim_reads_only_the_configured_metadata(
+    claims: dict[str, Any], expected: bool | None
+) -> None:
+    assert users.admin_claim(claims, Settings().jwt_admin_claim) is expected
+    assert users.admin_claim(claims, "") is None  # an empty setting turns the flag off
+
+
+def test_external_token_grants_and_revokes_admin(client: TestClient) -> None:
+    def me(**claims: Any) -> dict[str, Any]:
+        base = {"sub": "game-admin-7", "exp": in_minutes(5)}
+        token = jwt.encode(base | claims, TEST_SECRET, algorithm="HS256")
+        response = client.get("/api/auth/me", headers=auth_headers(token))
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    assert me()["is_admin"] is False
+    assert me(public_metadata={"isAdmin": True})["is_admin"] is True
+    assert me()["is_admin"] is True  # a token silent on it keeps the stored flag
+    assert me(public_metadata={"role": "player"})["is_admin"] is False
+
+
+def test_admin_claim_path_is_configurable(
+    app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
+    client = app_factory(make_settings(jwt_admin_claim="app.roles.admin"))
+    claims = {"sub": "game-admin-8", "exp": in_minutes(5)}
+    for extra, expected in (
+        ({"public_metadata": {"isAdmin": True}}, False),
+        ({"app": {"roles": {"admin": True}}}, True),
+    ):
+        token = jwt.encode(claims | extra, TEST_SECRET, algorithm="HS256")
+        response = client.get("/api/auth/me", headers=auth_headers(token))
+        assert response.json()["is_admin"] is expected, extra

@@ -226,3 +226,21 @@ def test_deleted_user_is_disconnected_from_live_sockets(hook_client: TestClient)
         deleted = user_event("user.deleted", "user_live", deleted=True)
         assert hook_client.post(URL, **signed(deleted)).status_code == 200
         assert close_code_within(ws) == 4403
+
+
+def test_admin_rights_follow_public_metadata(hook_client: TestClient) -> None:
+    base = profile("boss@example.org", "Bo", "Ss")
+    for metadata, expected in (
+        ({"isAdmin": True}, True),
+        (None, True),  # silent: unchanged
+        ({}, False),
+    ):
+        extra = {} if metadata is None else {"public_metadata": metadata}
+        event = user_event("user.updated", "user_boss", **base, **extra)
+        assert hook_client.post(URL, **signed(event)).status_code == 200
+        user = by_subject(hook_client, "user_boss")
+        assert user is not None and user.is_admin is expected, metadata
+    forged = user_event("user.updated", "user_boss", **base, unsafe_metadata={"isAdmin": True})
+    hook_client.post(URL, **signed(forged))
+    user = by_subject(hook_client, "user_boss")
+    assert user is not None and user.is_admin is False

@@ -186,7 +186,7 @@ def test_features() -> None:
         parse_feature(unlocated)
     for bad, reason in [
         ({"type": "Point", "coordinates": [0, 0]}, "type 'Feature'"),
-        ({"type": "Feature", "properties": {}}, "missing 'geometry'"),
+        ({"type": "Feature", "properties": {}}, "must have a 'geometry' field"),
         ({**feature, "properties": [1]}, "'properties' must be an object"),
         ({**feature, "id": {"x": 1}}, "'id' must be a string or a number"),
         ({**feature, "id": True}, "'id' must be a string or a number"),

@@ -43,6 +43,7 @@ from worldbase.core.cache import Cache
 from worldbase.core.db import Database, Session
 from worldbase.core.errors import Conflict, Forbidden, NotAuthenticated
 from worldbase.core.models import User
+from worldbase.core.realtime import Hub
 from worldbase.core.schemas import web_url_or_none
 from worldbase.settings import Settings
 
@@ -105,7 +106,11 @@ class VerifiedToken:
     subject: str | None = None
     email: str | None = None
     name: str | None = None
+    username: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
     avatar_url: str | None = None
+    is_admin: bool | None = None  # what the token says of admin rights; None: it is silent
 
 
 async def verify_token(token: str, *, settings: Settings) -> VerifiedToken:
@@ -142,7 +147,7 @@ def _verify_hmac(token: str, algorithm: str, settings: Settings) -> VerifiedToke
     except jwt.PyJWTError as exc:
         raise NotAuthenticated("Invalid token") from exc
     if claims.get("iss") != ISSUER:
-        return _external(claims)
+        return _external(claims, settings)
     if algorithm != ACCESS_ALGORITHM or claims.get("typ") != "access" or "exp" not in claims:
         raise NotAuthenticated("Invalid token")
     if not isinstance(claims["sub"], str):
@@ -205,7 +210,7 @@ async def _verify_jwks(token: str, algorithm: str, settings: Settings) -> Verifi
         raise NotAuthenticated("Token has expired") from exc
     except jwt.PyJWTError as exc:
         raise NotAuthenticated("Invalid token") from exc
-    return _external(claims)
+    return _external(claims, settings)
 
 
 def _subject(value: object) -> str:
@@ -218,7 +223,7 @@ def _subject(value: object) -> str:
     return value
 
 
-def _external(claims: dict[str, Any]) -> VerifiedToken:
+def _external(claims: dict[str, Any], settings: Settings) -> VerifiedToken:
     subject = _subject(claims.get("sub"))
 
     def text(*names: str) -> str | None:
@@ -228,16 +233,30 @@ def _external(claims: dict[str, Any]) -> VerifiedToken:
                 return value
         return None
 
+    username = text("username", "preferred_username")
+    first_name = text("first_name", "given_name")
+    last_name = text("last_name", "family_name")
     return VerifiedToken(
         subject=subject,
         email=text("email", "email_address"),
-        name=text("name", "full_name"),
+        name=text("name", "full_name") or users.display_name(first_name, last_name, username),
+        username=username,
+        first_name=first_name,
+        last_name=last_name,
         avatar_url=text("picture", "image_url", "avatar_url"),
+        is_admin=users.admin_claim(claims, settings.jwt_admin_claim),
     )
 
 
-async def authenticate_token(session: AsyncSession, *, token: str, settings: Settings) -> User:
-    """The active user a bearer token stands for (also for WebSockets, which pass it as a query)."""
+async def authenticate_token(
+    session: AsyncSession, *, token: str, settings: Settings, hub: Hub | None = None
+) -> User:
+    """The active user a bearer token stands for (also for WebSockets, which pass it as a query).
+
+    An external token that speaks of admin rights (`JWT_ADMIN_CLAIM`, Clerk's
+    `public_metadata.isAdmin`) sets them: `true` grants, anything else in that metadata
+    revokes (the `hub` closes the sockets the account no longer may hold). A token silent on
+    them (no such metadata) leaves the stored flag as the webhook or the CLI set it."""
     verified = await verify_token(token, settings=settings)
     if verified.user_id is not None:
         user = await users.get(session, user_id=verified.user_id)
@@ -252,10 +271,16 @@ async def authenticate_token(session: AsyncSession, *, token: str, settings: Set
                 subject=verified.subject,
                 email=verified.email,
                 name=_bounded(verified.name, 255),
+                username=_bounded(verified.username, 255),
+                first_name=_bounded(verified.first_name, 255),
+                last_name=_bounded(verified.last_name, 255),
                 avatar_url=web_url_or_none(verified.avatar_url),
+                is_admin=verified.is_admin,
             )
     if not user.is_active:
         raise Forbidden("This account is disabled")
+    if verified.is_admin is not None and verified.is_admin != user.is_admin:
+        await users.set_admin(session, user=user, is_admin=verified.is_admin, hub=hub)
     return user
 
 
@@ -292,12 +317,16 @@ BearerToken = Annotated[str | None, Depends(bearer_token)]
 
 
 async def optional_user(
-    session: Session, settings: Annotated[Settings, Depends(_settings)], token: BearerToken
+    connection: HTTPConnection,
+    session: Session,
+    settings: Annotated[Settings, Depends(_settings)],
+    token: BearerToken,
 ) -> User | None:
     """The caller, or None when no Authorization header was sent; a bad token is still 401."""
     if token is None:
         return None
-    return await authenticate_token(session, token=token, settings=settings)
+    hub: Hub = connection.app.state.services.hub
+    return await authenticate_token(session, token=token, settings=settings, hub=hub)
 
 
 async def _cache(connection: HTTPConnection) -> Cache:

@@ -20,6 +20,11 @@ class User(UUIDPrimaryKey, TimestampMixin, Base):
     clerk_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     email: Mapped[str | None] = mapped_column(String(320), unique=True)
     name: Mapped[str | None] = mapped_column(String(255))
+    # The identity provider's profile as given (Clerk's username, first and last name); `name`
+    # is the display name ("first last", else the username), which core's own API shows.
+    username: Mapped[str | None] = mapped_column(String(255))
+    first_name: Mapped[str | None] = mapped_column(String(255))
+    last_name: Mapped[str | None] = mapped_column(String(255))
     avatar_url: Mapped[str | None] = mapped_column(String(2048))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(default=False, server_default="0")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -234,11 +235,54 @@ async def deactivate(session: AsyncSession, *, user: User, hub: Hub, cache: Cach
     user.is_active = False
     user.email = None
     user.name = None
+    user.username = None
+    user.first_name = None
+    user.last_name = None
     user.avatar_url = None
     user.password_hash = None
     await session.commit()
     await _shut_out(cache, hub, user_id=user.id, subject=user.clerk_id)
     return user
+
+
+def display_name(
+    first_name: str | None, last_name: str | None, username: str | None = None
+) -> str | None:
+    """The display name an identity provider's profile gives: "first last", else the username."""
+    parts = (p.strip() for p in (first_name, last_name) if isinstance(p, str))
+    return " ".join(p for p in parts if p) or (username or None)
+
+
+def admin_claim(claims: Mapping[str, Any], paths: str) -> bool | None:
+    """What verified claims (a token's, a Clerk webhook's user) say of admin rights: the first
+    of the comma-separated dotted `paths` whose parent object is present decides (`true`
+    grants, any other value or none revokes); None when no such object is there (silent).
+
+    Only ever read from verified data, and by default from Clerk's `public_metadata`, which
+    only Clerk's backend can write (never `unsafe_metadata`, which the user can)."""
+    for path in filter(None, (p.strip() for p in paths.split(","))):
+        *parents, leaf = path.split(".")
+        node: Any = claims
+        for part in parents:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if isinstance(node, Mapping):
+            return node.get(leaf) is True
+    return None
+
+
+async def set_admin(session: AsyncSession, *, user: User, is_admin: bool, hub: Hub | None) -> None:
+    """Grant or revoke admin rights as the identity provider says; a revocation closes the
+    account's live sockets in every worker (when a `hub` is at hand)."""
+    revokes = user.is_admin and not is_admin
+    user.is_admin = is_admin
+    await session.commit()
+    if revokes and hub is not None:
+        await announce_access_change(hub, channels=[user_channel(user.id)])
+    log.info(
+        "admin rights of %s %s by the identity provider",
+        user.id,
+        "granted" if is_admin else "revoked",
+    )
 
 
 async def upsert_from_claims(
@@ -248,11 +292,18 @@ async def upsert_from_claims(
     email: str | None = None,
     name: str | None = None,
     avatar_url: str | None = None,
+    is_admin: bool | None = None,
+    hub: Hub | None = None,
+    username: str | None = None,
+    first_name: str | None = None,
+    last_name: str | None = None,
 ) -> User:
     """Create or refresh the user of an external subject (a token's `sub`, a Clerk user id).
 
-    Idempotent. An email that already belongs to another account is not taken over: the
-    user is kept (or created) without it.
+    Idempotent; the profile (email, names, picture) is replaced by the one given, as the
+    provider sends the whole user each time. An email that already belongs to another
+    account is not taken over: the user is kept (or created) without it. `is_admin` (None:
+    leave as is) sets admin rights; a revocation closes live sockets through the `hub`.
     """
     for attempt in range(2):
         user = await get_by_subject(session, subject=subject)
@@ -261,13 +312,29 @@ async def upsert_from_claims(
             owner = await get_by_email(session, email=normalized)
             if owner is not None and (user is None or owner.id != user.id):
                 normalized = None if user is None else user.email
+        revokes = False
         if user is None:
-            user = User(clerk_id=subject, email=normalized, name=name, avatar_url=avatar_url)
+            user = User(
+                clerk_id=subject,
+                email=normalized,
+                name=name,
+                username=username,
+                first_name=first_name,
+                last_name=last_name,
+                avatar_url=avatar_url,
+                is_admin=bool(is_admin),
+            )
             session.add(user)
         elif user.is_active:
             user.email = normalized
             user.name = name
+            user.username = username
+            user.first_name = first_name
+            user.last_name = last_name
             user.avatar_url = avatar_url
+            if is_admin is not None:
+                revokes = user.is_admin and not is_admin
+                user.is_admin = is_admin
         try:
             await session.commit()
         except IntegrityError:
@@ -276,5 +343,7 @@ async def upsert_from_claims(
             if attempt:
                 raise
             continue
+        if revokes and hub is not None:
+            await announce_access_change(hub, channels=[user_channel(user.id)])
         return user
     raise AssertionError("unreachable")

@@ -214,7 +214,7 @@ def parse_feature(
         raise _fail("expected an object with type 'Feature'", path, "GeoJSON feature")
     geometry_path = f"{path}.geometry" if path else "geometry"
     if "geometry" not in obj:
-        raise _fail("missing 'geometry'", path, "GeoJSON feature")
+        raise _fail("must have a 'geometry' field", path, "GeoJSON feature")
     geometry: BaseGeometry | None = None
     if obj["geometry"] is None:
         if not allow_null_geometry:

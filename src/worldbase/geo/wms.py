@@ -4,7 +4,8 @@ Every request goes through `fetch`, which makes upstream failures domain errors 
 upstream's reason and never lets one become a 500:
 
 - a timeout (connect or read) is `UpstreamTimeout` (504);
-- a connection error, an HTTP error status, an oversized body or an XML `ServiceException`
+- a connection error or HTTP 5xx is `Unreachable` (an `UpstreamError`, 502);
+- an HTTP 4xx, an oversized body or an XML `ServiceException`
   where an image was expected is `UpstreamError` (502);
 - redirects are followed by hand, at most `WmsLimits.max_redirects`, and every hop's URL is
   checked with the caller's `check_url` (the source allow-list), so an allowed WMS cannot
@@ -57,6 +58,12 @@ _PERIODS = {
     "P1M": "monthly",
     "P1Y": "yearly",
 }
+
+
+class Unreachable(UpstreamError):
+    """The WMS could not be reached or failed on its side (connection error, HTTP 5xx):
+    unlike a wrong answer, worth asking again later."""
+
 
 UrlCheck = Callable[[str], object]
 """Raises (a domain error) for a URL the deployment does not allow; the result is ignored."""
@@ -260,13 +267,14 @@ async def _fetch(
             ) from None
         except httpx.HTTPError as exc:
             reason = str(exc) or type(exc).__name__
-            raise UpstreamError(
+            raise Unreachable(
                 f"The WMS could not be reached: {reason}", detail=_detail(url, reason=reason)
             ) from None
         media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if response.status_code >= 400:
             reason = _exception_text(body, media_type) or response.reason_phrase
-            raise UpstreamError(
+            error = Unreachable if response.status_code >= 500 else UpstreamError
+            raise error(
                 f"The WMS answered HTTP {response.status_code}: {reason}",
                 detail=_detail(url, upstream_status=response.status_code, reason=reason),
             )
@@ -342,18 +350,24 @@ async def get_capabilities(
     return await asyncio.to_thread(parse_capabilities, content, url=url, version=version)
 
 
-def parse_capabilities(content: bytes, *, url: str, version: str) -> dict[str, WmsLayerInfo]:
-    """OWSLib's reading of a capabilities document; `UpstreamError` when it is not one."""
+def open_service(content: bytes, *, url: str, version: str) -> Any:
+    """OWSLib's `WebMapService` over a capabilities document; `UpstreamError` when the
+    document is not one (a ServiceException, HTML, broken XML)."""
     from owslib.wms import WebMapService
 
     try:
-        service = WebMapService(url, version=version, xml=content)
+        return WebMapService(url, version=version, xml=content)
     except Exception as exc:  # OWSLib raises ServiceException, ParseError, ValueError, ...
         reason = _exception_text(content, "text/xml") or str(exc) or type(exc).__name__
         raise UpstreamError(
             f"The WMS capabilities could not be read: {reason}",
             detail=_detail(url, reason=reason),
         ) from None
+
+
+def parse_capabilities(content: bytes, *, url: str, version: str) -> dict[str, WmsLayerInfo]:
+    """OWSLib's reading of a capabilities document; `UpstreamError` when it is not one."""
+    service = open_service(content, url=url, version=version)
     layers: dict[str, WmsLayerInfo] = {}
     for name, meta in service.contents.items():
         if not name:

@@ -160,6 +160,45 @@ def test_source_config_is_validated_per_type(team: Team) -> None:
     assert total == 3
 
 
+def test_samsyns_own_spellings_of_temporal_and_bounds_are_taken(team: Team) -> None:
+    # SamSyn's frontend sends `temporal: true` with the WMS's time extent, and a GeoTIFF's
+    # bounds as titiler's flat [west, south, east, north].
+    wms = team.create_layer(
+        source_type="wms",
+        source_config=WMS_CONFIG
+        | {
+            "temporal": True,
+            "timeDimension": {"extent": "2024-01-01/2024-06-01/P1M", "default": "2024-01-01"},
+        },
+    )
+    temporal = wms["source_config"]["temporal"]
+    assert temporal["enabled"] and temporal["resolution"] == "monthly", temporal
+    assert temporal["start"].startswith("2024-01-01") and temporal["end"].startswith("2024-06-01")
+    geotiff = team.create_layer(
+        source_type="geotiff",
+        source_config={
+            "delivery": "direct",
+            "url": "https://example.org/rings.tif",
+            "bounds": [2.0, 51.0, 8.0, 56.0],
+        },
+    )
+    assert geotiff["source_config"]["bounds"] == [[2.0, 51.0], [8.0, 56.0]]
+    plain = team.create_layer(source_type="wms", source_config=WMS_CONFIG | {"temporal": False})
+    assert "temporal" not in plain["source_config"] or not plain["source_config"]["temporal"]
+    for bounds in ([8.0, 51.0, 2.0, 56.0], [2.0, 51.0, 8.0, 96.0], [2.0, "x", 8.0, 56.0]):
+        response = team.client.post(
+            "/api/layers",
+            json={
+                "name": "bad",
+                "source_type": "geotiff",
+                "source_config": {"delivery": "direct", "url": "https://example.org/a.tif"}
+                | {"bounds": bounds},
+            },
+            headers=team.as_("owner"),
+        )
+        assert_error(response, 422)
+
+
 def test_vector_stats_survive_a_config_update(team: Team) -> None:
     layer = team.create_layer()
     from tests.apps.samsyn.conftest import feature

@@ -21,6 +21,7 @@ from tests.conftest import BACKEND
 from tests.mapserver import WmsServer
 from tests.rasters import make_cog, range_server
 from worldbase.apps.samsyn.events import layer_tiles_tag
+from worldbase.apps.samsyn.layers.temporal import InvalidTime, Timeline
 from worldbase.apps.samsyn.models import Layer
 from worldbase.core import fast_lane
 from worldbase.geo import raster_readers
@@ -289,7 +290,16 @@ def test_temporal_layers(team: Team, http: str) -> None:
     assert times["total"] == 3 and times["resolution"] == "monthly"
     page = team.client.get(f"{base}/times?limit=1&offset=1", headers=owner).json()
     assert page["items"] == ["2020-02-01T00:00:00Z"] and page["total"] == 3
-    for bad in ("2019-12-01", "2020-04-01", "2020-02-15", "yesterday", "2020-13"):
+    # A time selects the step that contains it (the seed: `statistics?time=2023-06-15` on a
+    # monthly layer is June), up to the end of the last step.
+    for time, value in (("2020-02-15", 20), ("2020-01-31T23:59:59Z", 10), ("2020-03-31T23:00", 30)):
+        stats = team.client.get(f"{base}/statistics?time={time}", headers=owner).json()
+        assert stats["b1"]["min"] == stats["b1"]["max"] == value, time
+        point = team.client.get(f"{base}/point/5,53.5?time={time}", headers=owner).json()
+        assert point["time"] == f"2020-{value // 10:02d}-01T00:00:00Z"
+    mid = team.client.get(f"{base}/{TILE}?time=2020-02-20T12:00:00Z", headers=owner)
+    assert mid.headers["etag"] == tile.headers["etag"]  # the same step, the same tile
+    for bad in ("2019-12-31T23:00:00Z", "2020-04-01", "yesterday", "2020-13"):
         assert_error(team.client.get(f"{base}/{TILE}?time={bad}", headers=owner), 400)
         assert_error(team.client.get(f"{base}/statistics?time={bad}", headers=owner), 400)
     assert_error(team.client.get(f"{base}/times?limit=5000", headers=owner), 422)
@@ -313,6 +323,30 @@ def test_temporal_layers(team: Team, http: str) -> None:
         team.client.get(f"/api/layers/{static['id']}/{TILE}?time=2020-01-01", headers=owner), 400
     )
     assert team.client.get(f"/api/layers/{static['id']}/times", headers=owner).json()["total"] == 0
+
+
+def test_a_missing_time_step_names_the_time(team: Team, http: str, cogs: Path) -> None:
+    """The layer says monthly to May, the files stop in March: April is a 404 that names the
+    time, never where the file would have been."""
+    config = temporal(
+        http,
+        temporal={
+            "enabled": True,
+            "start": "2020-01-01",
+            "end": "2020-05-01",
+            "resolution": "monthly",
+        },
+    )
+    layer = team.create_layer(source_type="geotiff", source_config=config)
+    base = f"/api/layers/{layer['id']}"
+    owner = team.as_("owner")
+    for endpoint in ("statistics", "info", "point/5,53.5", "preview", TILE, "tilejson.json"):
+        answer = team.client.get(f"{base}/{endpoint}?time=2020-04-15", headers=owner)
+        body = assert_error(answer, 404)
+        assert "2020-04-01T00:00:00Z" in body["message"], (endpoint, body)
+        for secret in (str(cogs), "sst_202004", http):
+            assert secret not in answer.text, (endpoint, secret)
+    assert team.client.get(f"{base}/statistics?time=2020-03-02", headers=owner).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -482,3 +516,48 @@ def test_a_raster_without_a_crs_is_422_not_500(team: Team, cogs: Path, http: str
     for path in ("info", TILE, f"{TILE}.png", "point/5.0,53.5", "preview", "tilejson.json"):
         body = assert_error(team.client.get(f"{base}/{path}", headers=owner), 422)
         assert "CRS" in body["message"], (path, body)
+
+
+@pytest.mark.parametrize(
+    ("resolution", "start", "end", "time", "step"),
+    [
+        ("monthly", "2023-01-01", "2023-12-01", "2023-06-15", "2023-06-01T00:00:00"),
+        ("monthly", "2023-01-15", "2023-12-15", "2023-06-14T23:00:00Z", "2023-05-15T00:00:00"),
+        ("monthly", "2023-01-01", "2023-12-01", "2023-12-31T23:59:59", "2023-12-01T00:00:00"),
+        ("yearly", "2000-01-01", "2010-01-01", "2004-07", "2004-01-01T00:00:00"),
+        ("weekly", "2024-01-01", "2024-12-31", "2024-01-10", "2024-01-08T00:00:00"),
+        ("daily", "2024-01-01", "2024-12-31", "2024-02-29T18:30:00+02:00", "2024-02-29T00:00:00"),
+        ("hourly", "2024-01-01", "2024-01-02", "2024-01-01T05:59:59Z", "2024-01-01T05:00:00"),
+        (None, "2024-01-01", "2024-12-31", "2024-03-03T03:03:03Z", "2024-03-03T03:03:03"),
+    ],
+)
+def test_a_time_selects_the_step_containing_it(
+    resolution: str | None, start: str, end: str, time: str, step: str
+) -> None:
+    config = {"temporal": {"enabled": True, "start": start, "end": end, "resolution": resolution}}
+    timeline = Timeline.of(config)
+    assert timeline is not None
+    assert timeline.resolve(time).isoformat() == step
+
+
+@pytest.mark.parametrize(
+    ("resolution", "time"),
+    [
+        ("monthly", "2022-12-31T23:59:59Z"),
+        ("monthly", "2024-01-01"),  # after December's step
+        ("yearly", "2011-01-01"),
+        ("daily", "2025-01-01"),
+        (None, "2025-01-01T00:00:01Z"),
+    ],
+)
+def test_a_time_outside_every_step_is_400(resolution: str | None, time: str) -> None:
+    end = "2010-01-01" if resolution == "yearly" else "2023-12-01"
+    start = "2000-01-01" if resolution == "yearly" else "2023-01-01"
+    if resolution in ("daily", None):
+        start, end = "2024-01-01", "2024-12-31"
+    config = {"temporal": {"enabled": True, "start": start, "end": end, "resolution": resolution}}
+    timeline = Timeline.of(config)
+    assert timeline is not None
+    with pytest.raises(InvalidTime) as raised:
+        timeline.resolve(time)
+    assert raised.value.status_code == 400 and time in raised.value.message

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import morecantile
@@ -12,11 +14,13 @@ from fastapi.testclient import TestClient
 
 from tests.apps.samsyn.conftest import CALLERS, WMS_CONFIG, Team
 from tests.builders import assert_error, run_db
+from tests.conftest import free_port
 from tests.mapserver import (
     BLUE,
     GREEN,
     MAGENTA,
     RED,
+    STAND_IN_CAPABILITIES,
     YELLOW,
     WmsServer,
     pixel,
@@ -78,6 +82,36 @@ def saved_directly(team: Team, **config: Any) -> str:
     return str(run_db(team.client, make))
 
 
+class FlakyWms:
+    """A WMS on loopback that answers 503 while `down`, else the stand-in capabilities."""
+
+    def __init__(self) -> None:
+        self.down = True
+        flaky = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                status, body = 503, b"down for maintenance"
+                if not flaky.down:
+                    status, body = 200, STAND_IN_CAPABILITIES.format(url=flaky.url).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/xml" if status == 200 else "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/wms"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def layers_total(team: Team) -> int:
     return int(team.client.get("/api/layers", headers=team.as_("owner")).json()["total"])
 
@@ -125,15 +159,9 @@ def test_unknown_layer_names_are_422(team: Team) -> None:
     assert ok.status_code == 200 and ok.json()["source_config"]["bounds"][0] == [0.0, 40.0]
 
 
-def test_a_failing_or_forbidden_wms_is_not_saved(
-    team: Team,
-    wms_server: WmsServer,
-    app_factory: Callable[[Settings], TestClient],
-    make_settings: Callable[..., Settings],
-) -> None:
+def test_a_wrong_or_forbidden_wms_is_not_saved(team: Team, wms_server: WmsServer) -> None:
     base = wms_server.base
     for path, needle in (
-        ("/error", "Internal failure"),
         ("/exception", "Invalid layer"),
         ("/html", "Maintenance"),
         (f"/missing-{uuid.uuid4().hex}", "HTTP 404"),
@@ -141,22 +169,80 @@ def test_a_failing_or_forbidden_wms_is_not_saved(
         body = assert_error(create(team, url=f"{base}{path}"), 502)
         assert needle in body["message"], body
         assert body["detail"]["upstream"].startswith(base)
-    body = assert_error(create(team, url="http://169.254.169.254/wms"), 403)
-    assert "WORLDBASE_SOURCE_ALLOWLIST" in body["detail"]["settings"]
-    impatient = app_factory(
-        make_settings(worldbase_wms_timeout=0.3, worldbase_source_allowlist=[f"{base}/"])
-    )
-    response = impatient.post(
-        "/api/layers",
-        json={
-            "name": "Slow",
-            "source_type": "wms",
-            "source_config": WMS_CONFIG | {"url": f"{base}/slow"},
-        },
-        headers=team.as_("owner"),
-    )
-    assert assert_error(response, 504)["detail"]["reason"] == "timeout"
+    # Refused by the source policy is not "unreachable": still refused, before any request.
+    for url in ("http://169.254.169.254/wms", "http://localhost:9/wms", "http://10.0.0.1/wms"):
+        body = assert_error(create(team, url=url), 403)
+        assert "WORLDBASE_SOURCE_ALLOWLIST" in body["detail"]["settings"]
     assert layers_total(team) == 0
+
+
+def test_an_unreachable_wms_layer_is_saved_with_a_warning(
+    team: Team,
+    wms_server: WmsServer,
+    app_factory: Callable[[Settings], TestClient],
+    make_settings: Callable[..., Settings],
+) -> None:
+    base = wms_server.base
+    closed = f"http://127.0.0.1:{free_port()}/wms"
+    impatient = app_factory(
+        make_settings(worldbase_wms_timeout=0.3, worldbase_source_allowlist=[f"{base}/", closed])
+    )
+    for url, reason in (
+        (f"{base}/error", "HTTP 500"),
+        (f"{base}/slow", "did not answer"),
+        (closed, "could not be reached"),
+    ):
+        body = {"name": "Down", "source_type": "wms", "source_config": WMS_CONFIG | {"url": url}}
+        response = impatient.post("/api/layers", json=body, headers=team.as_("owner"))
+        assert response.status_code == 201, response.text
+        layer = response.json()
+        assert len(layer["warnings"]) == 1 and reason in layer["warnings"][0], layer
+        config = layer["source_config"]
+        assert config["capabilitiesPending"]["reason"] and "bounds" not in config
+        # Read again while still down: the same layer, nothing rewritten.
+        again = impatient.get(f"/api/layers/{layer['id']}", headers=team.as_("owner")).json()
+        assert again["updated_at"] == layer["updated_at"] and again["warnings"]
+    assert layers_total(team) == 3
+
+
+def test_pending_capabilities_are_read_when_the_wms_is_back(
+    team: Team,
+    wms_server: WmsServer,
+    app_factory: Callable[[Settings], TestClient],
+    make_settings: Callable[..., Settings],
+) -> None:
+    flaky = FlakyWms()
+    try:
+        client = app_factory(make_settings(worldbase_source_allowlist=[f"{flaky.url}"]))
+        body = {
+            "name": "Back",
+            "source_type": "wms",
+            "source_config": WMS_CONFIG | {"url": flaky.url},
+        }
+        # A client cannot mark its own configuration pending: the server's key is dropped.
+        body["source_config"]["capabilitiesPending"] = {"reason": "mine"}
+        layer = client.post("/api/layers", json=body, headers=team.as_("owner")).json()
+        assert "HTTP 503" in layer["warnings"][0]
+        flaky.down = False
+        url = f"/api/layers/{layer['id']}"
+        read = client.get(url, headers=team.as_("stranger"))
+        assert read.status_code == 404  # a private layer stays private
+        read = client.get(url, headers=team.as_("owner")).json()
+        assert read["warnings"] == [] and "capabilitiesPending" not in read["source_config"]
+        assert read["source_config"]["bounds"] == [[0.0, 40.0], [20.0, 60.0]]
+        # Saving again while it is down marks it again; a save once it is back clears it.
+        flaky.down = True
+        update = {"source_config": read["source_config"]}
+        saved = client.put(url, json=update, headers=team.as_("owner")).json()
+        assert saved["warnings"]
+        flaky.down = False
+        saved = client.put(url, json=update, headers=team.as_("owner")).json()
+        assert saved["warnings"] == [], saved
+        # A name the WMS lacks is still a 422 once it answers.
+        update = {"source_config": WMS_CONFIG | {"url": flaky.url, "layers": "nope"}}
+        assert_error(client.put(url, json=update, headers=team.as_("owner")), 422)
+    finally:
+        flaky.close()
 
 
 # --- Tiles ------------------------------------------------------------------------------------

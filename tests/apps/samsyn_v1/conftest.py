@@ -239,3 +239,23 @@ def signed_in(api: httpx.Client, user: ClerkUser) -> dict[str, Any]:
     assert answer.status_code == 200, answer.text
     me: dict[str, Any] = answer.json()
     return me
+
+
+def created(
+    api: httpx.Client, user: ClerkUser | None, path: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """POST `body` as `user` (None: anonymous) to a route that creates something (a seed
+    `/api/...` route to set a scene up); the created object."""
+    answer = api.post(path, json=body, headers=user.headers if user else {})
+    assert answer.status_code in (200, 201), answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def assert_error(answer: httpx.Response, status: int) -> dict[str, Any]:
+    """`answer` is an error of `status` in the one error shape (SamSyn's frontend shows
+    `message`); its body."""
+    assert answer.status_code == status, answer.text
+    body: dict[str, Any] = answer.json()
+    assert body["status"] == "error" and body["code"] == status and body["message"], body
+    return body

@@ -1,14 +1,20 @@
 """Who may do what: the permission rules of maps, layers and comments, in one place.
 
-Maps (`permission_level`):
+Maps, read (`permission_level`, SamSyn's `view_permission`):
 - `private`: the owner only (collaborator rows are kept but grant nothing meanwhile);
-- `collaborators`: the owner and the collaborators (`view` reads, `edit` also edits);
-- `public`: everyone reads, anonymous callers too; collaborators with `edit` edit.
-Only the owner updates, deletes and shares a map. Administrators may do anything.
+- `collaborators`: the owner and the collaborators;
+- `public`: everyone reads, anonymous callers too.
+Maps, edit (`edit_permission`), among those who read: `private` the owner only;
+`collaborators` also collaborators with `edit` (what every `/api` map has); `public` every
+signed-in reader. Only the owner updates, deletes and shares a map through `/api`
+(SamSyn's `/api/v1` lets editors update it and invite viewers). Administrators may do
+anything.
 
-Layers: readable by their creator, by everyone when `is_global`, and by whoever can read
-a map that contains them. Their configuration is the creator's; their features are the
-creator's (`creator-only`) or every signed-in reader's (`everyone`).
+Layers: readable by their creator, by everyone when `is_global` or `visibility` is
+`public`, and by whoever can read a map that contains them. Their configuration is the
+creator's (through SamSyn's API also, for `everyone` layers, every editor of a map that
+contains them); their features are the creator's (`creator-only`) or every signed-in
+reader's (`everyone`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from worldbase.apps.samsyn.models import (
     CollaboratorPermission,
     Editable,
     Layer,
+    LayerVisibility,
     Map,
     MapCollaborator,
     MapLayer,
@@ -42,21 +49,33 @@ class Role(enum.IntEnum):
     owner = 4  # the creator, or an administrator
 
 
-async def map_role(session: AsyncSession, *, map_: Map, user: User | None) -> Role | None:
+def role_of(map_: Map, user: User | None, permission: CollaboratorPermission | None) -> Role | None:
+    """The caller's role from the map and the caller's collaborator permission (if any)."""
     if user is not None and (user.is_admin or map_.created_by == user.id):
         return Role.owner
-    role: Role | None = Role.public if map_.permission_level == PermissionLevel.public else None
+    level = map_.permission_level
+    if level == PermissionLevel.private or (permission is None and level != PermissionLevel.public):
+        return None
+    if user is not None and (
+        map_.edit_permission == PermissionLevel.public
+        or (
+            map_.edit_permission == PermissionLevel.collaborators
+            and permission == CollaboratorPermission.edit
+        )
+    ):
+        return Role.editor
+    return Role.viewer if permission is not None else Role.public
+
+
+async def map_role(session: AsyncSession, *, map_: Map, user: User | None) -> Role | None:
+    permission = None
     if user is not None and map_.permission_level != PermissionLevel.private:
         permission = await session.scalar(
             select(MapCollaborator.permission).where(
                 MapCollaborator.map_id == map_.id, MapCollaborator.user_id == user.id
             )
         )
-        if permission == CollaboratorPermission.edit:
-            return Role.editor
-        if permission == CollaboratorPermission.view:
-            return Role.viewer
-    return role
+    return role_of(map_, user, permission)
 
 
 async def current_role(
@@ -94,7 +113,11 @@ def readable_layers(user: User | None) -> ColumnElement[bool]:
     in_readable_map = exists().where(
         MapLayer.layer_id == Layer.id, MapLayer.map_id == Map.id, readable_maps(user)
     )
-    clauses = [Layer.is_global.is_(True), in_readable_map]
+    clauses = [
+        Layer.is_global.is_(True),
+        Layer.visibility == LayerVisibility.public,
+        in_readable_map,
+    ]
     if user is not None:
         clauses.append(Layer.created_by == user.id)
     return or_(*clauses)
@@ -134,6 +157,27 @@ async def can_edit_features(session: AsyncSession, *, layer: Layer, user: User |
     if user is None or layer.editable != Editable.everyone:
         return False
     return await can_read_layer(session, layer=layer, user=user)
+
+
+async def can_edit_layer(session: AsyncSession, *, layer: Layer, user: User | None) -> bool:
+    """SamSyn's rule for a layer's configuration: its creator, or, for an `everyone` layer,
+    whoever may edit a map that contains it."""
+    if owns_layer(layer, user):
+        return True
+    if user is None or layer.editable != Editable.everyone:
+        return False
+    maps = [
+        *await session.scalars(
+            select(Map)
+            .join(MapLayer, MapLayer.map_id == Map.id)
+            .where(MapLayer.layer_id == layer.id)
+        )
+    ]
+    for map_ in maps:
+        role = await map_role(session, map_=map_, user=user)
+        if role is not None and role >= Role.editor:
+            return True
+    return False
 
 
 async def maps_containing(session: AsyncSession, *, layer_id: uuid.UUID) -> list[uuid.UUID]:

@@ -47,6 +47,21 @@ class Editable(enum.StrEnum):
     everyone = "everyone"
 
 
+class LayerVisibility(enum.StrEnum):
+    """Whether a layer shows in everyone's library (SamSyn's `visibility`)."""
+
+    private = "private"
+    public = "public"
+
+
+class CreationSource(enum.StrEnum):
+    """How a layer was made (SamSyn's `creation_source`; its "My layers" are `layer_creator`)."""
+
+    layer_creator = "layer_creator"
+    admin_panel = "admin_panel"
+    system = "system"
+
+
 class CollaboratorPermission(enum.StrEnum):
     view = "view"
     edit = "edit"
@@ -80,6 +95,14 @@ class Map(UUIDPrimaryKey, TimestampMixin, Base):
     permission_level: Mapped[PermissionLevel] = mapped_column(
         _enum(PermissionLevel, "map_permission_level"), default=PermissionLevel.private
     )
+    # Who edits besides the owner: nobody (`private`), editor collaborators (`collaborators`,
+    # what `/api` maps have), every signed-in reader (`public`). See `access.map_role`.
+    edit_permission: Mapped[PermissionLevel] = mapped_column(
+        _enum(PermissionLevel, "map_edit_permission"),
+        default=PermissionLevel.collaborators,
+        server_default=PermissionLevel.collaborators.value,
+    )
+    map_metadata: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
 
 
@@ -90,6 +113,7 @@ class Layer(UUIDPrimaryKey, TimestampMixin, Base):
         Index("idx_layers_is_global", "is_global"),
         Index("idx_layers_category", "category"),
         Index("idx_layers_source_type", "source_type"),
+        Index("idx_layers_visibility", "visibility"),
     )
 
     name: Mapped[str] = mapped_column(String(255))
@@ -101,6 +125,17 @@ class Layer(UUIDPrimaryKey, TimestampMixin, Base):
         _enum(Editable, "layer_editable"), default=Editable.creator_only
     )
     is_global: Mapped[bool] = mapped_column(default=False)
+    # `public`: readable by everyone (anonymous callers too), as SamSyn's library shows it.
+    visibility: Mapped[LayerVisibility] = mapped_column(
+        _enum(LayerVisibility, "layer_visibility"),
+        default=LayerVisibility.private,
+        server_default=LayerVisibility.private.value,
+    )
+    creation_source: Mapped[CreationSource] = mapped_column(
+        _enum(CreationSource, "layer_creation_source"),
+        default=CreationSource.system,
+        server_default=CreationSource.system.value,
+    )
     source_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     style_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     legend_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -121,6 +156,7 @@ class LayerFeature(UUIDPrimaryKey, TimestampMixin, Base):
     geometry: Mapped[BaseGeometry] = mapped_column(Geometry())
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
     display_order: Mapped[int] = mapped_column(Integer, default=0)
+    feature_type: Mapped[str | None] = mapped_column(String(100))  # SamSyn's category
 
 
 class MapLayer(UUIDPrimaryKey, Base):
@@ -195,3 +231,23 @@ class Comment(UUIDPrimaryKey, TimestampMixin, Base):
         ForeignKey("comments.id", ondelete="CASCADE")
     )
     is_resolved: Mapped[bool] = mapped_column(default=False)
+
+
+class WmsServer(UUIDPrimaryKey, TimestampMixin, Base):
+    """A WMS in the shared registry, with its capabilities as last read (SamSyn's
+    `wms_servers`): any visitor browses it, admins keep it."""
+
+    __tablename__ = "wms_servers"
+
+    name: Mapped[str] = mapped_column(String(255))
+    base_url: Mapped[str] = mapped_column(String(2048), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[str | None] = mapped_column(String(20))
+    service_title: Mapped[str | None] = mapped_column(Text)
+    service_provider: Mapped[str | None] = mapped_column(Text)
+    layer_count: Mapped[int] = mapped_column(Integer, default=0)
+    capabilities_cache: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    cached_at: Mapped[datetime | None]
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import AliasChoices, EmailStr, Field, model_validator
+from pydantic import AliasChoices, EmailStr, Field, computed_field, model_validator
 from pydantic.config import JsonDict
 
 from worldbase.apps.samsyn.models import (
@@ -14,6 +14,7 @@ from worldbase.apps.samsyn.models import (
     PermissionLevel,
     SourceType,
 )
+from worldbase.apps.samsyn.wms import pending
 from worldbase.core.schemas import InputSchema, Schema, UTCDateTime, examples
 
 _ID = "6f1c2a5e-3b7d-4e8f-9a0b-1c2d3e4f5a6b"
@@ -118,7 +119,15 @@ class LayerRead(Schema):
     created_at: UTCDateTime
     updated_at: UTCDateTime
 
-    model_config = examples(_LAYER_EXAMPLE)
+    model_config = examples(_LAYER_EXAMPLE | {"warnings": []})
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="What the client should know about the saved layer, e.g. a WMS that "
+        "could not be reached when it was saved (its capabilities are read later)"
+    )
+    @property
+    def warnings(self) -> list[str]:
+        return pending.warnings(self.source_config)
 
 
 T = TypeVar("T")

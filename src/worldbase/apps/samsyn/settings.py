@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from worldbase.settings import AppSettings, env
@@ -30,3 +30,24 @@ class SamsynSettings(AppSettings):
     upload_max_decompressed_bytes: int = _named("upload_max_decompressed_bytes", 4 * 1024**3, gt=0)
     # GeoJSON positions per feature-write request, all features together; past it a 422.
     max_request_vertices: int = _named("max_request_vertices", 1_000_000, gt=0)
+
+    # Global Fishing Watch (`/api/v1/gfw/...`, SamSyn's proxy): the API token (GFW_API_TOKEN,
+    # SamSyn's name; never logged or sent to a client; unset: the proxy answers 503), the API's
+    # base URL, how long a request to it may take (then 504), and how long a tile is cached.
+    gfw_api_token: SecretStr | None = Field(
+        default=None, validation_alias=env("gfw_api_token", "samsyn_gfw_api_token")
+    )
+    gfw_api_url: str = Field(
+        default="https://gateway.api.globalfishingwatch.org",
+        validation_alias=env("gfw_api_url", "samsyn_gfw_api_url"),
+        pattern=r"^https?://[^\s?#]+$",
+    )
+    gfw_timeout: float = Field(
+        default=30.0, validation_alias=env("gfw_timeout", "samsyn_gfw_timeout"), gt=0, le=300
+    )
+    gfw_tile_max_age: int = Field(
+        default=3600,
+        validation_alias=env("gfw_tile_max_age", "samsyn_gfw_tile_max_age"),
+        ge=0,
+        le=7 * 24 * 3600,
+    )

@@ -1,11 +1,5 @@
-"""Routes: threaded comments on maps and layers, and the caller's own profile.
-
-Reading comments needs read access to their map or layer. Writing on a map needs to be its
-owner or a collaborator (the public reads, but does not write); on a layer, to be signed in
-and able to read it. Content is edited by its author; a thread is resolved by its author or
-whoever edits the target; a comment is deleted by its author or the target's owner (with
-its replies). Administrators may do anything except edit another person's words.
-"""
+"""Routes: threaded comments on maps and layers (the rules: `comments.service`), and the
+caller's own profile."""
 
 from __future__ import annotations
 
@@ -13,22 +7,10 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from worldbase.apps.samsyn.access import (
-    Role,
-    can_edit_features,
-    can_read_layer,
-    map_role,
-    maps_containing,
-    owns_layer,
-)
 from worldbase.apps.samsyn.comments import service as service_comments
 from worldbase.apps.samsyn.dependencies import page_of
-from worldbase.apps.samsyn.events import Change, after_commit
-from worldbase.apps.samsyn.layers import service as service_layers
-from worldbase.apps.samsyn.maps import service as service_maps
-from worldbase.apps.samsyn.models import Comment
+from worldbase.apps.samsyn.events import after_commit
 from worldbase.apps.samsyn.schemas import (
     CommentCreate,
     CommentPage,
@@ -38,71 +20,12 @@ from worldbase.apps.samsyn.schemas import (
 )
 from worldbase.core.auth import CurrentUser, OptionalUser
 from worldbase.core.db import Session
-from worldbase.core.errors import BadInput, Forbidden, NotFound
+from worldbase.core.errors import BadInput
 from worldbase.core.models import User
 from worldbase.core.schemas import PageLimit, PageOffset
 from worldbase.core.services import ServicesDep
 
 router = APIRouter()
-
-
-class _Target:
-    """The caller's rights on a comment's map or layer."""
-
-    def __init__(
-        self, *, read: bool, write: bool, moderate: bool, owner: bool, maps: list[uuid.UUID]
-    ):
-        self.read, self.write, self.moderate, self.owner, self.maps = (
-            read,
-            write,
-            moderate,
-            owner,
-            maps,
-        )
-
-
-async def _target(
-    session: AsyncSession,
-    *,
-    map_id: uuid.UUID | None,
-    layer_id: uuid.UUID | None,
-    user: User | None,
-) -> _Target:
-    if map_id is not None:
-        try:
-            map_ = await service_maps.get_or_raise(session, map_id=map_id)
-        except NotFound:
-            raise NotFound("Map not found") from None
-        role = await map_role(session, map_=map_, user=user)
-        if role is None:
-            raise NotFound("Map not found")
-        return _Target(
-            read=True,
-            write=user is not None and role >= Role.viewer,
-            moderate=role >= Role.editor,
-            owner=role >= Role.owner,
-            maps=[map_.id],
-        )
-    assert layer_id is not None
-    layer = await service_layers.get_or_raise(session, layer_id=layer_id)
-    if not await can_read_layer(session, layer=layer, user=user):
-        raise NotFound("Layer not found")
-    return _Target(
-        read=True,
-        write=user is not None,
-        moderate=await can_edit_features(session, layer=layer, user=user),
-        owner=owns_layer(layer, user),
-        maps=await maps_containing(session, layer_id=layer.id),
-    )
-
-
-def _read(comment: Comment, author: User | None) -> dict[str, Any]:
-    data = CommentRead.model_validate(comment).model_dump(exclude={"author", "replies"})
-    data["author"] = (
-        {"id": author.id, "name": author.name, "avatar_url": author.avatar_url} if author else None
-    )
-    data["replies"] = []
-    return data
 
 
 @router.get(
@@ -130,10 +53,10 @@ async def list_comments(
     layer_id = layer_id or layer_id_snake
     if map_id is None and layer_id is None:
         raise BadInput("Give mapId and/or layerId")
-    if map_id is not None:
-        await _target(session, map_id=map_id, layer_id=None, user=user)
+    if map_id is not None:  # 404 unless the caller may read it
+        await service_comments.rights(session, map_id=map_id, layer_id=None, user=user)
     if layer_id is not None:
-        await _target(session, map_id=None, layer_id=layer_id, user=user)
+        await service_comments.rights(session, map_id=None, layer_id=layer_id, user=user)
     tree = format == "tree"
     page, replies, total = await service_comments.list(
         session,
@@ -144,11 +67,11 @@ async def list_comments(
         limit=limit,
         offset=offset,
     )
-    items = [_read(c, a) for c, a in page]
+    items = [service_comments.read(c, a) for c, a in page]
     if tree:
         by_id = {item["id"]: item for item in items}
         for comment, author in replies:
-            item = _read(comment, author)
+            item = service_comments.read(comment, author)
             by_id[item["id"]] = item
             parent = by_id.get(comment.parent_id)
             if parent is not None:
@@ -165,37 +88,17 @@ async def list_comments(
 async def create_comment(
     body: CommentCreate, session: Session, user: CurrentUser, services: ServicesDep
 ) -> dict[str, Any]:
-    parent = None
-    if body.parent_id is not None:
-        parent = await service_comments.get_or_raise(session, comment_id=body.parent_id)
-    map_id, layer_id = service_comments.resolve_target(
-        map_id=body.map_id, layer_id=body.layer_id, parent=parent
-    )
-    target = await _target(session, map_id=map_id, layer_id=layer_id, user=user)
-    if not target.write:
-        raise Forbidden("Only the map's owner and collaborators can comment on it")
-    comment = await service_comments.create(
+    comment, found = await service_comments.create_checked(
         session,
         author=user,
         content=body.content,
-        map_id=map_id,
-        layer_id=layer_id,
+        map_id=body.map_id,
+        layer_id=body.layer_id,
         parent_id=body.parent_id,
     )
-    data = CommentRead.model_validate(_read(comment, user)).model_dump(mode="json")
-    await after_commit(services, Change("comment.created", data, target.maps), actor=user)
-    return data
-
-
-async def _comment_and_target(
-    session: AsyncSession, comment_id: uuid.UUID, user: User
-) -> tuple[Comment, _Target]:
-    comment = await service_comments.get_or_raise(session, comment_id=comment_id)
-    try:
-        target = await _target(session, map_id=comment.map_id, layer_id=comment.layer_id, user=user)
-    except NotFound:
-        raise NotFound("Comment not found") from None
-    return comment, target
+    event = service_comments.change("comment.created", comment, user, found)
+    await after_commit(services, event, actor=user)
+    return event.data
 
 
 @router.put(
@@ -204,20 +107,14 @@ async def _comment_and_target(
 async def update_comment(
     id: uuid.UUID, body: CommentUpdate, session: Session, user: CurrentUser, services: ServicesDep
 ) -> dict[str, Any]:
-    comment, target = await _comment_and_target(session, id, user)
+    comment, found = await service_comments.get_readable(session, comment_id=id, user=user)
     values = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
-    if not values:
-        raise BadInput("Nothing to update: send content and/or is_resolved")
-    is_author = comment.author_id == user.id
-    if "content" in values and not is_author:
-        raise Forbidden("Only the author can edit a comment")
-    if "is_resolved" in values and not (is_author or target.moderate or user.is_admin):
-        raise Forbidden("Only the author or an editor can resolve a comment")
+    service_comments.check_update(comment, found, user=user, values=values)
     comment = await service_comments.update(session, comment=comment, values=values)
-    author = user if is_author else await session.get(User, comment.author_id)
-    data = CommentRead.model_validate(_read(comment, author)).model_dump(mode="json")
-    await after_commit(services, Change("comment.updated", data, target.maps), actor=user)
-    return data
+    author = await service_comments.author_of(session, comment=comment, user=user)
+    event = service_comments.change("comment.updated", comment, author, found)
+    await after_commit(services, event, actor=user)
+    return event.data
 
 
 @router.delete(
@@ -228,13 +125,10 @@ async def update_comment(
 async def delete_comment(
     id: uuid.UUID, session: Session, user: CurrentUser, services: ServicesDep
 ) -> Response:
-    comment, target = await _comment_and_target(session, id, user)
-    if not (comment.author_id == user.id or target.owner or user.is_admin):
-        raise Forbidden("Only the author or the owner can delete a comment")
+    comment, found = await service_comments.get_readable(session, comment_id=id, user=user)
+    service_comments.check_delete(comment, found, user=user)
     await service_comments.delete(session, comment=comment)
-    await after_commit(
-        services, Change("comment.deleted", {"id": str(id)}, target.maps), actor=user
-    )
+    await after_commit(services, service_comments.deleted(id, found), actor=user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -12,6 +12,7 @@ from worldbase.apps.samsyn.layers import service as service_layers
 from worldbase.apps.samsyn.layers.service import layer_read
 from worldbase.apps.samsyn.models import SourceType
 from worldbase.apps.samsyn.schemas import LayerCreate, LayerPage, LayerRead, LayerUpdate
+from worldbase.apps.samsyn.wms import recheck as wms_recheck
 from worldbase.core.auth import CurrentUser, OptionalUser
 from worldbase.core.db import Session
 from worldbase.core.schemas import PageLimit, PageOffset
@@ -54,8 +55,11 @@ async def list_layers(
     description=(
         "A WMS layer's URL must be allowed (`WORLDBASE_SOURCE_ALLOWLIST`, else 403); its "
         "capabilities are read to check every name in `layers` (422 naming the missing ones) "
-        "and to fill `bounds` and the `temporal` range where left out. A WMS that fails to "
-        "answer is 502 (504 on a timeout), with its reason. Updates check the same way."
+        "and to fill `bounds` and the `temporal` range where left out. A WMS that cannot "
+        "be reached (connection error, HTTP 5xx, timeout) does not stop the save: the layer "
+        "is saved as sent, with a `warnings` entry, and its capabilities are read when it is "
+        "next read (`GET`, at most once a minute) or saved. A WMS that answers wrongly "
+        "(HTTP 4xx, not a capabilities document) is 502. Updates check the same way."
     ),
 )
 async def create_layer(
@@ -68,8 +72,8 @@ async def create_layer(
 
 
 @router.get("/api/layers/{id}", response_model=LayerRead, summary="A layer's configuration")
-async def get_layer(layer: LayerForRead) -> dict[str, Any]:
-    return layer_read(layer)
+async def get_layer(layer: LayerForRead, session: Session, services: ServicesDep) -> dict[str, Any]:
+    return await wms_recheck.read(session, layer=layer, services=services)
 
 
 @router.put("/api/layers/{id}", response_model=LayerRead, summary="Update a layer (creator)")

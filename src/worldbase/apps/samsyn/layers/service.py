@@ -15,7 +15,7 @@ from worldbase.apps.samsyn.layers.source_config import (
     DERIVED_VECTOR_KEYS,
     validate_source_config,
 )
-from worldbase.apps.samsyn.models import Layer, LayerFeature, SourceType
+from worldbase.apps.samsyn.models import CreationSource, Layer, LayerFeature, SourceType
 from worldbase.apps.samsyn.raster import service as service_raster
 from worldbase.apps.samsyn.schemas import LayerRead
 from worldbase.apps.samsyn.wms import service as service_wms
@@ -52,9 +52,19 @@ async def list(
     is_global: bool | None,
     limit: int,
     offset: int,
+    drawn_by: User | None = None,
+    newest_first: bool = False,
 ) -> tuple[builtins.list[Layer], int]:
-    """The library: global layers, the caller's own and those on maps the caller can read."""
+    """The library: global and public layers, the caller's own and those on maps the caller
+    can read. `drawn_by`: only that user's own non-global layers made in the layer creator
+    (SamSyn's "My layers")."""
     filters = [readable_layers(user)]
+    if drawn_by is not None:
+        filters += [
+            Layer.created_by == drawn_by.id,
+            Layer.is_global.is_(False),
+            Layer.creation_source == CreationSource.layer_creator,
+        ]
     if source_type is not None:
         filters.append(Layer.source_type == source_type)
     if category is not None:
@@ -71,8 +81,9 @@ async def list(
             )
         )
     total = await session.scalar(select(func.count()).select_from(Layer).where(*filters))
+    order = (Layer.created_at.desc(), Layer.id) if newest_first else (Layer.name, Layer.id)
     rows = await session.scalars(
-        select(Layer).where(*filters).order_by(Layer.name, Layer.id).limit(limit).offset(offset)
+        select(Layer).where(*filters).order_by(*order).limit(limit).offset(offset)
     )
     return [*rows], int(total or 0)
 
@@ -121,6 +132,15 @@ async def update(
     session: AsyncSession, *, layer: Layer, values: dict[str, Any], settings: Settings | None = None
 ) -> Change:
     """The layer changed as `values` say; the change's data is the layer as read."""
+    await apply(session, layer=layer, values=values, settings=settings)
+    await session.commit()
+    return await updated(session, layer=layer, new_config="source_config" in values)
+
+
+async def apply(
+    session: AsyncSession, *, layer: Layer, values: dict[str, Any], settings: Settings | None = None
+) -> None:
+    """`update` without the commit (a caller that changes more in the same transaction)."""
     values = dict(values)
     source_type = values.pop("source_type", None)
     if source_type is not None and source_type != layer.source_type:
@@ -141,18 +161,25 @@ async def update(
     for key, value in values.items():
         if value is None and key in ("source_config", "style_config", "legend_config", "meta"):
             value = {}
-        if value is None and key in ("name", "editable", "is_global"):
-            continue  # not nullable: an explicit null leaves the value as it was
+        if value is None and key in NOT_NULLABLE:
+            continue  # an explicit null leaves the value as it was
         setattr(layer, key, value)
     layer.updated_at = utcnow()
-    await session.commit()
-    new_config = layer.source_type == SourceType.geotiff and "source_config" in values
+
+
+NOT_NULLABLE = ("name", "editable", "is_global", "visibility", "creation_source")
+
+
+async def updated(session: AsyncSession, *, layer: Layer, new_config: bool) -> Change:
+    """The committed update of `layer` as a change (its maps hear of it, its tiles go)."""
     return Change(
         "layer.updated",
         layer_read(layer),
         await maps_containing(session, layer_id=layer.id),
         layer_id=layer.id,
-        drop_stored=SourceType.geotiff if new_config else None,
+        drop_stored=SourceType.geotiff
+        if new_config and layer.source_type == SourceType.geotiff
+        else None,
     )
 
 

@@ -4,6 +4,8 @@ WMS: `url`, `layers`, `version`, `format`, `transparent`, `temporal`, `dimension
 GeoTIFF: `delivery` direct|tiles, a file (`url`, `cogUrl`: http(s)://, s3:// or
 storage://<key>) or a temporal template (`cogUrlTemplate`/`urlTemplate`), `bounds`,
 `tileServer`, `tileParams` (TiTiler's render parameters, checked), `processing`.
+SamSyn's spellings are taken too: `temporal: true` (with a WMS `timeDimension`) and flat
+`bounds: [west, south, east, north]`.
 Vector: `geometryType`, `geometryTypes`, `featureCount`, `bounds` and `revision` are
 derived by the server from the layer's features; whatever a client sends for them is ignored.
 """
@@ -29,6 +31,52 @@ TEMPLATE_FIELDS = re.compile(r"\{(year|month|day|YYYY|YYYYMM|YYYYMMDD|MM|DD|time
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _samsyn_spellings(cls, data: Any) -> Any:
+        """SamSyn's frontend spells two settings its own way: `temporal: true` (a flag, with
+        a WMS's `timeDimension: {extent: "start/end/period"}`) and `bounds` as one flat
+        `[west, south, east, north]`; both become this module's forms."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if isinstance(data.get("temporal"), bool):
+            data["temporal"] = _temporal_from_flag(data["temporal"], data.get("timeDimension"))
+        bounds = data.get("bounds")
+        if _flat_box(bounds):
+            data["bounds"] = [[bounds[0], bounds[1]], [bounds[2], bounds[3]]]
+        return data
+
+
+def _flat_box(value: Any) -> bool:
+    return (
+        isinstance(value, list | tuple)
+        and len(value) == 4
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    )
+
+
+# ISO 8601 periods of a WMS time extent ("2024-01-01/2024-12-01/P1M") and our resolutions.
+_PERIODS = {"PT1H": "hourly", "P1D": "daily", "P7D": "weekly", "P1W": "weekly", "P1M": "monthly"}
+_PERIODS["P1Y"] = "yearly"
+
+
+def _temporal_from_flag(flag: bool, dimension: Any) -> dict[str, Any] | None:
+    """`temporal: true/false` as a temporal setting: the range and step of the WMS time
+    extent when the client sent one, else an empty setting the capabilities fill."""
+    if not flag:
+        return None
+    extent = dimension.get("extent") if isinstance(dimension, dict) else None
+    parts = extent.split("/") if isinstance(extent, str) else []
+    if len(parts) == 3 and parts[2].upper() in _PERIODS:
+        return {
+            "enabled": True,
+            "start": parts[0],
+            "end": parts[1],
+            "resolution": _PERIODS[parts[2].upper()],
+        }
+    return {}
 
 
 class Temporal(_Config):

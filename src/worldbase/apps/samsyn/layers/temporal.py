@@ -2,8 +2,9 @@
 
 A layer's `temporal` (`start`, `end`, `resolution`: hourly|daily|weekly|monthly|yearly)
 defines steps `start + k * resolution` up to `end`. Months and years step by calendar
-(the start's day of month, clamped to the month's length). A `time` is valid when it is
-one of the steps; `2023-06` and `2023` are accepted for monthly and yearly layers. A
+(the start's day of month, clamped to the month's length). A `time` selects the step that
+contains it: `2023-06-15` (or `2023-06`) on a monthly layer is June's step, from the first
+step's start to the end of the last step's span; earlier or later times are refused. A
 layer without a resolution accepts any time within its range. Without `?time=`, a layer's
 last step is used (what a time slider shows first). The COG of a step is the layer's
 `cogUrlTemplate` with `{year} {month} {day} {YYYY} {MM} {DD} {YYYYMM} {YYYYMMDD} {time}`
@@ -104,11 +105,16 @@ class Timeline:
         return self.end if self.resolution is None else self.step(self.count() - 1)
 
     def resolve(self, value: str | None) -> datetime:
-        """The step `value` names (the last step when None); `BadInput` outside or between."""
+        """The step containing `value` (the last step when None); `InvalidTime` outside."""
         if value is None or value == "":
             return self.last()
         moment = _parse(value, "time")
-        if not self.start <= moment <= self.end:
+        if self.resolution is None:
+            inside = self.start <= moment <= self.end
+        else:
+            # Up to the end of the last step's span (a monthly layer's last month, all of it).
+            inside = self.start <= moment < self.step(self.count())
+        if not inside:
             raise InvalidTime(
                 f"time {value} is outside the layer's range "
                 f"{self.start.isoformat()} to {self.end.isoformat()}",
@@ -116,19 +122,7 @@ class Timeline:
             )
         if self.resolution is None:
             return moment
-        index = self._index_at_or_before(moment)
-        step = self.step(index)
-        if step != moment:
-            after = self.step(index + 1)
-            nearby = [s.isoformat() for s in (step, after) if s <= self.end]
-            raise InvalidTime(
-                f"time {value} is not a {self.resolution} step of this layer; "
-                f"nearest: {', '.join(nearby)}",
-                detail=[
-                    {"loc": ["query", "time"], "msg": "not a time step", "type": "value_error"}
-                ],
-            )
-        return step
+        return self.step(self._index_at_or_before(moment))
 
     def page(self, *, offset: int, limit: int) -> list[datetime]:
         total = self.count()

@@ -39,6 +39,7 @@ class Collaborator:
     status: str
     invited_at: datetime
     accepted_at: datetime | None
+    id: uuid.UUID | None = None  # the collaborator row (None for a pending invitation)
 
 
 async def list(session: AsyncSession, *, map_id: uuid.UUID) -> builtins.list[Collaborator]:
@@ -58,6 +59,7 @@ async def list(session: AsyncSession, *, map_id: uuid.UUID) -> builtins.list[Col
             "active",
             c.invited_at,
             c.accepted_at,
+            c.id,
         )
         for c, user in rows.all()
     ]
@@ -103,11 +105,7 @@ async def invite(
         return await _invite_email(
             session, map_=map_, inviter=inviter, email=email, permission=permission
         )
-    row = await session.scalar(
-        select(MapCollaborator).where(
-            MapCollaborator.map_id == map_.id, MapCollaborator.user_id == target.id
-        )
-    )
+    row = await get(session, map_id=map_.id, user_id=target.id)
     created = row is None
     if row is None:
         row = MapCollaborator(
@@ -138,9 +136,44 @@ async def invite(
             "active",
             row.invited_at,
             row.accepted_at,
+            row.id,
         ),
         created,
     )
+
+
+async def list_active(
+    session: AsyncSession, *, map_ids: builtins.list[uuid.UUID]
+) -> builtins.list[MapCollaborator]:
+    """The collaborator rows (no pending invitations) of several maps, in one query."""
+    rows = await session.scalars(
+        select(MapCollaborator)
+        .where(MapCollaborator.map_id.in_(map_ids))
+        .order_by(MapCollaborator.invited_at, MapCollaborator.id)
+    )
+    return [*rows]
+
+
+async def get(
+    session: AsyncSession, *, map_id: uuid.UUID, user_id: uuid.UUID
+) -> MapCollaborator | None:
+    return await session.scalar(
+        select(MapCollaborator).where(
+            MapCollaborator.map_id == map_id, MapCollaborator.user_id == user_id
+        )
+    )
+
+
+async def update(
+    session: AsyncSession, *, map_: Map, user_id: uuid.UUID, permission: CollaboratorPermission
+) -> MapCollaborator:
+    """A collaborator's new permission (`NotFound` if that user is not one)."""
+    row = await get(session, map_id=map_.id, user_id=user_id)
+    if row is None:
+        raise NotFound("Collaborator not found")
+    row.permission = permission
+    await session.commit()
+    return row
 
 
 async def _invite_email(

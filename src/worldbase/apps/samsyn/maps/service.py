@@ -11,9 +11,8 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from worldbase.apps.samsyn.access import Role
+from worldbase.apps.samsyn.access import Role, role_of
 from worldbase.apps.samsyn.models import (
-    CollaboratorPermission,
     Layer,
     Map,
     MapCollaborator,
@@ -23,14 +22,6 @@ from worldbase.apps.samsyn.models import (
 from worldbase.core.db import utcnow
 from worldbase.core.errors import BadInput, Conflict, NotFound
 from worldbase.core.models import User
-
-
-def _role(map_: Map, user: User | None, permission: CollaboratorPermission | None) -> Role | None:
-    if user is not None and (user.is_admin or map_.created_by == user.id):
-        return Role.owner
-    if permission is not None and map_.permission_level != PermissionLevel.private:
-        return Role.editor if permission == CollaboratorPermission.edit else Role.viewer
-    return Role.public if map_.permission_level == PermissionLevel.public else None
 
 
 async def list(
@@ -63,7 +54,7 @@ async def list(
     rows = await session.execute(
         joined.where(where).order_by(Map.updated_at.desc(), Map.id).limit(limit).offset(offset)
     )
-    return [(m, _role(m, user, p)) for m, p in rows.all()], int(total or 0)
+    return [(m, role_of(m, user, p)) for m, p in rows.all()], int(total or 0)
 
 
 async def get_or_raise(session: AsyncSession, *, map_id: uuid.UUID) -> Map:
@@ -121,11 +112,18 @@ async def mark_opened(session: AsyncSession, *, map_: Map, user: User | None) ->
 async def list_layers(
     session: AsyncSession, *, map_id: uuid.UUID
 ) -> builtins.list[tuple[MapLayer, Layer]]:
+    return await list_layers_of(session, map_ids=[map_id])
+
+
+async def list_layers_of(
+    session: AsyncSession, *, map_ids: builtins.list[uuid.UUID]
+) -> builtins.list[tuple[MapLayer, Layer]]:
+    """The layers of several maps in one query, each map's in its order."""
     rows = await session.execute(
         select(MapLayer, Layer)
         .join(Layer, Layer.id == MapLayer.layer_id)
-        .where(MapLayer.map_id == map_id)
-        .order_by(MapLayer.display_order, MapLayer.added_at, MapLayer.id)
+        .where(MapLayer.map_id.in_(map_ids))
+        .order_by(MapLayer.map_id, MapLayer.display_order, MapLayer.added_at, MapLayer.id)
     )
     return [(ml, layer) for ml, layer in rows.all()]
 
@@ -194,9 +192,16 @@ async def remove_layer(session: AsyncSession, *, map_: Map, layer_id: uuid.UUID)
 async def update_map_layer(
     session: AsyncSession, *, map_: Map, layer_id: uuid.UUID, values: dict[str, Any]
 ) -> MapLayer:
+    """`values`: `is_visible`, `opacity`; `display_order` moves the layer to that place."""
     item = await get_map_layer_or_raise(session, map_id=map_.id, layer_id=layer_id)
+    values = dict(values)
+    position = values.pop("display_order", None)
     for key, value in values.items():
         setattr(item, key, value)
+    if position is not None:
+        others = [i for i in await _ordered(session, map_.id) if i.id != item.id]
+        others.insert(min(position, len(others)), item)
+        _renumber(others)
     await touch(session, map_id=map_.id)
     await session.commit()
     return item

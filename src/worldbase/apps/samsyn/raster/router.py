@@ -3,8 +3,9 @@ statistics, preview, point values, time steps (TileJSON is in routes_live, share
 vector layers).
 
 Render parameters use TiTiler's names; the layer's `tileParams` are the defaults and the
-query overrides them. Temporal layers take `?time=` (ISO date; the last step when left
-out). Tiles carry `ETag` and `Cache-Control` and go through the two-tier tile cache, keyed
+query overrides them. Temporal layers take `?time=` (an ISO date or time: the step that
+contains it; the last step when left out; a step whose file is missing is a 404 naming
+the time). Tiles carry `ETag` and `Cache-Control` and go through the two-tier tile cache, keyed
 by the layer's configuration version, so a changed layer never serves stale tiles.
 """
 
@@ -39,8 +40,8 @@ MAX_TIMES_PAGE = 1000
 TimeQuery = Annotated[
     str | None,
     Query(
-        description="For temporal layers: an ISO date/time on the layer's time steps "
-        "(e.g. `2023-06-01`); the last step when left out",
+        description="For temporal layers: an ISO date/time; the time step that contains it "
+        "(`2023-06-15` on a monthly layer is June), the last step when left out",
         max_length=40,
     ),
 ]
@@ -106,10 +107,10 @@ async def geotiff_tile(
     )
 
     async def render() -> bytes:
-        tile = await raster.tile(
+        tile = await service_raster.read(src, raster.tile(
             src.url, settings=services.settings, own_storage=OWN_STORAGE, z=z, x=x, y=y,
             params=params, fmt=fmt, scale=scale,
-        )  # fmt: skip
+        ))  # fmt: skip
         return tile.content
 
     policy = layer_tile_policy(layer.id, is_global=layer.is_global, max_age=TILE_MAX_AGE)
@@ -228,7 +229,9 @@ async def layer_info(
 ) -> dict[str, Any]:
     layer = await _layer(session, id, user)
     src = service_raster.source(layer, time=time)
-    data = await raster.info(src.url, settings=services.settings, own_storage=OWN_STORAGE)
+    data = await service_raster.read(
+        src, raster.info(src.url, settings=services.settings, own_storage=OWN_STORAGE)
+    )
     data["delivery"] = layer.delivery
     data["url"] = await service_raster.direct_url(layer, src, services.storage)
     data["time"] = src.time_iso
@@ -301,7 +304,7 @@ async def layer_statistics(
         else:
             bins = edges
     hist_range = _floats("histogram_range", histogram_range, count=2)
-    return await raster.statistics(
+    return await service_raster.read(cog.source, raster.statistics(
         cog.source.url,
         settings=cog.settings,
         own_storage=OWN_STORAGE,
@@ -312,7 +315,7 @@ async def layer_statistics(
         bins=bins,
         hist_range=(hist_range[0], hist_range[1]) if hist_range else None,
         max_size=max_size,
-    )
+    ))  # fmt: skip
 
 
 @router.get(
@@ -328,10 +331,10 @@ async def layer_preview(
 ) -> Response:
     if format not in ("png", "webp", "jpeg", "jpg"):
         raise BadInput("format: png, webp or jpeg")
-    image = await raster.preview(
+    image = await service_raster.read(cog.source, raster.preview(
         cog.source.url, settings=cog.settings, own_storage=OWN_STORAGE, params=cog.params,
         fmt=format, max_size=max_size,
-    )  # fmt: skip
+    ))  # fmt: skip
     return Response(image.content, media_type=image.media_type)
 
 
@@ -343,10 +346,10 @@ async def layer_preview(
     ),
 )
 async def layer_point(lon: float, lat: float, cog: LayerCogDep) -> dict[str, Any]:
-    data = await raster.point(
+    data = await service_raster.read(cog.source, raster.point(
         cog.source.url, settings=cog.settings, own_storage=OWN_STORAGE, lon=lon, lat=lat,
         params=cog.params,
-    )  # fmt: skip
+    ))  # fmt: skip
     data["time"] = cog.source.time_iso
     return data
 
@@ -407,14 +410,10 @@ async def geotiff_tilejson(
     query = request.url.query
     base = str(request.base_url).rstrip("/")
     tiles = f"{base}/api/layers/{layer.id}/tiles/{{z}}/{{x}}/{{y}}" + (f"?{query}" if query else "")
-    data = await raster.tilejson(
-        src.url,
-        settings=services.settings,
-        own_storage=OWN_STORAGE,
-        tiles_url=tiles,
-        name=layer.name,
-        params=params,
-    )
+    data = await service_raster.read(src, raster.tilejson(
+        src.url, settings=services.settings, own_storage=OWN_STORAGE, tiles_url=tiles,
+        name=layer.name, params=params,
+    ))  # fmt: skip
     data["delivery"] = layer.delivery
     data["url"] = await service_raster.direct_url(layer, src, services.storage)
     data["time"] = src.time_iso

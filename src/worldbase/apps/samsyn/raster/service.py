@@ -10,25 +10,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.samsyn.access import can_read_layer_fields
 from worldbase.apps.samsyn.exceptions import NotARasterLayer
 from worldbase.apps.samsyn.layers.temporal import InvalidTime, Timeline, fill_template, iso
-from worldbase.apps.samsyn.models import SourceType
+from worldbase.apps.samsyn.models import Layer, SourceType
 from worldbase.core.cache import Cache
 from worldbase.core.db import fetch_row
-from worldbase.core.errors import BadInput, NotFound
+from worldbase.core.errors import BadInput, DomainError, NotFound, UpstreamError
 from worldbase.core.models import User
 from worldbase.core.storage import Storage
 from worldbase.geo.raster import STORAGE_SCHEME, RenderParams, RenderQuery, check_source_allowed
 from worldbase.geo.tile_cache import TileCache
 from worldbase.settings import Settings
+
+T = TypeVar("T")
 
 NAMESPACE = "samsyn"
 # The app's own objects in storage (uploaded COGs, the seeded demo): the only storage://
@@ -137,6 +143,33 @@ def source(layer: RasterLayer, *, time: str | None) -> Source:
     return Source(str(url), None)
 
 
+async def read(src: Source, pending: Awaitable[T]) -> T:
+    """`pending` (a read of `src`), its failures phrased for the layer's callers: a missing
+    time step names the time, and no error names a server path."""
+    try:
+        return await pending
+    except DomainError as exc:
+        raise _source_error(src, exc) from None
+
+
+def _source_error(src: Source, exc: DomainError) -> DomainError:
+    detail = exc.detail if isinstance(exc.detail, dict) else None
+    if detail is None or "source" not in detail:
+        return exc  # not about the file (a point outside the raster, a bad band...)
+    missing = isinstance(exc, NotFound) or (
+        isinstance(exc, UpstreamError) and detail.get("status") in (403, 404, 410)
+    )
+    if src.time is not None and missing:
+        return NotFound(
+            f"This layer has no raster for time {src.time_iso}",
+            detail={"time": src.time_iso, "reason": "the time step's file is missing"},
+        )
+    if not src.url.startswith(("http://", "https://", "s3://")):
+        # A local path or a storage:// object: the server's own layout stays inside.
+        exc.detail = {k: v for k, v in detail.items() if k != "source"} | {"time": src.time_iso}
+    return exc
+
+
 def render_params(layer: RasterLayer, query: RenderQuery) -> RenderParams:
     """The layer's `tileParams` as defaults, the request's parameters over them."""
     defaults = layer.config.get("tileParams") or {}
@@ -169,6 +202,54 @@ def check_sources(
         # The policy applies to every step: the part before the first placeholder too.
         check_source_allowed(fill_template(str(template), datetime(2000, 1, 1)), settings)
         check_source_allowed(str(template).split("{", 1)[0] + "x", settings)
+
+
+# --- The registered sources (SamSyn's `/titiler` reads only these) ----------------------------
+
+DIRECT_KEYS = ("url", "cogUrl", "cog_url")
+TEMPLATE_KEYS = ("cogUrlTemplate", "urlTemplate", "cog_url_template")
+_TEMPLATE_PARTS = {
+    "year": r"\d{4}", "YYYY": r"\d{4}", "month": r"\d{2}", "MM": r"\d{2}", "day": r"\d{2}",
+    "DD": r"\d{2}", "YYYYMM": r"\d{6}", "YYYYMMDD": r"\d{8}", "time": r"[0-9TZ:.+-]{4,40}",
+    "z": r"\d{1,2}", "x": r"\d{1,8}", "y": r"\d{1,8}",
+}  # fmt: skip
+_TEMPLATE_FIELD = re.compile(r"\\\{(" + "|".join(_TEMPLATE_PARTS) + r")\\\}")
+
+
+def normalize_url(url: str) -> str:
+    """One spelling of a URL: scheme and host lower-cased, no trailing slash or fragment,
+    query parameters sorted (so `https://EX.org/a.tif/` names `https://ex.org/a.tif`)."""
+    parts = urlsplit(url.strip())
+    path = parts.path.rstrip("/") if len(parts.path) > 1 else parts.path
+    query = urlencode(sorted(parse_qsl(parts.query, keep_blank_values=True)))
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, query, ""))
+
+
+def _template_matches(template: str, url: str) -> bool:
+    pattern = _TEMPLATE_FIELD.sub(lambda m: _TEMPLATE_PARTS[m[1]], re.escape(template))
+    return re.fullmatch(pattern, url) is not None
+
+
+async def registered_source(session: AsyncSession, *, url: str) -> str | None:
+    """The COG to read for `url` when a GeoTIFF layer names it — as its file (`url`,
+    `cogUrl`: the layer's own spelling is read) or as one step of its URL template — else
+    None. Compared as given and normalized (`normalize_url`)."""
+    spellings = (url, normalize_url(url))
+    geotiff = Layer.source_type == SourceType.geotiff
+    direct = select(Layer.source_config).where(
+        geotiff, or_(*(Layer.source_config[key].as_string().in_(spellings) for key in DIRECT_KEYS))
+    )
+    for (config,) in await session.execute(direct.limit(1)):
+        return next(str(config[k]) for k in DIRECT_KEYS if config.get(k) in spellings)
+    templated = select(Layer.source_config).where(
+        geotiff, or_(*(Layer.source_config[key].as_string().is_not(None) for key in TEMPLATE_KEYS))
+    )
+    for (config,) in await session.execute(templated):
+        templates = [str(config[k]) for k in TEMPLATE_KEYS if isinstance(config.get(k), str)]
+        for spelling in spellings:
+            if any(_template_matches(t, spelling) for t in templates):
+                return spelling
+    return None
 
 
 async def direct_url(layer: RasterLayer, src: Source, storage: Storage) -> str | None:

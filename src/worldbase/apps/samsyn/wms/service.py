@@ -35,9 +35,10 @@ from worldbase.apps.samsyn.layers.source_config import WmsConfig
 from worldbase.apps.samsyn.layers.temporal import InvalidTime
 from worldbase.apps.samsyn.models import Layer
 from worldbase.apps.samsyn.settings import SamsynSettings
+from worldbase.apps.samsyn.wms import pending
 from worldbase.core import source_policy
 from worldbase.core.cache import Cache
-from worldbase.core.errors import BadInput, NotFound
+from worldbase.core.errors import BadInput, NotFound, UpstreamTimeout
 from worldbase.core.storage import Storage
 from worldbase.geo import wms
 from worldbase.geo.raster_sources import policy
@@ -59,7 +60,7 @@ _clients: weakref.WeakKeyDictionary[
 ] = weakref.WeakKeyDictionary()
 
 
-def _client(settings: Settings) -> httpx.AsyncClient:
+def http_client(settings: Settings) -> httpx.AsyncClient:
     rules = policy(settings)
     loop = asyncio.get_running_loop()
     clients = _clients.setdefault(loop, {})
@@ -71,7 +72,7 @@ def _client(settings: Settings) -> httpx.AsyncClient:
     return client
 
 
-def _url_check(settings: Settings) -> wms.UrlCheck:
+def url_check(settings: Settings) -> wms.UrlCheck:
     rules = policy(settings)
 
     def check(url: str) -> None:
@@ -81,7 +82,7 @@ def _url_check(settings: Settings) -> wms.UrlCheck:
     return check
 
 
-def _limits(settings: Settings, max_bytes: int) -> wms.WmsLimits:
+def wms_limits(settings: Settings, max_bytes: int) -> wms.WmsLimits:
     return wms.WmsLimits(timeout=settings.app(SamsynSettings).wms_timeout, max_bytes=max_bytes)
 
 
@@ -112,20 +113,28 @@ def _filled_temporal(temporal: Any, time: wms.TimeExtent) -> Any:
 async def complete_config(config: dict[str, Any], *, settings: Settings) -> dict[str, Any]:
     """`config` checked against the WMS's capabilities, with bounds and time range filled.
 
+    A WMS that cannot be reached (connection error, HTTP 5xx, timeout) does not stop the
+    save: `config` comes back marked pending (`wms.pending`). A URL the source policy
+    refuses is still refused (403).
+
     A configuration that does not even parse is returned unchanged: the caller's
     validation names its invalid fields.
     """
+    config = pending.strip(config)
     try:
         parsed = WmsConfig.model_validate({k: v for k, v in config.items() if k != "temporal"})
     except ValidationError:
         return config
-    layers = await wms.get_capabilities(
-        _client(settings),
-        parsed.url,
-        version=parsed.version,
-        check_url=_url_check(settings),
-        limits=_limits(settings, MAX_CAPABILITIES_BYTES),
-    )
+    try:
+        layers = await wms.get_capabilities(
+            http_client(settings),
+            parsed.url,
+            version=parsed.version,
+            check_url=url_check(settings),
+            limits=wms_limits(settings, MAX_CAPABILITIES_BYTES),
+        )
+    except (wms.Unreachable, UpstreamTimeout) as exc:
+        return pending.mark(config, exc.message)  # saved as it is, read later (`pending`)
     names = [name.strip() for name in parsed.layers.split(",") if name.strip()]
     missing = [name for name in names if name not in layers]
     if missing:
@@ -284,15 +293,15 @@ def tile_cache(tile: WmsTile, *, cache: Cache, storage: Storage) -> TileCache:
 async def fetch(tile: WmsTile, *, settings: Settings) -> bytes:
     """The tile from the WMS (502/504 when it fails, and then nothing is cached)."""
     image = await wms.get_map(
-        _client(settings),
+        http_client(settings),
         tile.source,
         z=tile.z,
         x=tile.x,
         y=tile.y,
         tilesize=tile.tilesize,
         time=tile.time,
-        check_url=_url_check(settings),
-        limits=_limits(settings, MAX_TILE_BYTES),
+        check_url=url_check(settings),
+        limits=wms_limits(settings, MAX_TILE_BYTES),
     )
     return image.content
 

@@ -1,0 +1,1 @@
+"""Global Fishing Watch: SamSyn's proxy for GFW's 4Wings heatmap tiles."""
