@@ -371,3 +371,28 @@ def test_time_slices_persist_and_deleting_forgets(team: Team, wms_server: WmsSer
     assert then.status_code == 200 and len(stored()) == 1  # a time slice: kept in storage too
     response = team.client.delete(f"/api/layers/{layer['id']}", headers=team.as_("owner"))
     assert response.status_code == 204 and stored() == []
+
+
+def test_a_wms_layer_without_layer_names_is_a_draft(team: Team, wms_server: WmsServer) -> None:
+    config = {"url": WMS_CONFIG["url"]}
+    draft = team.client.post(
+        "/api/layers",
+        json={"name": "Draft", "source_type": "wms", "source_config": config},
+        headers=team.as_("owner"),
+    )
+    assert draft.status_code == 201, draft.text
+    layer = draft.json()
+    assert layer["source_config"] == config and layer["warnings"] == []
+    # Its tiles say what is missing.
+    body = assert_error(team.client.get(tile_url(layer["id"]), headers=team.as_("owner")), 422)
+    assert "layers" in body["message"]
+    # Named later: checked against the capabilities as ever, then served.
+    url = f"/api/layers/{layer['id']}"
+    wrong = {"source_config": config | {"layers": "nope"}}
+    assert_error(team.client.put(url, json=wrong, headers=team.as_("owner")), 422)
+    named = team.client.put(
+        url, json={"source_config": config | {"layers": "quads"}}, headers=team.as_("owner")
+    )
+    assert named.status_code == 200, named.text
+    tile = team.client.get(tile_url(layer["id"]), headers=team.as_("owner"))
+    assert tile.status_code == 200, tile.text

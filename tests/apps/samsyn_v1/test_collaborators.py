@@ -124,3 +124,35 @@ def test_public_readers_see_no_collaborators(
     assert api.get(url).json() == []
     assert api.get(url, headers=stranger.headers).json() == []
     assert len(api.get(url, headers=owner.headers).json()) == 1
+
+
+def test_an_editor_invites_viewers_whatever_the_edit_permission(
+    api: httpx.Client, owner: ClerkUser, make_user: Callable[..., ClerkUser]
+) -> None:
+    editor, newcomer = make_user(), make_user()
+    signed_in(api, newcomer)
+    # `edit_permission` private: the editor collaborator edits nothing, yet is an editor
+    # (their role) and invites viewers, as in SamSyn.
+    map_ = new_map(api, owner, view_permission="collaborators", edit_permission="private")
+    share(api, map_["id"], owner, editor, "editor")
+    shown = api.get(f"/api/v1/maps/{map_['id']}", headers=editor.headers).json()
+    assert shown["user_role"] == "editor"
+    assert (
+        api.put(f"/api/v1/maps/{map_['id']}", json={"zoom": 4}, headers=editor.headers).status_code
+        == 403
+    )
+    url = collaborators_url(map_["id"])
+    as_editor = api.post(
+        url, json={"email": newcomer.email, "role": "editor"}, headers=editor.headers
+    )
+    assert as_editor.status_code == 403
+    ok = api.post(url, json={"email": newcomer.email, "role": "viewer"}, headers=editor.headers)
+    assert ok.status_code == 201 and ok.json()["role"] == "viewer", ok.text
+    # The newcomer is a viewer and invites nobody.
+    third = make_user()
+    signed_in(api, third)
+    assert api.post(url, json={"email": third.email}, headers=newcomer.headers).status_code == 403
+    assert (
+        api.get(f"/api/v1/maps/{map_['id']}", headers=newcomer.headers).json()["user_role"]
+        == "viewer"
+    )

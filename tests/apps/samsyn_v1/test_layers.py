@@ -147,10 +147,10 @@ def test_update_and_delete_permissions(
     share(api, map_["id"], owner, editor, "editor")
     share(api, map_["id"], owner, viewer, "viewer")
     url = f"/api/v1/layers/{shared['id']}"
-    # `everyone`: the editors of a map that shows it, not its viewers or strangers.
+    # `everyone` (public here): every signed-in user who reads it, map member or not.
     assert api.put(url, json={"name": "By editor"}, headers=editor.headers).status_code == 200
-    assert api.put(url, json={"name": "x"}, headers=viewer.headers).status_code == 403
-    assert api.put(url, json={"name": "x"}, headers=stranger.headers).status_code == 403
+    assert api.put(url, json={"name": "By viewer"}, headers=viewer.headers).status_code == 200
+    assert api.put(url, json={"name": "By anyone"}, headers=stranger.headers).status_code == 200
     assert api.put(url, json={"name": "x"}).status_code == 401
     own_url = f"/api/v1/layers/{own['id']}"
     assert api.put(own_url, json={"name": "x"}, headers=editor.headers).status_code == 403
@@ -163,6 +163,7 @@ def test_update_and_delete_permissions(
     # Delete: the creator only.
     assert api.delete(url, headers=editor.headers).status_code == 403
     assert api.delete(url, headers=stranger.headers).status_code == 403
+    assert api.get(url, headers=owner.headers).json()["name"] == "By anyone"
     assert api.delete(url).status_code == 401
     answer = api.delete(url, headers=owner.headers)
     assert answer.status_code == 200 and answer.json() == {
@@ -236,3 +237,101 @@ def test_writes_reach_tiles_and_the_maps_event_socket(
     assert asyncio.run(listen()) == ["layer.updated", "map_layer.updated"]
     # The old tile is gone: the layer has no features now.
     assert api.get(tile, headers=owner.headers).status_code == 204
+
+
+def test_everyone_layers_are_edited_by_their_readers_only(
+    api: httpx.Client, owner: ClerkUser, stranger: ClerkUser, admin: ClerkUser
+) -> None:
+    private = new_layer(api, owner, editable="everyone")
+    url = f"/api/v1/layers/{private['id']}"
+    # A private `everyone` layer on no map: nobody else reads it, so nobody else edits it.
+    assert api.put(url, json={"name": "x"}, headers=stranger.headers).status_code == 404
+    # A global one is read, so edited, by every signed-in user; `is_global` stays the admins'.
+    made = api.post(
+        "/api/v1/layers",
+        json={"name": "Community", "source_type": "vector", "source_config": {},
+              "editable": "everyone", "is_global": True},
+        headers=admin.headers,
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    global_url = f"/api/v1/layers/{made.json()['id']}"
+    edited = api.put(global_url, json={"description": "Mine too"}, headers=stranger.headers)
+    assert edited.status_code == 200 and edited.json()["description"] == "Mine too"
+    denied = api.put(global_url, json={"is_global": False}, headers=stranger.headers)
+    assert denied.status_code == 403
+    assert api.get(global_url, headers=stranger.headers).json()["is_global"] is True
+    assert api.delete(global_url, headers=stranger.headers).status_code == 403
+
+
+def test_loose_source_configs_are_saved_as_given(api: httpx.Client, owner: ClerkUser) -> None:
+    def create(source_type: str, config: dict[str, Any], **body: Any) -> httpx.Response:
+        payload = {"name": "Loose", "source_type": source_type, "source_config": config, **body}
+        return api.post("/api/v1/layers", json=payload, headers=owner.headers)
+
+    # A GeoTIFF without `delivery` is served as tiles.
+    tif = create("geotiff", {"url": "https://example.org/data.tif"})
+    assert tif.status_code == 201, tif.text
+    assert tif.json()["source_config"] == {
+        "delivery": "tiles",
+        "url": "https://example.org/data.tif",
+    }
+    # A vector layer keeps the client's keys; the statistics come with its first features.
+    vector = create("vector", {"type": "geojson", "url": "https://example.org/data.json"},
+                    metadata={"author": "Ada"})  # fmt: skip
+    assert vector.status_code == 201, vector.text
+    assert vector.json()["source_config"] == {
+        "type": "geojson",
+        "url": "https://example.org/data.json",
+    }
+    assert vector.json()["layer_metadata"] == {"author": "Ada"}  # SamSyn's other name for it
+    # What is given is still checked: types, URL schemes, the source policy.
+    for source_type, config in (
+        ("geotiff", {"delivery": "stream", "url": "https://example.org/a.tif"}),
+        ("geotiff", {"url": "ftp://example.org/a.tif"}),
+        ("geotiff", {}),
+        ("wms", {"layers": "sea"}),
+        ("wms", {"url": "https://example.org/wms", "layers": ""}),
+        ("wms", {"url": "https://example.org/wms", "version": "2.0"}),
+    ):
+        answer = create(source_type, config)
+        assert answer.status_code == 422, (config, answer.text)
+        assert answer.json()["detail"][0]["loc"][0] == "source_config"
+    refused = create("geotiff", {"url": "http://169.254.169.254/latest/meta-data"})
+    assert refused.status_code == 403, refused.text
+
+
+def test_source_type_changes_when_the_config_suits(api: httpx.Client, owner: ClerkUser) -> None:
+    tif = new_layer(
+        api, owner, source_type="geotiff", source_config={"cogUrl": "https://example.org/a.tif"}
+    )
+    url = f"/api/v1/layers/{tif['id']}"
+    # Its config is no WMS config (no `url`): 422 naming why, nothing changed.
+    refused = api.put(url, json={"source_type": "wms"}, headers=owner.headers)
+    assert refused.status_code == 422 and "wms" in refused.json()["message"], refused.text
+    assert "source_config.url" in refused.json()["message"]
+    assert api.get(url, headers=owner.headers).json()["source_type"] == "geotiff"
+    # Any config is a vector config.
+    changed = api.put(url, json={"source_type": "vector"}, headers=owner.headers)
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert body["source_type"] == "vector" and body["source_config"]["featureCount"] == 0
+    assert body["source_config"]["cogUrl"] == "https://example.org/a.tif"
+    # With a new config that suits the new type, in the same request.
+    back = api.put(
+        url,
+        json={"source_type": "geotiff", "source_config": {"cogUrl": "https://example.org/b.tif"}},
+        headers=owner.headers,
+    )
+    assert back.status_code == 200, back.text
+    assert back.json()["source_config"] == {
+        "delivery": "tiles",
+        "cogUrl": "https://example.org/b.tif",
+    }
+    # A vector layer with features keeps its type until they are deleted.
+    drawn_layer = new_layer(api, owner, source_config={"geojson": drawn((1.0, 2.0))})
+    kept = api.put(
+        f"/api/v1/layers/{drawn_layer['id']}",
+        json={"source_type": "geotiff", "source_config": {"url": "https://example.org/c.tif"}},
+        headers=owner.headers,
+    )
+    assert kept.status_code == 422 and "features" in kept.json()["message"]

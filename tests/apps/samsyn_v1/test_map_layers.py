@@ -125,3 +125,68 @@ def test_ugly_cases(api: httpx.Client, owner: ClerkUser, stranger: ClerkUser) ->
     )
     shown = api.get(f"/api/v1/maps/{map_['id']}", headers=owner.headers).json()["map_layers"]
     assert [m["layer_id"] for m in shown] == [layer["id"]]
+
+
+def test_order_is_stored_as_given(api: httpx.Client, owner: ClerkUser) -> None:
+    map_ = new_map(api, owner)
+    a, b, c = (new_layer(api, owner, name=n) for n in "ABC")
+    url = layers_url(map_["id"])
+
+    def add(layer: dict[str, Any], **body: Any) -> dict[str, Any]:
+        answer = api.post(url, json={"layer_id": layer["id"], **body}, headers=owner.headers)
+        assert answer.status_code == 201, answer.text
+        row: dict[str, Any] = answer.json()
+        return row
+
+    def names() -> list[tuple[str, int]]:
+        shown = api.get(f"/api/v1/maps/{map_['id']}", headers=owner.headers).json()
+        return [(m["layer"]["name"], m["order"]) for m in shown["map_layers"]]
+
+    assert add(a, order=10)["order"] == 10
+    assert add(b)["order"] == 11  # no order: after the last
+    assert add(c, order=10)["order"] == 10  # a tie: the earlier added first
+    assert names() == [("A", 10), ("C", 10), ("B", 11)]
+    moved = api.put(f"{url}/{a['id']}", json={"order": 50}, headers=owner.headers)
+    assert moved.status_code == 200 and moved.json()["order"] == 50
+    assert names() == [("C", 10), ("B", 11), ("A", 50)]
+    orders = [{"layer_id": x["id"], "order": o} for x, o in ((a, 5), (b, 7), (c, 9))]
+    reordered = api.put(f"{url}/reorder", json={"layer_orders": orders}, headers=owner.headers)
+    assert reordered.status_code == 200, reordered.text
+    assert [(r["layer_id"], r["order"]) for r in reordered.json()] == [
+        (a["id"], 5), (b["id"], 7), (c["id"], 9)
+    ]  # fmt: skip
+    # Removing one leaves the others' orders alone.
+    assert api.delete(f"{url}/{b['id']}", headers=owner.headers).status_code == 200
+    assert names() == [("A", 5), ("C", 9)]
+    # The seed's API still numbers 0..n-1 when it reorders.
+    seed = api.put(
+        f"/api/maps/{map_['id']}/layers/reorder",
+        json={"layer_ids": [c["id"], a["id"]]},
+        headers=owner.headers,
+    )
+    assert seed.status_code == 200, seed.text
+    assert names() == [("C", 0), ("A", 1)]
+
+
+def test_editors_add_the_owners_layers_not_strangers(
+    api: httpx.Client, owner: ClerkUser, stranger: ClerkUser,
+    make_user: Callable[..., ClerkUser],
+) -> None:  # fmt: skip
+    editor = make_user()
+    map_ = new_map(api, owner, view_permission="collaborators", edit_permission="collaborators")
+    share(api, map_["id"], owner, editor, "editor")
+    owners = new_layer(api, owner, name="Owner's private layer")
+    theirs = new_layer(api, stranger, name="Stranger's private layer")
+    url = layers_url(map_["id"])
+    # The owner's private layer: the editor may put it on the owner's map (and then reads it).
+    added = api.post(url, json={"layer_id": owners["id"]}, headers=editor.headers)
+    assert added.status_code == 201, added.text
+    assert api.get(f"/api/v1/layers/{owners['id']}", headers=editor.headers).status_code == 200
+    # A stranger's private layer stays unknown to the editor.
+    refused = api.post(url, json={"layer_id": theirs["id"]}, headers=editor.headers)
+    assert refused.status_code == 404
+    # A viewer adds nothing, the owner's layers neither.
+    viewer = make_user()
+    share(api, map_["id"], owner, viewer, "viewer")
+    other = new_layer(api, owner, name="Another")
+    assert api.post(url, json={"layer_id": other["id"]}, headers=viewer.headers).status_code == 403

@@ -129,9 +129,10 @@ def test_edit_permission_decides_who_edits(
     map_ = new_map(api, owner, view_permission="public", edit_permission="private")
     share(api, map_["id"], owner, editor, "editor")
     url = f"/api/v1/maps/{map_['id']}"
-    # `private`: the owner alone edits, an editor collaborator included.
+    # `private`: the owner alone edits, an editor collaborator included; the collaborator's
+    # role is still "editor" (SamSyn's `user_role` names the role, not the right).
     assert api.put(url, json={"zoom": 3}, headers=editor.headers).status_code == 403
-    assert api.get(url, headers=editor.headers).json()["user_role"] == "viewer"
+    assert api.get(url, headers=editor.headers).json()["user_role"] == "editor"
     assert (
         api.put(url, json={"edit_permission": "public"}, headers=owner.headers).status_code == 200
     )

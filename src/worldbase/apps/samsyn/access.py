@@ -7,14 +7,14 @@ Maps, read (`permission_level`, SamSyn's `view_permission`):
 Maps, edit (`edit_permission`), among those who read: `private` the owner only;
 `collaborators` also collaborators with `edit` (what every `/api` map has); `public` every
 signed-in reader. Only the owner updates, deletes and shares a map through `/api`
-(SamSyn's `/api/v1` lets editors update it and invite viewers). Administrators may do
-anything.
+(SamSyn's `/api/v1` lets editors update it, and editor collaborators invite viewers
+whatever `edit_permission` says). Administrators may do anything.
 
 Layers: readable by their creator, by everyone when `is_global` or `visibility` is
 `public`, and by whoever can read a map that contains them. Their configuration is the
-creator's (through SamSyn's API also, for `everyone` layers, every editor of a map that
-contains them); their features are the creator's (`creator-only`) or every signed-in
-reader's (`everyone`).
+creator's (through SamSyn's API also, for `everyone` layers, every signed-in reader's);
+their features are the creator's (`creator-only`) or every signed-in reader's
+(`everyone`).
 """
 
 from __future__ import annotations
@@ -160,24 +160,10 @@ async def can_edit_features(session: AsyncSession, *, layer: Layer, user: User |
 
 
 async def can_edit_layer(session: AsyncSession, *, layer: Layer, user: User | None) -> bool:
-    """SamSyn's rule for a layer's configuration: its creator, or, for an `everyone` layer,
-    whoever may edit a map that contains it."""
-    if owns_layer(layer, user):
-        return True
-    if user is None or layer.editable != Editable.everyone:
-        return False
-    maps = [
-        *await session.scalars(
-            select(Map)
-            .join(MapLayer, MapLayer.map_id == Map.id)
-            .where(MapLayer.layer_id == layer.id)
-        )
-    ]
-    for map_ in maps:
-        role = await map_role(session, map_=map_, user=user)
-        if role is not None and role >= Role.editor:
-            return True
-    return False
+    """SamSyn's rule for a layer's configuration (its `/api/v1`): its creator, or, for an
+    `everyone` layer, every signed-in user who can read it (`is_global` stays the
+    administrators', checked by the caller)."""
+    return await can_edit_features(session, layer=layer, user=user)
 
 
 async def maps_containing(session: AsyncSession, *, layer_id: uuid.UUID) -> list[uuid.UUID]:

@@ -85,12 +85,19 @@ async def _replace(
 
 
 async def create(
-    session: AsyncSession, *, user: User, values: dict[str, Any], settings: Settings
+    session: AsyncSession,
+    *,
+    user: User,
+    values: dict[str, Any],
+    settings: Settings,
+    derived_stats: bool = True,
 ) -> Layer:
     """`layers.service.create`, plus the drawn features of a vector layer, all or nothing."""
     collection = drawn_features(values)
     if values.get("source_type") != SourceType.vector or collection is None:
-        return await service_layers.create(session, user=user, values=values, settings=settings)
+        return await service_layers.create(
+            session, user=user, values=values, settings=settings, derived_stats=derived_stats
+        )
     items = _parse(collection, Limits.of(settings))
     layer = await service_layers.create(
         session, user=user, values=values, settings=settings, commit=False
@@ -101,16 +108,28 @@ async def create(
 
 
 async def update(
-    session: AsyncSession, *, layer: Layer, values: dict[str, Any], settings: Settings
+    session: AsyncSession,
+    *,
+    layer: Layer,
+    values: dict[str, Any],
+    settings: Settings,
+    type_change: bool = False,
 ) -> Change:
-    """`layers.service.update`, plus the drawn features of a vector layer, all or nothing."""
+    """`layers.service.update`, plus the drawn features of a vector layer, all or nothing.
+    `type_change`: `source_type` may change (`layers.service.apply`)."""
     collection = drawn_features(values)
-    if layer.source_type != SourceType.vector or collection is None:
-        return await service_layers.update(session, layer=layer, values=values, settings=settings)
+    target = values.get("source_type") or layer.source_type
+    if target != SourceType.vector or collection is None:
+        return await service_layers.update(
+            session, layer=layer, values=values, settings=settings, type_change=type_change
+        )
     items = _parse(collection, Limits.of(settings))
+    before = layer.source_type
     # Concurrent writers of this layer's features wait here (PostgreSQL row lock).
     layer = await service_features.lock_layer(session, layer_id=layer.id)
-    await service_layers.apply(session, layer=layer, values=values, settings=settings)
+    await service_layers.apply(
+        session, layer=layer, values=values, settings=settings, type_change=type_change
+    )
     await _replace(session, layer=layer, items=items)
     await session.commit()
-    return await service_layers.updated(session, layer=layer, new_config=True)
+    return await service_layers.updated(session, layer=layer, new_config=True, previous_type=before)

@@ -18,6 +18,7 @@ from worldbase.apps.samsyn.layers.source_config import (
 from worldbase.apps.samsyn.models import CreationSource, Layer, LayerFeature, SourceType
 from worldbase.apps.samsyn.raster import service as service_raster
 from worldbase.apps.samsyn.schemas import LayerRead
+from worldbase.apps.samsyn.wms import pending
 from worldbase.apps.samsyn.wms import service as service_wms
 from worldbase.core.db import utcnow
 from worldbase.core.errors import BadInput, NotFound
@@ -102,15 +103,19 @@ async def create(
     values: dict[str, Any],
     commit: bool = True,
     settings: Settings | None = None,
+    derived_stats: bool = True,
 ) -> Layer:
     """`settings` given: a WMS layer is checked against the WMS's capabilities first, a
-    GeoTIFF layer's COG URLs against the source allow-list."""
+    GeoTIFF layer's COG URLs against the source allow-list. `derived_stats` False (SamSyn's
+    API): a vector layer's `source_config` is the client's until it has features."""
     values = dict(values)
     source_type = values["source_type"] = SourceType(values["source_type"])
     config = values.get("source_config", {})
     if source_type == SourceType.wms and settings is not None:
         config = await service_wms.complete_config(config, settings=settings)
-    values["source_config"] = validate_source_config(source_type, config)
+    values["source_config"] = validate_source_config(
+        source_type, config, derived_stats=derived_stats
+    )
     if source_type == SourceType.geotiff and settings is not None:
         service_raster.check_sources(values["source_config"], settings)
     values["meta"] = values.pop("metadata", None) or {}
@@ -129,35 +134,84 @@ def layer_read(layer: Layer) -> dict[str, Any]:
 
 
 async def update(
-    session: AsyncSession, *, layer: Layer, values: dict[str, Any], settings: Settings | None = None
+    session: AsyncSession,
+    *,
+    layer: Layer,
+    values: dict[str, Any],
+    settings: Settings | None = None,
+    type_change: bool = False,
 ) -> Change:
     """The layer changed as `values` say; the change's data is the layer as read."""
-    await apply(session, layer=layer, values=values, settings=settings)
+    before = layer.source_type
+    await apply(session, layer=layer, values=values, settings=settings, type_change=type_change)
     await session.commit()
-    return await updated(session, layer=layer, new_config="source_config" in values)
+    return await updated(
+        session, layer=layer, new_config="source_config" in values, previous_type=before
+    )
+
+
+async def _new_type(
+    session: AsyncSession, *, layer: Layer, source_type: SourceType, values: dict[str, Any]
+) -> None:
+    """Checks a change of source type (SamSyn's API allows it): the configuration the layer
+    will have must suit the new type (validated by the caller); a vector layer's features
+    must be gone first (they would be left unseen)."""
+    if layer.source_type == SourceType.vector:
+        has_features = await session.scalar(
+            select(LayerFeature.id).where(LayerFeature.layer_id == layer.id).limit(1)
+        )
+        if has_features is not None:
+            raise BadInput(
+                f"A vector layer with features cannot become {source_type.value}: "
+                "delete its features first"
+            )
+    if values.get("source_config") is None:
+        current = pending.strip(layer.source_config or {})
+        values["source_config"] = {k: v for k, v in current.items() if k not in DERIVED_VECTOR_KEYS}
 
 
 async def apply(
-    session: AsyncSession, *, layer: Layer, values: dict[str, Any], settings: Settings | None = None
+    session: AsyncSession,
+    *,
+    layer: Layer,
+    values: dict[str, Any],
+    settings: Settings | None = None,
+    type_change: bool = False,
 ) -> None:
-    """`update` without the commit (a caller that changes more in the same transaction)."""
+    """`update` without the commit (a caller that changes more in the same transaction).
+    `type_change` (SamSyn's API): `source_type` may change when the layer's configuration
+    (the one sent, else the current one) validates for the new type."""
     values = dict(values)
     source_type = values.pop("source_type", None)
+    new_type = layer.source_type
     if source_type is not None and source_type != layer.source_type:
-        raise BadInput("A layer's source_type cannot change; create a new layer instead")
+        if not type_change:
+            raise BadInput("A layer's source_type cannot change; create a new layer instead")
+        new_type = SourceType(source_type)
+        await _new_type(session, layer=layer, source_type=new_type, values=values)
     if "metadata" in values:
         values["meta"] = values.pop("metadata") or {}
     if values.get("source_config") is not None:
         config = values["source_config"]
-        if layer.source_type == SourceType.wms and settings is not None:
+        if new_type == SourceType.wms and settings is not None:
             config = await service_wms.complete_config(config, settings=settings)
-        config = validate_source_config(layer.source_type, config)
-        if layer.source_type == SourceType.geotiff and settings is not None:
-            service_raster.check_sources(config, settings, previous=layer.source_config)
-        if layer.source_type == SourceType.vector:
+        try:
+            config = validate_source_config(new_type, config)
+        except BadInput as exc:
+            if new_type == layer.source_type:
+                raise
+            raise BadInput(
+                f"source_type cannot become {new_type.value}: {exc.message}", detail=exc.detail
+            ) from None
+        if new_type == SourceType.geotiff and settings is not None:
+            previous = layer.source_config if layer.source_type == SourceType.geotiff else None
+            service_raster.check_sources(config, settings, previous=previous)
+        if new_type == SourceType.vector and layer.source_type == SourceType.vector:
             # The derived statistics are the server's, whatever the client sent.
             config |= {k: layer.source_config.get(k) for k in DERIVED_VECTOR_KEYS}
         values["source_config"] = config
+    if new_type != layer.source_type:
+        values["source_type"] = new_type
     for key, value in values.items():
         if value is None and key in ("source_config", "style_config", "legend_config", "meta"):
             value = {}
@@ -170,16 +224,21 @@ async def apply(
 NOT_NULLABLE = ("name", "editable", "is_global", "visibility", "creation_source")
 
 
-async def updated(session: AsyncSession, *, layer: Layer, new_config: bool) -> Change:
+async def updated(
+    session: AsyncSession,
+    *,
+    layer: Layer,
+    new_config: bool,
+    previous_type: SourceType | None = None,
+) -> Change:
     """The committed update of `layer` as a change (its maps hear of it, its tiles go)."""
+    was_geotiff = SourceType.geotiff in (layer.source_type, previous_type)
     return Change(
         "layer.updated",
         layer_read(layer),
         await maps_containing(session, layer_id=layer.id),
         layer_id=layer.id,
-        drop_stored=SourceType.geotiff
-        if new_config and layer.source_type == SourceType.geotiff
-        else None,
+        drop_stored=SourceType.geotiff if new_config and was_geotiff else None,
     )
 
 

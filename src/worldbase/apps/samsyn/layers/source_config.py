@@ -1,7 +1,8 @@
 """`source_config` per source type: validated on input, normalised, unknown keys kept.
 
-WMS: `url`, `layers`, `version`, `format`, `transparent`, `temporal`, `dimensions`.
-GeoTIFF: `delivery` direct|tiles, a file (`url`, `cogUrl`: http(s)://, s3:// or
+WMS: `url`, `layers`, `version`, `format`, `transparent`, `temporal`, `dimensions`; a
+configuration without `layers` is a draft (saved; its tiles answer 422 until it names them).
+GeoTIFF: `delivery` direct|tiles (default tiles), a file (`url`, `cogUrl`: http(s)://, s3:// or
 storage://<key>) or a temporal template (`cogUrlTemplate`/`urlTemplate`), `bounds`,
 `tileServer`, `tileParams` (TiTiler's render parameters, checked), `processing`.
 SamSyn's spellings are taken too: `temporal: true` (with a WMS `timeDimension`) and flat
@@ -105,7 +106,7 @@ def _as_datetime(value: date | datetime) -> datetime:
 
 class WmsConfig(_Config):
     url: str = Field(pattern=URL_PATTERN, max_length=2048)
-    layers: str = Field(min_length=1, max_length=1000)
+    layers: str | None = Field(default=None, min_length=1, max_length=1000)
     version: Literal["1.1.1", "1.3.0"] = "1.3.0"
     format: Literal["image/png", "image/jpeg", "image/webp", "image/gif"] = "image/png"
     transparent: bool = True
@@ -130,7 +131,7 @@ def check_bounds(bounds: Bounds | None) -> None:
 
 
 class GeoTiffConfig(_Config):
-    delivery: Literal["direct", "tiles"]
+    delivery: Literal["direct", "tiles"] = "tiles"
     url: str | None = Field(default=None, pattern=COG_PATTERN, max_length=2048)
     cog_url: str | None = Field(default=None, alias="cogUrl", pattern=COG_PATTERN, max_length=2048)
     cog_url_template: str | None = Field(default=None, alias="cogUrlTemplate", max_length=2048)
@@ -171,11 +172,15 @@ def _error_detail(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-def validate_source_config(source_type: SourceType, config: dict[str, Any]) -> dict[str, Any]:
-    """The normalised configuration, or `BadInput` naming the invalid keys."""
+def validate_source_config(
+    source_type: SourceType, config: dict[str, Any], *, derived_stats: bool = True
+) -> dict[str, Any]:
+    """The normalised configuration, or `BadInput` naming the invalid keys. A vector
+    layer's client keys are kept, the derived ones dropped; `derived_stats`: the empty
+    statistics are added now (else when its features are first written)."""
     if source_type == SourceType.vector:
         kept = {k: v for k, v in config.items() if k not in DERIVED_VECTOR_KEYS}
-        return kept | empty_vector_stats()
+        return kept | empty_vector_stats() if derived_stats else kept
     model = WmsConfig if source_type == SourceType.wms else GeoTiffConfig
     try:
         parsed = model.model_validate(config)
@@ -185,8 +190,14 @@ def validate_source_config(source_type: SourceType, config: dict[str, Any]) -> d
         raise BadInput(
             f"Invalid {source_type.value} source_config: {fields}", detail=detail
         ) from None
-    result: dict[str, Any] = parsed.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return result
+    # The keys the client gave, normalised; the top-level defaults are the readers' (only a
+    # GeoTIFF's delivery is stored).
+    full: dict[str, Any] = parsed.model_dump(mode="json", by_alias=True, exclude_none=True)
+    declared = type(parsed).model_fields
+    given = {(declared[n].alias or n) if n in declared else n for n in parsed.model_fields_set}
+    if source_type == SourceType.geotiff:
+        given.add("delivery")
+    return {k: v for k, v in full.items() if k in given}
 
 
 def empty_vector_stats() -> dict[str, Any]:

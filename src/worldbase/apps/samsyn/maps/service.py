@@ -150,16 +150,23 @@ async def add_layer(
     display_order: int | None,
     is_visible: bool,
     opacity: float,
+    verbatim: bool = False,
 ) -> MapLayer:
+    """`display_order` inserts the layer at that place (the others renumbered 0..n-1), or,
+    `verbatim` (SamSyn's API), is stored as given; without it the layer goes last."""
     existing = await _ordered(session, map_.id)
     if any(item.layer_id == layer.id for item in existing):
         raise Conflict("This layer is already on the map")
-    position = len(existing) if display_order is None else min(display_order, len(existing))
     added = MapLayer(
         map_id=map_.id, layer_id=layer.id, is_visible=is_visible, opacity=opacity, added_at=utcnow()
     )
+    if verbatim:
+        last = max((item.display_order for item in existing), default=-1)
+        added.display_order = last + 1 if display_order is None else display_order
+    else:
+        position = len(existing) if display_order is None else min(display_order, len(existing))
+        _renumber([*existing[:position], added, *existing[position:]])
     session.add(added)
-    _renumber([*existing[:position], added, *existing[position:]])
     await touch(session, map_id=map_.id)
     try:
         await session.commit()
@@ -180,25 +187,37 @@ async def get_map_layer_or_raise(
     return item
 
 
-async def remove_layer(session: AsyncSession, *, map_: Map, layer_id: uuid.UUID) -> None:
+async def remove_layer(
+    session: AsyncSession, *, map_: Map, layer_id: uuid.UUID, verbatim: bool = False
+) -> None:
+    """The others are renumbered 0..n-1, unless `verbatim` (their orders stay as given)."""
     item = await get_map_layer_or_raise(session, map_id=map_.id, layer_id=layer_id)
     await session.delete(item)
     await session.flush()
-    _renumber(await _ordered(session, map_.id))
+    if not verbatim:
+        _renumber(await _ordered(session, map_.id))
     await touch(session, map_id=map_.id)
     await session.commit()
 
 
 async def update_map_layer(
-    session: AsyncSession, *, map_: Map, layer_id: uuid.UUID, values: dict[str, Any]
+    session: AsyncSession,
+    *,
+    map_: Map,
+    layer_id: uuid.UUID,
+    values: dict[str, Any],
+    verbatim: bool = False,
 ) -> MapLayer:
-    """`values`: `is_visible`, `opacity`; `display_order` moves the layer to that place."""
+    """`values`: `is_visible`, `opacity`; `display_order` moves the layer to that place (the
+    others renumbered 0..n-1), or, `verbatim`, is stored as given."""
     item = await get_map_layer_or_raise(session, map_id=map_.id, layer_id=layer_id)
     values = dict(values)
     position = values.pop("display_order", None)
     for key, value in values.items():
         setattr(item, key, value)
-    if position is not None:
+    if position is not None and verbatim:
+        item.display_order = position
+    elif position is not None:
         others = [i for i in await _ordered(session, map_.id) if i.id != item.id]
         others.insert(min(position, len(others)), item)
         _renumber(others)
@@ -207,8 +226,15 @@ async def update_map_layer(
     return item
 
 
-async def reorder(session: AsyncSession, *, map_: Map, layer_ids: builtins.list[uuid.UUID]) -> None:
-    """All of the map's layers, in the new order, in one transaction."""
+async def reorder(
+    session: AsyncSession,
+    *,
+    map_: Map,
+    layer_ids: builtins.list[uuid.UUID],
+    orders: builtins.list[int] | None = None,
+) -> None:
+    """All of the map's layers, in the new order, in one transaction: numbered 0..n-1, or
+    given their `orders` (SamSyn's API: stored as given, one per layer id)."""
     existing = await _ordered(session, map_.id)
     by_layer = {item.layer_id: item for item in existing}
     foreign = [str(i) for i in layer_ids if i not in by_layer]
@@ -221,6 +247,10 @@ async def reorder(session: AsyncSession, *, map_: Map, layer_ids: builtins.list[
         raise BadInput(
             "List every layer of the map in its new order", detail={"missing_layer_ids": missing}
         )
-    _renumber([by_layer[i] for i in layer_ids])
+    if orders is None:
+        _renumber([by_layer[i] for i in layer_ids])
+    else:
+        for layer_id, order in zip(layer_ids, orders, strict=True):
+            by_layer[layer_id].display_order = order
     await touch(session, map_id=map_.id)
     await session.commit()

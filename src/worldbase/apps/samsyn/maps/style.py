@@ -136,7 +136,8 @@ def _wms_tiles(config: dict[str, Any]) -> list[str]:
 def _geotiff_tiles(layer: Layer, base_url: str) -> list[str]:
     config = layer.source_config or {}
     server, cog = config.get("tileServer"), config.get("cogUrl") or config.get("url")
-    if config.get("delivery") == "tiles" and server and cog and not config.get("cogUrlTemplate"):
+    tiles = (config.get("delivery") or "tiles") == "tiles"
+    if tiles and server and cog and not config.get("cogUrlTemplate"):
         params = {"url": cog, **{k: str(v) for k, v in (config.get("tileParams") or {}).items()}}
         query = urlencode(params, safe="", quote_via=quote)
         return [f"{server.rstrip('/')}/cog/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}?{query}"]
@@ -181,6 +182,8 @@ def build_style(
             }
             style_layers += _vector_layers(layer, source, opacity)
             continue
+        if layer.source_type == SourceType.wms and not config.get("layers"):
+            continue  # a draft: no WMS layer named yet, nothing to draw
         tiles = (
             _wms_tiles(config)
             if layer.source_type == SourceType.wms

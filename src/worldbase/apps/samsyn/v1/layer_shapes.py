@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,7 @@ from worldbase.apps.samsyn.models import (
     SourceType,
 )
 from worldbase.apps.samsyn.v1.shapes import UserResponse, user_response
+from worldbase.apps.samsyn.wms import pending
 from worldbase.core.models import User
 from worldbase.core.schemas import UTCDateTime
 
@@ -78,6 +79,8 @@ LAYER_EXAMPLE: dict[str, Any] = _LAYER_BODY | {
 }
 
 Config = dict[str, Any]
+# SamSyn's bodies take the metadata as `layer_metadata` or `metadata`.
+_METADATA = AliasChoices("layer_metadata", "metadata")
 
 
 class LayerCreate(BaseModel):
@@ -97,7 +100,7 @@ class LayerCreate(BaseModel):
     )
     style_config: Config | None = None
     legend_config: Config | None = None
-    layer_metadata: Config | None = None
+    layer_metadata: Config | None = Field(default=None, validation_alias=_METADATA)
 
     model_config = ConfigDict(json_schema_extra={"examples": [_LAYER_BODY]})
 
@@ -113,7 +116,7 @@ class LayerUpdate(BaseModel):
     source_config: Config | None = None
     style_config: Config | None = None
     legend_config: Config | None = None
-    layer_metadata: Config | None = None
+    layer_metadata: Config | None = Field(default=None, validation_alias=_METADATA)
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"name": "Wind farms (2030)", "visibility": "public"}]}
@@ -161,6 +164,11 @@ class LayerResponse(BaseModel):
     )
     map_layers: list[dict[str, Any]] = Field(default_factory=list)
     creator: UserResponse | None = None
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Worldbase's addition: what to know about the configuration, e.g. a WMS "
+        "that could not be reached when the layer was saved (its layer names unchecked)",
+    )
 
     model_config = ConfigDict(json_schema_extra={"examples": [LAYER_EXAMPLE]})
 
@@ -206,7 +214,7 @@ def layer_response(
         is_global=layer.is_global,
         visibility=layer.visibility,
         creation_source=layer.creation_source,
-        source_config=layer.source_config or {},
+        source_config=pending.strip(layer.source_config or {}),
         style_config=layer.style_config or {},
         legend_config=layer.legend_config or {},
         layer_metadata=layer.meta or {},
@@ -214,6 +222,7 @@ def layer_response(
         updated_at=layer.updated_at,
         features=list(features),
         creator=user_response(creator) if creator is not None else None,
+        warnings=pending.warnings(layer.source_config),
     )
 
 

@@ -94,7 +94,11 @@ async def create_layer(
     if body.is_global and not user.is_admin:
         raise Forbidden("Admin access required to create global layers")
     layer = await drawn.create(
-        session, user=user, values=layer_values(body), settings=services.settings
+        session,
+        user=user,
+        values=layer_values(body),
+        settings=services.settings,
+        derived_stats=False,
     )
     return await layer_detail(session, layer)
 
@@ -107,10 +111,12 @@ async def get_layer(layer: LayerForRead, session: Session) -> LayerResponse:
 @router.put(
     "/{id}",
     response_model=LayerResponse,
-    summary="Update a layer (its creator; for `everyone` layers also a containing map's editors)",
+    summary="Update a layer (its creator; an `everyone` layer: every signed-in reader)",
     description=(
         "A vector layer's `source_config.geojson` replaces its features (all or nothing). "
-        "Changing `is_global` is for administrators (else 403)."
+        "Changing `is_global` is for administrators (else 403). `source_type` may change when "
+        "the layer's configuration (the one sent, else its current one) suits the new type "
+        "(else 422 naming why); a vector layer's features must be deleted first."
     ),
 )
 async def update_layer(
@@ -123,7 +129,11 @@ async def update_layer(
     if body.is_global is not None and body.is_global != layer.is_global and not user.is_admin:
         raise Forbidden(ADMIN_ONLY)
     change = await drawn.update(
-        session, layer=layer, values=layer_values(body), settings=services.settings
+        session,
+        layer=layer,
+        values=layer_values(body),
+        settings=services.settings,
+        type_change=True,
     )
     await after_commit(services, change, actor=user)
     return await layer_detail(session, layer)

@@ -33,12 +33,19 @@ router = APIRouter()
     response_model=MapLayerResponse,
     status_code=status.HTTP_201_CREATED,
     summary="Add a layer to a map (editors); 400 if it is unknown or on the map already",
+    description=(
+        "The layer: one the caller can read, or one of the map owner's own. `order` is stored "
+        "as given (default: after the last); layers sort by it, then by when they were added."
+    ),
 )
 async def add_map_layer(
     body: MapLayerCreate, access: MapForEdit, session: Session, services: ServicesDep
 ) -> MapLayerResponse:
     layer = await service_layers.get_or_raise(session, layer_id=body.layer_id)
-    if not await can_read_layer(session, layer=layer, user=access.user):
+    # The map's editors may also add the map owner's own layers (the owner shares the map
+    # with them); never another user's layer they cannot read.
+    owners = layer.created_by == access.map.created_by
+    if not owners and not await can_read_layer(session, layer=layer, user=access.user):
         raise NotFound("Layer not found")
     values = map_layer_values(body)
     try:
@@ -49,6 +56,7 @@ async def add_map_layer(
             display_order=values.get("display_order"),
             is_visible=values["is_visible"],
             opacity=values["opacity"],
+            verbatim=True,
         )
     except Conflict as exc:  # SamSyn answers 400 here
         raise DomainError("Layer not found or already in map") from exc
@@ -73,7 +81,12 @@ async def reorder_map_layers(
 ) -> list[MapLayerResponse]:
     ordered = sorted(body.layer_orders, key=lambda item: item.order)
     layer_ids = [item.layer_id for item in ordered]
-    await service_maps.reorder(session, map_=access.map, layer_ids=layer_ids)
+    await service_maps.reorder(
+        session,
+        map_=access.map,
+        layer_ids=layer_ids,
+        orders=[item.order for item in ordered],
+    )
     data = {"layer_ids": [str(i) for i in layer_ids]}
     await after_commit(
         services, Change("layers.reordered", data, [access.map.id]), actor=access.user
@@ -94,7 +107,7 @@ async def update_map_layer(
     services: ServicesDep,
 ) -> MapLayerResponse:
     item = await service_maps.update_map_layer(
-        session, map_=access.map, layer_id=layer_id, values=map_layer_values(body)
+        session, map_=access.map, layer_id=layer_id, values=map_layer_values(body), verbatim=True
     )
     change = Change("map_layer.updated", map_layer_read(item), [access.map.id])
     await after_commit(services, change, actor=access.user)
@@ -109,7 +122,7 @@ async def update_map_layer(
 async def remove_map_layer(
     layer_id: uuid.UUID, access: MapForEdit, session: Session, services: ServicesDep
 ) -> StatusMessage:
-    await service_maps.remove_layer(session, map_=access.map, layer_id=layer_id)
+    await service_maps.remove_layer(session, map_=access.map, layer_id=layer_id, verbatim=True)
     data = {"layer_id": str(layer_id)}
     await after_commit(services, Change("layer.removed", data, [access.map.id]), actor=access.user)
     return StatusMessage(message="Layer removed from map")

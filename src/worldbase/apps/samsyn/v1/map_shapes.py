@@ -241,9 +241,13 @@ class MapResponse(BaseModel):
     )
 
 
-def user_role(role: Role | None) -> str | None:
+def user_role(role: Role | None, *, member_editor: bool = False) -> str | None:
+    """SamSyn's `user_role`: an editor collaborator is "editor" whatever the map's
+    `edit_permission` (which decides what the role may do, not what it is called)."""
     if role is None:
         return None
+    if member_editor and role < Role.editor:
+        return "editor"
     return "viewer" if role == Role.public else role.name
 
 
@@ -279,6 +283,7 @@ def map_response(
     creator: User | None,
     collaborators: Sequence[MapCollaboratorResponse] = (),
     layers: Sequence[tuple[MapLayer, LayerResponse]] = (),
+    member_editor: bool = False,
 ) -> MapResponse:
     return MapResponse(
         id=map_.id,
@@ -296,7 +301,7 @@ def map_response(
         collaborators=list(collaborators),
         map_layers=[map_layer_response(item, shown) for item, shown in layers],
         creator=user_response(creator) if creator is not None else None,
-        user_role=user_role(role),
+        user_role=user_role(role, member_editor=member_editor),
     )
 
 
@@ -342,10 +347,11 @@ async def _layers_with_creators(
 
 
 async def map_details(
-    session: AsyncSession, items: Sequence[tuple[Map, Role | None]]
+    session: AsyncSession, items: Sequence[tuple[Map, Role | None]], user: User | None = None
 ) -> list[MapResponse]:
-    """Maps as SamSyn shows them: their layers (with their creators) and, to their members
-    only (not to the public), their collaborators; two queries for any number of maps."""
+    """Maps as SamSyn shows them to `user`: their layers (with their creators) and, to their
+    members only (not to the public), their collaborators; two queries for any number of
+    maps."""
     if not items:
         return []
     member_maps = [m.id for m, role in items if role is not None and role >= Role.viewer]
@@ -357,8 +363,12 @@ async def map_details(
     for ml, layer, creator in rows:
         layers.setdefault(ml.map_id, []).append((ml, layer_response(layer, creator)))
     shared: dict[uuid.UUID, list[MapCollaboratorResponse]] = {}
+    editor_of: set[uuid.UUID] = set()
     for c in members:
         shared.setdefault(c.map_id, []).append(collaborator_response(c, people.get(c.user_id)))
+        mine = user is not None and c.user_id == user.id
+        if mine and c.permission == CollaboratorPermission.edit:
+            editor_of.add(c.map_id)
     return [
         map_response(
             map_,
@@ -366,10 +376,13 @@ async def map_details(
             creator=people.get(map_.created_by),
             collaborators=shared.get(map_.id, []),
             layers=layers.get(map_.id, []),
+            member_editor=map_.id in editor_of,
         )
         for map_, role in items
     ]
 
 
-async def map_detail(session: AsyncSession, map_: Map, role: Role | None) -> MapResponse:
-    return (await map_details(session, [(map_, role)]))[0]
+async def map_detail(
+    session: AsyncSession, map_: Map, role: Role | None, user: User | None = None
+) -> MapResponse:
+    return (await map_details(session, [(map_, role)], user))[0]

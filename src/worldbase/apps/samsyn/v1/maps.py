@@ -64,7 +64,7 @@ async def list_maps(
     items, _ = await service_maps.list(
         session, user=user, include_public=True, limit=limit, offset=offset
     )
-    return await map_details(session, items)
+    return await map_details(session, items, user)
 
 
 @router.post(
@@ -75,13 +75,13 @@ async def list_maps(
 )
 async def create_map(body: MapCreate, session: Session, user: CurrentUser) -> MapResponse:
     map_ = await service_maps.create(session, user=user, values=map_values(body))
-    return await map_detail(session, map_, Role.owner)
+    return await map_detail(session, map_, Role.owner, user)
 
 
 @router.get("/{id}", response_model=MapResponse, summary="A map with its layers and collaborators")
 async def get_map(access: MapForRead, session: Session) -> MapResponse:
     await service_maps.mark_opened(session, map_=access.map, user=access.user)
-    return await map_detail(session, access.map, access.role)
+    return await map_detail(session, access.map, access.role, access.user)
 
 
 @router.put("/{id}", response_model=MapResponse, summary="Update a map (owner and editors)")
@@ -91,7 +91,7 @@ async def update_map(
     map_ = await service_maps.update(session, map_=access.map, values=map_values(body))
     change = Change("map.updated", map_read(map_, access.role), [map_.id])
     await after_commit(services, change, actor=access.user)
-    return await map_detail(session, map_, access.role)
+    return await map_detail(session, map_, access.role, access.user)
 
 
 @router.delete("/{id}", response_model=StatusMessage, summary="Delete a map (owner)")
@@ -112,16 +112,17 @@ async def delete_map(access: MapForOwner, session: Session, services: ServicesDe
     summary="A map's collaborators (empty for readers who are not members)",
 )
 async def list_collaborators(access: MapForRead, session: Session) -> list[MapCollaboratorResponse]:
-    return (await map_detail(session, access.map, access.role)).collaborators
+    return (await map_detail(session, access.map, access.role, access.user)).collaborators
 
 
 async def _may_invite(session: Session, access: MapAccess, role: CollaboratorRole) -> None:
-    """SamSyn's rule: the owner invites anyone; an editor collaborator invites viewers."""
+    """SamSyn's rule: the owner invites anyone; an editor collaborator invites viewers,
+    whatever the map's `edit_permission` (it is their role, not their editing right)."""
     if access.role == Role.owner:
         return
     assert access.user is not None
     row = await service_collaborators.get(session, map_id=access.map.id, user_id=access.user.id)
-    if access.role < Role.editor or row is None or row.permission != CollaboratorPermission.edit:
+    if row is None or row.permission != CollaboratorPermission.edit:
         raise Forbidden("Not authorized to add collaborators")
     if role == CollaboratorRole.editor:
         raise Forbidden("Only owner can add editors")

@@ -135,7 +135,8 @@ async def complete_config(config: dict[str, Any], *, settings: Settings) -> dict
         )
     except (wms.Unreachable, UpstreamTimeout) as exc:
         return pending.mark(config, exc.message)  # saved as it is, read later (`pending`)
-    names = [name.strip() for name in parsed.layers.split(",") if name.strip()]
+    # A draft without layer names is only checked for its URL (policy, reachability).
+    names = [name.strip() for name in (parsed.layers or "").split(",") if name.strip()]
     missing = [name for name in names if name not in layers]
     if missing:
         raise BadInput(
@@ -207,6 +208,11 @@ def check_time(config: dict[str, Any], time: str) -> str:
 
 
 def _source(config: dict[str, Any]) -> wms.WmsSource:
+    if not config.get("layers"):
+        raise BadInput(
+            "This WMS layer names no WMS layers yet: set source_config.layers",
+            detail=[{"loc": ["source_config", "layers"], "msg": "missing", "type": "missing"}],
+        )
     temporal = config.get("temporal") or {}
     return wms.WmsSource(
         url=config["url"],
