@@ -53,7 +53,7 @@ def test_create_answers_samsyn_layer_shape_with_drawn_features(
     # The drawing stays where the frontend reads it; the statistics are the server's.
     assert config["geojson"] == collection
     assert config["featureCount"] == 2 and config["geometryType"] == "Point"
-    assert config["bounds"] == [[18.0, 59.0], [19.0, 60.0]]
+    assert config["bounds"] == [18.0, 59.0, 19.0, 60.0]  # SamSyn: flat
     assert sorted(f["geometry_type"] for f in layer["features"]) == ["Point", "Point"]
     assert [f["properties"] for f in layer["features"]] == [{"n": 0}, {"n": 1}]
     # The feature table has them too (bbox queries, tiles).
@@ -298,6 +298,21 @@ def test_loose_source_configs_are_saved_as_given(api: httpx.Client, owner: Clerk
         assert answer.json()["detail"][0]["loc"][0] == "source_config"
     refused = create("geotiff", {"url": "http://169.254.169.254/latest/meta-data"})
     assert refused.status_code == 403, refused.text
+
+
+def test_the_admin_forms_spellings_round_trip(api: httpx.Client, owner: ClerkUser) -> None:
+    # SamSyn's GeoTIFF form sends titiler's flat bounds and reads them back flat (MapLibre's
+    # raster bounds); `/api` keeps its own [[west, south], [east, north]].
+    config = {"delivery": "direct", "url": "https://example.org/rings.tif",
+              "bounds": [2.0, 51.0, 8.0, 56.0], "processing": {"colormap": "viridis"}}  # fmt: skip
+    body = {"name": "Rings", "source_type": "geotiff", "source_config": config}
+    made = api.post("/api/v1/layers", json=body, headers=owner.headers)
+    assert made.status_code == 201, made.text
+    assert made.json()["source_config"]["bounds"] == [2.0, 51.0, 8.0, 56.0]
+    again = api.get(f"/api/v1/layers/{made.json()['id']}", headers=owner.headers).json()
+    assert again["source_config"]["bounds"] == [2.0, 51.0, 8.0, 56.0]
+    seed = api.get(f"/api/layers/{made.json()['id']}", headers=owner.headers).json()
+    assert seed["source_config"]["bounds"] == [[2.0, 51.0], [8.0, 56.0]]
 
 
 def test_source_type_changes_when_the_config_suits(api: httpx.Client, owner: ClerkUser) -> None:

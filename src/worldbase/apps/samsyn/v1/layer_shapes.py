@@ -200,6 +200,17 @@ async def feature_summaries(
     ]
 
 
+def samsyn_source_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A stored `source_config` as SamSyn's frontend reads it: no pending-capabilities
+    marker (that is `warnings`), and `bounds` as one flat `[west, south, east, north]`
+    (MapLibre's raster-source bounds), where we keep `[[west, south], [east, north]]`."""
+    shown = pending.strip(config)
+    match shown.get("bounds"):
+        case [[west, south], [east, north]]:
+            shown = shown | {"bounds": [west, south, east, north]}
+    return shown
+
+
 def layer_response(
     layer: Layer, creator: User | None, features: Sequence[LayerFeatureResponse] = ()
 ) -> LayerResponse:
@@ -214,7 +225,7 @@ def layer_response(
         is_global=layer.is_global,
         visibility=layer.visibility,
         creation_source=layer.creation_source,
-        source_config=pending.strip(layer.source_config or {}),
+        source_config=samsyn_source_config(layer.source_config or {}),
         style_config=layer.style_config or {},
         legend_config=layer.legend_config or {},
         layer_metadata=layer.meta or {},
