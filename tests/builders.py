@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -89,3 +93,28 @@ def close_code_within(ws: Any, seconds: float = 1.0, *, seen: Any = None) -> int
         assert event.get("type") == "ping" or (seen is not None and event == seen), (
             f"received {event} instead of the close"
         )
+
+
+@contextmanager
+def jwks_server(jwks: dict[str, Any]) -> Iterator[str]:
+    """`jwks` served on loopback as an identity provider (Clerk) publishes it; its URL."""
+    body = json.dumps(jwks).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -6,12 +6,10 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
@@ -21,7 +19,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi.testclient import TestClient
 from pwdlib import PasswordHash
 
-from tests.builders import DEFAULT_PASSWORD, assert_error, auth_headers, register_user, run_db
+from tests.builders import (
+    DEFAULT_PASSWORD,
+    assert_error,
+    auth_headers,
+    jwks_server,
+    register_user,
+    run_db,
+)
 from tests.conftest import free_port, truncate_all
 from worldbase.core import users
 from worldbase.core.auth import AdminUser, OptionalUser
@@ -407,25 +412,8 @@ def keys() -> Keys:
 
 @pytest.fixture(scope="module")
 def jwks_url(keys: Keys) -> Iterator[str]:
-    body = json.dumps(keys.jwks).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-    server.shutdown()
-    server.server_close()
+    with jwks_server(keys.jwks) as url:
+        yield url
 
 
 def clerk_claims(**overrides: Any) -> dict[str, Any]:

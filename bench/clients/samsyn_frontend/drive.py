@@ -115,24 +115,13 @@ def serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, s
 
 class Clerk:
     def __init__(self) -> None:
+        from tests.builders import jwks_server  # the repository is on sys.path by now
+
         self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key()))
         jwk.update(kid=KEY_ID, use="sig", alg="RS256")
-        body = json.dumps({"keys": [jwk]}).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server, base = serve(Handler)
-        self.jwks_url = f"{base}/.well-known/jwks.json"
+        self.keys = contextlib.ExitStack()
+        self.jwks_url = self.keys.enter_context(jwks_server({"keys": [jwk]}))
 
 
 @dataclass
@@ -975,7 +964,7 @@ def run(args: argparse.Namespace) -> int:
     wms_front.shutdown()
     cog_server.shutdown()
     app_server.shutdown()
-    clerk.server.shutdown()
+    clerk.keys.close()
     with contextlib.suppress(StopIteration):
         next(wms_gen)
     (out / "run.json").write_text(

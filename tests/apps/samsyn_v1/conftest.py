@@ -12,12 +12,10 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.builders import jwks_server
 from tests.conftest import base_settings, free_port, wait_for_port
 
 CLI = "from worldbase.cli import app; app()"  # `worldbase ...`, on this interpreter
@@ -53,24 +52,8 @@ def clerk_keys() -> ClerkKeys:
 
 @pytest.fixture(scope="session")
 def jwks_url(clerk_keys: ClerkKeys) -> Iterator[str]:
-    body = json.dumps(clerk_keys.jwks).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-    server.shutdown()
-    server.server_close()
+    with jwks_server(clerk_keys.jwks) as url:
+        yield url
 
 
 def _env_name(setting: str) -> str:
