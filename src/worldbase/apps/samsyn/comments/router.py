@@ -125,10 +125,8 @@ async def update_comment(
 async def delete_comment(
     id: uuid.UUID, session: Session, user: CurrentUser, services: ServicesDep
 ) -> Response:
-    comment, found = await service_comments.get_readable(session, comment_id=id, user=user)
-    service_comments.check_delete(comment, found, user=user)
-    await service_comments.delete(session, comment=comment)
-    await after_commit(services, service_comments.deleted(id, found), actor=user)
+    change = await service_comments.delete(session, comment_id=id, user=user)
+    await after_commit(services, change, actor=user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -226,12 +226,14 @@ async def author_of(session: AsyncSession, *, comment: Comment, user: User) -> U
     return user if comment.author_id == user.id else await session.get(User, comment.author_id)
 
 
-async def delete(session: AsyncSession, *, comment: Comment) -> None:
-    """Deletes the comment and its replies (the foreign key cascades)."""
-    # SQLite cascades only with foreign keys on (core.db turns them on); replies first anyway,
-    # so the ORM's identity map never holds a deleted parent's children.
+async def delete(session: AsyncSession, *, comment_id: uuid.UUID, user: User) -> Change:
+    """Deletes a comment the caller may read and delete, with its replies (the foreign key
+    cascades); the change to publish (404/403 as `get_readable`/`check_delete` decide)."""
+    comment, found = await get_readable(session, comment_id=comment_id, user=user)
+    check_delete(comment, found, user=user)
     await session.delete(comment)
     await session.commit()
+    return deleted(comment_id, found)
 
 
 def _target_filter(map_ids: builtins.list[uuid.UUID], layer_ids: builtins.list[uuid.UUID]) -> Any:

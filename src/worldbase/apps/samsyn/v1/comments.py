@@ -180,8 +180,6 @@ async def resolve_comment(
 async def delete_comment(
     comment_id: uuid.UUID, session: Session, user: CurrentUser, services: ServicesDep
 ) -> CommentDeleted:
-    comment, found = await service_comments.get_readable(session, comment_id=comment_id, user=user)
-    service_comments.check_delete(comment, found, user=user)
-    await service_comments.delete(session, comment=comment)
-    await after_commit(services, service_comments.deleted(comment_id, found), actor=user)
+    change = await service_comments.delete(session, comment_id=comment_id, user=user)
+    await after_commit(services, change, actor=user)
     return CommentDeleted(status="deleted")
