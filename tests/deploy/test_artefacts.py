@@ -198,9 +198,7 @@ def validate_manifests(kubernetes_validate: Any, documents: list[dict[str, Any]]
 
 def test_manifests_match_the_kubernetes_schemas(kubernetes_validate: Any) -> None:
     documents = [
-        document
-        for _, document in artefacts.k8s_documents()
-        if document["kind"] != "Kustomization"
+        document for _, document in artefacts.k8s_documents() if document["kind"] != "Kustomization"
     ]
     assert {d["kind"] for d in documents} >= {
         "Deployment",
