@@ -22,6 +22,8 @@ COMPOSE_FILE = DEPLOY / "compose.yaml"
 COMPOSE_ENV_EXAMPLE = DEPLOY / ".env.example"
 K8S = DEPLOY / "k8s"
 KUSTOMIZATION = K8S / "kustomization.yaml"
+# PostGIS, Redis and MinIO in the cluster (a kustomization of its own).
+K8S_BACKING = K8S / "backing-services"
 DOCKERIGNORE = ROOT / ".dockerignore"
 # The image name the manifests use (kustomization.yaml's `images:` renames it).
 K8S_IMAGE = "worldbase"
@@ -139,7 +141,8 @@ def compose_containers() -> list[Container]:
 
 
 def k8s_files() -> list[Path]:
-    return sorted(K8S.glob("*.yaml"))
+    """Every manifest, the backing services' included."""
+    return sorted(K8S.rglob("*.yaml"))
 
 
 def k8s_documents(paths: list[Path] | None = None) -> Iterator[tuple[Path, dict[str, Any]]]:
@@ -164,10 +167,15 @@ def k8s_resources() -> list[dict[str, Any]]:
     return [document for _, document in k8s_documents([*listed, K8S / "secret.example.yaml"])]
 
 
-def kustomization() -> dict[str, Any]:
-    document = yaml.safe_load(KUSTOMIZATION.read_text())
+def kustomization(folder: Path = K8S) -> dict[str, Any]:
+    document = yaml.safe_load((folder / "kustomization.yaml").read_text())
     assert isinstance(document, dict)
     return document
+
+
+def backing_resources() -> list[dict[str, Any]]:
+    listed = [K8S_BACKING / name for name in kustomization(K8S_BACKING)["resources"]]
+    return [document for _, document in k8s_documents(listed)]
 
 
 def k8s_containers() -> list[Container]:

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import typer.main
@@ -202,6 +203,7 @@ def test_manifests_match_the_kubernetes_schemas(kubernetes_validate: Any) -> Non
     ]
     assert {d["kind"] for d in documents} >= {
         "Deployment",
+        "StatefulSet",
         "Job",
         "Service",
         "Ingress",
@@ -220,30 +222,40 @@ def test_the_kubernetes_schema_refuses_a_misspelt_field(kubernetes_validate: Any
         validate_manifests(kubernetes_validate, [document])
 
 
-def test_kustomization_applies_every_manifest_but_the_secret_example() -> None:
-    listed = artefacts.kustomization()["resources"]
+@pytest.mark.parametrize("folder", [artefacts.K8S, artefacts.K8S_BACKING], ids=lambda p: p.name)
+def test_kustomization_applies_every_manifest_but_the_secret_example(folder: Path) -> None:
+    listed = artefacts.kustomization(folder)["resources"]
     files = {
         path.name
-        for path in artefacts.k8s_files()
-        if path != artefacts.KUSTOMIZATION and not path.name.endswith(".example.yaml")
+        for path in folder.glob("*.yaml")
+        if path.name != "kustomization.yaml" and not path.name.endswith(".example.yaml")
     }
     assert sorted(listed) == sorted(files)
+    assert (folder / "secret.example.yaml").exists()
+
+
+def test_kustomization_names_the_image_it_renames() -> None:
     images = {image["name"] for image in artefacts.kustomization()["images"]}
     assert images == {artefacts.K8S_IMAGE}
+    for container in artefacts.k8s_containers():
+        assert container.spec["image"] == artefacts.K8S_IMAGE, container.where
 
 
-def test_kustomize_renders_valid_manifests(kubernetes_validate: Any) -> None:
+@pytest.mark.parametrize("folder", [artefacts.K8S, artefacts.K8S_BACKING], ids=lambda p: p.name)
+def test_kustomize_renders_valid_manifests(kubernetes_validate: Any, folder: Path) -> None:
     # kubectl is no registry package: where the machine lacks it, this one check is skipped.
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed")
-    result = _run([kubectl, "kustomize", str(artefacts.K8S)])
+    result = _run([kubectl, "kustomize", str(folder)])
     assert result.returncode == 0, result.stderr
     documents = [d for d in yaml.safe_load_all(result.stdout) if d]
-    assert len(documents) == sum(1 for _ in artefacts.k8s_documents()) - 2  # -kustomization,secret
+    kustomization = artefacts.kustomization(folder)
+    listed = [folder / name for name in kustomization["resources"]]
+    assert len(documents) == sum(1 for _ in artefacts.k8s_documents(listed))
     for document in documents:
         if document["kind"] != "Namespace":
-            assert document["metadata"]["namespace"] == artefacts.kustomization()["namespace"]
+            assert document["metadata"]["namespace"] == kustomization["namespace"]
     validate_manifests(kubernetes_validate, documents)
 
 
@@ -396,6 +408,33 @@ def test_compose_and_kubernetes_describe_the_same_cluster() -> None:
     for name in ("api", "worker"):
         condition = services[name]["depends_on"]["migrate"]["condition"]
         assert condition == "service_completed_successfully"
+
+
+def test_the_backing_services_are_the_same_in_compose_and_kubernetes() -> None:
+    """Same images (PostGIS, Redis, MinIO), and Worldbase's URLs name the Services that
+    serve them, in both."""
+    services = artefacts.compose()["services"]
+    backing = {}
+    for resource in artefacts.backing_resources():
+        if resource["kind"] == "StatefulSet":
+            [container] = resource["spec"]["template"]["spec"]["containers"]
+            backing[resource["metadata"]["name"]] = container
+    assert set(backing) == {"postgres", "redis", "minio"}
+    for name, container in backing.items():
+        assert container["image"] == services[name]["image"], name
+    # pg_dump in the image (Debian bookworm's) is PostgreSQL 15: the server must not be newer.
+    assert "bookworm" in artefacts.dockerfile().baseimage
+    assert backing["postgres"]["image"].split(":")[1].startswith("15-")
+    ports = {
+        resource["metadata"]["name"]: resource["spec"]["ports"][0]["port"]
+        for resource in artefacts.backing_resources()
+        if resource["kind"] == "Service"
+    }
+    for container in artefacts.all_containers():
+        env = container.env
+        for url in (env["DATABASE_URL"], env["REDIS_URL"], env["AWS_ENDPOINT_URL"]):
+            host, port = urlsplit(url).hostname, urlsplit(url).port
+            assert host in ports and port == ports[host], (container.where, url)
 
 
 def _workload_of(container: Container) -> dict[str, Any]:
