@@ -168,11 +168,33 @@ def test_compose_mounts_the_nginx_config_in_front_of_the_api() -> None:
     services = artefacts.compose()["services"]
     nginx = services["nginx"]
     assert "./nginx:/etc/nginx:ro" in nginx["volumes"]
-    assert nginx["command"] == ["nginx", "-c", "/etc/nginx/nginx.conf", "-g", "daemon off;"]
+    # deploy/nginx/nginx.conf puts its pid and temp files under the prefix: a tmpfs here.
+    [script] = nginx["command"]
+    assert nginx["entrypoint"] == ["/bin/sh", "-c"]
+    assert "exec nginx -p /tmp/nginx/ -c /etc/nginx/nginx.conf -g 'daemon off;'" in script
+    assert "mkdir -p /tmp/nginx/temp" in script
+    assert "/tmp" in nginx["tmpfs"]
     assert any(str(port).endswith(":8080") for port in nginx["ports"])
     assert "api" in nginx["depends_on"]
     # The API is reached only through nginx.
     assert "ports" not in services["api"]
+
+
+def test_the_nginx_config_sends_to_the_compose_api() -> None:
+    """deploy/nginx (its own work, mounted by compose): upstreams name the `api` service's
+    port, and nginx listens on the port compose publishes."""
+    upstreams = artefacts.DEPLOY / "nginx" / "upstreams.conf"
+    config = artefacts.DEPLOY / "nginx" / "nginx.conf"
+    if not (upstreams.exists() and config.exists()):
+        pytest.skip("deploy/nginx is not in this tree")
+    services = artefacts.compose()["services"]
+    [api] = artefacts.by_command(artefacts.compose_containers())["serve"]
+    api_port = api.args[api.args.index("--port") + 1]
+    servers = re.findall(r"^\s*server\s+([^\s;]+)", upstreams.read_text(), re.MULTILINE)
+    assert servers == [f"{api.where.split(':')[1]}:{api_port}"]
+    listens = re.findall(r"^\s*listen\s+(?:[^\s;]*:)?(\d+)", config.read_text(), re.MULTILINE)
+    published = {str(port).rsplit(":", 1)[1] for port in services["nginx"]["ports"]}
+    assert set(listens) == published
 
 
 # --- Kubernetes ------------------------------------------------------------------------------
