@@ -33,8 +33,8 @@ from worldbase.cli import app as cli_app
 from worldbase.env_names import known_variables
 from worldbase.settings import Settings
 
-# Oldest Kubernetes the manifests promise to fit (native sidecars, PDB v1, CronJob v1 all
-# older), and the newest schema kubernetes-validate ships.
+# The oldest Kubernetes the manifests must fit (every API they use is GA there) and the
+# newest schema kubernetes-validate ships.
 K8S_VERSIONS = ("1.30.0", "latest")
 # Variables the image sets for Python and the OS, not for Worldbase.
 NON_WORLDBASE_ENV = {"PATH", "HOME", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"}
