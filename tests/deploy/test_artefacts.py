@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -506,21 +506,31 @@ def test_postgres_has_connections_for_every_replica() -> None:
     assert needed <= max_connections - reserved
 
 
-def test_probes_and_ports_point_at_the_real_app(client: TestClient) -> None:
+def test_probes_and_ports_point_at_the_real_app(
+    app_factory: Callable[[Settings], TestClient], make_settings: Callable[..., Settings]
+) -> None:
     [api] = artefacts.by_command(artefacts.k8s_containers())["serve"]
     port = int(api.args[api.args.index("--port") + 1])
     named = {p["name"]: p["containerPort"] for p in api.spec["ports"]}
-    paths = {}
+    probes = {}
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         get = api.spec[probe]["httpGet"]
         assert named.get(get["port"], get["port"]) == port, probe
-        paths[probe] = get["path"]
+        headers = {h["name"]: h["value"] for h in get.get("httpHeaders", [])}
+        probes[probe] = (get["path"], headers)
     # Readiness is /health (503 only when the database is down); liveness reads no database.
-    assert paths["readinessProbe"] == "/health"
-    for probe, path in paths.items():
-        response = client.get(path)
+    assert probes["readinessProbe"][0] == "/health"
+    # The app with the manifests' ALLOWED_HOSTS answers each probe as the kubelet sends it.
+    client = app_factory(make_settings(allowed_hosts=api.env["ALLOWED_HOSTS"]))
+    for probe, (path, headers) in probes.items():
+        response = client.get(path, headers=headers)
         assert response.status_code == 200, (probe, path, response.text)
-    assert client.get("/health").json()["status"] in ("ok", "degraded")
+    assert client.get("/health", headers=probes["readinessProbe"][1]).json()["status"] in (
+        "ok",
+        "degraded",
+    )
+    # Without that Host header (the kubelet's default is the pod's address) it would not.
+    assert client.get("/health", headers={"Host": f"10.1.2.3:{port}"}).status_code == 400
     # The Service and the Ingress reach that port.
     resources = {(r["kind"], r["metadata"]["name"]): r for r in artefacts.k8s_resources()}
     service = resources[("Service", "worldbase-api")]
