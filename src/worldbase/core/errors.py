@@ -71,8 +71,21 @@ class UpstreamTimeout(DomainError):
     status_code = 504
 
 
+# Seconds a client should wait before retrying a 503: the parts restart in seconds.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 3
+
+
 class ServiceUnavailable(DomainError):
+    """A part (database, cache, storage, job queue) is unreachable; always with Retry-After."""
+
     status_code = 503
+
+    def __init__(self, message: str, **kwargs: Any):
+        headers = {
+            "Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS),
+            **(kwargs.pop("headers", None) or {}),
+        }
+        super().__init__(message, headers=headers, **kwargs)
 
 
 class ErrorRead(BaseModel):

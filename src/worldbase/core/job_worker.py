@@ -238,8 +238,6 @@ class JobExecution:
     queue, the consumer and the web API."""
 
     poll_seconds = 1.0  # how often a running job checks for a cancel
-    heartbeat_seconds = 10.0
-    stale_after = timedelta(seconds=60)  # a running job without a heartbeat for this long is dead
 
     settings: Settings
     hub: Hub
@@ -254,7 +252,17 @@ class JobExecution:
 
     @property
     def _stale_seconds(self) -> float:
-        return self.stale_after.total_seconds()
+        """A running job without a heartbeat for this long is dead (its worker was killed)."""
+        return float(self.settings.worldbase_job_stale_seconds)
+
+    @property
+    def stale_after(self) -> timedelta:
+        return timedelta(seconds=self._stale_seconds)
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        # Three beats per stale period: one lost beat (a database blip) is not a death.
+        return min(10.0, self._stale_seconds / 3)
 
     @property
     def stopping(self) -> bool:

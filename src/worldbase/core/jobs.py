@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from huey import RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 from sqlalchemy import func, select, update
@@ -80,15 +81,35 @@ def heavy_job_kinds(*kinds: str) -> None:
 class _Consumer(Consumer):
     """Huey's consumer, optionally without signal handlers (it then runs in a thread)."""
 
-    def __init__(self, *args: Any, signals: bool, on_stop: Callable[[], None], **kw: Any):
+    def __init__(
+        self,
+        *args: Any,
+        signals: bool,
+        on_stop: Callable[[], None],
+        reap: Callable[[], None],
+        reap_every: float,
+        **kw: Any,
+    ):
         self._signals = signals
         self._on_stop = on_stop
+        self._reap = reap
+        self._reap_every = reap_every
         self._workers_started = threading.Event()
         super().__init__(*args, **kw)
 
     def start(self) -> None:
         super().start()
+        # Not a Huey periodic task: those run at most once a minute, and a killed worker's
+        # job should be back in the queue within about 1.5 x WORLDBASE_JOB_STALE_SECONDS.
+        threading.Thread(target=self._reaper, name="worldbase-job-reaper", daemon=True).start()
         self._workers_started.set()
+
+    def _reaper(self) -> None:
+        while not self.stop_flag.wait(self._reap_every):
+            try:
+                self._reap()
+            except Exception as exc:  # database down: the next pass tries again
+                log.warning("job reaper pass failed: %s", str(exc).splitlines()[0][:200])
 
     def _set_signal_handlers(self) -> None:
         if self._signals:
@@ -106,12 +127,12 @@ class _Consumer(Consumer):
 class JobRuntime(JobRecovery):
     """Enqueue, cancel and read jobs (web loop) and execute them (consumer threads)."""
 
-    shutdown_timeout = 10.0
-
     def __init__(
         self, settings: Settings, *, hub: Hub, storage: Storage, db: Database | None = None
     ):
         self.settings = settings
+        # Bounds a stop: handlers are interrupted at once, this is for their re-queueing.
+        self.shutdown_timeout = settings.worldbase_shutdown_timeout
         self.hub = hub
         self.storage = storage
         self._db = db
@@ -126,7 +147,6 @@ class JobRuntime(JobRecovery):
         # Huey retries only what escapes _execute: infrastructure errors (database down).
         run_job = self.huey.task(name="run_job", retries=5, retry_delay=10)
         self._run_task = run_job(self._run_job)
-        self.huey.periodic_task(crontab(minute="*"), name="reap_jobs")(self._reap)
         schedules = periodic_jobs() if settings.worldbase_periodic_jobs else {}
         for name in schedules:  # the apps' schedules (`periodic_job`)
             self.huey.periodic_task(crontab(minute="*"), name=name)(self._periodic_task(name))
@@ -141,9 +161,13 @@ class JobRuntime(JobRecovery):
         if self.settings.redis_url:
             name = self.settings.worldbase_namespace
             # BRPOP waits read_timeout seconds per poll: it bounds how long stop() takes.
-            return RedisHuey(
-                name, url=self.settings.redis_url, results=False, utc=True, read_timeout=0.5
+            # Socket timeouts: an enqueue while Redis is frozen is a 503 in seconds, not a
+            # hang (above BRPOP's wait, which must not time out itself).
+            timeout = max(self.settings.worldbase_redis_timeout, 1.5)
+            pool = redis.ConnectionPool.from_url(
+                self.settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
             )
+            return RedisHuey(name, connection_pool=pool, results=False, utc=True, read_timeout=0.5)
         path = self.settings.data_dir / "jobs.huey.db"
         path.parent.mkdir(parents=True, exist_ok=True)
         name = self.settings.worldbase_namespace
@@ -198,6 +222,8 @@ class JobRuntime(JobRecovery):
             self.huey,
             signals=signals,
             on_stop=self._stopping.set,
+            reap=self._reap,
+            reap_every=self._reap_every,
             workers=self.settings.worldbase_worker_threads,
             worker_type="thread",
             # SqliteHuey is polled: keep an idle queue's pick-up delay under half a second.
@@ -205,6 +231,10 @@ class JobRuntime(JobRecovery):
             backoff=1.5,
             max_delay=0.5,
             shutdown_timeout=self.shutdown_timeout,
+            # SIGTERM (systemd, Kubernetes, the cluster harness) stops gracefully: running
+            # handlers are interrupted and their jobs re-queued at once, for another worker;
+            # SIGINT twice, or SIGKILL, is the immediate stop.
+            graceful_signal="TERM",
         )
 
     # --- web-side API ---------------------------------------------------------------------
