@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import shutil
 import sys
@@ -99,7 +100,7 @@ def serve(
         ws_per_message_deflate=False,
         # SIGTERM: no new connections, WebSockets closed with 1012 (service restart) so
         # clients reconnect elsewhere, in-flight requests given this long to finish.
-        timeout_graceful_shutdown=settings.worldbase_shutdown_timeout,
+        timeout_graceful_shutdown=math.ceil(settings.worldbase_shutdown_timeout),
     )
 
 

@@ -143,8 +143,9 @@ class Settings(BaseSettings):
     # down (the cache is then skipped, limits kept in-process, events dropped).
     worldbase_redis_timeout: float = Field(default=2.0, gt=0, le=300)
     # Seconds to connect to, and to wait for each read from, the object store; a call is
-    # tried twice at most, so an unreachable store is a 503 within about twice this.
-    worldbase_storage_timeout: float = Field(default=10.0, gt=0, le=600)
+    # tried twice at most, so a frozen store is a 503 within about 2x this for a read, 4x
+    # for an upload (a refused connection fails at once).
+    worldbase_storage_timeout: float = Field(default=5.0, gt=0, le=600)
     # Seconds without a heartbeat after which a running job's worker counts as dead: the
     # job is re-queued (or failed after its last attempt) within about 1.5x this.
     worldbase_job_stale_seconds: float = Field(default=60.0, ge=3, le=86400)
