@@ -23,7 +23,7 @@ from botocore.config import Config
 from fastapi.testclient import TestClient
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import base_settings, create_pg_database, free_port
+from tests.conftest import base_settings, free_port
 from tests.core.faults import MotoServer, RedisServer, TcpProxy
 from worldbase.core.cache import RedisCache
 from worldbase.core.errors import UNAVAILABLE_RETRY_AFTER_SECONDS
@@ -103,15 +103,6 @@ def test_bugs_stay_bugs() -> None:
 
 
 # --- PostgreSQL restart ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def migrated_pg(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from worldbase.core.migrate import upgrade_head
-
-    url = create_pg_database(f"wb_outages_{uuid.uuid4().hex[:8]}")
-    upgrade_head(base_settings(tmp_path_factory.mktemp("mig"), database_url=url))
-    return url
 
 
 @pytest.fixture
@@ -358,3 +349,53 @@ async def test_frozen_s3_is_503_within_the_bound_then_recovers(moto: MotoServer)
     finally:
         moto.thaw()
         await storage.close()
+
+
+def test_upload_while_s3_is_frozen_is_503_and_writes_no_row(
+    moto: MotoServer,
+    migrated_pg: str,
+    app_factory: Callable[[Settings], TestClient],
+    tmp_path: Path,
+) -> None:
+    from tests.apps.bestiary.conftest import TROLL, png
+    from tests.builders import auth_headers, register_user
+
+    bucket = f"outage-{uuid.uuid4().hex[:8]}"
+    boto3.client(
+        "s3",
+        endpoint_url=moto.url,
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        region_name="us-east-1",
+    ).create_bucket(Bucket=bucket)
+    settings = base_settings(
+        tmp_path / "data",
+        database_url=migrated_pg,
+        storage_backend="s3",
+        storage_bucket=bucket,
+        aws_endpoint_url=moto.url,
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        worldbase_storage_timeout=1.0,
+        worldbase_inline_worker=False,
+    )
+    client = app_factory(settings)
+    _, token = register_user(client, admin=True)
+    admin = auth_headers(token)
+    created = client.post("/api/characters", json=TROLL | {"name": uuid.uuid4().hex}, headers=admin)
+    assert created.status_code == 201, created.text
+    url = f"/api/characters/{created.json()['id']}"
+
+    moto.freeze()
+    try:
+        started = time.monotonic()
+        refused = client.put(f"{url}/image", files={"file": ("a.png", png())}, headers=admin)
+        assert_unavailable(refused, "storage")
+        assert time.monotonic() - started < 4 * 1.0 + 3
+    finally:
+        moto.thaw()
+    # The row was not pointed at an object that was never written.
+    assert client.get(url).json()["image_path"] is None
+    stored = client.put(f"{url}/image", files={"file": ("a.png", png())}, headers=admin)
+    assert stored.status_code == 200, stored.text
+    assert client.get(f"{url}/image").status_code == 200
