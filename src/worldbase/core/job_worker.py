@@ -25,8 +25,9 @@ from sqlalchemy import select, update
 
 from worldbase.core import cleanup
 from worldbase.core.db import Database, utcnow
-from worldbase.core.errors import BadInput, DomainError, ServiceUnavailable
+from worldbase.core.errors import BadInput, DomainError
 from worldbase.core.models import Job, JobStatus
+from worldbase.core.outages import QUEUE, unavailable
 from worldbase.core.realtime import Hub
 from worldbase.core.storage import Storage
 from worldbase.core.storage_backends import create_storage
@@ -302,7 +303,7 @@ class JobExecution:
                 fresh = await session.get(Job, job.id, populate_existing=True)
             if fresh is not None:
                 await self._announce(fresh, in_worker=in_worker)
-            raise ServiceUnavailable("The job queue is unavailable") from None
+            raise unavailable(QUEUE) from None
         return job
 
     async def _execute(self, job_id: uuid.UUID) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+import signal
 import threading
 import uuid
 from collections.abc import Callable
@@ -96,6 +97,10 @@ class _Consumer(Consumer):
         self._reap_every = reap_every
         self._workers_started = threading.Event()
         super().__init__(*args, **kw)
+        # Both SIGTERM and Ctrl-C stop gracefully (running jobs re-queued at once, for
+        # another worker); a second one of the same signal stops at once.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._signal_actions[signum] = (False, True)
 
     def start(self) -> None:
         super().start()
@@ -231,10 +236,6 @@ class JobRuntime(JobRecovery):
             backoff=1.5,
             max_delay=0.5,
             shutdown_timeout=self.shutdown_timeout,
-            # SIGTERM (systemd, Kubernetes, the cluster harness) stops gracefully: running
-            # handlers are interrupted and their jobs re-queued at once, for another worker;
-            # SIGINT twice, or SIGKILL, is the immediate stop.
-            graceful_signal="TERM",
         )
 
     # --- web-side API ---------------------------------------------------------------------
