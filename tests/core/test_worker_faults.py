@@ -15,9 +15,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from tests.conftest import base_settings
 from tests.core import fault_worker  # noqa: F401 - registers fault.sleep here too
+from tests.core.faults import RedisServer, TcpProxy
 from worldbase.core.jobs import JobRuntime
 from worldbase.core.models import Job, JobStatus
 from worldbase.core.realtime import MemoryHub
@@ -47,7 +49,7 @@ class Workers:
         self.folder = folder
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, *, slow: bool) -> subprocess.Popen[bytes]:
+    def start(self, *, slow: bool, **overrides: str) -> subprocess.Popen[bytes]:
         s = self.settings
         env = {
             **os.environ,
@@ -62,7 +64,7 @@ class Workers:
             "WORLDBASE_JOB_STALE_SECONDS": str(STALE_SECONDS),
             "WORLDBASE_SHUTDOWN_TIMEOUT": "5",
             "FAULT_SLOW": "1" if slow else "0",
-        }
+        } | overrides
         log = (self.folder / f"worker-{len(self.procs)}.log").open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.core.fault_worker"],
@@ -149,3 +151,48 @@ async def test_worker_sigterm_requeues_its_job_at_once(
     survivor = workers.start(slow=False)
     done = await _wait(runtime, job.id, JobStatus.succeeded, within=20)
     assert done.result == {"pid": survivor.pid}
+
+
+async def test_worker_survives_database_and_redis_restarts(
+    runtime: JobRuntime, workers: Workers, migrated_pg: str, tmp_path: Path
+) -> None:
+    """The worker reaches PostgreSQL through a proxy that drops every connection (a
+    restart) and uses a Redis of its own that is stopped and started again: its threads
+    (consumers, heartbeats, reaper) live on and the jobs finish."""
+    pg = sqlalchemy.make_url(migrated_pg)
+    proxy = TcpProxy(pg.port or 5432)
+    proxy.up()
+    queue = RedisServer(tmp_path)
+    queue.start()
+    web = JobRuntime(
+        runtime.settings.model_copy(update={"redis_url": queue.url}),
+        hub=runtime.hub,
+        storage=runtime.storage,
+    )
+    await web.start()
+    try:
+        worker = workers.start(
+            slow=False,
+            DATABASE_URL=pg.set(port=proxy.port).render_as_string(hide_password=False),
+            REDIS_URL=queue.url,
+        )
+        job = await web.enqueue(kind="fault.sleep", params={"seconds": 4})
+        await _wait(web, job.id, JobStatus.running, within=20)
+        proxy.down()  # heartbeats fail meanwhile (logged), the handler runs on
+        await asyncio.sleep(2)
+        proxy.up()
+        done = await _wait(web, job.id, JobStatus.succeeded, within=15)
+        assert done.result == {"pid": worker.pid}
+
+        queue.stop()  # the consumers' BRPOP fails until it is back
+        await asyncio.sleep(2)
+        queue.start()
+        later = await web.enqueue(kind="fault.sleep", params={"seconds": 0.1})
+        assert (await _wait(web, later.id, JobStatus.succeeded, within=20)).result == {
+            "pid": worker.pid
+        }
+        assert worker.poll() is None
+    finally:
+        await web.stop()
+        queue.stop()
+        proxy.close()

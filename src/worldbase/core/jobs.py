@@ -14,6 +14,7 @@ import builtins
 import logging
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +44,7 @@ from worldbase.core.job_worker import (
     store_job,
 )
 from worldbase.core.models import Job, JobStatus
+from worldbase.core.outages import unavailable_part
 from worldbase.core.realtime import Hub, create_hub
 from worldbase.core.storage import Storage
 from worldbase.core.storage_backends import create_storage
@@ -77,6 +79,37 @@ def heavy_job_kinds(*kinds: str) -> None:
     """Declare heavy kinds (from the apps' specs, so every web process counts every enabled
     app's heavy jobs, not only the kinds it enqueued itself)."""
     _HEAVY_KINDS.update(kinds)
+
+
+class _QueueOutageFilter(logging.Filter):
+    """Huey's consumer and scheduler threads log a traceback for every failed poll (several
+    a second while Redis is down); one line per outage, at most once a minute, says the same."""
+
+    MESSAGES = frozenset({"Error reading from queue", "Error reading schedule."})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = float("-inf")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg not in self.MESSAGES or not record.exc_info:
+            return True
+        error = record.exc_info[1]
+        if error is None or unavailable_part(error) is None:
+            return True  # not an outage: keep the traceback
+        now = time.monotonic()
+        if now - self._last < 60:
+            return False
+        self._last = now
+        record.msg = "job queue unavailable (%s); consumers retry until it is back"
+        record.args = (str(error).splitlines()[0][:200],)
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = record.exc_text = None
+        return True
+
+
+logging.getLogger("huey.consumer.Worker").addFilter(_QueueOutageFilter())
+logging.getLogger("huey.consumer.Scheduler").addFilter(_QueueOutageFilter())
 
 
 class _Consumer(Consumer):
