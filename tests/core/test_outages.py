@@ -399,3 +399,40 @@ def test_upload_while_s3_is_frozen_is_503_and_writes_no_row(
     stored = client.put(f"{url}/image", files={"file": ("a.png", png())}, headers=admin)
     assert stored.status_code == 200, stored.text
     assert client.get(f"{url}/image").status_code == 200
+
+
+def test_edit_during_a_redis_outage_is_not_hidden_by_the_cache_after_it(
+    redis_server: RedisServer,
+    migrated_pg: str,
+    app_factory: Callable[[Settings], TestClient],
+    tmp_path: Path,
+) -> None:
+    """A character page cached in Redis, edited while Redis is frozen (its invalidation is
+    lost, Redis keeps the old page): once Redis is back, the edit is what is served."""
+    from tests.apps.bestiary.conftest import TROLL
+    from tests.builders import auth_headers, register_user
+
+    settings = base_settings(
+        tmp_path / "data",
+        database_url=migrated_pg,
+        redis_url=redis_server.url,
+        worldbase_inline_worker=False,
+        worldbase_redis_timeout=0.5,
+    )
+    client = app_factory(settings)
+    _, token = register_user(client, admin=True)
+    admin = auth_headers(token)
+    created = client.post("/api/characters", json=TROLL | {"name": "Before"}, headers=admin)
+    url = f"/api/characters/{created.json()['id']}"
+    assert client.get(url).json()["name"] == "Before"
+    assert client.get(url).headers.get("x-cache", "hit").lower() != "miss"  # cached now
+
+    redis_server.freeze()
+    try:
+        edited = client.put(url, json=TROLL | {"name": "After"}, headers=admin)
+        assert edited.status_code == 200, edited.text  # committed; the cache is skipped
+        assert client.get(url).json()["name"] == "After"
+    finally:
+        redis_server.thaw()
+    time.sleep(1.5)  # past the cache's probe interval
+    assert client.get(url).json()["name"] == "After"
