@@ -71,21 +71,16 @@ class UpstreamTimeout(DomainError):
     status_code = 504
 
 
-# Seconds a client should wait before retrying a 503: the parts restart in seconds.
+# Seconds a client should wait before retrying a 503 of an outage (`core.outages`): the
+# parts (database, Redis, object store) restart in seconds.
 UNAVAILABLE_RETRY_AFTER_SECONDS = 3
 
 
 class ServiceUnavailable(DomainError):
-    """A part (database, cache, storage, job queue) is unreachable; always with Retry-After."""
+    """503: a part is unreachable (`core.outages.unavailable` adds Retry-After) or a
+    feature is not configured (no Retry-After: waiting will not fix it)."""
 
     status_code = 503
-
-    def __init__(self, message: str, **kwargs: Any):
-        headers = {
-            "Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS),
-            **(kwargs.pop("headers", None) or {}),
-        }
-        super().__init__(message, headers=headers, **kwargs)
 
 
 class ErrorRead(BaseModel):

@@ -128,6 +128,7 @@ def unavailable(part: str) -> ServiceUnavailable:
     return ServiceUnavailable(
         f"{part.capitalize()} unavailable; retry shortly",
         detail={"unavailable": part, "retry_after": RETRY_AFTER_SECONDS},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
 
