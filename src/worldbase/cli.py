@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import shutil
 import sys
@@ -97,6 +98,9 @@ def serve(
         # same frame once per client (a tenth of the CPU of a busy fan-out), for JSON
         # frames that are mostly small. A proxy in front can compress instead.
         ws_per_message_deflate=False,
+        # SIGTERM: no new connections, WebSockets closed with 1012 (service restart) so
+        # clients reconnect elsewhere, in-flight requests given this long to finish.
+        timeout_graceful_shutdown=math.ceil(settings.worldbase_shutdown_timeout),
     )
 
 

@@ -134,6 +134,23 @@ class Settings(BaseSettings):
     # samsyn/imports/) and a legacy temp folder are orphans, removed at start-up and by the
     # job reaper. Temp folders of dead processes go at once.
     worldbase_orphan_grace: float = Field(default=3600.0, ge=0, le=30 * 86400)
+    # Fault bounds (core.outages): seconds to open a database connection, and the longest
+    # one statement of a web request may take (0: no bound); past either the request is a
+    # 503. Jobs' statements are not bounded.
+    worldbase_db_connect_timeout: float = Field(default=5.0, gt=0, le=300)
+    worldbase_db_command_timeout: float = Field(default=60.0, ge=0, le=86400)
+    # Seconds a Redis command (cache, rate limits, events) may take before Redis counts as
+    # down (the cache is then skipped, limits kept in-process, events dropped).
+    worldbase_redis_timeout: float = Field(default=2.0, gt=0, le=300)
+    # Seconds to connect to, and to wait for each read from, the object store; a call is
+    # tried twice at most, so a frozen store is a 503 within about 2x this for a read, 4x
+    # for an upload (a refused connection fails at once).
+    worldbase_storage_timeout: float = Field(default=5.0, gt=0, le=600)
+    # Seconds without a heartbeat after which a running job's worker counts as dead: the
+    # job is re-queued (or failed after its last attempt) within about 1.5x this.
+    worldbase_job_stale_seconds: float = Field(default=60.0, ge=3, le=86400)
+    # Seconds `serve` and `worker` give in-flight requests and running jobs on SIGTERM.
+    worldbase_shutdown_timeout: float = Field(default=20.0, gt=0, le=3600)
     # Where `worldbase serve` listens (its --host/--port win).
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.conftest import PG_DATABASE, base_settings, create_pg_database
 from worldbase.core.realtime import Hub, MemoryHub, RedisHub
 
 NAMESPACE = f"worldbase-test-{os.getpid()}"
@@ -25,3 +26,14 @@ async def hub(request: pytest.FixtureRequest) -> AsyncIterator[Hub]:
         yield instance
     finally:
         await instance.stop()
+
+
+@pytest.fixture(scope="session")
+def migrated_pg(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated PostGIS database of its own, whatever the backend run (the outage tests
+    put PostgreSQL itself at fault)."""
+    from worldbase.core.migrate import upgrade_head
+
+    url = create_pg_database(f"{PG_DATABASE}_outages_{os.getpid()}")
+    upgrade_head(base_settings(tmp_path_factory.mktemp("mig"), database_url=url))
+    return url

@@ -108,8 +108,8 @@ async def test_redis_ttl_expires(redis_url: str) -> None:
     try:
         await cache.set("short", b"1", ttl=1)
         await cache.set("long", b"2")
-        assert 0 < await cache.redis.pttl(cache.namespace + "short") <= 1000
-        assert await cache.redis.ttl(cache.namespace + "long") > 3000  # default TTL applied
+        assert 0 < await cache.redis.pttl(cache.namespace + "0:short") <= 1000
+        assert await cache.redis.ttl(cache.namespace + "0:long") > 3000  # default TTL applied
         await asyncio.sleep(1.1)
         assert await cache.get("short") is None
         assert await cache.get("long") == b"2"

@@ -6,6 +6,9 @@ forever by accident; keys are plain strings, values bytes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -13,8 +16,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 import redis.asyncio as aioredis
+import redis.exceptions
 
+from worldbase.core.outages import OutageLog
 from worldbase.settings import Settings
+
+log = logging.getLogger("worldbase.cache")
 
 DEFAULT_TTL_SECONDS = 3600
 
@@ -111,8 +118,36 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
+# Every key lives under the current epoch, read in the same round trip (Lua): bumping the
+# epoch makes everything cached before it unreachable at once, in every process.
+_GET = """
+local epoch = redis.call('GET', KEYS[1]) or '0'
+return redis.call('GET', ARGV[1] .. epoch .. ':' .. ARGV[2])
+"""
+_SET = """
+local epoch = redis.call('GET', KEYS[1]) or '0'
+return redis.call('SET', ARGV[1] .. epoch .. ':' .. ARGV[2], ARGV[3], 'EX', ARGV[4])
+"""
+_DELETE = """
+local epoch = redis.call('GET', KEYS[1]) or '0'
+return redis.call('UNLINK', ARGV[1] .. epoch .. ':' .. ARGV[2])
+"""
+_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
 class RedisCache:
-    """Keys live under `namespace`; `clear()` removes only those (never FLUSHDB)."""
+    """Keys live under `namespace` and the cache epoch; `clear()` removes only those (never
+    FLUSHDB).
+
+    Fails soft: while Redis is unreachable every read is a miss and writes are skipped, so
+    requests compute and serve (logged once per outage). A lost invalidation must not let
+    an entry cached before it be served once Redis is back (a restart with persistence, a
+    partition): a process that saw the outage bumps the epoch when Redis answers again,
+    before anything else, so entries from before the outage are never read again. While
+    down, Redis is probed at most once per `probe_seconds` (requests do not each wait for a
+    timeout); a process that lost an invalidation also probes in the background, so the
+    epoch moves even if no request comes.
+    """
 
     def __init__(
         self,
@@ -120,24 +155,96 @@ class RedisCache:
         *,
         namespace: str = "wb:cache:",
         default_ttl: int = DEFAULT_TTL_SECONDS,
+        timeout: float = 2.0,
+        probe_seconds: float = 1.0,
     ):
         self.namespace = namespace
+        self.epoch_key = namespace.rstrip(":") + "-epoch"
         self.default_ttl = default_ttl
-        self.redis = aioredis.Redis.from_url(url, decode_responses=False)
+        self.probe_seconds = probe_seconds
+        self.redis = aioredis.Redis.from_url(
+            url,
+            decode_responses=False,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry_on_timeout=False,
+        )
+        self._get = self.redis.register_script(_GET)
+        self._set = self.redis.register_script(_SET)
+        self._delete = self.redis.register_script(_DELETE)
+        self.outage = OutageLog("cache", logger=log)
+        self._next_probe = 0.0
+        self._prober: asyncio.Task[None] | None = None
+
+    async def _available(self) -> bool:
+        """False while Redis is known down (probing it now and then); after an outage,
+        the epoch is bumped before the first command goes through."""
+        if not self.outage.down:
+            return True
+        now = time.monotonic()
+        if now < self._next_probe:
+            return False
+        self._next_probe = now + self.probe_seconds
+        try:
+            await self.redis.incr(self.epoch_key)
+        except _REDIS_DOWN:
+            return False
+        self.outage.recovered()
+        return True
+
+    def _failed(self, exc: BaseException, *, invalidation: bool = False) -> None:
+        self.outage.failed(exc, "; caching is skipped until it is back")
+        self._next_probe = time.monotonic() + self.probe_seconds
+        if invalidation and (self._prober is None or self._prober.done()):
+            self._prober = asyncio.create_task(self._probe(), name="cache-epoch-probe")
+
+    async def _probe(self) -> None:
+        while self.outage.down:
+            await asyncio.sleep(self.probe_seconds)
+            self._next_probe = 0.0
+            await self._available()
 
     async def get(self, key: str) -> bytes | None:
-        value = await self.redis.get(self.namespace + key)
+        if not await self._available():
+            return None
+        try:
+            value = await self._get(keys=[self.epoch_key], args=[self.namespace, key])
+        except _REDIS_DOWN as exc:
+            self._failed(exc)
+            return None
         return None if value is None else bytes(value)
 
     async def set(self, key: str, value: bytes, ttl: int | None = None) -> None:
-        await self.redis.set(self.namespace + key, value, ex=_ttl(ttl, self.default_ttl))
+        seconds = _ttl(ttl, self.default_ttl)
+        if not await self._available():
+            return
+        try:
+            await self._set(keys=[self.epoch_key], args=[self.namespace, key, value, seconds])
+        except _REDIS_DOWN as exc:
+            self._failed(exc)
 
     async def delete(self, key: str) -> None:
-        await self.redis.unlink(self.namespace + key)
+        if not await self._available():
+            self._failed(ConnectionError("down"), invalidation=True)
+            return
+        try:
+            await self._delete(keys=[self.epoch_key], args=[self.namespace, key])
+        except _REDIS_DOWN as exc:
+            self._failed(exc, invalidation=True)
 
     async def delete_prefix(self, prefix: str) -> None:
+        if not await self._available():
+            self._failed(ConnectionError("down"), invalidation=True)
+            return
+        try:
+            await self._delete_prefix(prefix)
+        except _REDIS_DOWN as exc:
+            self._failed(exc, invalidation=True)
+
+    async def _delete_prefix(self, prefix: str) -> None:
+        # Every epoch's keys (older ones are unreachable anyway: this just frees them).
         # SCAN, not KEYS: it never blocks the server on a large keyspace.
-        pattern = _glob_escape(self.namespace + prefix) + "*"
+        pattern = _glob_escape(self.namespace) + "*:" + _glob_escape(prefix) + "*"
         batch: list[bytes] = []
         async for key in self.redis.scan_iter(match=pattern, count=500):
             batch.append(key)
@@ -151,10 +258,18 @@ class RedisCache:
         await self.delete_prefix("")
 
     async def close(self) -> None:
+        if self._prober is not None:
+            self._prober.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._prober
         await self.redis.aclose()  # type: ignore[attr-defined]  # stubs predate redis 5
 
 
 def create_cache(settings: Settings) -> Cache:
     if settings.redis_url:
-        return RedisCache(settings.redis_url, default_ttl=settings.cache_default_ttl_seconds)
+        return RedisCache(
+            settings.redis_url,
+            default_ttl=settings.cache_default_ttl_seconds,
+            timeout=settings.worldbase_redis_timeout,
+        )
     return MemoryCache(default_ttl=settings.cache_default_ttl_seconds)

@@ -74,12 +74,18 @@ def create_engine(settings: Settings, *, pooled: bool = True) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         return engine
-    connect_args = {
+    connect_args: dict[str, Any] = {
         # JIT compiles tile/bbox queries for 50-90 ms each and gains nothing at this size.
         "server_settings": {"jit": "off", "application_name": "worldbase"},
+        # A server that is down or restarting refuses fast; one that does not answer must
+        # not hold a request (or a job's claim) longer than this.
+        "timeout": settings.worldbase_db_connect_timeout,
     }
-    if not pooled:
+    if not pooled:  # jobs and the reaper: long statements are theirs to make
         return create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
+    if settings.worldbase_db_command_timeout > 0:
+        # Client-side, so a request on a connection whose server went silent ends too.
+        connect_args["command_timeout"] = settings.worldbase_db_command_timeout
     engine = create_async_engine(
         url,
         pool_size=settings.database_pool_size,

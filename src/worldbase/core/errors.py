@@ -71,7 +71,15 @@ class UpstreamTimeout(DomainError):
     status_code = 504
 
 
+# Seconds a client should wait before retrying a 503 of an outage (`core.outages`): the
+# parts (database, Redis, object store) restart in seconds.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 3
+
+
 class ServiceUnavailable(DomainError):
+    """503: a part is unreachable (`core.outages.unavailable` adds Retry-After) or a
+    feature is not configured (no Retry-After: waiting will not fix it)."""
+
     status_code = 503
 
 

@@ -173,6 +173,12 @@ async def listen(hub: Hub) -> None:
         try:
             async with hub.subscribe(CHANNEL, max_queue=10_000) as subscription:
                 async for event in subscription:
+                    if isinstance(event, dict) and event.get("resumed"):
+                        # The hub reconnected: invalidations may have been lost meanwhile.
+                        log.warning("fast-lane invalidations resumed after an outage; clearing")
+                        for store in list(_STORES):
+                            store.clear()
+                        continue
                     tags = event.get("tags") if isinstance(event, dict) else None
                     if isinstance(tags, list):
                         invalidate_local(*(str(tag) for tag in tags))

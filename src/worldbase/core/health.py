@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase import __version__
 from worldbase.core.db import Database
-from worldbase.core.job_worker import JobExecution
 from worldbase.core.models import Job, JobStatus
 from worldbase.core.services import Services
 from worldbase.core.storage import Storage
@@ -144,7 +143,9 @@ async def _failed_since(db: Database, since: datetime) -> int:
         return int((await session.execute(query)).scalar_one())
 
 
-async def _stuck(db: Database, *, queued_grace: timedelta) -> tuple[int, int]:
+async def _stuck(
+    db: Database, *, queued_grace: timedelta, stale_after: timedelta
+) -> tuple[int, int]:
     """Jobs queued longer than the grace period, and running jobs without a recent heartbeat."""
     now = datetime.now(UTC)
     last_sign = func.coalesce(Job.heartbeat_at, Job.started_at, Job.updated_at)
@@ -152,18 +153,22 @@ async def _stuck(db: Database, *, queued_grace: timedelta) -> tuple[int, int]:
         Job.status == JobStatus.queued, Job.updated_at < now - queued_grace
     )
     running = select(func.count()).where(
-        Job.status == JobStatus.running, last_sign < now - JobExecution.stale_after
+        Job.status == JobStatus.running, last_sign < now - stale_after
     )
     async with db.sessionmaker() as session:
         return int(await session.scalar(queued) or 0), int(await session.scalar(running) or 0)
 
 
-async def check_jobs(db: Database, *, queued_grace: timedelta) -> dict[str, Any]:
+async def check_jobs(
+    db: Database, *, queued_grace: timedelta, stale_after: timedelta = timedelta(seconds=60)
+) -> dict[str, Any]:
     """Counts by state; "degraded" while a job is stuck (recovery has not caught it yet)."""
     try:
         counts = await _bounded(job_counts(db))
         failed = await _bounded(_failed_since(db, datetime.now(UTC) - timedelta(hours=24)))
-        stuck_queued, stuck_running = await _bounded(_stuck(db, queued_grace=queued_grace))
+        stuck_queued, stuck_running = await _bounded(
+            _stuck(db, queued_grace=queued_grace, stale_after=stale_after)
+        )
     except Exception as exc:
         return {
             "status": short_error(exc),
@@ -204,7 +209,11 @@ async def check_health(*, services: Services) -> dict[str, Any]:
     database, storage, jobs, redis, *apps = await asyncio.gather(
         check_database(db),
         check_storage(services),
-        check_jobs(db, queued_grace=timedelta(seconds=settings.worldbase_job_queued_grace)),
+        check_jobs(
+            db,
+            queued_grace=timedelta(seconds=settings.worldbase_job_queued_grace),
+            stale_after=timedelta(seconds=settings.worldbase_job_stale_seconds),
+        ),
         check_redis(settings.redis_url) if settings.redis_url else _none(),
         *(_app_counts(db, name, _COUNTERS[name].counter) for name in enabled),
     )

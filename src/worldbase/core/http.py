@@ -15,6 +15,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from worldbase.core.errors import PayloadTooLarge, error_body
+from worldbase.core.outages import unavailable, unavailable_part
 from worldbase.core.redact import install_redaction
 
 log = logging.getLogger("worldbase.http")
@@ -124,18 +125,32 @@ class RequestContextMiddleware:
         try:
             receive = self._capped_receive(scope, receive, headers.get(b"content-length"))
             await self.app(scope, receive, send_with_id)
-        except Exception:
+        except Exception as exc:
             # Handled here rather than by Starlette's outermost error middleware so that the
             # 500 still carries X-Request-ID; the log line carries it too.
-            log.exception("unhandled error")
+            part = unavailable_part(exc)
+            if part is None:
+                log.exception("unhandled error")
+            else:  # a lost database/Redis/S3 is an outage, not a bug: 503 and retry
+                log.warning("%s unavailable: %s", part, type(exc).__name__)
             if status_holder.get("started"):
                 raise
-            status_holder["status"] = 500
-            await self._send_json(
-                send_with_id,
-                500,
-                error_body(500, "Internal server error", {"request_id": request_id}),
-            )
+            if part is None:
+                status_holder["status"] = 500
+                await self._send_json(
+                    send_with_id,
+                    500,
+                    error_body(500, "Internal server error", {"request_id": request_id}),
+                )
+            else:
+                refusal = unavailable(part)
+                status_holder["status"] = refusal.status_code
+                await self._send_json(
+                    send_with_id,
+                    refusal.status_code,
+                    error_body(refusal.status_code, refusal.message, refusal.detail),
+                    refusal.headers,
+                )
         finally:
             route = _route_template(scope)
             elapsed = time.perf_counter() - started
@@ -177,8 +192,13 @@ class RequestContextMiddleware:
         return capped
 
     @staticmethod
-    async def _send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
+    async def _send_json(
+        send: Send, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         body = json.dumps(payload).encode()
+        extra = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()
+        ]
         await send(
             {
                 "type": "http.response.start",
@@ -186,6 +206,7 @@ class RequestContextMiddleware:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
+                    *extra,
                 ],
             }
         )

@@ -31,10 +31,16 @@ LOST_MESSAGE = "re-queued: its queue message was lost"
 class JobRecovery(JobExecution):
     """Finds and repairs interrupted and lost jobs (start-up, the reaper, `worldbase worker`)."""
 
+    @property
+    def _reap_every(self) -> float:
+        """Seconds between reaper passes: a dead worker's job is recovered within about
+        stale + this (1.5 x WORLDBASE_JOB_STALE_SECONDS, at most stale + 30 s)."""
+        return max(1.0, min(30.0, self._stale_seconds / 2))
+
     def _reap(self) -> None:
-        """Periodic Huey task: recover jobs whose worker died (no heartbeat for a while)."""
-        if self._stopping.is_set() or time.monotonic() - self._recovered_at < self._stale_seconds:
-            return  # start-up has just recovered everything
+        """Each consumer's reaper thread: recover jobs whose worker died (no heartbeat)."""
+        if self._stopping.is_set() or time.monotonic() - self._recovered_at < self._reap_every / 2:
+            return  # start-up (or another pass of this process) has just recovered everything
 
         async def reap() -> None:
             db = Database(self.settings, pooled=False)

@@ -25,8 +25,9 @@ from sqlalchemy import select, update
 
 from worldbase.core import cleanup
 from worldbase.core.db import Database, utcnow
-from worldbase.core.errors import BadInput, DomainError, ServiceUnavailable
+from worldbase.core.errors import BadInput, DomainError
 from worldbase.core.models import Job, JobStatus
+from worldbase.core.outages import QUEUE, unavailable
 from worldbase.core.realtime import Hub
 from worldbase.core.storage import Storage
 from worldbase.core.storage_backends import create_storage
@@ -238,8 +239,6 @@ class JobExecution:
     queue, the consumer and the web API."""
 
     poll_seconds = 1.0  # how often a running job checks for a cancel
-    heartbeat_seconds = 10.0
-    stale_after = timedelta(seconds=60)  # a running job without a heartbeat for this long is dead
 
     settings: Settings
     hub: Hub
@@ -254,7 +253,17 @@ class JobExecution:
 
     @property
     def _stale_seconds(self) -> float:
-        return self.stale_after.total_seconds()
+        """A running job without a heartbeat for this long is dead (its worker was killed)."""
+        return float(self.settings.worldbase_job_stale_seconds)
+
+    @property
+    def stale_after(self) -> timedelta:
+        return timedelta(seconds=self._stale_seconds)
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        # Three beats per stale period: one lost beat (a database blip) is not a death.
+        return min(10.0, self._stale_seconds / 3)
 
     @property
     def stopping(self) -> bool:
@@ -294,7 +303,7 @@ class JobExecution:
                 fresh = await session.get(Job, job.id, populate_existing=True)
             if fresh is not None:
                 await self._announce(fresh, in_worker=in_worker)
-            raise ServiceUnavailable("The job queue is unavailable") from None
+            raise unavailable(QUEUE) from None
         return job
 
     async def _execute(self, job_id: uuid.UUID) -> None:

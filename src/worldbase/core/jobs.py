@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+import signal
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from huey import RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 from sqlalchemy import func, select, update
@@ -41,6 +44,7 @@ from worldbase.core.job_worker import (
     store_job,
 )
 from worldbase.core.models import Job, JobStatus
+from worldbase.core.outages import unavailable_part
 from worldbase.core.realtime import Hub, create_hub
 from worldbase.core.storage import Storage
 from worldbase.core.storage_backends import create_storage
@@ -77,18 +81,73 @@ def heavy_job_kinds(*kinds: str) -> None:
     _HEAVY_KINDS.update(kinds)
 
 
+class _QueueOutageFilter(logging.Filter):
+    """Huey's consumer and scheduler threads log a traceback for every failed poll (several
+    a second while Redis is down); one line per outage, at most once a minute, says the same."""
+
+    MESSAGES = frozenset({"Error reading from queue", "Error reading schedule."})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = float("-inf")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg not in self.MESSAGES or not record.exc_info:
+            return True
+        error = record.exc_info[1]
+        if error is None or unavailable_part(error) is None:
+            return True  # not an outage: keep the traceback
+        now = time.monotonic()
+        if now - self._last < 60:
+            return False
+        self._last = now
+        record.msg = "job queue unavailable (%s); consumers retry until it is back"
+        record.args = (str(error).splitlines()[0][:200],)
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info = record.exc_text = None
+        return True
+
+
+logging.getLogger("huey.consumer.Worker").addFilter(_QueueOutageFilter())
+logging.getLogger("huey.consumer.Scheduler").addFilter(_QueueOutageFilter())
+
+
 class _Consumer(Consumer):
     """Huey's consumer, optionally without signal handlers (it then runs in a thread)."""
 
-    def __init__(self, *args: Any, signals: bool, on_stop: Callable[[], None], **kw: Any):
+    def __init__(
+        self,
+        *args: Any,
+        signals: bool,
+        on_stop: Callable[[], None],
+        reap: Callable[[], None],
+        reap_every: float,
+        **kw: Any,
+    ):
         self._signals = signals
         self._on_stop = on_stop
+        self._reap = reap
+        self._reap_every = reap_every
         self._workers_started = threading.Event()
         super().__init__(*args, **kw)
+        # Both SIGTERM and Ctrl-C stop gracefully (running jobs re-queued at once, for
+        # another worker); a second one of the same signal stops at once.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._signal_actions[signum] = (False, True)
 
     def start(self) -> None:
         super().start()
+        # Not a Huey periodic task: those run at most once a minute, and a killed worker's
+        # job should be back in the queue within about 1.5 x WORLDBASE_JOB_STALE_SECONDS.
+        threading.Thread(target=self._reaper, name="worldbase-job-reaper", daemon=True).start()
         self._workers_started.set()
+
+    def _reaper(self) -> None:
+        while not self.stop_flag.wait(self._reap_every):
+            try:
+                self._reap()
+            except Exception as exc:  # database down: the next pass tries again
+                log.warning("job reaper pass failed: %s", str(exc).splitlines()[0][:200])
 
     def _set_signal_handlers(self) -> None:
         if self._signals:
@@ -106,12 +165,12 @@ class _Consumer(Consumer):
 class JobRuntime(JobRecovery):
     """Enqueue, cancel and read jobs (web loop) and execute them (consumer threads)."""
 
-    shutdown_timeout = 10.0
-
     def __init__(
         self, settings: Settings, *, hub: Hub, storage: Storage, db: Database | None = None
     ):
         self.settings = settings
+        # Bounds a stop: handlers are interrupted at once, this is for their re-queueing.
+        self.shutdown_timeout = settings.worldbase_shutdown_timeout
         self.hub = hub
         self.storage = storage
         self._db = db
@@ -126,7 +185,6 @@ class JobRuntime(JobRecovery):
         # Huey retries only what escapes _execute: infrastructure errors (database down).
         run_job = self.huey.task(name="run_job", retries=5, retry_delay=10)
         self._run_task = run_job(self._run_job)
-        self.huey.periodic_task(crontab(minute="*"), name="reap_jobs")(self._reap)
         schedules = periodic_jobs() if settings.worldbase_periodic_jobs else {}
         for name in schedules:  # the apps' schedules (`periodic_job`)
             self.huey.periodic_task(crontab(minute="*"), name=name)(self._periodic_task(name))
@@ -141,9 +199,13 @@ class JobRuntime(JobRecovery):
         if self.settings.redis_url:
             name = self.settings.worldbase_namespace
             # BRPOP waits read_timeout seconds per poll: it bounds how long stop() takes.
-            return RedisHuey(
-                name, url=self.settings.redis_url, results=False, utc=True, read_timeout=0.5
+            # Socket timeouts: an enqueue while Redis is frozen is a 503 in seconds, not a
+            # hang (above BRPOP's wait, which must not time out itself).
+            timeout = max(self.settings.worldbase_redis_timeout, 1.5)
+            pool = redis.ConnectionPool.from_url(
+                self.settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
             )
+            return RedisHuey(name, connection_pool=pool, results=False, utc=True, read_timeout=0.5)
         path = self.settings.data_dir / "jobs.huey.db"
         path.parent.mkdir(parents=True, exist_ok=True)
         name = self.settings.worldbase_namespace
@@ -198,6 +260,8 @@ class JobRuntime(JobRecovery):
             self.huey,
             signals=signals,
             on_stop=self._stopping.set,
+            reap=self._reap,
+            reap_every=self._reap_every,
             workers=self.settings.worldbase_worker_threads,
             worker_type="thread",
             # SqliteHuey is polled: keep an idle queue's pick-up delay under half a second.

@@ -202,9 +202,11 @@ class _SocketStream:
                 denied = await self._denied(guard)
                 if denied is not None:
                     return denied
-                burst = [e for e in burst if e.get("type") != ACCESS_CHANGED]
-                if not burst:
-                    continue
+            # Control events are never forwarded (the hub sends one to every channel after
+            # reconnecting, guarded or not).
+            burst = [e for e in burst if e.get("type") != ACCESS_CHANGED]
+            if not burst:
+                continue
             if await self._send_burst(burst):
                 return 1000
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -15,15 +16,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+import redis.exceptions
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 
 from worldbase.core.errors import RateLimited
+from worldbase.core.outages import OutageLog
 from worldbase.settings import Settings
 
 KEY_PREFIX = "wb:limits"
+_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+log = logging.getLogger("worldbase.ratelimit")
 
 
 @dataclass(frozen=True)
@@ -49,18 +54,35 @@ def _async_uri(url: str) -> str:
 class RateLimiter:
     """Moving-window limiter; the storage is built on first use, inside the running loop."""
 
-    def __init__(self, *, redis_url: str | None = None, key_prefix: str = KEY_PREFIX):
+    def __init__(
+        self,
+        *,
+        redis_url: str | None = None,
+        key_prefix: str = KEY_PREFIX,
+        timeout: float = 2.0,
+        probe_seconds: float = 1.0,
+    ):
         self.redis_url = redis_url
         self.key_prefix = key_prefix
+        self.timeout = timeout
+        self.probe_seconds = probe_seconds
         self._storage: MemoryStorage | RedisStorage | None = None
         self._strategy: MovingWindowRateLimiter | None = None
         self._pool: aioredis.ConnectionPool | None = None
+        # While Redis is down: counts kept in this process (see `hit`).
+        self._local: RateLimiter | None = None
+        self.outage = OutageLog("rate-limit store", logger=log)
+        self._next_probe = 0.0
 
     def _limiter(self) -> MovingWindowRateLimiter:
         # No await in here, so two first requests cannot both build a storage.
         if self._strategy is None:
             if self.redis_url:
-                self._pool = aioredis.ConnectionPool.from_url(self.redis_url)
+                self._pool = aioredis.ConnectionPool.from_url(
+                    self.redis_url,
+                    socket_timeout=self.timeout,
+                    socket_connect_timeout=self.timeout,
+                )
                 self._storage = RedisStorage(
                     _async_uri(self.redis_url),
                     implementation="redispy",  # redis-py's asyncio client; no coredis
@@ -73,6 +95,28 @@ class RateLimiter:
         return self._strategy
 
     async def hit(self, key: str, limit: str) -> RateLimitResult:
+        """Count one hit. Fails soft to this process's own counts while Redis is down
+        (probed at most once per `probe_seconds`): a short outage neither refuses every
+        login nor lifts the limits (each process then allows `limit` by itself)."""
+        if self.redis_url is None:
+            return await self._hit(key, limit)
+        if self.outage.down and time.monotonic() < self._next_probe:
+            return await self._local_limiter().hit(key, limit)
+        try:
+            result = await self._hit(key, limit)
+        except _REDIS_DOWN as exc:
+            self.outage.failed(exc, "; limits are counted per process until it is back")
+            self._next_probe = time.monotonic() + self.probe_seconds
+            return await self._local_limiter().hit(key, limit)
+        self.outage.recovered()
+        return result
+
+    def _local_limiter(self) -> RateLimiter:
+        if self._local is None:
+            self._local = RateLimiter(redis_url=None, key_prefix=self.key_prefix)
+        return self._local
+
+    async def _hit(self, key: str, limit: str) -> RateLimitResult:
         item = parse_limit(limit)
         limiter = self._limiter()
         allowed = await limiter.hit(item, key)
@@ -95,6 +139,9 @@ class RateLimiter:
             await client.unlink(*keys[start : start + 500])
 
     async def close(self) -> None:
+        if self._local is not None:
+            await self._local.close()
+            self._local = None
         if self._pool is not None:
             await self._pool.disconnect()
         timer: Any = getattr(self._storage, "timer", None)  # memory storage's expiry task
@@ -110,7 +157,9 @@ def _glob_escape(text: str) -> str:
 def create_rate_limiter(settings: Settings) -> RateLimiter:
     # Deployments (and test sessions) sharing one Redis keep separate counts.
     return RateLimiter(
-        redis_url=settings.redis_url, key_prefix=f"{settings.worldbase_namespace}:limits"
+        redis_url=settings.redis_url,
+        key_prefix=f"{settings.worldbase_namespace}:limits",
+        timeout=settings.worldbase_redis_timeout,
     )
 
 

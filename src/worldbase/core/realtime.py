@@ -24,9 +24,11 @@ from typing import Any, Protocol
 import redis
 import redis.asyncio as aioredis
 
+from worldbase.core.outages import OutageLog
 from worldbase.settings import Settings
 
 log = logging.getLogger("worldbase.realtime")
+_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 Event = dict[str, Any]
 DEFAULT_MAX_QUEUE = 256
@@ -205,9 +207,19 @@ class RedisHub(_FanoutHub):
     ones it has subscribers for.
     """
 
-    def __init__(self, url: str, *, namespace: str = "worldbase", max_backoff: float = 5.0):
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "worldbase",
+        max_backoff: float = 5.0,
+        timeout: float = 2.0,
+    ):
         super().__init__()
         self.url = url
+        self.timeout = timeout
+        # A publish while Redis is down is dropped and logged once per outage (see publish).
+        self.outage = OutageLog("event hub (Redis)", logger=log)
         # Namespaced, so deployments (and caches, queues) can share one Redis.
         self.prefix = f"{namespace}:events:"
         self.max_backoff = max_backoff
@@ -219,7 +231,13 @@ class RedisHub(_FanoutHub):
 
     async def start(self) -> None:
         self._ready = asyncio.Event()
-        self._client = aioredis.Redis.from_url(self.url, socket_keepalive=True)
+        self._client = aioredis.Redis.from_url(
+            self.url,
+            socket_keepalive=True,
+            socket_connect_timeout=self.timeout,
+            # Publishes only: the listener's pub/sub connection waits with its own timeout.
+            socket_timeout=self.timeout,
+        )
         self._listener = asyncio.create_task(self._listen(), name="worldbase-redis-hub")
 
     async def stop(self) -> None:
@@ -240,18 +258,37 @@ class RedisHub(_FanoutHub):
         await self._ready.wait()
 
     async def publish(self, channel: str, event: Event) -> None:
+        """Best effort, like pub/sub itself: while Redis is down the event is dropped and
+        logged (once per outage), never raised, since the write that caused it is already
+        committed. Sockets catch up on `ACCESS_CHANGED` when the hub is back."""
         if self._client is None:
             raise RuntimeError("RedisHub.publish before start()")
-        await self._client.publish(self.prefix + channel, encode_event(event))
+        try:
+            await self._client.publish(self.prefix + channel, encode_event(event))
+        except _REDIS_DOWN as exc:
+            self.outage.failed(exc, "; events are dropped until it is back")
+            return
+        self.outage.recovered()
 
     def publish_threadsafe(self, channel: str, event: Event) -> None:
         # Worker threads have their own event loops; a blocking client is simplest there.
         if self._sync_client is None:
-            self._sync_client = redis.Redis.from_url(self.url, socket_keepalive=True)
-        self._sync_client.publish(self.prefix + channel, encode_event(event))
+            self._sync_client = redis.Redis.from_url(
+                self.url,
+                socket_keepalive=True,
+                socket_connect_timeout=self.timeout,
+                socket_timeout=self.timeout,
+            )
+        try:
+            self._sync_client.publish(self.prefix + channel, encode_event(event))
+        except _REDIS_DOWN as exc:
+            self.outage.failed(exc, "; events are dropped until it is back")
+            return
+        self.outage.recovered()
 
     async def _listen(self) -> None:
         backoff = 0.1
+        lost = False  # a connection was lost: events may have been missed meanwhile
         while True:
             pubsub = None
             try:
@@ -265,13 +302,19 @@ class RedisHub(_FanoutHub):
                     if message["type"] == "psubscribe":
                         self._ready.set()
                         backoff = 0.1
+                        if lost:
+                            lost = False
+                            log.warning("redis hub reconnected")
+                            self._resume()
                     elif message["type"] == "pmessage":
                         self._dispatch(message["channel"], message["data"])
             except asyncio.CancelledError:
                 raise
             except (redis.RedisError, OSError) as exc:
-                # Events published while disconnected are lost; subscribers stay attached.
+                # Events published while disconnected are lost; subscribers stay attached
+                # and are told when the hub is back (`_resume`).
                 self._ready.clear()
+                lost = True
                 log.warning("redis hub lost its connection (%s); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
@@ -279,6 +322,13 @@ class RedisHub(_FanoutHub):
                 if pubsub is not None:
                     with contextlib.suppress(Exception):
                         await pubsub.aclose()
+
+    def _resume(self) -> None:
+        """After a reconnect: every subscriber gets `ACCESS_CHANGED` with `resumed: true`,
+        so live sockets re-check access (an announced revocation may have been lost) and
+        caches fed by events (the fast lane) drop what they can no longer trust."""
+        for channel in list(self._subscribers):
+            self._deliver(channel, {"type": ACCESS_CHANGED, "resumed": True})
 
     def _dispatch(self, raw_channel: bytes | str, data: bytes | str) -> None:
         if isinstance(raw_channel, bytes):
@@ -314,5 +364,9 @@ async def announce_access_change(hub: Hub, *, channels: Iterable[str]) -> None:
 
 def create_hub(settings: Settings) -> Hub:
     if settings.redis_url:
-        return RedisHub(settings.redis_url, namespace=settings.worldbase_namespace)
+        return RedisHub(
+            settings.redis_url,
+            namespace=settings.worldbase_namespace,
+            timeout=settings.worldbase_redis_timeout,
+        )
     return MemoryHub()

@@ -22,6 +22,7 @@ def create_storage(settings: Settings) -> Storage:
             region=settings.storage_region,
             # GCS's XML API takes no flexible (CRC) checksums nor aws-chunked uploads.
             checksums_when_required=settings.storage_backend == "gcs",
+            timeout=settings.worldbase_storage_timeout,
         )
     if settings.storage_backend == "local":
         return LocalStorage(settings.local_storage_path, settings.storage_prefix)

@@ -48,6 +48,7 @@ class S3Storage:
         region: str = "us-east-1",
         url_expiry_seconds: int = 3600,
         checksums_when_required: bool = False,
+        timeout: float = 5.0,
     ):
         self.bucket = bucket
         self.prefix = normalize_prefix(prefix)
@@ -63,7 +64,11 @@ class S3Storage:
             aws_secret_access_key=secret_access_key,
             region_name=region,
             config=Config(
-                retries={"max_attempts": 3, "mode": "standard"},
+                # A frozen server is a 503 within 2 attempts of `timeout` per read (a PUT
+                # reads twice), not minutes of botocore's defaults (60 s, 4 attempts).
+                retries={"total_max_attempts": 2, "mode": "standard"},
+                connect_timeout=min(timeout, 3.0),
+                read_timeout=timeout,
                 # botocore adds CRC checksums to every upload by default; GCS's XML API
                 # (and other look-alikes) take them only where S3 requires them.
                 request_checksum_calculation=checksums,

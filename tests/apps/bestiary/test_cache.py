@@ -119,8 +119,13 @@ def _redis_lifetimes(cast: Cast, cache: Any) -> None:
     cast.client.get("/api/characters")
 
     async def ttls() -> dict[str, int]:
-        keys = [k async for k in cache.redis.scan_iter(match=cache.namespace + "bestiary:*")]
-        return {k.decode().removeprefix(cache.namespace): await cache.redis.ttl(k) for k in keys}
+        # Stored as <namespace><cache epoch>:<key>.
+        pattern = cache.namespace + "*:bestiary:*"
+        keys = [k async for k in cache.redis.scan_iter(match=pattern)]
+        return {
+            k.decode().removeprefix(cache.namespace).split(":", 1)[1]: await cache.redis.ttl(k)
+            for k in keys
+        }
 
     found = cast.client.portal.call(ttls)  # type: ignore[union-attr]
     detail = found.pop(f"bestiary:characters:{character['id']}")
