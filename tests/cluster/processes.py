@@ -7,6 +7,7 @@ Every process is started in its own session so a kill reaches it alone, and `sto
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -112,10 +113,8 @@ class Proc:
 
     def _kill_group(self) -> None:
         # Children it left (offload pools, a uvicorn reloader) go with it.
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def kill9(self) -> None:
         """`kill -9` of the process and everything it started (as a crashed machine)."""
@@ -138,7 +137,7 @@ class Cluster:
     procs: dict[str, Proc] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
 
-    # --- addresses ------------------------------------------------------------------------
+    # --- addresses -----
 
     @property
     def proxy_url(self) -> str:
@@ -200,7 +199,7 @@ class Cluster:
         }
         return env | extra
 
-    # --- start -------------------------------------------------------------------------------
+    # --- start -----
 
     def _add(self, name: str, args: list[str], **kwargs: object) -> Proc:
         proc = Proc(name=name, args=args, log=self.root / "logs" / f"{name}.log", **kwargs)  # type: ignore[arg-type]
@@ -220,7 +219,16 @@ class Cluster:
         (self.root / "logs").mkdir(exist_ok=True)
         os.chmod(self.root / "logs", 0o777)
         subprocess.run(
-            [str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ],
             user="postgres",
             check=True,
             capture_output=True,
@@ -237,8 +245,21 @@ class Cluster:
 
     def psql(self, database: str, sql: str) -> str:
         result = subprocess.run(
-            ["psql", "-h", "127.0.0.1", "-p", str(self.ports["postgres"]), "-U", "postgres"]
-            + ["-d", database, "-v", "ON_ERROR_STOP=1", "-tAc", sql],
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.ports["postgres"]),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-tAc",
+                sql,
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -274,7 +295,9 @@ class Cluster:
             config=Config(retries={"max_attempts": 2}, connect_timeout=5, read_timeout=30),
         )
 
-    def worldbase(self, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
+    def worldbase(
+        self, *args: str, timeout: float = 300, **env: str
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(BIN / "worldbase"), *args],
             env=self.app_env(**env),
@@ -341,7 +364,9 @@ class Cluster:
         text = NGINX_CONF.read_text()
         if text.count("listen 8080;") != 1:
             raise StartFailed("deploy/nginx/nginx.conf must hold exactly one `listen 8080;`")
-        (prefix / "nginx.conf").write_text(text.replace("listen 8080;", f"listen 127.0.0.1:{port};"))
+        (prefix / "nginx.conf").write_text(
+            text.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+        )
         self.write_upstreams([0, 1])
         args = ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", "stderr"]
         args += ["-g", "daemon off;"]
@@ -370,5 +395,5 @@ class Cluster:
             if proc is not None:
                 try:
                     proc.stop(signal.SIGINT if name == "postgres" else signal.SIGTERM, timeout=15)
-                except Exception:  # noqa: BLE001 - the rest must still be stopped
+                except Exception:
                     proc.kill9()

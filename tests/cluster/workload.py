@@ -1,0 +1,574 @@
+"""The mixed workload over all five apps, and the record of every request it made.
+
+Each request becomes one `Record` (kind, target, start/end seconds since the run began,
+status, Retry-After, error text), so the checks can judge every failure by the fault
+window it fell in. Every write that got a 2xx is kept in `Acked`, to be read back at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets
+
+from tests.cluster.files import CUBE_OBJ, geotiff, portrait_png
+from tests.cluster.processes import ADMIN, Cluster
+
+AREA = (1.0, 53.0, 5.0, 55.5)  # where the load writes features: inside the z6 tile 32/20
+TILE = (6, 32, 20)
+EXPORT_FORMATS = ("obj", "ply", "stl", "glb")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Record:
+    kind: str
+    method: str
+    path: str
+    via: str
+    start: float
+    end: float
+    status: int  # 0: no HTTP answer (connection error or client timeout)
+    retry_after: str | None = None
+    error: str | None = None
+
+
+class Recorder:
+    """Makes requests and records each one; times are seconds since `t0`."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.records: list[Record] = []
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    async def call(
+        self,
+        client: httpx.AsyncClient,
+        kind: str,
+        method: str,
+        url: str,
+        *,
+        template: str | None = None,
+        via: str = "proxy",
+        **kwargs: Any,
+    ) -> httpx.Response | None:
+        start = self.now()
+        try:
+            response = await client.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            self.records.append(
+                Record(
+                    kind,
+                    method,
+                    template or url,
+                    via,
+                    start,
+                    self.now(),
+                    0,
+                    error=f"{type(exc).__name__}: {exc}"[:300],
+                )
+            )
+            return None
+        error = None
+        if response.status_code >= 400:
+            error = response.text[:300]
+        self.records.append(
+            Record(
+                kind,
+                method,
+                template or url,
+                via,
+                start,
+                self.now(),
+                response.status_code,
+                response.headers.get("retry-after"),
+                error,
+            )
+        )
+        return response
+
+
+@dataclass
+class User:
+    email: str
+    password: str
+    token: str = ""
+    id: str = ""
+    map_id: str = ""
+    layer_id: str = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class Acked:
+    """Writes that got a 2xx, to be read back at the end."""
+
+    features: list[tuple[str, str, int]] = field(default_factory=list)  # layer, feature, user
+    comments: list[tuple[str, str, int]] = field(default_factory=list)  # comment, content, user
+    map_names: dict[str, list[str]] = field(default_factory=dict)
+    images: list[tuple[int, str | None]] = field(default_factory=list)  # id, sha of the read-back
+    osm_nodes: list[tuple[int, float, float]] = field(default_factory=list)  # osm id, start, end
+    portraits: list[tuple[int, str | None]] = field(default_factory=list)  # character, sha
+    jobs: list[tuple[str, str, float]] = field(default_factory=list)  # job id, what, acked at
+    exports: list[tuple[int, str, float]] = field(default_factory=list)  # export id, format, at
+    upload_layers: dict[str, str] = field(default_factory=dict)  # job id -> layer id (when done)
+
+
+@dataclass
+class WsLog:
+    """One WebSocket subscriber: when it was subscribed, and which OSM ids it got when."""
+
+    name: str
+    via: str
+    intervals: list[list[float]] = field(default_factory=list)
+    received: dict[str, float] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def _osm_ids(message: Any) -> list[str]:
+    found: list[str] = []
+    if isinstance(message, dict):
+        if "osm_id" in message and "type" in message and "version" in message:
+            found.append(str(message["osm_id"]))
+        for value in message.values():
+            found += _osm_ids(value)
+    elif isinstance(message, list):
+        for value in message:
+            found += _osm_ids(value)
+    return found
+
+
+class World:
+    """The users, maps, layers, sources and characters the workload writes to."""
+
+    def __init__(self, cluster: Cluster, recorder: Recorder, tmp: Path, run_id: str) -> None:
+        self.cluster = cluster
+        self.rec = recorder
+        self.tmp = tmp
+        self.run_id = run_id
+        self.users: list[User] = []
+        self.admin = User(*ADMIN)
+        self.osm_source = ""
+        self.osm_token = ""
+        self.export_character = 0
+        self.acked = Acked()
+        self.counter = itertools.count(1)
+        self.osm_ids = itertools.count(1_000_000)
+        self.signin_times: list[float] = []
+        self.ws_logs: list[WsLog] = []
+        self.stop = asyncio.Event()
+
+    # --- clients -----
+
+    def client(self, base: str, connections: int = 64) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        return httpx.AsyncClient(
+            base_url=base, timeout=httpx.Timeout(30.0, connect=5.0), limits=limits
+        )
+
+    # --- setup (before the load; every step must succeed) -----
+
+    async def setup(self, client: httpx.AsyncClient, users: int) -> None:
+        self.admin.token = await self._login(client, self.admin)
+        for n in range(users):
+            user = User(f"load-{self.run_id}-{n}@example.org", f"load-password-{n}-{self.run_id}")
+            body = {"email": user.email, "password": user.password, "name": f"Load {n}"}
+            response = await self._must(client, "setup", "POST", "/api/auth/register", json=body)
+            user.id = str(response.json()["user"]["id"])
+            user.token = str(response.json()["access_token"])
+            map_body = {"name": f"Plan {n}", "center_lat": 55.0, "center_lng": 3.0, "zoom": 6}
+            map_ = await self._must(
+                client, "setup", "POST", "/api/maps", json=map_body, headers=user.headers
+            )
+            user.map_id = map_.json()["id"]
+            layer_body = {"name": f"Zones {n}", "source_type": "vector", "category": "load"}
+            layer = await self._must(
+                client, "setup", "POST", "/api/layers", json=layer_body, headers=user.headers
+            )
+            user.layer_id = layer.json()["id"]
+            await self._must(
+                client,
+                "setup",
+                "POST",
+                f"/api/maps/{user.map_id}/layers",
+                json={"layer_id": user.layer_id},
+                headers=user.headers,
+            )
+            self.users.append(user)
+        source = await self._must(
+            client,
+            "setup",
+            "POST",
+            "/data-sources",
+            json={"name": f"cluster {self.run_id}", "type": "rest"},
+            headers=self.admin.headers,
+        )
+        self.osm_source, self.osm_token = source.json()["id"], source.json()["token"]
+        character = await self._must(
+            client,
+            "setup",
+            "POST",
+            "/api/characters",
+            json={"name": f"Export Troll {self.run_id}", "race": "Troll"},
+            headers=self.admin.headers,
+        )
+        self.export_character = character.json()["id"]
+        await self._must(
+            client,
+            "setup",
+            "PUT",
+            f"/api/characters/{self.export_character}/model",
+            files={"file": ("cube.obj", CUBE_OBJ.encode(), "text/plain")},
+            headers=self.admin.headers,
+        )
+
+    async def _login(self, client: httpx.AsyncClient, user: User) -> str:
+        body = {"email": user.email, "password": user.password}
+        response = await self._must(client, "setup", "POST", "/api/auth/login", json=body)
+        return str(response.json()["access_token"])
+
+    async def _must(
+        self, client: httpx.AsyncClient, kind: str, method: str, url: str, **kwargs: Any
+    ) -> httpx.Response:
+        response = await self.rec.call(client, kind, method, url, **kwargs)
+        if response is None or response.status_code >= 300:
+            text = (
+                "no answer" if response is None else f"{response.status_code} {response.text[:300]}"
+            )
+            raise RuntimeError(f"setup: {method} {url}: {text}")
+        return response
+
+    # --- actions -----
+
+    def _user(self) -> tuple[int, User]:
+        index = random.randrange(len(self.users))
+        return index, self.users[index]
+
+    async def signin(self, client: httpx.AsyncClient) -> None:
+        # Sign-ins through the proxy share one client address; they stay under half the
+        # login limit so the limit under test (cross-node) never turns them into 429s.
+        now = self.rec.now()
+        self.signin_times = [t for t in self.signin_times if now - t < 60]
+        if len(self.signin_times) >= self.signin_budget:
+            return await self.tile_read(client)
+        self.signin_times.append(now)
+        _, user = self._user()
+        await self.rec.call(
+            client,
+            "signin",
+            "POST",
+            "/api/auth/login",
+            json={"email": user.email, "password": user.password},
+        )
+        return None
+
+    signin_budget = 15
+
+    async def map_edit(self, client: httpx.AsyncClient) -> None:
+        _, user = self._user()
+        name = f"Plan {next(self.counter)}"
+        response = await self.rec.call(
+            client,
+            "map_edit",
+            "PUT",
+            f"/api/maps/{user.map_id}",
+            template="/api/maps/{id}",
+            json={"name": name},
+            headers=user.headers,
+        )
+        if response is not None and response.is_success:
+            self.acked.map_names.setdefault(user.map_id, []).append(name)
+
+    async def feature_create(self, client: httpx.AsyncClient) -> None:
+        index, user = self._user()
+        n = next(self.counter)
+        lon = AREA[0] + 0.1 + random.random() * (AREA[2] - AREA[0] - 0.2)
+        lat = AREA[1] + 0.1 + random.random() * (AREA[3] - AREA[1] - 0.2)
+        body = {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                    "properties": {"n": n, "run": self.run_id},
+                }
+            ],
+        }
+        response = await self.rec.call(
+            client,
+            "feature_create",
+            "POST",
+            f"/api/layers/{user.layer_id}/features",
+            template="/api/layers/{id}/features",
+            json=body,
+            headers=user.headers,
+        )
+        if response is not None and response.is_success:
+            feature_id = str(response.json()["features"][0]["id"])
+            self.acked.features.append((user.layer_id, feature_id, index))
+
+    async def tile_read(self, client: httpx.AsyncClient) -> None:
+        _, user = self._user()
+        z, x, y = TILE
+        await self.rec.call(
+            client,
+            "tile_read",
+            "GET",
+            f"/api/layers/{user.layer_id}/tiles/{z}/{x}/{y}",
+            template="/api/layers/{id}/tiles/{z}/{x}/{y}",
+            headers=user.headers,
+        )
+
+    async def feature_read(self, client: httpx.AsyncClient) -> None:
+        _, user = self._user()
+        lon = AREA[0] + random.random() * 1.5
+        lat = AREA[1] + random.random() * 1.5
+        await self.rec.call(
+            client,
+            "feature_read",
+            "GET",
+            f"/api/layers/{user.layer_id}/features",
+            template="/api/layers/{id}/features",
+            params={"bbox": f"{lon},{lat},{lon + 0.5},{lat + 0.5}", "limit": 100},
+            headers=user.headers,
+        )
+
+    async def comment(self, client: httpx.AsyncClient) -> None:
+        index, user = self._user()
+        content = f"comment {next(self.counter)} {self.run_id}"
+        response = await self.rec.call(
+            client,
+            "comment",
+            "POST",
+            "/api/comments",
+            json={"content": content, "map_id": user.map_id},
+            headers=user.headers,
+        )
+        if response is not None and response.is_success:
+            self.acked.comments.append((str(response.json()["id"]), content, index))
+
+    async def dnd_generate(self, client: httpx.AsyncClient) -> None:
+        n = next(self.counter)
+        body = {
+            "subject_type": "item",
+            "subject_name": f"Relic {n}",
+            "prompt": f"An ancient relic number {n}, glowing runes, {self.run_id}",
+            "aspect_ratio": "1:1",
+            "component": "cluster-test",
+        }
+        response = await self.rec.call(
+            client, "dnd_generate", "POST", "/api/v1/images/generate", json=body
+        )
+        if response is None or not response.is_success:
+            return
+        image_id = int(response.json()["id"])
+        file = await self.rec.call(
+            client,
+            "dnd_file",
+            "GET",
+            f"/api/v1/images/{image_id}/file",
+            template="/api/v1/images/{id}/file",
+        )
+        digest = sha256(file.content) if file is not None and file.status_code == 200 else None
+        self.acked.images.append((image_id, digest))
+
+    async def osm_ingest(self, client: httpx.AsyncClient) -> None:
+        osm_id = next(self.osm_ids)
+        lon = 13.0 + random.random()
+        lat = 52.0 + random.random()
+        node = {
+            "type": "node",
+            "id": osm_id,
+            "lon": lon,
+            "lat": lat,
+            "version": 1,
+            "tags": {"cluster": self.run_id},
+        }
+        start = self.rec.now()
+        response = await self.rec.call(
+            client,
+            "osm_ingest",
+            "POST",
+            f"/data-sources/{self.osm_source}/ingest",
+            template="/data-sources/{id}/ingest",
+            json={"elements": [node]},
+            headers={"Authorization": f"Bearer {self.osm_token}"},
+        )
+        if response is not None and response.is_success:
+            self.acked.osm_nodes.append((osm_id, start, self.rec.now()))
+
+    async def portrait(self, client: httpx.AsyncClient) -> None:
+        n = next(self.counter)
+        character = await self.rec.call(
+            client,
+            "character_create",
+            "POST",
+            "/api/characters",
+            json={"name": f"Troll {n} {self.run_id}", "race": "Troll"},
+            headers=self.admin.headers,
+        )
+        if character is None or not character.is_success:
+            return
+        character_id = int(character.json()["id"])
+        upload = await self.rec.call(
+            client,
+            "portrait_upload",
+            "PUT",
+            f"/api/characters/{character_id}/image",
+            template="/api/characters/{id}/image",
+            files={"file": (f"troll-{n}.png", portrait_png(n), "image/png")},
+            headers=self.admin.headers,
+        )
+        if upload is None or not upload.is_success:
+            return
+        read = await self.rec.call(
+            client,
+            "portrait_read",
+            "GET",
+            f"/api/characters/{character_id}/image",
+            template="/api/characters/{id}/image",
+            headers=self.admin.headers,
+        )
+        digest = sha256(read.content) if read is not None and read.status_code == 200 else None
+        self.acked.portraits.append((character_id, digest))
+
+    async def export(self, client: httpx.AsyncClient) -> None:
+        fmt = EXPORT_FORMATS[next(self.counter) % len(EXPORT_FORMATS)]
+        response = await self.rec.call(
+            client,
+            "export_create",
+            "POST",
+            "/api/export",
+            json={"character_id": self.export_character, "format": fmt},
+            headers=self.admin.headers,
+        )
+        if response is not None and response.is_success:
+            self.acked.exports.append((int(response.json()["id"]), fmt, self.rec.now()))
+
+    async def geotiff_upload(
+        self, client: httpx.AsyncClient, size: int = 400
+    ) -> tuple[str, User] | None:
+        _, user = self._user()
+        n = next(self.counter)
+        path = await asyncio.to_thread(geotiff, self.tmp / f"upload-{n}.tif", size, n)
+        data = path.read_bytes()
+        response = await self.rec.call(
+            client,
+            "geotiff_upload",
+            "POST",
+            "/api/layers/upload",
+            data={"name": f"Depth {n}", "tile_params": '{"rescale": "-200,50"}'},
+            files={"file": (path.name, data, "image/tiff")},
+            headers=user.headers,
+        )
+        path.unlink(missing_ok=True)
+        if response is not None and response.is_success:
+            job_id = str(response.json()["job_id"])
+            self.acked.jobs.append((job_id, "geotiff_upload", self.rec.now()))
+            return job_id, user
+        return None
+
+    # --- the loops -----
+
+    WEIGHTS: tuple[tuple[str, int], ...] = (
+        ("tile_read", 8),
+        ("feature_read", 5),
+        ("feature_create", 4),
+        ("map_edit", 2),
+        ("comment", 3),
+        ("osm_ingest", 3),
+        ("signin", 1),
+        ("dnd_generate", 1),
+        ("portrait", 1),
+    )
+
+    async def virtual_user(self, client: httpx.AsyncClient, think: float) -> None:
+        names = [name for name, _ in self.WEIGHTS]
+        weights = [weight for _, weight in self.WEIGHTS]
+        while not self.stop.is_set():
+            name = random.choices(names, weights)[0]
+            action: Callable[[httpx.AsyncClient], Awaitable[None]] = getattr(self, name)
+            await action(client)
+            await asyncio.sleep(think * random.random())
+
+    async def heavy_loop(self, client: httpx.AsyncClient, period: float) -> None:
+        """A GeoTIFF upload and an export now and then (jobs for the workers)."""
+        turn = 0
+        while not self.stop.is_set():
+            if turn % 2 == 0:
+                await self.geotiff_upload(client)
+            else:
+                await self.export(client)
+            turn += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), period)
+
+    async def osm_subscriber(self, name: str, base_ws: str, via: str) -> WsLog:
+        """A client of `/ws/{client_id}` that reconnects whenever its socket drops."""
+        log = WsLog(name=name, via=via)
+        self.ws_logs.append(log)
+        attempt = 0
+        while not self.stop.is_set():
+            attempt += 1
+            url = f"{base_ws}/ws/{name}-{attempt}"
+            interval: list[float] | None = None
+            try:
+                async with websockets.connect(url, open_timeout=5, ping_interval=None) as ws:
+                    welcome = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                    if welcome.get("type") != "welcome":
+                        raise RuntimeError(f"first message {welcome}")
+                    await ws.send(
+                        json.dumps(
+                            {
+                                "type": "subscribe",
+                                "types": ["node"],
+                                "tags": [f"cluster={self.run_id}"],
+                            }
+                        )
+                    )
+                    while True:
+                        message = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                        if message.get("type") == "subscribed":
+                            break
+                    interval = [self.rec.now(), self.rec.now()]
+                    log.intervals.append(interval)
+                    while not self.stop.is_set():
+                        try:
+                            raw = await asyncio.wait_for(ws.recv(), 1.0)
+                        except TimeoutError:
+                            interval[1] = self.rec.now()
+                            continue
+                        now = self.rec.now()
+                        interval[1] = now
+                        for osm_id in _osm_ids(json.loads(raw)):
+                            log.received.setdefault(osm_id, now)
+            except Exception as exc:
+                log.errors.append(f"{self.rec.now():.1f}s {type(exc).__name__}: {exc}"[:200])
+            if interval is not None:
+                interval[1] = self.rec.now()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), 0.5)
+        return log
+
+
+def records_json(records: list[Record]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in records]
