@@ -1,7 +1,7 @@
 """`python -m tests.cluster` (`make cluster-test`): the cluster fault test.
 
 Settings (environment):
-  CLUSTER_LOAD_SECONDS       mixed load with faults (default 180)
+  CLUSTER_LOAD_SECONDS       mixed load with faults (default 210)
   CLUSTER_FAULTS             comma list of api_kill, worker_kill, redis_restart,
                              postgres_restart, s3_pause (default all; "none" for none)
   CLUSTER_THROUGHPUT_SECONDS each read-mix phase, one then two API processes (default 12)
@@ -43,7 +43,7 @@ def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
-LOAD_SECONDS = _env_float("CLUSTER_LOAD_SECONDS", 180)
+LOAD_SECONDS = _env_float("CLUSTER_LOAD_SECONDS", 210)
 THROUGHPUT_SECONDS = _env_float("CLUSTER_THROUGHPUT_SECONDS", 12)
 USERS = int(_env_float("CLUSTER_USERS", 4))
 CONCURRENCY = int(_env_float("CLUSTER_CONCURRENCY", 8))
@@ -144,7 +144,7 @@ class Run:
         world.stop.clear()
         self.load_started = self.recorder.now()
         async with world.client(self.cluster.proxy_url) as client:
-            tasks = [
+            tasks: list[asyncio.Task[Any]] = [
                 asyncio.create_task(world.virtual_user(client, 0.3)) for _ in range(CONCURRENCY)
             ]
             tasks.append(asyncio.create_task(world.heavy_loop(client, HEAVY_PERIOD)))

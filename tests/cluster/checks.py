@@ -115,15 +115,25 @@ def per_window(records: list[Record], windows: list[FaultWindow], bound: float) 
                 during[record.kind][str(record.status)] += 1
             elif window.end < record.start <= window.end + bound:
                 after[record.kind][str(record.status)] += 1
+        # Recovery of a kind: from the fault's end to its first success, counted when the
+        # kind was still failing at the end (its last request in the window, or one after
+        # it, failed); a kind whose first request after the end succeeds recovered at once.
         recovery: dict[str, float | None] = {}
+        first_success: dict[str, float | None] = {}
         for kind in sorted({r.kind for r in records}):
-            later = [r for r in records if r.kind == kind and r.start >= window.end]
+            rows = sorted((r for r in records if r.kind == kind), key=lambda r: r.start)
+            later = [r for r in rows if r.start >= window.end]
             if not later:
                 continue
-            first_ok = next(
-                (r for r in sorted(later, key=lambda r: r.start) if 200 <= r.status < 300), None
+            first_ok = next((r for r in later if 200 <= r.status < 300), None)
+            first_success[kind] = None if first_ok is None else round(first_ok.end - window.end, 2)
+            in_window = [r for r in rows if r.start < window.end and r.end >= window.start]
+            failing = (in_window and not 200 <= in_window[-1].status < 300) or any(
+                not 200 <= r.status < 300
+                for r in later
+                if first_ok is None or r.start < first_ok.start
             )
-            seconds = None if first_ok is None else round(first_ok.end - window.end, 2)
+            seconds = first_success[kind] if failing else 0.0
             recovery[kind] = seconds
             if seconds is None or seconds > bound:
                 check.fail(
@@ -144,6 +154,7 @@ def per_window(records: list[Record], windows: list[FaultWindow], bound: float) 
                 n for c in during.values() for s, n in c.items() if not s.startswith("2")
             ),
             "recovery_s": recovery,
+            "first_success_after_end_s": first_success,
             "max_recovery_s": max((s for s in recovery.values() if s is not None), default=None),
         }
     check.figures["windows"] = report
@@ -202,23 +213,36 @@ async def check_acked(world: World, client: httpx.AsyncClient, cluster: Cluster)
         for missing in sorted(wanted - found):
             check.fail({"what": "feature", "layer": layer_id, "id": missing})
     counts["features"] = len(acked.features)
-    # Comments: each readable with its content.
-    for comment_id, content, index in acked.comments:
-        response = await _get(
-            client, f"/api/comments/{comment_id}", headers=world.users[index].headers
-        )
-        if (
-            response is None
-            or response.status_code != 200
-            or response.json().get("content") != content
-        ):
-            check.fail(
-                {
-                    "what": "comment",
-                    "id": comment_id,
-                    "status": None if response is None else response.status_code,
-                }
+    # Comments: each in its map's comment list, with its content.
+    contents: dict[str, str] = {}
+    for index, user in enumerate(world.users):
+        if not any(i == index for _, _, i in acked.comments):
+            continue
+        offset = 0
+        while True:
+            page = await _get(
+                client,
+                "/api/comments",
+                params={"mapId": user.map_id, "format": "flat", "limit": 100, "offset": offset},
+                headers=user.headers,
             )
+            if page is None or page.status_code != 200:
+                check.fail(
+                    {
+                        "what": "comment list",
+                        "map": user.map_id,
+                        "status": None if page is None else page.status_code,
+                    }
+                )
+                break
+            items = page.json()["items"]
+            contents |= {str(c["id"]): c["content"] for c in items}
+            if len(items) < 100:
+                break
+            offset += 100
+    for comment_id, content, _ in acked.comments:
+        if contents.get(comment_id) != content:
+            check.fail({"what": "comment", "id": comment_id, "got": contents.get(comment_id)})
     counts["comments"] = len(acked.comments)
     # Map edits: the map's name is one that was acknowledged (the last writer wins).
     for user in world.users:
@@ -255,9 +279,8 @@ async def check_acked(world: World, client: httpx.AsyncClient, cluster: Cluster)
             continue
         got = sha256(file.content)
         key = meta.json()["storage_path_full"]
-        stored = await asyncio.to_thread(
-            lambda key=key: sha256(s3.get_object(Bucket=_bucket(), Key=key)["Body"].read())
-        )
+        body = await asyncio.to_thread(s3.get_object, Bucket=_bucket(), Key=key)
+        stored = sha256(await asyncio.to_thread(body["Body"].read))
         if (digest is not None and got != digest) or got != stored:
             check.fail(
                 {
@@ -435,6 +458,10 @@ OWNED_PREFIXES = ("dnd/images/", "bestiary/", "samsyn/cogs/")
 STORAGE_URL = re.compile(r"storage://([^\"\s]+)")
 
 
+# Derived variants stored beside a model (`model-x.lod1.glb`, `model-x.draco.glb`).
+VARIANT = re.compile(r"\.(lod\d+|draco)(?=\.)")
+
+
 def referenced_keys(cluster: Cluster, database: str) -> set[str]:
     keys: set[str] = set()
     for line in cluster.psql(database, REFERENCES_SQL).splitlines():
@@ -462,17 +489,20 @@ def check_rows_vs_objects(cluster: Cluster, database: str, bucket: str) -> Check
     check = Check(f"rows and objects agree ({database} / {bucket}): no missing, no orphan", True)
     refs = referenced_keys(cluster, database)
     objects = bucket_keys(cluster, bucket)
-    owned = {k for k in objects if k.startswith(OWNED_PREFIXES)}
-    for key in sorted(refs - set(objects)):
+    owned = [k for k in objects if k.startswith(OWNED_PREFIXES)]
+    # A variant belongs to the object it was derived from.
+    orphans = sorted(k for k in owned if VARIANT.sub("", k) not in refs)
+    missing = sorted(refs - set(objects))
+    for key in missing:
         check.fail({"what": "row names a missing object", "key": key})
-    for key in sorted(owned - refs):
+    for key in orphans:
         check.fail({"what": "orphan object (no row names it)", "key": key})
     prefixes = Counter("/".join(k.split("/")[:2]) for k in objects)
     check.figures |= {
         "referenced": len(refs),
         "objects": len(objects),
-        "missing": len(refs - set(objects)),
-        "orphans": len(owned - refs),
+        "missing": len(missing),
+        "orphans": len(orphans),
         "objects_by_prefix": dict(prefixes),
     }
     return check

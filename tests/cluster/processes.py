@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -274,15 +275,12 @@ class Cluster:
         self._add("redis", args, port=port).start()
 
     def start_s3(self) -> None:
-        import boto3
-
         port = self.ports.setdefault("s3", free_port())
         executable = shutil.which("moto_server") or str(BIN / "moto_server")
         self._add("s3", [executable, "-H", "127.0.0.1", "-p", str(port)], port=port).start()
         self.s3_client().create_bucket(Bucket=BUCKET)
-        del boto3
 
-    def s3_client(self):  # type: ignore[no-untyped-def]
+    def s3_client(self) -> Any:
         import boto3
         from botocore.config import Config
 
