@@ -32,7 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from tests.cluster import checks, crossnode
-from tests.cluster.backup_drill import BackupRun, restore_drill, run_backup
+from tests.cluster.backup_drill import (
+    BackupRun,
+    check_backup_holds_objects,
+    replicate_objects,
+    restore_drill,
+    run_backup,
+)
 from tests.cluster.checks import Check
 from tests.cluster.faults import ALL_FAULTS, FAULTS, FaultWindow
 from tests.cluster.processes import ROOT, Cluster
@@ -124,6 +130,7 @@ class Run:
         self.log("backup under load")
         self.backup = await run_backup(self.cluster, self.tmp / "backups", self.recorder.now)
         self.log(f"backup ended rc={self.backup.returncode} ({self.backup.path})")
+        await asyncio.to_thread(replicate_objects, self.cluster, self.backup)
         load_end = self.load_started + LOAD_SECONDS
         tail = max(RECOVERY_BOUND, 15.0)
         async with self.world.client(self.cluster.proxy_url, 8) as client:
@@ -137,7 +144,9 @@ class Run:
                 self.log(
                     f"fault {name} over after {window.end - window.start:.1f} s {window.detail}"
                 )
-                await asyncio.sleep(min(20.0, RECOVERY_BOUND))  # recovery before the next one
+                await self.world.probe(client, window.end, RECOVERY_BOUND + 5)
+                # Recovery before the next fault.
+                await asyncio.sleep(max(0.0, window.end + RECOVERY_BOUND - self.recorder.now()))
 
     async def load(self, names: list[str]) -> None:
         world = self.world
@@ -203,6 +212,9 @@ class Run:
         self.checks.append(checks.check_ws_delivery(self.world, self.windows, RECOVERY_BOUND))
         self.log("waiting for the jobs to end")
         self.checks.append(await checks.check_jobs_end(self.cluster, JOB_END_BOUND))
+        for window in self.windows:
+            if "job_id" in window.detail:  # the job a killed worker was running
+                window.detail["job_end"] = checks.job_row(self.cluster, window.detail["job_id"])
         async with self.world.client(self.cluster.proxy_url) as client:
             self.checks.append(await checks.check_acked(self.world, client, self.cluster))
             self.checks.append(await checks.check_exports_and_uploads(self.world, client))
@@ -214,6 +226,7 @@ class Run:
         self.figures["latency_under_load"] = checks.latency_table(records)
         if self.backup is not None:
             self.log("backup drill: restore into an empty database and bucket")
+            self.checks.append(check_backup_holds_objects(self.backup))
             self.checks.append(await asyncio.to_thread(restore_drill, self.cluster, self.backup))
         else:
             failed = Check("backup under load restores ...", False)

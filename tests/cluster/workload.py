@@ -263,12 +263,12 @@ class World:
         index = random.randrange(len(self.users))
         return index, self.users[index]
 
-    async def signin(self, client: httpx.AsyncClient) -> None:
+    async def signin(self, client: httpx.AsyncClient, force: bool = False) -> None:
         # Sign-ins through the proxy share one client address; they stay under half the
         # login limit so the limit under test (cross-node) never turns them into 429s.
         now = self.rec.now()
         self.signin_times = [t for t in self.signin_times if now - t < 60]
-        if len(self.signin_times) >= self.signin_budget:
+        if len(self.signin_times) >= self.signin_budget and not force:
             return await self.tile_read(client)
         self.signin_times.append(now)
         _, user = self._user()
@@ -486,6 +486,46 @@ class World:
             self.acked.jobs.append((job_id, "geotiff_upload", self.rec.now()))
             return job_id, user
         return None
+
+    # --- recovery probes -----
+
+    # (action, the kind whose success ends its probe): every kind the load makes.
+    PROBES: tuple[tuple[str, str], ...] = (
+        ("signin", "signin"),
+        ("map_edit", "map_edit"),
+        ("feature_create", "feature_create"),
+        ("tile_read", "tile_read"),
+        ("feature_read", "feature_read"),
+        ("comment", "comment"),
+        ("osm_ingest", "osm_ingest"),
+        ("dnd_generate", "dnd_file"),
+        ("portrait", "portrait_read"),
+        ("export", "export_create"),
+        ("geotiff_upload", "geotiff_upload"),
+    )
+
+    def _succeeded(self, kind: str, since: float) -> bool:
+        for record in reversed(self.rec.records):
+            if record.start < since - 60:
+                return False
+            if record.kind == kind and record.start >= since and 200 <= record.status < 300:
+                return True
+        return False
+
+    async def probe(self, client: httpx.AsyncClient, since: float, limit: float) -> None:
+        """Right after a fault: each kind of request, every half second, until it succeeds
+        (so each kind's recovery time is measured, not left to the load's mix)."""
+
+        async def one(action: str, kind: str) -> None:
+            deadline = self.rec.now() + limit
+            while self.rec.now() < deadline and not self._succeeded(kind, since):
+                if action == "signin":
+                    await self.signin(client, force=True)
+                else:
+                    await getattr(self, action)(client)
+                await asyncio.sleep(0.5)
+
+        await asyncio.gather(*(one(action, kind) for action, kind in self.PROBES))
 
     # --- the loops -----
 
