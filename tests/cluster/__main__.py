@@ -11,6 +11,10 @@ Settings (environment):
   CLUSTER_JOB_END_BOUND      seconds the jobs get to end after the load (default 120)
   CLUSTER_BUDGET_SECONDS     the whole run's time budget (default 600)
   CLUSTER_REPORT             JSON report path (default bench/results/cluster-latest.json)
+  CLUSTER_JOB_STALE_SECONDS  passed as WORLDBASE_JOB_STALE_SECONDS; a killed worker's job
+                             must end within it + 30 s of the kill (default 10)
+  CLUSTER_LOGIN_RATE_LIMIT   LOGIN_RATE_LIMIT of the cluster (default 40/minute)
+  CLUSTER_BIG_TIFF           pixels a side of the GeoTIFF whose job a worker dies in (2500)
   CLUSTER_KEEP               1: keep the temp dir (logs, data) for a post-mortem
 Exit status 0 only when every check passed.
 """
@@ -21,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -57,6 +62,7 @@ RECOVERY_BOUND = _env_float("CLUSTER_RECOVERY_BOUND", 20)
 JOB_END_BOUND = _env_float("CLUSTER_JOB_END_BOUND", 120)
 BUDGET = _env_float("CLUSTER_BUDGET_SECONDS", 600)
 REPORT = Path(os.environ.get("CLUSTER_REPORT", ROOT / "bench" / "results" / "cluster-latest.json"))
+STALE = _env_float("CLUSTER_JOB_STALE_SECONDS", 10)
 WARMUP = 10.0
 HEAVY_PERIOD = 15.0
 
@@ -214,7 +220,9 @@ class Run:
         self.checks.append(await checks.check_jobs_end(self.cluster, JOB_END_BOUND))
         for window in self.windows:
             if "job_id" in window.detail:  # the job a killed worker was running
-                window.detail["job_end"] = checks.job_row(self.cluster, window.detail["job_id"])
+                self.checks.append(
+                    checks.check_killed_job(self.cluster, window, self.recorder.now(), STALE)
+                )
         async with self.world.client(self.cluster.proxy_url) as client:
             self.checks.append(await checks.check_acked(self.world, client, self.cluster))
             self.checks.append(await checks.check_exports_and_uploads(self.world, client))
@@ -232,6 +240,40 @@ class Run:
             failed = Check("backup under load restores ...", False)
             failed.fail("no backup was taken (the load ended before it)")
             self.checks.append(failed)
+
+
+REQUEST_ID = re.compile(r'request_id\\?":\s*\\?"([0-9a-f]{32})')
+
+
+def server_exceptions(cluster: Cluster) -> dict[str, str]:
+    """request id -> the last line of the exception the API logged for it (JSON logs)."""
+    found: dict[str, str] = {}
+    for name in ("api0", "api1"):
+        proc = cluster.procs.get(name)
+        if proc is None or not proc.log.exists():
+            continue
+        for line in proc.log.read_text(errors="replace").splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("request_id") and entry.get("exc"):
+                last = entry["exc"].strip().splitlines()[-1]
+                found[entry["request_id"]] = f"{name}: {last}"[:300]
+    return found
+
+
+def annotate(run: Run) -> None:
+    """Each failed request in the evidence gets the exception its API process logged."""
+    exceptions = server_exceptions(run.cluster)
+    for check in run.checks:
+        for item in check.evidence:
+            if isinstance(item, dict) and isinstance(item.get("error"), str):
+                match = REQUEST_ID.search(item["error"])
+                if match and match.group(1) in exceptions:
+                    item["server_exception"] = exceptions[match.group(1)]
 
 
 def write_report(run: Run, started: float, error: str | None) -> dict[str, Any]:
@@ -265,14 +307,27 @@ def write_report(run: Run, started: float, error: str | None) -> dict[str, Any]:
     return report
 
 
+def _brief(item: Any) -> str:
+    if isinstance(item, dict) and "kind" in item and "status" in item and "request" in item:
+        cause = item.get("server_exception") or (item.get("error") or "")[:120]
+        return (
+            f"{item['kind']} {item['status']} {item['request']} at {item['start_s']} s "
+            f"(window {item['window']}): {cause}"
+        )
+    return json.dumps(item, default=str)[:300]
+
+
 def print_summary(report: dict[str, Any]) -> None:
     print("\n=== cluster test ===")
     for check in report["checks"]:
         mark = "ok  " if check["ok"] else "FAIL"
         print(f"  {mark} {check['name']}")
         if not check["ok"]:
-            for item in check["evidence"][:5]:
-                print(f"         {json.dumps(item, default=str)[:300]}")
+            groups = check["figures"].get("failures_by_group")
+            if groups:
+                print(f"         failures by kind/status/window: {json.dumps(groups)}")
+            for item in check["evidence"][:6]:
+                print(f"         {_brief(item)}")
     throughput = report["figures"].get("throughput_read_mix")
     if throughput:
         for key, phase in throughput.items():
@@ -317,6 +372,8 @@ def main() -> int:
             if not proc.alive() and proc.name != "postgres" and run.phase in ("start", "setup"):
                 print(f"--- {proc.name} log ---\n{proc.tail(2000)}")
         cluster.stop_all()
+        with contextlib.suppress(Exception):
+            annotate(run)
         report = write_report(run, started, error)
         if os.environ.get("CLUSTER_KEEP") == "1":
             print(f"kept {tmp}")

@@ -412,14 +412,32 @@ def jobs_table(cluster: Cluster) -> list[dict[str, Any]]:
     return list(json.loads(out.strip() or "[]"))
 
 
-def job_row(cluster: Cluster, job_id: str) -> dict[str, Any]:
+def check_killed_job(cluster: Cluster, window: FaultWindow, now: float, stale: float) -> Check:
+    """The job a killed worker was running is recovered (re-run, or failed with a reason)
+    soon after: within the stale-job setting and 30 s of the kill."""
+    bound = stale + 30.0
+    check = Check(f"the job of the killed worker ends within {bound:.0f} s of the kill", True)
+    job_id = window.detail["job_id"]
     out = cluster.psql(
         "worldbase",
         "SELECT json_build_object('status', status, 'attempts', attempts, 'error', error,"
-        " 'seconds_from_start_to_end', extract(epoch FROM finished_at - created_at))"
+        " 'ended_s_ago', extract(epoch FROM now() - finished_at))"
         f" FROM jobs WHERE id = '{job_id}'",
     )
-    return dict(json.loads(out.strip())) if out.strip() else {"status": "no such job"}
+    row: dict[str, Any] = json.loads(out.strip()) if out.strip() else {"status": "no such job"}
+    ended_ago = row.pop("ended_s_ago", None)
+    row["ended_s_after_kill"] = (
+        None if ended_ago is None else round(now - ended_ago - window.start, 1)
+    )
+    window.detail["job_end"] = row
+    check.figures = dict(row) | {
+        "job_id": job_id,
+        "status_at_kill": window.detail.get("job_status_at_kill"),
+    }
+    ended = row["status"] == "succeeded" or (row["status"] == "failed" and row.get("error"))
+    if not ended or row["ended_s_after_kill"] is None or row["ended_s_after_kill"] > bound:
+        check.fail(row | {"job_id": job_id})
+    return check
 
 
 async def check_jobs_end(cluster: Cluster, bound: float) -> Check:

@@ -355,9 +355,7 @@ class Cluster:
 
     def start_nginx(self) -> None:
         prefix = self.root / "nginx"
-        (prefix / "temp").mkdir(parents=True, exist_ok=True)
-        nobody = pwd.getpwnam("nobody")
-        os.chown(prefix / "temp", nobody.pw_uid, nobody.pw_gid)  # workers of a root master
+        prefix.mkdir(parents=True, exist_ok=True)
         port = self.ports.setdefault("nginx", free_port())
         text = NGINX_CONF.read_text()
         if text.count("listen 8080;") != 1:
