@@ -242,6 +242,7 @@ class Run:
             self.checks.append(failed)
 
 
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Timeout|Refused)\w*\b")
 REQUEST_ID = re.compile(r'request_id\\?":\s*\\?"([0-9a-f]{32})')
 
 
@@ -260,8 +261,10 @@ def server_exceptions(cluster: Cluster) -> dict[str, str]:
             except ValueError:
                 continue
             if entry.get("request_id") and entry.get("exc"):
-                last = entry["exc"].strip().splitlines()[-1]
-                found[entry["request_id"]] = f"{name}: {last}"[:300]
+                lines = entry["exc"].strip().splitlines()
+                # The exception's own line, not SQLAlchemy's "(Background on this error…)".
+                named = [ln for ln in lines if EXCEPTION_LINE.match(ln)]
+                found[entry["request_id"]] = f"{name}: {(named or lines)[-1]}"[:300]
     return found
 
 

@@ -211,12 +211,25 @@ async def check_acked(world: World, client: httpx.AsyncClient, cluster: Cluster)
                 break
             features = page.json()["features"]
             found |= {str(f["id"]) for f in features}
+            for feature in features:
+                edits = acked.feature_edits.get(str(feature["id"]))
+                got = (feature.get("properties") or {}).get("edit")
+                if edits and got not in edits:
+                    check.fail(
+                        {
+                            "what": "feature edit",
+                            "id": feature["id"],
+                            "got": got,
+                            "acked": edits[-3:],
+                        }
+                    )
             if len(features) < 1000:
                 break
             offset += 1000
         for missing in sorted(wanted - found):
             check.fail({"what": "feature", "layer": layer_id, "id": missing})
     counts["features"] = len(acked.features)
+    counts["feature_edits"] = sum(len(v) for v in acked.feature_edits.values())
     # Comments: each in its map's comment list, with its content.
     contents: dict[str, str] = {}
     for index, user in enumerate(world.users):

@@ -123,6 +123,7 @@ class Acked:
     """Writes that got a 2xx, to be read back at the end."""
 
     features: list[tuple[str, str, int]] = field(default_factory=list)  # layer, feature, user
+    feature_edits: dict[str, list[int]] = field(default_factory=dict)  # feature -> acked values
     comments: list[tuple[str, str, int]] = field(default_factory=list)  # comment, content, user
     map_names: dict[str, list[str]] = field(default_factory=dict)
     images: list[tuple[int, str | None]] = field(default_factory=list)  # id, sha of the read-back
@@ -326,6 +327,25 @@ class World:
             feature_id = str(response.json()["features"][0]["id"])
             self.acked.features.append((user.layer_id, feature_id, index))
 
+    async def feature_update(self, client: httpx.AsyncClient) -> None:
+        """Edit the properties of a feature the load made before."""
+        if not self.acked.features:
+            return await self.feature_create(client)
+        layer_id, feature_id, index = random.choice(self.acked.features)
+        value = next(self.counter)
+        response = await self.rec.call(
+            client,
+            "feature_update",
+            "PUT",
+            f"/api/layers/{layer_id}/features/{feature_id}",
+            template="/api/layers/{id}/features/{feature_id}",
+            json={"properties": {"edit": value, "run": self.run_id}},
+            headers=self.users[index].headers,
+        )
+        if response is not None and response.is_success:
+            self.acked.feature_edits.setdefault(feature_id, []).append(value)
+        return None
+
     async def tile_read(self, client: httpx.AsyncClient) -> None:
         _, user = self._user()
         z, x, y = TILE
@@ -494,6 +514,7 @@ class World:
         ("signin", "signin"),
         ("map_edit", "map_edit"),
         ("feature_create", "feature_create"),
+        ("feature_update", "feature_update"),
         ("tile_read", "tile_read"),
         ("feature_read", "feature_read"),
         ("comment", "comment"),
@@ -533,6 +554,7 @@ class World:
         ("tile_read", 8),
         ("feature_read", 5),
         ("feature_create", 4),
+        ("feature_update", 2),
         ("map_edit", 2),
         ("comment", 3),
         ("osm_ingest", 3),
