@@ -15,6 +15,7 @@ Settings (environment):
                              must end within it + 30 s of the kill (default 10)
   CLUSTER_LOGIN_RATE_LIMIT   LOGIN_RATE_LIMIT of the cluster (default 40/minute)
   CLUSTER_BIG_TIFF           pixels a side of the GeoTIFF whose job a worker dies in (2500)
+  CLUSTER_APP_SRC            the `src` folder of the Worldbase to run (default this checkout's)
   CLUSTER_KEEP               1: keep the temp dir (logs, data) for a post-mortem
 Exit status 0 only when every check passed.
 """

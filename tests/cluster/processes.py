@@ -163,7 +163,8 @@ class Cluster:
         keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PROJ_DATA", "GDAL_DATA")
         env = {k: v for k, v in os.environ.items() if k in keep}
         env |= {
-            "PYTHONPATH": str(ROOT / "src"),
+            # The Worldbase under test: this checkout's, or another tree's (CLUSTER_APP_SRC).
+            "PYTHONPATH": os.environ.get("CLUSTER_APP_SRC") or str(ROOT / "src"),
             "WORLDBASE_ENV": "production",
             "DATABASE_URL": self.database_url(),
             "DATABASE_POOL_SIZE": "5",
