@@ -356,7 +356,7 @@ class Cluster:
 
     def start_nginx(self) -> None:
         prefix = self.root / "nginx"
-        prefix.mkdir(parents=True, exist_ok=True)
+        (prefix / "temp").mkdir(parents=True, exist_ok=True)  # nginx makes the folders in it
         port = self.ports.setdefault("nginx", free_port())
         text = NGINX_CONF.read_text()
         if text.count("listen 8080;") != 1:
