@@ -350,7 +350,14 @@ def print_summary(report: dict[str, Any]) -> None:
         print(f"  ERROR: {report['error'][:2000]}")
     print(f"  report: {REPORT}")
     print(f"  time budget {report['time_budget_s']:.0f} s, taken {report['time_taken_s']:.0f} s")
-    print("PASSED" if report["passed"] else f"FAILED: {len(report['failed_checks'])} checks")
+    if report["passed"]:
+        print("PASSED")
+    else:
+        failed = f"{len(report['failed_checks'])} checks"
+        print(
+            f"FAILED: {failed}"
+            + (f", stopped by an error in {report['phase_reached']}" if report["error"] else "")
+        )
 
 
 def main() -> int:
