@@ -177,8 +177,26 @@ async def check_tile_invalidation(cluster: Cluster, world: World) -> Check:
     a = httpx.AsyncClient(base_url=cluster.api_url(0), timeout=15)
     b = httpx.AsyncClient(base_url=cluster.api_url(1), timeout=15)
     try:
+        # A feature first (through A), so both cache a tile with content, not an empty 204.
+        seed = {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [2.0, 54.5]},
+            "properties": {"crossnode": "seed"},
+        }
+        response = await a.post(
+            f"/api/layers/{user.layer_id}/features",
+            json={"type": "FeatureCollection", "features": [seed]},
+            headers=user.headers,
+        )
+        if response.status_code != 201:
+            check.fail({"what": "feature write via api0", "status": response.status_code})
+            return check
         before = [await _tile(c, url, user.headers) for c in (a, b, a, b)]
         check.figures["before"] = [s for s, _ in before]
+        if any(status != 200 for status, _ in before):
+            check.fail(
+                {"what": "the tile before the edit is not 200", "statuses": check.figures["before"]}
+            )
         point = {
             "type": "Feature",
             "geometry": {"type": "Point", "coordinates": [3.0, 54.0]},

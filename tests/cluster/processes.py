@@ -24,7 +24,17 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _pg_bin() -> Path:
+    """CLUSTER_PG_BIN, else the newest Debian PostgreSQL's server binaries."""
+    if os.environ.get("CLUSTER_PG_BIN"):
+        return Path(os.environ["CLUSTER_PG_BIN"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 NGINX_CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
 S3_KEY = "cluster-test"
 BUCKET = "worldbase-cluster"
