@@ -39,7 +39,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tests.cluster import checks, crossnode
+from tests.cluster import checks, crossnode, objects, readback
 from tests.cluster.backup_drill import (
     BackupRun,
     check_backup_holds_objects,
@@ -50,7 +50,9 @@ from tests.cluster.backup_drill import (
 from tests.cluster.checks import Check
 from tests.cluster.faults import ALL_FAULTS, FAULTS, FaultWindow
 from tests.cluster.processes import ROOT, Cluster
-from tests.cluster.workload import Record, Recorder, World, records_json
+from tests.cluster.records import Record, Recorder, records_json
+from tests.cluster.subscriber import osm_subscriber
+from tests.cluster.workload import World
 
 
 def _env_float(name: str, default: float) -> float:
@@ -190,7 +192,7 @@ class Run:
                 ("sub-proxy", self.cluster.proxy_url, "proxy"),
             ):
                 ws_base = base.replace("http://", "ws://")
-                tasks.append(asyncio.create_task(world.osm_subscriber(name, ws_base, via)))
+                tasks.append(asyncio.create_task(osm_subscriber(world, name, ws_base, via)))
             faults = asyncio.create_task(self.faults_and_backup(names))
             # The load runs its time, and longer if the faults are not done yet.
             await asyncio.sleep(LOAD_SECONDS)
@@ -239,18 +241,18 @@ class Run:
         self.checks.append(checks.per_window(records, self.windows, RECOVERY_BOUND))
         self.checks.append(checks.check_ws_delivery(self.world, self.windows, RECOVERY_BOUND))
         self.log("waiting for the jobs to end")
-        self.checks.append(await checks.check_jobs_end(self.cluster, JOB_END_BOUND))
+        self.checks.append(await readback.check_jobs_end(self.cluster, JOB_END_BOUND))
         for window in self.windows:
             if "job_id" in window.detail:  # the job a killed worker was running
                 self.checks.append(
-                    checks.check_killed_job(self.cluster, window, self.recorder.now(), STALE)
+                    readback.check_killed_job(self.cluster, window, self.recorder.now(), STALE)
                 )
         async with self.world.client(self.cluster.proxy_url) as client:
-            self.checks.append(await checks.check_acked(self.world, client, self.cluster))
-            self.checks.append(await checks.check_exports_and_uploads(self.world, client))
+            self.checks.append(await readback.check_acked(self.world, client, self.cluster))
+            self.checks.append(await readback.check_exports_and_uploads(self.world, client))
         self.checks.append(
             await asyncio.to_thread(
-                checks.check_rows_vs_objects, self.cluster, "worldbase", "worldbase-cluster"
+                objects.check_rows_vs_objects, self.cluster, "worldbase", "worldbase-cluster"
             )
         )
         self.figures["latency_under_load"] = checks.latency_table(records)

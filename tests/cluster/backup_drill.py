@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.cluster.checks import EVIDENCE_CAP, Check, bucket_keys, check_rows_vs_objects
+from tests.cluster.checks import EVIDENCE_CAP, Check
+from tests.cluster.objects import bucket_keys, check_rows_vs_objects
 from tests.cluster.processes import BIN, BUCKET, Cluster
 
 RESTORE_DB = "worldbase_restore"

@@ -14,7 +14,8 @@ import websockets
 
 from tests.cluster.checks import Check
 from tests.cluster.processes import Cluster
-from tests.cluster.workload import TILE, World, sha256
+from tests.cluster.records import sha256
+from tests.cluster.workload import TILE, World
 
 EVENT_WAIT = 5.0
 INVALIDATION_WAIT = 1.0

@@ -1,107 +1,28 @@
-"""The mixed workload over all five apps, and the record of every request it made.
-
-Each request becomes one `Record` (kind, target, start/end seconds since the run began,
-status, Retry-After, error text), so the checks can judge every failure by the fault
-window it fell in. Every write that got a 2xx is kept in `Acked`, to be read back at the end.
-"""
+"""The mixed workload over all five apps: the accounts, maps, layers, sources and characters
+it writes to, one method per kind of request, the load and probe loops. Every request is
+recorded (`records.Recorder`); every write that got a 2xx is kept in `Acked`, to be read
+back at the end."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import itertools
-import json
 import random
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import websockets
 
 from tests.cluster.files import CUBE_OBJ, geotiff, portrait_png
 from tests.cluster.processes import ADMIN, Cluster
+from tests.cluster.records import Recorder, sha256
 
 AREA = (1.0, 53.0, 5.0, 55.5)  # where the load writes features: inside the z6 tile 32/20
 TILE = (6, 32, 20)
 EXPORT_FORMATS = ("obj", "ply", "stl", "glb")
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@dataclass
-class Record:
-    kind: str
-    method: str
-    path: str
-    via: str
-    start: float
-    end: float
-    status: int  # 0: no HTTP answer (connection error or client timeout)
-    retry_after: str | None = None
-    error: str | None = None
-
-
-class Recorder:
-    """Makes requests and records each one; times are seconds since `t0`."""
-
-    def __init__(self) -> None:
-        self.t0 = time.monotonic()
-        self.records: list[Record] = []
-
-    def now(self) -> float:
-        return time.monotonic() - self.t0
-
-    async def call(
-        self,
-        client: httpx.AsyncClient,
-        kind: str,
-        method: str,
-        url: str,
-        *,
-        template: str | None = None,
-        via: str = "proxy",
-        **kwargs: Any,
-    ) -> httpx.Response | None:
-        start = self.now()
-        try:
-            response = await client.request(method, url, **kwargs)
-        except httpx.HTTPError as exc:
-            self.records.append(
-                Record(
-                    kind,
-                    method,
-                    template or url,
-                    via,
-                    start,
-                    self.now(),
-                    0,
-                    error=f"{type(exc).__name__}: {exc}"[:300],
-                )
-            )
-            return None
-        error = None
-        if response.status_code >= 400:
-            error = response.text[:300]
-        self.records.append(
-            Record(
-                kind,
-                method,
-                template or url,
-                via,
-                start,
-                self.now(),
-                response.status_code,
-                response.headers.get("retry-after"),
-                error,
-            )
-        )
-        return response
 
 
 @dataclass
@@ -134,30 +55,6 @@ class Acked:
     upload_layers: dict[str, str] = field(default_factory=dict)  # job id -> layer id (when done)
 
 
-@dataclass
-class WsLog:
-    """One WebSocket subscriber: when it was subscribed, and which OSM ids it got when."""
-
-    name: str
-    via: str
-    intervals: list[list[float]] = field(default_factory=list)
-    received: dict[str, float] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-
-
-def _osm_ids(message: Any) -> list[str]:
-    found: list[str] = []
-    if isinstance(message, dict):
-        if "osm_id" in message and "type" in message and "version" in message:
-            found.append(str(message["osm_id"]))
-        for value in message.values():
-            found += _osm_ids(value)
-    elif isinstance(message, list):
-        for value in message:
-            found += _osm_ids(value)
-    return found
-
-
 class World:
     """The users, maps, layers, sources and characters the workload writes to."""
 
@@ -175,7 +72,7 @@ class World:
         self.counter = itertools.count(1)
         self.osm_ids = itertools.count(1_000_000)
         self.signin_times: list[float] = []
-        self.ws_logs: list[WsLog] = []
+        self.ws_logs: list[Any] = []  # subscriber.WsLog
         self.stop = asyncio.Event()
 
     # --- clients -----
@@ -583,54 +480,3 @@ class World:
             turn += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), period)
-
-    async def osm_subscriber(self, name: str, base_ws: str, via: str) -> WsLog:
-        """A client of `/ws/{client_id}` that reconnects whenever its socket drops."""
-        log = WsLog(name=name, via=via)
-        self.ws_logs.append(log)
-        attempt = 0
-        while not self.stop.is_set():
-            attempt += 1
-            url = f"{base_ws}/ws/{name}-{attempt}"
-            interval: list[float] | None = None
-            try:
-                async with websockets.connect(url, open_timeout=5, ping_interval=None) as ws:
-                    welcome = json.loads(await asyncio.wait_for(ws.recv(), 5))
-                    if welcome.get("type") != "welcome":
-                        raise RuntimeError(f"first message {welcome}")
-                    await ws.send(
-                        json.dumps(
-                            {
-                                "type": "subscribe",
-                                "types": ["node"],
-                                "tags": [f"cluster={self.run_id}"],
-                            }
-                        )
-                    )
-                    while True:
-                        message = json.loads(await asyncio.wait_for(ws.recv(), 5))
-                        if message.get("type") == "subscribed":
-                            break
-                    interval = [self.rec.now(), self.rec.now()]
-                    log.intervals.append(interval)
-                    while not self.stop.is_set():
-                        try:
-                            raw = await asyncio.wait_for(ws.recv(), 1.0)
-                        except TimeoutError:
-                            interval[1] = self.rec.now()
-                            continue
-                        now = self.rec.now()
-                        interval[1] = now
-                        for osm_id in _osm_ids(json.loads(raw)):
-                            log.received.setdefault(osm_id, now)
-            except Exception as exc:
-                log.errors.append(f"{self.rec.now():.1f}s {type(exc).__name__}: {exc}"[:200])
-            if interval is not None:
-                interval[1] = self.rec.now()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), 0.5)
-        return log
-
-
-def records_json(records: list[Record]) -> list[dict[str, Any]]:
-    return [asdict(r) for r in records]
