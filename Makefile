@@ -9,7 +9,7 @@ MAPLIBRE_VERSION ?= 5.24.1
 VENDOR := src/worldbase/static/vendor
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: run test install install-dev runtime-check lint format typecheck bench bench-tools clean
+.PHONY: run test install install-dev runtime-check cluster-test lint format typecheck bench bench-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,14 @@ runtime-check:
 	$(MAKE) --no-print-directory install VENV=$(RUNTIME_VENV) \
 	&& $(RUNTIME_VENV)/bin/python .ci/runtime_check.py; rc=$$?; \
 	echo "runtime-check took $$(( $$(date +%s) - start )) s"; exit $$rc
+
+## The cluster fault test (tests/cluster, `python -m tests.cluster`; not part of `make test`):
+## nginx over two `worldbase serve` and two `worldbase worker`, with their own PostGIS, Redis
+## and moto S3 on loopback ports, under a mixed load while faults are injected. Needs the
+## Debian packages nginx, redis-server, postgresql-15 and postgresql-15-postgis-3, and root
+## (PostgreSQL runs as the `postgres` user). CLUSTER_* variables: see tests/cluster/__main__.py.
+cluster-test: install-dev
+	$(BIN)/python -m tests.cluster
 
 lint: install-dev
 	$(BIN)/ruff check src tests bench
