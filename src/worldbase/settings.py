@@ -219,6 +219,9 @@ class Settings(BaseSettings):
     # WebP quality of stored images (D&D images, bestiary portraits).
     webp_quality: int = 85
     backup_retention_days: int = 30
+    # Stored objects travel inside the archive (every backend), so a backup alone refills an
+    # empty bucket; off: S3/GCS objects stay in their bucket and are only listed.
+    backup_objects: bool = True
     backup_dir: Path | None = None
 
     # --- Source policy (core.source_policy, geo.raster_sources) ------------------------------

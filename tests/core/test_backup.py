@@ -110,8 +110,8 @@ def test_backup_and_restore_into_empty_database(
     with tarfile.open(path) as tar:
         names = set(tar.getnames())
     archived = {f"storage/{key}" for key in objects}
-    # Local files travel in the archive; S3 objects stay in their bucket.
-    assert archived <= names if BACKEND == "embedded" else not archived & names
+    # Stored objects travel in the archive on both backends (BACKUP_OBJECTS is on).
+    assert archived <= names and manifest["objects_archived"] is True
 
     target = empty_target(make_settings, tmp_path)
     report = asyncio.run(restore_backup(target, path))
@@ -139,13 +139,27 @@ def test_restore_reports_objects_missing_from_storage(
     target = empty_target(make_settings, tmp_path)
     report = asyncio.run(restore_backup(target, path))
     assert report.row_counts["users"] == 3
-    if BACKEND == "embedded":
-        # Local storage files travel inside the archive: the deleted one comes back.
-        assert report.missing_objects == []
-        assert asyncio.run(read_objects(target, list(objects))) == objects
-    else:
-        # S3 objects stay in the bucket; the restore reports the one that is gone.
-        assert report.missing_objects == [gone]
+    # Stored objects travel inside the archive: the deleted one comes back.
+    assert report.missing_objects == []
+    assert asyncio.run(read_objects(target, list(objects))) == objects
+
+
+@pytest.mark.skipif(BACKEND != "served", reason="objects outside the archive: S3 only")
+def test_backup_without_objects_lists_them_and_reports_the_gone(
+    client: TestClient, settings: Settings, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    prefix = f"backup-{uuid.uuid4().hex[:8]}"
+    objects = seed(client, prefix)
+    path = asyncio.run(create_backup(make_settings(backup_objects=False)))
+    manifest = read_manifest(path)
+    assert manifest["objects_archived"] is False
+    with tarfile.open(path) as tar:
+        assert not {f"storage/{key}" for key in objects} & set(tar.getnames())
+    gone = f"{prefix}/hello.txt"
+    in_app(client, app_services(client).storage.delete, gone)
+    report = asyncio.run(restore_backup(empty_target(make_settings, tmp_path), path))
+    # S3 objects stayed in the bucket; the restore reports the one that is gone.
+    assert report.missing_objects == [gone]
 
 
 def test_restore_checks_row_counts_against_manifest(

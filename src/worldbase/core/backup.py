@@ -2,8 +2,9 @@
 
 The archive holds `manifest.json`, the database dump (`database.sqlite3` made with SQLite's
 online backup API, or `database.pgdump` from `pg_dump -Fc`) and, for the local storage
-backend, the stored files under `storage/`. S3 objects stay in their bucket: the manifest
-lists them and a restore reports the ones that are gone. Row counts are taken from the
+stored objects under `storage/` (`BACKUP_OBJECTS`, on by default for every backend, so a
+backup alone refills an empty bucket; off, S3/GCS objects stay in their bucket: the manifest
+lists them and a restore reports the ones that are gone). Row counts are taken from the
 same snapshot as the dump, so a restore can prove it brought back exactly that.
 Restore with the server stopped: it replaces the SQLite file underneath any open handle.
 """
@@ -226,7 +227,7 @@ async def create_backup(settings: Settings) -> Path:
             dump_fn = _dump_sqlite if backend == "sqlite" else _dump_postgres
             counts, revision = await dump_fn(settings, dump)
             objects = [_object_entry(obj) async for obj in storage.list("")]
-            archived = settings.storage_backend == "local"
+            archived = settings.backup_objects or settings.storage_backend == "local"
             partial = work / "archive.tar.gz"
             with tarfile.open(partial, "w:gz") as tar:
                 await asyncio.to_thread(tar.add, dump, dump.name)
