@@ -21,10 +21,11 @@ from sqlalchemy import Select, and_, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.samsyn.access import Role
+from worldbase.apps.samsyn.maps import service as service_maps
 from worldbase.apps.samsyn.maps.collaborators import Collaborator
+from worldbase.apps.samsyn.maps.service import MapListing
 from worldbase.apps.samsyn.models import (
     CollaboratorPermission,
-    Layer,
     Map,
     MapCollaborator,
     MapLayer,
@@ -305,84 +306,84 @@ def map_response(
     )
 
 
-async def _people_and_members(
-    session: AsyncSession, creators: set[uuid.UUID], member_maps: list[uuid.UUID]
-) -> tuple[dict[uuid.UUID, User], list[MapCollaborator]]:
-    """The maps' creators and the member maps' collaborators (with their users: the user
-    side is never missing, `user_id` cascades), in one query."""
-    query: Select[Any, Any]
-    if member_maps:
-        on = and_(MapCollaborator.user_id == User.id, MapCollaborator.map_id.in_(member_maps))
-        query = (
-            select(User, MapCollaborator)
-            .outerjoin(MapCollaborator, on)
-            .where(or_(User.id.in_(creators), MapCollaborator.id.is_not(None)))
-        )
-    else:  # nobody's collaborators to show: the creators alone
-        query = select(User, null()).where(User.id.in_(creators))
-    people: dict[uuid.UUID, User] = {}
-    members: list[MapCollaborator] = []
-    for user, member in (await session.execute(query)).all():
-        people[user.id] = user
-        if member is not None:
-            members.append(member)
-    members.sort(key=lambda c: (c.invited_at, c.id))
-    return people, members
+def _is_member(role: Role | None) -> bool:
+    """Members (owner and collaborators) see a map's collaborators; public readers do not."""
+    return role is not None and role >= Role.viewer
 
 
-async def _layers_with_creators(
-    session: AsyncSession, map_ids: list[uuid.UUID]
-) -> list[tuple[MapLayer, Layer, User | None]]:
-    """`maps.service.list_layers_of` with each layer's creator, in one query."""
-    if not map_ids:
-        return []
-    rows = await session.execute(
-        select(MapLayer, Layer, User)
-        .join(Layer, Layer.id == MapLayer.layer_id)
-        .outerjoin(User, User.id == Layer.created_by)
-        .where(MapLayer.map_id.in_(map_ids))
-        .order_by(MapLayer.map_id, MapLayer.display_order, MapLayer.added_at, MapLayer.id)
-    )
-    return [(ml, layer, creator) for ml, layer, creator in rows.all()]
-
-
-async def map_details(
-    session: AsyncSession, items: Sequence[tuple[Map, Role | None]], user: User | None = None
+def _responses(
+    listings: Sequence[MapListing],
+    members: Sequence[tuple[MapCollaborator, User | None]],
+    user: User | None,
 ) -> list[MapResponse]:
-    """Maps as SamSyn shows them to `user`: their layers (with their creators) and, to their
-    members only (not to the public), their collaborators; two queries for any number of
-    maps."""
-    if not items:
-        return []
-    member_maps = [m.id for m, role in items if role is not None and role >= Role.viewer]
-    people, members = await _people_and_members(
-        session, {m.created_by for m, _ in items}, member_maps
-    )
-    rows = await _layers_with_creators(session, [m.id for m, _ in items])
-    layers: dict[uuid.UUID, list[tuple[MapLayer, LayerResponse]]] = {}
-    for ml, layer, creator in rows:
-        layers.setdefault(ml.map_id, []).append((ml, layer_response(layer, creator)))
+    """The maps in SamSyn's shape, `members` (the member maps' collaborators, in order)
+    nested in theirs."""
     shared: dict[uuid.UUID, list[MapCollaboratorResponse]] = {}
     editor_of: set[uuid.UUID] = set()
-    for c in members:
-        shared.setdefault(c.map_id, []).append(collaborator_response(c, people.get(c.user_id)))
+    for c, person in members:
+        shared.setdefault(c.map_id, []).append(collaborator_response(c, person))
         mine = user is not None and c.user_id == user.id
         if mine and c.permission == CollaboratorPermission.edit:
             editor_of.add(c.map_id)
     return [
         map_response(
-            map_,
-            role,
-            creator=people.get(map_.created_by),
-            collaborators=shared.get(map_.id, []),
-            layers=layers.get(map_.id, []),
-            member_editor=map_.id in editor_of,
+            listing.map,
+            listing.role,
+            creator=listing.creator,
+            collaborators=shared.get(listing.map.id, []),
+            layers=[(ml, layer_response(layer, by)) for ml, layer, by in listing.layers],
+            member_editor=listing.map.id in editor_of,
         )
-        for map_, role in items
+        for listing in listings
     ]
+
+
+async def _members(
+    session: AsyncSession, map_ids: list[uuid.UUID]
+) -> list[tuple[MapCollaborator, User | None]]:
+    """The maps' collaborators with their users, in invitation order, in one query."""
+    if not map_ids:
+        return []
+    rows = await session.execute(
+        select(MapCollaborator, User)
+        .join(User, User.id == MapCollaborator.user_id)
+        .where(MapCollaborator.map_id.in_(map_ids))
+        .order_by(MapCollaborator.invited_at, MapCollaborator.id)
+    )
+    return [(c, person) for c, person in rows.all()]
+
+
+async def map_list(
+    session: AsyncSession, listings: Sequence[MapListing], user: User | None
+) -> list[MapResponse]:
+    """A page of `maps.service.list_with_layers` as SamSyn lists it to `user`; one more query,
+    for the collaborators, when a map the caller is a member of has any."""
+    member_maps = [x.map.id for x in listings if x.shared and _is_member(x.role)]
+    return _responses(listings, await _members(session, member_maps), user)
 
 
 async def map_detail(
     session: AsyncSession, map_: Map, role: Role | None, user: User | None = None
 ) -> MapResponse:
-    return (await map_details(session, [(map_, role)], user))[0]
+    """One map as SamSyn shows it to `user` (whose `role` the caller knows): its creator,
+    its layers with their creators, and, to its members, its collaborators; two queries."""
+    people: dict[uuid.UUID, User] = {}
+    members: list[tuple[MapCollaborator, User | None]] = []
+    query: Select[Any, Any]
+    if _is_member(role):  # the creator and the collaborators with their users, in one query
+        on = and_(MapCollaborator.user_id == User.id, MapCollaborator.map_id == map_.id)
+        query = (
+            select(User, MapCollaborator)
+            .outerjoin(MapCollaborator, on)
+            .where(or_(User.id == map_.created_by, MapCollaborator.id.is_not(None)))
+        )
+    else:  # nobody's collaborators to show: the creator alone
+        query = select(User, null()).where(User.id == map_.created_by)
+    for person, member in (await session.execute(query)).all():
+        people[person.id] = person
+        if member is not None:
+            members.append((member, person))
+    members.sort(key=lambda pair: (pair[0].invited_at, pair[0].id))
+    layers = await service_maps.list_layers_with_creators(session, map_id=map_.id)
+    listing = MapListing(map_, role, people.get(map_.created_by), layers)
+    return _responses([listing], members, user)[0]
