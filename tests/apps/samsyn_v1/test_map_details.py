@@ -1,6 +1,6 @@
-"""`/api/v1/maps`' nested details (`maps.service.list_with_layers` and `v1.map_shapes.map_list`:
-a fixed number of queries for any number of maps): each map's creator, its layers with their
-creators and, to members only, its collaborators with their users, in order."""
+"""`/api/v1/maps`' nested details (`maps.service.list_in_full`: one query for any number of
+maps): each map's creator, its layers with their creators and, to members only, its
+collaborators with their users, in order."""
 
 from __future__ import annotations
 

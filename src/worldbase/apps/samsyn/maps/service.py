@@ -8,7 +8,17 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, exists, func, or_, select
+from sqlalchemy import (
+    Select,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -87,42 +97,54 @@ async def list(
 
 
 LayerWithCreator = tuple[MapLayer, Layer, User | None]
+MemberWithUser = tuple[MapCollaborator, User | None]
 
 
 @dataclass
 class MapListing:
-    """A listed map with what SamSyn's list nests in it: its creator and its layers in order
-    (each with its creator); `shared` says whether it has collaborators at all."""
+    """A listed map with what SamSyn's list nests in it: its creator, its layers in order
+    (each with its creator) and its collaborators in invitation order (each with its user;
+    who may see them is the caller's business)."""
 
     map: Map
     role: Role | None
     creator: User | None
     layers: builtins.list[LayerWithCreator] = field(default_factory=builtins.list)
-    shared: bool = False
+    members: builtins.list[MemberWithUser] = field(default_factory=builtins.list)
 
 
 @functools.cache
-def _listed_with_layers(*, signed_in: bool, include_public: bool, include_all: bool) -> Select[Any]:
-    """A page of `_listed` (`limit`, `offset`) joined to each map's creator, its layers in
-    order and their creators (one row per layer, one for a map without), with `shared`."""
-    others = aliased(MapCollaborator)
-    shared = exists().where(others.map_id == Map.id).label("shared")
+def _listed_in_full(*, signed_in: bool, include_public: bool, include_all: bool) -> Select[Any]:
+    """A page of `_listed` (`limit`, `offset`) with each map's creator, its layers and their
+    creators, its collaborators and their users. Each map's rows are a `layer` row per layer
+    and a `member` row per collaborator (one of each kind when it has none): a row per pair
+    of the two would multiply them."""
     listed = _listed(signed_in=signed_in, include_public=include_public, include_all=include_all)
-    page = listed.add_columns(shared).order_by(*_NEWEST_FIRST).limit(_LIMIT).offset(_OFFSET)
-    page_ = page.subquery()
-    map_ = aliased(Map, page_)
-    creator, layer_creator = aliased(User), aliased(User)
+    page = listed.order_by(*_NEWEST_FIRST).limit(_LIMIT).offset(_OFFSET).subquery()
+    map_ = aliased(Map, page)
+    kinds = union_all(
+        select(literal_column("'layer'").label("kind")),
+        select(literal_column("'member'").label("kind")),
+    ).subquery("kinds")
+    creator, layer_creator, member_user = aliased(User), aliased(User), aliased(User)
+    member = aliased(MapCollaborator)
     return (
-        select(map_, page_.c.permission, page_.c.shared, creator, MapLayer, Layer, layer_creator)
+        select(
+            map_, page.c.permission, creator, MapLayer, Layer, layer_creator, member, member_user
+        )
+        .select_from(map_)
+        .join(kinds, true())
         .outerjoin(creator, creator.id == map_.created_by)
-        .outerjoin(MapLayer, MapLayer.map_id == map_.id)
+        .outerjoin(MapLayer, and_(kinds.c.kind == "layer", MapLayer.map_id == map_.id))
         .outerjoin(Layer, Layer.id == MapLayer.layer_id)
         .outerjoin(layer_creator, layer_creator.id == Layer.created_by)
-        .order_by(map_.updated_at.desc(), map_.id, *_LAYER_ORDER)
+        .outerjoin(member, and_(kinds.c.kind == "member", member.map_id == map_.id))
+        .outerjoin(member_user, member_user.id == member.user_id)
+        .order_by(map_.updated_at.desc(), map_.id, *_LAYER_ORDER, member.invited_at, member.id)
     )
 
 
-async def list_with_layers(
+async def list_in_full(
     session: AsyncSession,
     *,
     user: User | None,
@@ -131,20 +153,22 @@ async def list_with_layers(
     limit: int,
     offset: int,
 ) -> builtins.list[MapListing]:
-    """`list`'s page (no total), each map with its creator and layers, in one statement:
-    on SQLite every statement costs ~0.5 ms of driver round trips, more than its rows."""
+    """`list`'s page (no total), each map with its creator, layers and collaborators, in one
+    statement: on SQLite every statement costs ~0.5 ms of driver round trips, more than its
+    rows."""
     kind = {"signed_in": user is not None, "include_public": include_public}
-    statement = _listed_with_layers(**kind, include_all=include_all)
+    statement = _listed_in_full(**kind, include_all=include_all)
     page = {"limit": limit, "offset": offset}
     rows = await session.execute(statement, _caller(user) | page)
     listings: dict[uuid.UUID, MapListing] = {}
-    for m, permission, shared, by, item, layer, layer_by in rows.all():
+    for m, permission, by, item, layer, layer_by, member, person in rows.all():
         listing = listings.get(m.id)
         if listing is None:
-            listing = MapListing(m, role_of(m, user, permission), by, shared=bool(shared))
-            listings[m.id] = listing
+            listing = listings[m.id] = MapListing(m, role_of(m, user, permission), by)
         if item is not None:
             listing.layers.append((item, layer, layer_by))
+        if member is not None:
+            listing.members.append((member, person))
     return [*listings.values()]
 
 

@@ -311,55 +311,24 @@ def _is_member(role: Role | None) -> bool:
     return role is not None and role >= Role.viewer
 
 
-def _responses(
-    listings: Sequence[MapListing],
-    members: Sequence[tuple[MapCollaborator, User | None]],
-    user: User | None,
-) -> list[MapResponse]:
-    """The maps in SamSyn's shape, `members` (the member maps' collaborators, in order)
-    nested in theirs."""
-    shared: dict[uuid.UUID, list[MapCollaboratorResponse]] = {}
-    editor_of: set[uuid.UUID] = set()
-    for c, person in members:
-        shared.setdefault(c.map_id, []).append(collaborator_response(c, person))
-        mine = user is not None and c.user_id == user.id
-        if mine and c.permission == CollaboratorPermission.edit:
-            editor_of.add(c.map_id)
-    return [
-        map_response(
-            listing.map,
-            listing.role,
-            creator=listing.creator,
-            collaborators=shared.get(listing.map.id, []),
-            layers=[(ml, layer_response(layer, by)) for ml, layer, by in listing.layers],
-            member_editor=listing.map.id in editor_of,
+def map_list(listings: Sequence[MapListing], user: User | None) -> list[MapResponse]:
+    """Maps (from `maps.service.list_in_full`, or one from `map_detail`) in SamSyn's shape,
+    as `user` sees them: collaborators to members only."""
+    responses = []
+    for x in listings:
+        members = x.members if _is_member(x.role) else []
+        mine = [c for c, _ in members if user is not None and c.user_id == user.id]
+        responses.append(
+            map_response(
+                x.map,
+                x.role,
+                creator=x.creator,
+                collaborators=[collaborator_response(c, person) for c, person in members],
+                layers=[(ml, layer_response(layer, by)) for ml, layer, by in x.layers],
+                member_editor=any(c.permission == CollaboratorPermission.edit for c in mine),
+            )
         )
-        for listing in listings
-    ]
-
-
-async def _members(
-    session: AsyncSession, map_ids: list[uuid.UUID]
-) -> list[tuple[MapCollaborator, User | None]]:
-    """The maps' collaborators with their users, in invitation order, in one query."""
-    if not map_ids:
-        return []
-    rows = await session.execute(
-        select(MapCollaborator, User)
-        .join(User, User.id == MapCollaborator.user_id)
-        .where(MapCollaborator.map_id.in_(map_ids))
-        .order_by(MapCollaborator.invited_at, MapCollaborator.id)
-    )
-    return [(c, person) for c, person in rows.all()]
-
-
-async def map_list(
-    session: AsyncSession, listings: Sequence[MapListing], user: User | None
-) -> list[MapResponse]:
-    """A page of `maps.service.list_with_layers` as SamSyn lists it to `user`; one more query,
-    for the collaborators, when a map the caller is a member of has any."""
-    member_maps = [x.map.id for x in listings if x.shared and _is_member(x.role)]
-    return _responses(listings, await _members(session, member_maps), user)
+    return responses
 
 
 async def map_detail(
@@ -385,5 +354,5 @@ async def map_detail(
             members.append((member, person))
     members.sort(key=lambda pair: (pair[0].invited_at, pair[0].id))
     layers = await service_maps.list_layers_with_creators(session, map_id=map_.id)
-    listing = MapListing(map_, role, people.get(map_.created_by), layers)
-    return _responses([listing], members, user)[0]
+    listing = MapListing(map_, role, people.get(map_.created_by), layers, members)
+    return map_list([listing], user)[0]

@@ -61,10 +61,10 @@ async def list_maps(
     offset: PageOffset = 0,
 ) -> list[MapResponse]:
     await service_collaborators.claim_invitations(session, user=user)
-    listings = await service_maps.list_with_layers(
+    listings = await service_maps.list_in_full(
         session, user=user, include_public=True, limit=limit, offset=offset
     )
-    return await map_list(session, listings, user)
+    return map_list(listings, user)
 
 
 @router.post(
