@@ -87,8 +87,8 @@ async def list(
 ) -> tuple[builtins.list[tuple[Map, Role | None]], int]:
     """Owned and shared maps, plus public ones (`include_public`) or all (`include_all`),
     and how many match in all."""
-    kind = {"signed_in": user is not None, "include_public": include_public}
-    listed = _listed(**kind, include_all=include_all)
+    scope = {"signed_in": user is not None, "include_public": include_public}
+    listed = _listed(**scope, include_all=include_all)
     count = select(func.count()).select_from(listed.subquery())
     total = int(await session.scalar(count, _caller(user)) or 0)
     page = listed.order_by(*_NEWEST_FIRST).limit(limit).offset(offset)
@@ -156,8 +156,8 @@ async def list_in_full(
     """`list`'s page (no total), each map with its creator, layers and collaborators, in one
     statement: on SQLite every statement costs ~0.5 ms of driver round trips, more than its
     rows."""
-    kind = {"signed_in": user is not None, "include_public": include_public}
-    statement = _listed_in_full(**kind, include_all=include_all)
+    scope = {"signed_in": user is not None, "include_public": include_public}
+    statement = _listed_in_full(**scope, include_all=include_all)
     page = {"limit": limit, "offset": offset}
     rows = await session.execute(statement, _caller(user) | page)
     listings: dict[uuid.UUID, MapListing] = {}

@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from worldbase.apps.samsyn.access import Role
 from worldbase.apps.samsyn.maps import service as service_maps
 from worldbase.apps.samsyn.maps.collaborators import Collaborator
-from worldbase.apps.samsyn.maps.service import MapListing
 from worldbase.apps.samsyn.models import (
     CollaboratorPermission,
     Map,
@@ -311,20 +310,20 @@ def _is_member(role: Role | None) -> bool:
     return role is not None and role >= Role.viewer
 
 
-def map_list(listings: Sequence[MapListing], user: User | None) -> list[MapResponse]:
+def map_list(listings: Sequence[service_maps.MapListing], user: User | None) -> list[MapResponse]:
     """Maps (from `maps.service.list_in_full`, or one from `map_detail`) in SamSyn's shape,
     as `user` sees them: collaborators to members only."""
     responses = []
-    for x in listings:
-        members = x.members if _is_member(x.role) else []
+    for listing in listings:
+        members = listing.members if _is_member(listing.role) else []
         mine = [c for c, _ in members if user is not None and c.user_id == user.id]
         responses.append(
             map_response(
-                x.map,
-                x.role,
-                creator=x.creator,
+                listing.map,
+                listing.role,
+                creator=listing.creator,
                 collaborators=[collaborator_response(c, person) for c, person in members],
-                layers=[(ml, layer_response(layer, by)) for ml, layer, by in x.layers],
+                layers=[(ml, layer_response(layer, by)) for ml, layer, by in listing.layers],
                 member_editor=any(c.permission == CollaboratorPermission.edit for c in mine),
             )
         )
@@ -354,5 +353,5 @@ async def map_detail(
             members.append((member, person))
     members.sort(key=lambda pair: (pair[0].invited_at, pair[0].id))
     layers = await service_maps.list_layers_with_creators(session, map_id=map_.id)
-    listing = MapListing(map_, role, people.get(map_.created_by), layers, members)
+    listing = service_maps.MapListing(map_, role, people.get(map_.created_by), layers, members)
     return map_list([listing], user)[0]
