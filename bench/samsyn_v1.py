@@ -1,7 +1,8 @@
 """SamSyn's `/api/v1` adapter against the same request through Worldbase's own `/api`.
 
-One server (uvicorn, one worker, embedded settings, the samsyn app) holds a map, a global
-GeoTIFF layer on a COG served from loopback and a vector layer with features. Each pair
+One server (uvicorn, one worker, embedded settings, the samsyn app) holds a map with two
+layers on it, a global GeoTIFF layer on a COG served from loopback and a vector layer with
+features, and a collaborator, so v1's list nests all it can. Each pair
 asks for the same data both ways, signed in as the same user, and the p50 of each (wrk,
 c=1, `SECONDS` s, medians of `REPEATS` interleaved runs) gives the ratio v1 / ours (goal
 ≤ 1.10):
@@ -54,13 +55,20 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
+def _register(client: httpx.Client, base: str, email: str) -> dict[str, Any]:
+    answer = client.post(
+        f"{base}/api/auth/register", json={"email": email, "password": "bench password 1"}
+    )
+    assert answer.status_code in (200, 201), answer.text
+    return dict(answer.json())
+
+
 def _setup(client: httpx.Client, base: str, cog: str) -> tuple[dict[str, str], str, str, str]:
-    """A user, a map, a global GeoTIFF layer on `cog`, a vector layer with 200 points."""
-    token = client.post(
-        f"{base}/api/auth/register",
-        json={"email": "bench-v1@example.org", "password": "bench password 1"},
-    ).json()["access_token"]
+    """A user, a map, a global GeoTIFF layer on `cog` and a vector layer with 200 points (both
+    on the map), a second user the map is shared with."""
+    token = _register(client, base, "bench-v1@example.org")["access_token"]
     auth = {"Authorization": f"Bearer {token}"}
+    colleague = _register(client, base, "bench-v1-colleague@example.org")
 
     def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
         answer = client.post(f"{base}{path}", json=body, headers=auth)
@@ -89,6 +97,10 @@ def _setup(client: httpx.Client, base: str, cog: str) -> tuple[dict[str, str], s
     post(
         f"/api/layers/{vector['id']}/features", {"type": "FeatureCollection", "features": features}
     )
+    for layer in (raster, vector):
+        post(f"/api/maps/{map_['id']}/layers", {"layer_id": layer["id"]})
+    who = {"user_id": colleague["user"]["id"], "permission": "view"}
+    post(f"/api/maps/{map_['id']}/collaborators", who)
     return auth, str(raster["id"]), str(vector["id"]), str(map_["id"])
 
 

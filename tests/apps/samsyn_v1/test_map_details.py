@@ -1,5 +1,5 @@
-"""`/api/v1/maps`' nested details (`v1.map_shapes.map_details`: two queries for any number
-of maps): each map's creator, its layers with their creators and, to members only, its
+"""`/api/v1/maps`' nested details (`maps.service.list_in_full`: one query for any number of
+maps): each map's creator, its layers with their creators and, to members only, its
 collaborators with their users, in order."""
 
 from __future__ import annotations

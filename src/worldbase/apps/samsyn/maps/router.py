@@ -83,7 +83,6 @@ async def list_maps(
         limit=limit,
         offset=offset,
     )
-    assert total is not None  # counted by default
     return page_of(
         [map_read(m, role) for m, role in items], total=total, limit=limit, offset=offset
     )

@@ -21,10 +21,10 @@ from sqlalchemy import Select, and_, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from worldbase.apps.samsyn.access import Role
+from worldbase.apps.samsyn.maps import service as service_maps
 from worldbase.apps.samsyn.maps.collaborators import Collaborator
 from worldbase.apps.samsyn.models import (
     CollaboratorPermission,
-    Layer,
     Map,
     MapCollaborator,
     MapLayer,
@@ -305,84 +305,53 @@ def map_response(
     )
 
 
-async def _people_and_members(
-    session: AsyncSession, creators: set[uuid.UUID], member_maps: list[uuid.UUID]
-) -> tuple[dict[uuid.UUID, User], list[MapCollaborator]]:
-    """The maps' creators and the member maps' collaborators (with their users: the user
-    side is never missing, `user_id` cascades), in one query."""
-    query: Select[Any, Any]
-    if member_maps:
-        on = and_(MapCollaborator.user_id == User.id, MapCollaborator.map_id.in_(member_maps))
-        query = (
-            select(User, MapCollaborator)
-            .outerjoin(MapCollaborator, on)
-            .where(or_(User.id.in_(creators), MapCollaborator.id.is_not(None)))
+def _is_member(role: Role | None) -> bool:
+    """Members (owner and collaborators) see a map's collaborators; public readers do not."""
+    return role is not None and role >= Role.viewer
+
+
+def map_list(listings: Sequence[service_maps.MapListing], user: User | None) -> list[MapResponse]:
+    """Maps (from `maps.service.list_in_full`, or one from `map_detail`) in SamSyn's shape,
+    as `user` sees them: collaborators to members only."""
+    responses = []
+    for listing in listings:
+        members = listing.members if _is_member(listing.role) else []
+        mine = [c for c, _ in members if user is not None and c.user_id == user.id]
+        responses.append(
+            map_response(
+                listing.map,
+                listing.role,
+                creator=listing.creator,
+                collaborators=[collaborator_response(c, person) for c, person in members],
+                layers=[(ml, layer_response(layer, by)) for ml, layer, by in listing.layers],
+                member_editor=any(c.permission == CollaboratorPermission.edit for c in mine),
+            )
         )
-    else:  # nobody's collaborators to show: the creators alone
-        query = select(User, null()).where(User.id.in_(creators))
-    people: dict[uuid.UUID, User] = {}
-    members: list[MapCollaborator] = []
-    for user, member in (await session.execute(query)).all():
-        people[user.id] = user
-        if member is not None:
-            members.append(member)
-    members.sort(key=lambda c: (c.invited_at, c.id))
-    return people, members
-
-
-async def _layers_with_creators(
-    session: AsyncSession, map_ids: list[uuid.UUID]
-) -> list[tuple[MapLayer, Layer, User | None]]:
-    """`maps.service.list_layers_of` with each layer's creator, in one query."""
-    if not map_ids:
-        return []
-    rows = await session.execute(
-        select(MapLayer, Layer, User)
-        .join(Layer, Layer.id == MapLayer.layer_id)
-        .outerjoin(User, User.id == Layer.created_by)
-        .where(MapLayer.map_id.in_(map_ids))
-        .order_by(MapLayer.map_id, MapLayer.display_order, MapLayer.added_at, MapLayer.id)
-    )
-    return [(ml, layer, creator) for ml, layer, creator in rows.all()]
-
-
-async def map_details(
-    session: AsyncSession, items: Sequence[tuple[Map, Role | None]], user: User | None = None
-) -> list[MapResponse]:
-    """Maps as SamSyn shows them to `user`: their layers (with their creators) and, to their
-    members only (not to the public), their collaborators; two queries for any number of
-    maps."""
-    if not items:
-        return []
-    member_maps = [m.id for m, role in items if role is not None and role >= Role.viewer]
-    people, members = await _people_and_members(
-        session, {m.created_by for m, _ in items}, member_maps
-    )
-    rows = await _layers_with_creators(session, [m.id for m, _ in items])
-    layers: dict[uuid.UUID, list[tuple[MapLayer, LayerResponse]]] = {}
-    for ml, layer, creator in rows:
-        layers.setdefault(ml.map_id, []).append((ml, layer_response(layer, creator)))
-    shared: dict[uuid.UUID, list[MapCollaboratorResponse]] = {}
-    editor_of: set[uuid.UUID] = set()
-    for c in members:
-        shared.setdefault(c.map_id, []).append(collaborator_response(c, people.get(c.user_id)))
-        mine = user is not None and c.user_id == user.id
-        if mine and c.permission == CollaboratorPermission.edit:
-            editor_of.add(c.map_id)
-    return [
-        map_response(
-            map_,
-            role,
-            creator=people.get(map_.created_by),
-            collaborators=shared.get(map_.id, []),
-            layers=layers.get(map_.id, []),
-            member_editor=map_.id in editor_of,
-        )
-        for map_, role in items
-    ]
+    return responses
 
 
 async def map_detail(
     session: AsyncSession, map_: Map, role: Role | None, user: User | None = None
 ) -> MapResponse:
-    return (await map_details(session, [(map_, role)], user))[0]
+    """One map as SamSyn shows it to `user` (whose `role` the caller knows): its creator,
+    its layers with their creators, and, to its members, its collaborators; two queries."""
+    people: dict[uuid.UUID, User] = {}
+    members: list[tuple[MapCollaborator, User | None]] = []
+    query: Select[Any, Any]
+    if _is_member(role):  # the creator and the collaborators with their users, in one query
+        on = and_(MapCollaborator.user_id == User.id, MapCollaborator.map_id == map_.id)
+        query = (
+            select(User, MapCollaborator)
+            .outerjoin(MapCollaborator, on)
+            .where(or_(User.id == map_.created_by, MapCollaborator.id.is_not(None)))
+        )
+    else:  # nobody's collaborators to show: the creator alone
+        query = select(User, null()).where(User.id == map_.created_by)
+    for person, member in (await session.execute(query)).all():
+        people[person.id] = person
+        if member is not None:
+            members.append((member, person))
+    members.sort(key=lambda pair: (pair[0].invited_at, pair[0].id))
+    layers = await service_maps.list_layers_with_creators(session, map_id=map_.id)
+    listing = service_maps.MapListing(map_, role, people.get(map_.created_by), layers, members)
+    return map_list([listing], user)[0]

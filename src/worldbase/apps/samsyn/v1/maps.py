@@ -35,7 +35,7 @@ from worldbase.apps.samsyn.v1.map_shapes import (
     MapUpdate,
     collaborator_response,
     map_detail,
-    map_details,
+    map_list,
     map_values,
 )
 from worldbase.core import users
@@ -61,10 +61,10 @@ async def list_maps(
     offset: PageOffset = 0,
 ) -> list[MapResponse]:
     await service_collaborators.claim_invitations(session, user=user)
-    items, _ = await service_maps.list(
-        session, user=user, include_public=True, limit=limit, offset=offset, counted=False
+    listings = await service_maps.list_in_full(
+        session, user=user, include_public=True, limit=limit, offset=offset
     )
-    return await map_details(session, items, user)
+    return map_list(listings, user)
 
 
 @router.post(
