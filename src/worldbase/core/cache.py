@@ -16,9 +16,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 import redis.asyncio as aioredis
-import redis.exceptions
 
-from worldbase.core.outages import OutageLog
+from worldbase.core.outages import REDIS_DOWN, OutageLog
 from worldbase.settings import Settings
 
 log = logging.getLogger("worldbase.cache")
@@ -132,7 +131,6 @@ _DELETE = """
 local epoch = redis.call('GET', KEYS[1]) or '0'
 return redis.call('UNLINK', ARGV[1] .. epoch .. ':' .. ARGV[2])
 """
-_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 
 class RedisCache:
@@ -187,7 +185,7 @@ class RedisCache:
         self._next_probe = now + self.probe_seconds
         try:
             await self.redis.incr(self.epoch_key)
-        except _REDIS_DOWN:
+        except REDIS_DOWN:
             return False
         self.outage.recovered()
         return True
@@ -209,7 +207,7 @@ class RedisCache:
             return None
         try:
             value = await self._get(keys=[self.epoch_key], args=[self.namespace, key])
-        except _REDIS_DOWN as exc:
+        except REDIS_DOWN as exc:
             self._failed(exc)
             return None
         return None if value is None else bytes(value)
@@ -220,7 +218,7 @@ class RedisCache:
             return
         try:
             await self._set(keys=[self.epoch_key], args=[self.namespace, key, value, seconds])
-        except _REDIS_DOWN as exc:
+        except REDIS_DOWN as exc:
             self._failed(exc)
 
     async def delete(self, key: str) -> None:
@@ -229,7 +227,7 @@ class RedisCache:
             return
         try:
             await self._delete(keys=[self.epoch_key], args=[self.namespace, key])
-        except _REDIS_DOWN as exc:
+        except REDIS_DOWN as exc:
             self._failed(exc, invalidation=True)
 
     async def delete_prefix(self, prefix: str) -> None:
@@ -238,7 +236,7 @@ class RedisCache:
             return
         try:
             await self._delete_prefix(prefix)
-        except _REDIS_DOWN as exc:
+        except REDIS_DOWN as exc:
             self._failed(exc, invalidation=True)
 
     async def _delete_prefix(self, prefix: str) -> None:

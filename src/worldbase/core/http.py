@@ -136,21 +136,14 @@ class RequestContextMiddleware:
             if status_holder.get("started"):
                 raise
             if part is None:
-                status_holder["status"] = 500
-                await self._send_json(
-                    send_with_id,
-                    500,
-                    error_body(500, "Internal server error", {"request_id": request_id}),
-                )
+                code, reply_headers = 500, None
+                body = error_body(500, "Internal server error", {"request_id": request_id})
             else:
                 refusal = unavailable(part)
-                status_holder["status"] = refusal.status_code
-                await self._send_json(
-                    send_with_id,
-                    refusal.status_code,
-                    error_body(refusal.status_code, refusal.message, refusal.detail),
-                    refusal.headers,
-                )
+                code, reply_headers = refusal.status_code, refusal.headers
+                body = error_body(code, refusal.message, refusal.detail)
+            status_holder["status"] = code
+            await self._send_json(send_with_id, code, body, reply_headers)
         finally:
             route = _route_template(scope)
             elapsed = time.perf_counter() - started

@@ -31,8 +31,6 @@ from worldbase.core.errors import UNAVAILABLE_RETRY_AFTER_SECONDS, ServiceUnavai
 
 log = logging.getLogger("worldbase.outages")
 
-RETRY_AFTER_SECONDS = UNAVAILABLE_RETRY_AFTER_SECONDS
-
 DATABASE = "database"
 CACHE = "cache"
 STORAGE = "storage"
@@ -51,6 +49,8 @@ _CACHE_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )
+# What the clients that fail soft (cache, rate limits, event hub) catch as "Redis is down".
+REDIS_DOWN: tuple[type[BaseException], ...] = (*_CACHE_ERRORS, OSError)
 _STORAGE_ERRORS: tuple[type[BaseException], ...] = (
     botocore.exceptions.ConnectionError,
     botocore.exceptions.HTTPClientError,
@@ -127,8 +127,8 @@ def unavailable(part: str) -> ServiceUnavailable:
     """The 503 a request gets while `part` is unreachable (no internals in it)."""
     return ServiceUnavailable(
         f"{part.capitalize()} unavailable; retry shortly",
-        detail={"unavailable": part, "retry_after": RETRY_AFTER_SECONDS},
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        detail={"unavailable": part, "retry_after": UNAVAILABLE_RETRY_AFTER_SECONDS},
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
     )
 
 

@@ -16,18 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-import redis.exceptions
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 
 from worldbase.core.errors import RateLimited
-from worldbase.core.outages import OutageLog
+from worldbase.core.outages import REDIS_DOWN, OutageLog
 from worldbase.settings import Settings
 
 KEY_PREFIX = "wb:limits"
-_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 log = logging.getLogger("worldbase.ratelimit")
 
 
@@ -104,7 +102,7 @@ class RateLimiter:
             return await self._local_limiter().hit(key, limit)
         try:
             result = await self._hit(key, limit)
-        except _REDIS_DOWN as exc:
+        except REDIS_DOWN as exc:
             self.outage.failed(exc, "; limits are counted per process until it is back")
             self._next_probe = time.monotonic() + self.probe_seconds
             return await self._local_limiter().hit(key, limit)

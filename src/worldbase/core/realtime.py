@@ -24,11 +24,10 @@ from typing import Any, Protocol
 import redis
 import redis.asyncio as aioredis
 
-from worldbase.core.outages import OutageLog
+from worldbase.core.outages import REDIS_DOWN, OutageLog
 from worldbase.settings import Settings
 
 log = logging.getLogger("worldbase.realtime")
-_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 Event = dict[str, Any]
 DEFAULT_MAX_QUEUE = 256
@@ -265,7 +264,7 @@ class RedisHub(_FanoutHub):
             raise RuntimeError("RedisHub.publish before start()")
         try:
             await self._client.publish(self.prefix + channel, encode_event(event))
-        except _REDIS_DOWN as exc:
+        except REDIS_DOWN as exc:
             self.outage.failed(exc, "; events are dropped until it is back")
             return
         self.outage.recovered()
@@ -281,7 +280,7 @@ class RedisHub(_FanoutHub):
             )
         try:
             self._sync_client.publish(self.prefix + channel, encode_event(event))
-        except _REDIS_DOWN as exc:
+        except REDIS_DOWN as exc:
             self.outage.failed(exc, "; events are dropped until it is back")
             return
         self.outage.recovered()
