@@ -51,37 +51,19 @@ class Recorder:
         **kwargs: Any,
     ) -> httpx.Response | None:
         start = self.now()
+        response: httpx.Response | None = None
+        status, retry_after, error = 0, None, None
         try:
             response = await client.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
-            self.records.append(
-                Record(
-                    kind,
-                    method,
-                    template or url,
-                    via,
-                    start,
-                    self.now(),
-                    0,
-                    error=f"{type(exc).__name__}: {exc}"[:300],
-                )
-            )
-            return None
-        error = None
-        if response.status_code >= 400:
-            error = response.text[:300]
+            error = f"{type(exc).__name__}: {exc}"[:300]
+        else:
+            status, retry_after = response.status_code, response.headers.get("retry-after")
+            if status >= 400:
+                error = response.text[:300]
+        path = template or url
         self.records.append(
-            Record(
-                kind,
-                method,
-                template or url,
-                via,
-                start,
-                self.now(),
-                response.status_code,
-                response.headers.get("retry-after"),
-                error,
-            )
+            Record(kind, method, path, via, start, self.now(), status, retry_after, error)
         )
         return response
 
