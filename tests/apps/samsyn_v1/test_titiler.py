@@ -188,6 +188,40 @@ def test_a_url_an_admin_inspected_may_be_previewed_without_a_token(
     assert_error(api.get("/api/v1/titiler/preview", params={"url": other}), 403)
 
 
+# What Chromium sends for an <img> (SamSyn's admin form shows the preview as one).
+IMG_ACCEPT = {"Accept": "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"}
+
+
+def test_a_refused_preview_is_a_blank_image_for_an_img(
+    api: httpx.Client, http: str, admin: ClerkUser, stranger: ClerkUser
+) -> None:
+    # The form renders the <img> as the URL is typed, before "Fetch Info": a JSON 403 would
+    # fire its onError, which hides the preview for good ("Preview not available").
+    url = f"{http}/other.tif?typed"
+    params = {"url": url, "width": 300, "height": 200}
+    for headers in (IMG_ACCEPT, IMG_ACCEPT | stranger.headers):
+        refused = api.get("/api/v1/titiler/preview", params=params, headers=headers)
+        assert refused.status_code == 403 and refused.headers["content-type"] == "image/png"
+        blank = png(refused.content)
+        assert blank.shape[:2] == (200, 300), blank.shape
+        assert not Image.open(io.BytesIO(refused.content)).convert("RGBA").getbbox()  # all clear
+    # Anyone else still gets the error shape, a JSON asker too.
+    assert_error(api.get("/api/v1/titiler/preview", params=params), 403)
+    json_img = IMG_ACCEPT["Accept"] + ",application/json"
+    assert_error(
+        api.get("/api/v1/titiler/preview", params=params, headers={"Accept": json_img}), 403
+    )
+    # Once the admin has inspected it, the same <img> gets the real preview.
+    info = api.get("/api/v1/titiler/info", params={"url": url}, headers=as_admin(api, admin))
+    assert info.status_code == 200, info.text
+    shown = api.get("/api/v1/titiler/preview", params=params, headers=IMG_ACCEPT)
+    assert shown.status_code == 200 and png(shown.content)[..., :3].any()
+    # SSRF URLs stay refused to an <img>, as to anyone.
+    for bad in SSRF:
+        answer = api.get("/api/v1/titiler/preview", params={"url": bad}, headers=IMG_ACCEPT)
+        assert answer.status_code in (403, 422), (bad, answer.text)
+
+
 SSRF = (
     "http://169.254.169.254/latest/meta-data/iam.tif",
     "http://127.0.0.1:22/x.tif",

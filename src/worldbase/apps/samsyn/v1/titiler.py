@@ -5,7 +5,9 @@ SamSyn's rule for `url`: a GeoTIFF that a layer names (its `url`/`cogUrl`, or on
 its URL template; compared normalized) — anything else is 403, except that admins may read
 any URL's info, statistics and preview (to check a GeoTIFF before making a layer of it), and
 a URL an admin inspected may be previewed without a token for ten minutes (the admin form
-shows it as an <img>).
+shows it as an <img>). A preview refused to an <img> is a 403 with a blank PNG, not JSON: the
+form renders the <img> as the URL is typed, before its admin inspects it, and an error it
+cannot decode would hide the preview for good.
 Whoever asks, the source policy then decides whether the URL may be read at all: public
 addresses or the allow-list, never loopback, private or metadata addresses, never
 `storage://` (checked where the read connects, every redirect hop too).
@@ -23,6 +25,7 @@ import dataclasses
 import hashlib
 from typing import Annotated, Any
 
+import numpy
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 
@@ -30,12 +33,13 @@ from worldbase.apps.samsyn.raster import service as service_raster
 from worldbase.core.auth import OptionalUser
 from worldbase.core.cache import Cache
 from worldbase.core.db import Session
-from worldbase.core.errors import Forbidden
+from worldbase.core.errors import ErrorRead, Forbidden
 from worldbase.core.fast_lane import CachePolicy
 from worldbase.core.models import User
 from worldbase.core.schemas import examples
 from worldbase.core.services import ServicesDep
 from worldbase.geo import raster
+from worldbase.geo.classified import encode_indexed
 from worldbase.geo.raster import RenderParams, RenderQuery, RenderQueryDep
 from worldbase.geo.tile_cache import TileCache, serve, tile_key
 from worldbase.geo.tiles import validate_tile
@@ -167,6 +171,17 @@ async def _source(
     return found
 
 
+def _asks_for_an_image(request: Request) -> bool:
+    """Whether the caller is an <img>: its Accept names image types and not JSON (browsers
+    send `image/avif,…,image/*,*/*;q=0.8`; fetch and HTTP clients `*/*` or JSON)."""
+    accept = request.headers.get("accept", "").lower()
+    return "image/" in accept and "json" not in accept
+
+
+def _blank_png(width: int, height: int) -> bytes:
+    return encode_indexed(numpy.zeros((height, width), numpy.uint8), [(0, 0, 0, 0)], "png")
+
+
 def _params(render: RenderQuery) -> RenderParams:
     """The render parameters; SamSyn's `colormap=viridis` is TiTiler's `colormap_name`."""
     colormap = render.colormap
@@ -245,9 +260,18 @@ async def titiler_statistics(
     "/preview",
     summary="A PNG preview of a whole COG, its longest side max(width, height) (admins: any URL)",
     response_class=Response,
-    responses={200: IMAGE_RESPONSES[200]},
+    responses={
+        200: IMAGE_RESPONSES[200],
+        403: {
+            "model": ErrorRead,
+            "content": {"image/png": IMAGE},
+            "description": "Not a layer's URL nor one an admin inspected: the error shape, or a"
+            " blank width x height PNG when the Accept header asks for an image (an <img>)",
+        },
+    },
 )
 async def titiler_preview(
+    request: Request,
     url: UrlQuery,
     render: RenderQueryDep,
     user: OptionalUser,
@@ -257,9 +281,14 @@ async def titiler_preview(
     height: PreviewSide = 256,
 ) -> Response:
     params = _params(render)
-    source = await _source(
-        session, url, user, admin_may=True, cache=services.cache, previewing=True
-    )
+    try:
+        source = await _source(
+            session, url, user, admin_may=True, cache=services.cache, previewing=True
+        )
+    except Forbidden:
+        if not _asks_for_an_image(request):
+            raise
+        return Response(_blank_png(width, height), status_code=403, media_type=PNG)
     image = await raster.preview(
         source, settings=services.settings, params=params, max_size=max(width, height)
     )
