@@ -351,6 +351,17 @@ def worldbase(src: Path, tmp: Path, env_extra: dict[str, str]) -> Iterator[Serve
 # --- The browser ---------------------------------------------------------------------------
 
 
+# What SamSyn's GeoTIFF form shows as its preview (`GeoTiffLayerForm.tsx`: an <img> that its
+# onError hides, with "Preview not available" written beside it).
+PREVIEW_STATE = """() => {
+  const img = document.querySelector('img[alt="GeoTIFF preview"]');
+  if (!img) return "absent";
+  const hidden = getComputedStyle(img).display === "none";
+  return `${hidden ? "hidden" : "shown"}, ${img.naturalWidth}x${img.naturalHeight}, ` +
+    `${new URL(img.src).search.includes("rescale") ? "with" : "without"} rescale`;
+}"""
+
+
 @dataclass
 class Record:
     out: Path
@@ -748,7 +759,7 @@ def run(args: argparse.Namespace) -> int:
                 lambda: page.get_by_role("button", name="Add to Library").click(),
             )
 
-        with record.step("admin: GeoTIFF layer into the library", page):
+        with record.step("admin: GeoTIFF layer into the library", page) as entry:
             page.get_by_role("button", name="GeoTIFF", exact=True).click()
             page.locator("#geotiffUrl").fill(cog_url)
             expect_response(
@@ -759,6 +770,9 @@ def run(args: argparse.Namespace) -> int:
             )
             page.wait_for_timeout(2500)  # statistics, preview
             record.shot(page, "admin-geotiff-info")
+            # The form's preview <img>: shown (decoded, not hidden by its onError) or not.
+            preview = page.evaluate(PREVIEW_STATE)
+            entry["notes"].append(f"preview <img>: {preview}")
             page.locator("#name").fill(names["cog"])
             page.locator("#description").fill("A COG on loopback: concentric rings.")
             page.locator("#author").fill("Worldbase tests")
