@@ -267,9 +267,10 @@ def test_a_sparse_giant_is_refused_from_its_header(team: Team, tmp_path: Path) -
     stored = set(stored_keys(team.client, "samsyn/"))
     giant = sparse_giant(tmp_path)
     assert len(giant) < 200_000  # cheap to send, ~80 s of conversion if accepted
-    started = time.monotonic()
+    # Refused from the header, in the request: no job queued and nothing stored (below). A
+    # wall-clock bound stood here and failed once on CI's loaded machine (11 s, where a
+    # quiet run takes under 0.5 s): it measured the machine, not the refusal.
     body = assert_error(upload(team, giant), 413)
-    assert time.monotonic() - started < 10
     assert "WORLDBASE_UPLOAD_MAX_PIXELS" in body["message"]
     assert body["detail"]["limit"] == SamsynSettings.model_fields["upload_max_pixels"].default
     assert body["detail"]["pixels"] == 60_000 * 60_000
