@@ -268,7 +268,7 @@ def test_a_sparse_giant_is_refused_from_its_header(team: Team, tmp_path: Path) -
     giant = sparse_giant(tmp_path)
     assert len(giant) < 200_000  # cheap to send, ~80 s of conversion if accepted
     # Refused from the header, in the request: no job queued and nothing stored (below). A
-    # wall-clock bound stood here and failed once on CI's loaded machine (11 s, where a
+    # wall-clock bound stood here and failed once in a 2-core CI run (11 s, where a
     # quiet run takes under 0.5 s): it measured the machine, not the refusal.
     body = assert_error(upload(team, giant), 413)
     assert "WORLDBASE_UPLOAD_MAX_PIXELS" in body["message"]
