@@ -55,6 +55,7 @@ __all__ = [
     "rasterize",
     "render_classes",
     "render_tile",
+    "transparent_image",
     "transparent_tile",
 ]
 
@@ -126,9 +127,15 @@ def encode_rgba(rgba: np.ndarray, fmt: str) -> bytes:
 
 
 @lru_cache(maxsize=8)
+def transparent_image(width: int, height: int, fmt: str = "png") -> bytes:
+    """A fully transparent image: what an image client is answered where there is nothing
+    to draw (it cannot decode a 204 or a JSON body)."""
+    return encode_indexed(np.zeros((height, width), np.uint8), [(0, 0, 0, 0)], fmt)
+
+
 def transparent_tile(fmt: str = "png", tilesize: int = 256) -> bytes:
-    """A fully transparent tile (what an empty tile is: image clients cannot decode 204)."""
-    return encode_indexed(np.zeros((tilesize, tilesize), np.uint8), [(0, 0, 0, 0)], fmt)
+    """A fully transparent tile (what an empty tile is)."""
+    return transparent_image(tilesize, tilesize, fmt)
 
 
 # --- Rendering -------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ import dataclasses
 import hashlib
 from typing import Annotated, Any
 
-import numpy
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 
@@ -39,7 +38,7 @@ from worldbase.core.models import User
 from worldbase.core.schemas import examples
 from worldbase.core.services import ServicesDep
 from worldbase.geo import raster
-from worldbase.geo.classified import encode_indexed
+from worldbase.geo.classified import transparent_image
 from worldbase.geo.raster import RenderParams, RenderQuery, RenderQueryDep
 from worldbase.geo.tile_cache import TileCache, serve, tile_key
 from worldbase.geo.tiles import validate_tile
@@ -178,10 +177,6 @@ def _asks_for_an_image(request: Request) -> bool:
     return "image/" in accept and "json" not in accept
 
 
-def _blank_png(width: int, height: int) -> bytes:
-    return encode_indexed(numpy.zeros((height, width), numpy.uint8), [(0, 0, 0, 0)], "png")
-
-
 def _params(render: RenderQuery) -> RenderParams:
     """The render parameters; SamSyn's `colormap=viridis` is TiTiler's `colormap_name`."""
     colormap = render.colormap
@@ -288,7 +283,7 @@ async def titiler_preview(
     except Forbidden:
         if not _asks_for_an_image(request):
             raise
-        return Response(_blank_png(width, height), status_code=403, media_type=PNG)
+        return Response(transparent_image(width, height), status_code=403, media_type=PNG)
     image = await raster.preview(
         source, settings=services.settings, params=params, max_size=max(width, height)
     )
